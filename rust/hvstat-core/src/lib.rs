@@ -1,0 +1,23 @@
+//! hvstat-core: readers, parsers and rate math for what a Linux hypervisor node exposes in /proc,
+//! /sys and its cgroup trees. Pure Rust, no Python: `cargo test` runs it anywhere.
+//!
+//! The layers, bottom up:
+//! - [`parse`]: byte helpers and [`parse::ParseError`]; every parser in [`procfs`] and [`sysfs`] is a
+//!   pure function `&[u8] -> ParseResult<T>` that never panics.
+//! - [`read`]: [`read::FileReader`] keeps a file open and re-reads it with pread at offset 0.
+//! - [`rate`]: counter deltas and rates from monotonic time; null on the first sample and on reset.
+//! - [`node`]: the node sampler, bound to injectable roots (proc, sys, rootfs), and the node model,
+//!   a pure function of (current raw sample, previous raw sample, elapsed time).
+//!
+//! Errors are one enum, [`Error`], and every variant names its path.
+
+pub mod error;
+pub mod filter;
+pub mod node;
+pub mod parse;
+pub mod procfs;
+pub mod rate;
+pub mod read;
+pub mod sysfs;
+
+pub use error::{Error, Result};

@@ -1,0 +1,1 @@
+//! The node sampler (placeholder until the sampler lands).

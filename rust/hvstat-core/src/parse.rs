@@ -1,0 +1,125 @@
+//! Small byte-level helpers shared by every parser. Parsers are pure functions from the bytes of one
+//! file to a typed struct; they never panic and report malformed input as a [`ParseError`] with the
+//! 1-based line number. The reader that read the bytes adds the path (see [`crate::Error`]).
+
+use std::fmt;
+
+/// A parse failure inside one file's text. `line` is 1-based; 0 means "the file as a whole".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseError {
+    pub line: usize,
+    pub msg: String,
+}
+
+impl ParseError {
+    pub fn new(line: usize, msg: impl Into<String>) -> Self {
+        ParseError { line, msg: msg.into() }
+    }
+}
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "line {}: {}", self.line, self.msg)
+    }
+}
+
+impl std::error::Error for ParseError {}
+
+pub type ParseResult<T> = Result<T, ParseError>;
+
+/// Lines of `buf` with their 1-based numbers; a trailing newline does not make an empty last line.
+pub fn lines(buf: &[u8]) -> impl Iterator<Item = (usize, &[u8])> {
+    let buf = buf.strip_suffix(b"\n").unwrap_or(buf);
+    let mut it = buf.split(|&b| b == b'\n').enumerate().map(|(i, l)| (i + 1, l));
+    // An empty file has no lines at all (split would yield one empty slice).
+    let empty = buf.is_empty();
+    std::iter::from_fn(move || if empty { None } else { it.next() })
+}
+
+/// Whitespace-separated fields of one line (spaces and tabs; runs count once).
+pub fn fields(line: &[u8]) -> impl Iterator<Item = &[u8]> {
+    line.split(|&b| b == b' ' || b == b'\t').filter(|f| !f.is_empty())
+}
+
+/// Unsigned decimal; no sign, no spaces, no overflow.
+pub fn u64_of(field: &[u8]) -> Option<u64> {
+    if field.is_empty() || field.len() > 20 {
+        return None;
+    }
+    let mut v: u64 = 0;
+    for &b in field {
+        let d = b.wrapping_sub(b'0');
+        if d > 9 {
+            return None;
+        }
+        v = v.checked_mul(10)?.checked_add(d as u64)?;
+    }
+    Some(v)
+}
+
+/// Signed decimal (hwmon and thermal temperatures can be negative).
+pub fn i64_of(field: &[u8]) -> Option<i64> {
+    match field.split_first() {
+        Some((b'-', rest)) => u64_of(rest).and_then(|v| 0i64.checked_sub_unsigned(v)),
+        _ => u64_of(field).and_then(|v| i64::try_from(v).ok()),
+    }
+}
+
+/// Decimal with an optional fraction, as in /proc/loadavg, /proc/uptime and PSI averages.
+pub fn f64_of(field: &[u8]) -> Option<f64> {
+    let s = std::str::from_utf8(field).ok()?;
+    // Only plain decimals: reject "inf", "nan", exponents and signs that str::parse would take.
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        return None;
+    }
+    s.parse().ok()
+}
+
+/// A file that holds one unsigned number and a newline (sysfs attributes, cgroup single values).
+pub fn single_u64(buf: &[u8]) -> ParseResult<u64> {
+    let text = buf.strip_suffix(b"\n").unwrap_or(buf);
+    u64_of(text.trim_ascii()).ok_or_else(|| ParseError::new(1, format!("expected one number, got {:?}", lossy(text))))
+}
+
+/// A short printable rendering of bad input for error messages (at most 60 bytes).
+pub fn lossy(b: &[u8]) -> String {
+    let cut = &b[..b.len().min(60)];
+    let mut s = String::from_utf8_lossy(cut).into_owned();
+    if b.len() > 60 {
+        s.push('…');
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers() {
+        assert_eq!(u64_of(b"18446744073709551615"), Some(u64::MAX));
+        assert_eq!(u64_of(b"18446744073709551616"), None);
+        assert_eq!(u64_of(b"-1"), None);
+        assert_eq!(u64_of(b""), None);
+        assert_eq!(i64_of(b"-42000"), Some(-42000));
+        assert_eq!(i64_of(b"-9223372036854775808"), Some(i64::MIN));
+        assert_eq!(i64_of(b"9223372036854775808"), None);
+        assert_eq!(f64_of(b"0.25"), Some(0.25));
+        assert_eq!(f64_of(b"nan"), None);
+        assert_eq!(f64_of(b"1e9"), None);
+    }
+
+    #[test]
+    fn line_numbers() {
+        let l: Vec<_> = lines(b"a\nb\n").collect();
+        assert_eq!(l, vec![(1, &b"a"[..]), (2, &b"b"[..])]);
+        assert_eq!(lines(b"").count(), 0);
+        assert_eq!(lines(b"x\n\ny").count(), 3);
+    }
+
+    #[test]
+    fn single() {
+        assert_eq!(single_u64(b"123\n"), Ok(123));
+        assert!(single_u64(b"x\n").is_err());
+    }
+}

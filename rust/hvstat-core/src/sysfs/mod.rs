@@ -1,0 +1,5 @@
+//! Parsers for files under /sys that the node sample reads: KSM, thermal zones, hwmon sensors.
+
+pub mod hwmon;
+pub mod ksm;
+pub mod thermal;
