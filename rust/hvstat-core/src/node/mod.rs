@@ -1,1 +1,353 @@
-//! The node sampler (placeholder until the sampler lands).
+//! The node sampler: reads every node file once per tick into a [`RawNode`] of cumulative counters,
+//! then derives the reported [`model::NodeMetrics`] from (current, previous, elapsed).
+//!
+//! What can be missing is decided here, in one place per source, not in the parsers: /proc/pressure
+//! does not exist on kernels before 4.20 or booted with psi=0, /sys/kernel/mm/ksm without
+//! CONFIG_KSM, thermal zones and hwmon on most VMs. Each becomes a null with a reason.
+
+pub mod config;
+pub mod model;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+pub use config::NodeConfig;
+use config::Filters;
+pub use model::NodeMetrics;
+
+use crate::error::Result;
+use crate::procfs::{diskstats, loadavg, meminfo, mountinfo, net_dev, pressure, stat, uptime, vmstat};
+use crate::read::{statvfs, FileReader, FsStat, Shape};
+use crate::sysfs::{hwmon, ksm, thermal};
+
+/// One tick's cumulative readings. Each source is a `Result` so the model can say why it is null.
+#[derive(Debug)]
+pub struct RawNode {
+    pub monotonic: Instant,
+    pub unix_secs: f64,
+    pub stat: Result<stat::Stat>,
+    pub meminfo: Result<meminfo::MemInfo>,
+    pub loadavg: Result<loadavg::LoadAvg>,
+    pub uptime: Result<uptime::Uptime>,
+    pub vmstat: Result<vmstat::VmStat>,
+    pub diskstats: Result<Vec<diskstats::DiskStat>>,
+    pub net_dev: Result<Vec<net_dev::NetDev>>,
+    /// cpu, memory, io.
+    pub pressure: [Result<pressure::Pressure>; 3],
+    pub ksm: Result<ksm::Ksm>,
+    /// Root filesystem (statvfs of `rootfs`), the source of `disk_usage`.
+    pub root_fs: Result<FsStat>,
+    pub filesystems: Result<Vec<(mountinfo::Mount, Result<FsStat>)>>,
+    pub temperatures: Vec<Temperature>,
+}
+
+#[derive(Debug)]
+pub struct Temperature {
+    /// `thermal_zone0` or `hwmon1/temp2`.
+    pub sensor: String,
+    /// Zone type or hwmon chip name.
+    pub kind: String,
+    pub label: Option<String>,
+    pub celsius: Result<f64>,
+}
+
+struct TempReader {
+    sensor: String,
+    kind: String,
+    label: Option<String>,
+    temp: FileReader,
+}
+
+/// Reads the node's files with kept-open readers. Not thread-safe by design: one sampler per
+/// source, called from one worker thread at a time.
+pub struct NodeSampler {
+    config: NodeConfig,
+    filters: Filters,
+    stat: FileReader,
+    meminfo: FileReader,
+    loadavg: FileReader,
+    uptime: FileReader,
+    vmstat: FileReader,
+    diskstats: FileReader,
+    net_dev: FileReader,
+    pressure: [FileReader; 3],
+    ksm: Vec<FileReader>,
+    mountinfo: FileReader,
+    temps: Vec<TempReader>,
+    /// Whole disk or partition, per device name; /sys/block lists only whole disks.
+    whole_disk: HashMap<String, bool>,
+    /// Backed by a device (has /sys/class/net/<name>/device), per interface name.
+    net_has_device: HashMap<String, Option<bool>>,
+    previous: Option<RawNode>,
+}
+
+pub const PRESSURE_KINDS: [&str; 3] = ["cpu", "memory", "io"];
+
+impl NodeSampler {
+    /// Opens nothing yet but validates the config; the first [`Self::sample`] opens the files.
+    pub fn new(config: NodeConfig) -> std::result::Result<Self, String> {
+        let filters = config.filters()?;
+        let p = |rel: &str| config.proc_root.join(rel);
+        let s = |rel: &str| config.sys_root.join(rel);
+        let ksm_dir = s("kernel/mm/ksm");
+        Ok(NodeSampler {
+            stat: FileReader::new(p("stat"), Shape::Whole),
+            meminfo: FileReader::new(p("meminfo"), Shape::Whole),
+            loadavg: FileReader::new(p("loadavg"), Shape::Whole),
+            uptime: FileReader::new(p("uptime"), Shape::Whole),
+            vmstat: FileReader::new(p("vmstat"), Shape::Records),
+            diskstats: FileReader::new(p("diskstats"), Shape::Records),
+            net_dev: FileReader::new(p("net/dev"), Shape::Records),
+            pressure: PRESSURE_KINDS.map(|k| FileReader::new(p(&format!("pressure/{k}")), Shape::Whole)),
+            ksm: ksm::FILES.iter().map(|f| FileReader::new(ksm_dir.join(f), Shape::Whole)).collect(),
+            mountinfo: FileReader::new(p("self/mountinfo"), Shape::Records),
+            temps: discover_temperatures(&config.sys_root),
+            whole_disk: HashMap::new(),
+            net_has_device: HashMap::new(),
+            previous: None,
+            filters,
+            config,
+        })
+    }
+
+    pub fn config(&self) -> &NodeConfig {
+        &self.config
+    }
+
+    /// Every file a sample reads, for benchmarks that compare against bare reads of the same files.
+    pub fn paths(&self) -> Vec<PathBuf> {
+        let mut v: Vec<PathBuf> = [&self.stat, &self.meminfo, &self.loadavg, &self.uptime, &self.vmstat]
+            .iter()
+            .chain([&self.diskstats, &self.net_dev, &self.mountinfo].iter())
+            .map(|r| r.path().to_owned())
+            .collect();
+        v.extend(self.pressure.iter().map(|r| r.path().to_owned()));
+        v.extend(self.ksm.iter().map(|r| r.path().to_owned()));
+        v.extend(self.temps.iter().map(|t| t.temp.path().to_owned()));
+        v
+    }
+
+    /// Read everything once, derive the model against the previous reading, keep this one as the
+    /// next base. The first call has no previous reading, so its rates are null.
+    pub fn sample(&mut self) -> NodeMetrics {
+        let raw = self.read_raw();
+        let ctx = model::Context {
+            config: &self.config,
+            filters: &self.filters,
+            whole_disk: &self.whole_disk,
+            net_has_device: &self.net_has_device,
+        };
+        let metrics = model::build(&raw, self.previous.as_ref(), &ctx);
+        self.previous = Some(raw);
+        metrics
+    }
+
+    /// Take a first reading so that the next [`Self::sample`] has rates.
+    pub fn prime(&mut self) {
+        let raw = self.read_raw();
+        self.previous = Some(raw);
+    }
+
+    pub fn read_raw(&mut self) -> RawNode {
+        let diskstats = self.diskstats.parse(diskstats::parse);
+        let net_dev = self.net_dev.parse(net_dev::parse);
+        if let Ok(disks) = &diskstats {
+            self.learn_disks(disks.iter().map(|d| d.name.as_str()));
+        }
+        if let Ok(ifaces) = &net_dev {
+            self.learn_interfaces(ifaces.iter().map(|i| i.name.as_str()));
+        }
+        let filesystems = self.read_filesystems();
+        RawNode {
+            monotonic: Instant::now(),
+            unix_secs: SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0),
+            stat: self.stat.parse(stat::parse),
+            meminfo: self.meminfo.parse(meminfo::parse),
+            loadavg: self.loadavg.parse(loadavg::parse),
+            uptime: self.uptime.parse(uptime::parse),
+            vmstat: self.vmstat.parse(vmstat::parse),
+            diskstats,
+            net_dev,
+            pressure: [0, 1, 2].map(|i| self.pressure[i].parse(pressure::parse)),
+            ksm: self.read_ksm(),
+            root_fs: statvfs(&self.config.rootfs),
+            filesystems,
+            temperatures: self.read_temperatures(),
+        }
+    }
+
+    fn read_ksm(&mut self) -> Result<ksm::Ksm> {
+        let mut vals = [None; ksm::FILES.len()];
+        for (slot, r) in vals.iter_mut().zip(self.ksm.iter_mut()) {
+            match r.parse(crate::parse::single_u64) {
+                Ok(v) => *slot = Some(v),
+                // A kernel without KSM has no directory at all: report that, not six errors.
+                Err(e) if e.is_gone() && slot_is_run(r.path()) => return Err(e),
+                Err(e) if e.is_gone() => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let [run, pages_shared, pages_sharing, pages_unshared, pages_volatile, full_scans] = vals;
+        Ok(ksm::Ksm { run, pages_shared, pages_sharing, pages_unshared, pages_volatile, full_scans })
+    }
+
+    fn read_filesystems(&mut self) -> Result<Vec<(mountinfo::Mount, Result<FsStat>)>> {
+        let mounts = self.mountinfo.parse(mountinfo::parse)?;
+        // The last mount on a mount point is the one that is visible; keep only that one.
+        let mut by_point: Vec<mountinfo::Mount> = Vec::new();
+        let mut index: HashMap<String, usize> = HashMap::new();
+        for m in mounts {
+            if !self.filters.fs_types.allows(&m.fs_type) || !self.filters.mount_points.allows(&m.mount_point) {
+                continue;
+            }
+            match index.get(&m.mount_point) {
+                Some(&i) => by_point[i] = m,
+                None => {
+                    index.insert(m.mount_point.clone(), by_point.len());
+                    by_point.push(m);
+                }
+            }
+        }
+        Ok(by_point
+            .into_iter()
+            .take(self.config.max_filesystems)
+            .map(|m| {
+                let st = statvfs(&under_root(&self.config.rootfs, &m.mount_point));
+                (m, st)
+            })
+            .collect())
+    }
+
+    fn read_temperatures(&mut self) -> Vec<Temperature> {
+        self.temps
+            .iter_mut()
+            .map(|t| Temperature {
+                sensor: t.sensor.clone(),
+                kind: t.kind.clone(),
+                label: t.label.clone(),
+                celsius: t.temp.parse(thermal::parse_temp_celsius),
+            })
+            .collect()
+    }
+
+    fn learn_disks<'a>(&mut self, names: impl Iterator<Item = &'a str>) {
+        let block = self.config.sys_root.join("block");
+        let have_sysfs = block.is_dir();
+        for name in names {
+            if !self.whole_disk.contains_key(name) {
+                let whole = if have_sysfs {
+                    // /sys/block/<name> exists only for whole disks; a device name never contains
+                    // '/' in diskstats except for cciss-style names, which sysfs writes as '!'.
+                    block.join(name.replace('/', "!")).exists()
+                } else {
+                    !looks_like_partition(name)
+                };
+                self.whole_disk.insert(name.to_owned(), whole);
+            }
+        }
+    }
+
+    fn learn_interfaces<'a>(&mut self, names: impl Iterator<Item = &'a str>) {
+        let class = self.config.sys_root.join("class/net");
+        for name in names {
+            if !self.net_has_device.contains_key(name) {
+                let dir = class.join(name);
+                let known = dir.is_dir().then(|| dir.join("device").exists());
+                self.net_has_device.insert(name.to_owned(), known);
+            }
+        }
+    }
+}
+
+fn slot_is_run(path: &Path) -> bool {
+    path.file_name().is_some_and(|f| f == "run")
+}
+
+/// `rootfs` joined with an absolute mount point from mountinfo.
+fn under_root(rootfs: &Path, mount_point: &str) -> PathBuf {
+    rootfs.join(mount_point.trim_start_matches('/'))
+}
+
+/// For fixture trees and containers without /sys/block: the partition naming schemes of sd, vd,
+/// xvd, hd (a trailing number), nvme and mmcblk (a `p` and a number).
+fn looks_like_partition(name: &str) -> bool {
+    let b = name.as_bytes();
+    let digits = b.iter().rev().take_while(|c| c.is_ascii_digit()).count();
+    if digits == 0 || digits == b.len() {
+        return false;
+    }
+    let stem = &name[..name.len() - digits];
+    if ["sd", "vd", "xvd", "hd"].iter().any(|p| stem.starts_with(p) && stem[p.len()..].bytes().all(|c| c.is_ascii_lowercase()) && stem.len() > p.len()) {
+        return true;
+    }
+    (stem.starts_with("nvme") || stem.starts_with("mmcblk")) && stem.ends_with('p')
+}
+
+fn discover_temperatures(sys: &Path) -> Vec<TempReader> {
+    let mut out = Vec::new();
+    let read_text = |p: PathBuf| std::fs::read(&p).ok().and_then(|b| thermal::parse_type(&b).ok());
+    for zone in sorted_entries(&sys.join("class/thermal"), "thermal_zone") {
+        let name = zone.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        out.push(TempReader {
+            kind: read_text(zone.join("type")).unwrap_or_else(|| name.clone()),
+            sensor: name,
+            label: None,
+            temp: FileReader::new(zone.join("temp"), Shape::Whole),
+        });
+    }
+    for chip in sorted_entries(&sys.join("class/hwmon"), "hwmon") {
+        let chip_name = chip.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let kind = read_text(chip.join("name")).unwrap_or_else(|| chip_name.clone());
+        let mut inputs: Vec<(u32, String)> = std::fs::read_dir(&chip)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| {
+                let f = e.file_name().to_string_lossy().into_owned();
+                hwmon::temp_input_index(&f).map(|i| (i, f))
+            })
+            .collect();
+        inputs.sort();
+        for (i, file) in inputs {
+            out.push(TempReader {
+                sensor: format!("{chip_name}/temp{i}"),
+                kind: kind.clone(),
+                label: read_text(chip.join(format!("temp{i}_label"))),
+                temp: FileReader::new(chip.join(file), Shape::Whole),
+            });
+        }
+    }
+    out
+}
+
+/// Entries of `dir` whose name starts with `prefix`, in natural order (zone2 before zone10).
+fn sorted_entries(dir: &Path, prefix: &str) -> Vec<PathBuf> {
+    let mut v: Vec<(u64, PathBuf)> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let n = name.strip_prefix(prefix)?.parse::<u64>().ok()?;
+            Some((n, e.path()))
+        })
+        .collect();
+    v.sort();
+    v.into_iter().map(|(_, p)| p).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partition_names() {
+        for p in ["sda1", "vdb12", "xvda2", "nvme0n1p3", "mmcblk0p1", "hda5"] {
+            assert!(looks_like_partition(p), "{p}");
+        }
+        for d in ["sda", "nvme0n1", "mmcblk0", "dm-0", "md127", "loop0", "sr0", "vda", "123"] {
+            assert!(!looks_like_partition(d), "{d}");
+        }
+    }
+}

@@ -1,0 +1,1 @@
+"""HTTP and WebSocket routes. Routes only read the store and the sources' health; no collection."""

@@ -1,0 +1,58 @@
+"""JSON responses encoded by msgspec, and the one way every error is answered."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from hvstat.models import ErrorBody, encoder
+
+
+class MsgspecResponse(Response):
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return encoder.encode(content)
+
+
+class ApiError(Exception):
+    """Raised by a route to answer with ``{"error": ..., "detail": ...}`` and a 4xx/5xx code."""
+
+    def __init__(self, status: int, error: str, detail: object | None = None) -> None:
+        super().__init__(error)
+        self.status, self.error, self.detail = status, error, detail
+
+
+def error_response(status: int, error: str, detail: object | None = None) -> MsgspecResponse:
+    return MsgspecResponse(ErrorBody(error=error, detail=detail), status_code=status)
+
+
+async def on_api_error(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    return error_response(exc.status, exc.error, exc.detail)
+
+
+async def on_http_exception(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    messages = {404: "not found", 405: "method not allowed"}
+    detail: dict[str, object] = {"path": request.url.path}
+    if exc.status_code == 405:
+        detail["method"] = request.method
+    return error_response(exc.status_code, messages.get(exc.status_code, str(exc.detail)), detail)
+
+
+async def on_unexpected(_: Request, exc: Exception) -> Response:
+    return error_response(500, "internal error", f"{type(exc).__name__}: {exc}")
+
+
+def check_params(request: Request, allowed: set[str]) -> None:
+    """Unknown or repeated query parameters are a client error, not something to ignore."""
+    unknown = sorted(set(request.query_params) - allowed)
+    if unknown:
+        raise ApiError(400, "unknown query parameter", {"unknown": unknown, "allowed": sorted(allowed)})
+    repeated = sorted(k for k in allowed if len(request.query_params.getlist(k)) > 1)
+    if repeated:
+        raise ApiError(400, "query parameter given more than once", {"parameters": repeated})

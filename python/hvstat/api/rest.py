@@ -1,0 +1,48 @@
+"""REST routes: the node's latest sample and the service's health."""
+
+from __future__ import annotations
+
+import time
+
+import msgspec
+from starlette.requests import Request
+from starlette.routing import Route
+
+from hvstat.api.responses import ApiError, MsgspecResponse, check_params
+from hvstat.models import Health, NodeMetrics
+from hvstat.state import AppState
+
+NODE_FIELDS = frozenset(f.name for f in msgspec.structs.fields(NodeMetrics))
+
+
+async def node_metrics(request: Request) -> MsgspecResponse:
+    """The latest node sample; ``?fields=a,b`` returns only those top-level fields."""
+    check_params(request, {"fields"})
+    state: AppState = request.app.state.hvstat
+    sample = state.store.node
+    if sample is None:
+        raise ApiError(503, "no node sample yet", state.node_source.health().error)
+    fields = request.query_params.get("fields")
+    if fields is None:
+        return MsgspecResponse(sample)
+    wanted = [f.strip() for f in fields.split(",") if f.strip()]
+    unknown = sorted(set(wanted) - NODE_FIELDS)
+    if not wanted or unknown:
+        raise ApiError(400, "unknown field in 'fields'", {"unknown": unknown, "allowed": sorted(NODE_FIELDS)})
+    return MsgspecResponse({f: getattr(sample, f) for f in wanted})
+
+
+async def health(request: Request) -> MsgspecResponse:
+    check_params(request, set())
+    state: AppState = request.app.state.hvstat
+    sources = [s.health() for s in state.sources]
+    worst = max((s.status for s in sources), key=["ok", "starting", "degraded", "error"].index, default="ok")
+    status = {"starting": "degraded"}.get(worst, worst)
+    body = Health(status=status, version=state.version, uptime_secs=time.monotonic() - state.started, sources=sources)
+    return MsgspecResponse(body, status_code=200 if status != "error" else 503)
+
+
+routes = [
+    Route("/api/monitoring/node/metrics", node_metrics, methods=["GET"]),
+    Route("/health", health, methods=["GET"]),
+]

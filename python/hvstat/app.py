@@ -1,0 +1,61 @@
+"""create_app(settings): the routing table plus a lifespan that owns every background task."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.routing import Route
+
+from hvstat import __version__
+from hvstat.api import rest
+from hvstat.api.openapi import openapi
+from hvstat.api.responses import ApiError, MsgspecResponse, check_params, on_api_error, on_http_exception, on_unexpected
+from hvstat.config import Settings
+from hvstat.sources.node import NodeSource
+from hvstat.state import AppState
+from hvstat.store import Store
+
+log = logging.getLogger(__name__)
+
+
+async def index(request: Request) -> MsgspecResponse:
+    check_params(request, set())
+    return MsgspecResponse(
+        {
+            "service": "hvstat",
+            "version": __version__,
+            "endpoints": ["/api/monitoring/node/metrics", "/health", "/openapi.json"],
+        }
+    )
+
+
+def create_app(settings: Settings) -> Starlette:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        store = Store()
+        node = NodeSource(settings.node, settings.monitoring.node_metrics_interval, store)
+        sources = (node,)
+        # Every source takes its first sample before the server accepts requests.
+        await asyncio.gather(*(s.start() for s in sources))
+        app.state.hvstat = AppState(settings, store, node, sources, __version__, time.monotonic())
+        tasks = [asyncio.create_task(s.run(), name=f"source:{s.name}") for s in sources]
+        log.info("hvstat %s: sources started: %s", __version__, ", ".join(s.name for s in sources))
+        try:
+            yield
+        finally:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    return Starlette(
+        routes=[Route("/", index, methods=["GET"]), *rest.routes, Route("/openapi.json", openapi, methods=["GET"])],
+        lifespan=lifespan,
+        exception_handlers={ApiError: on_api_error, HTTPException: on_http_exception, Exception: on_unexpected},
+    )

@@ -1,0 +1,152 @@
+"""Settings: a TOML file plus ``HVSTAT_<TABLE>_<KEY>`` environment overrides, validated once at
+start into one frozen object. Errors name the offending key (and the variable, for overrides)."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+DEFAULT_CONFIG_PATH = Path("/etc/hvstat/hvstat.toml")
+ENV_PREFIX = "HVSTAT_"
+# Not a setting: names the config file itself.
+ENV_CONFIG = "HVSTAT_CONFIG"
+
+Seconds = Annotated[float, msgspec.Meta(gt=0, le=86400)]
+Port = Annotated[int, msgspec.Meta(ge=1, le=65535)]
+Cap = Annotated[int, msgspec.Meta(ge=0, le=100_000)]
+
+
+class ConfigError(Exception):
+    """The configuration is invalid; the message names the key."""
+
+
+class _Table(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    pass
+
+
+class ServerSettings(_Table):
+    host: str = "127.0.0.1"
+    port: Port = 9106
+
+
+class MonitoringSettings(_Table):
+    node_metrics_interval: Seconds = 5.0
+    vm_metrics_interval: Seconds = 10.0
+    enable_history: bool = True
+    history_retention: Annotated[int, msgspec.Meta(ge=0)] = 86400
+    max_ws_clients: Annotated[int, msgspec.Meta(ge=0)] = 100
+
+
+class NodeSettings(_Table):
+    """What the node sampler reads. Unset keys take the Rust core's defaults, which are the only
+    copy of them (see docs/operations.md or ``hvstat check-config`` for the effective values)."""
+
+    proc_root: str | None = None
+    sys_root: str | None = None
+    rootfs: str | None = None
+    disk_include: list[str] | None = None
+    disk_exclude: list[str] | None = None
+    interface_include: list[str] | None = None
+    interface_exclude: list[str] | None = None
+    interface_virtual: list[str] | None = None
+    fs_type_exclude: list[str] | None = None
+    mount_point_exclude: list[str] | None = None
+    max_disks: Cap | None = None
+    max_interfaces: Cap | None = None
+    max_filesystems: Cap | None = None
+
+    def core_config_json(self) -> str:
+        """The set keys only, as the JSON the core's NodeSampler takes."""
+        return msgspec.json.encode({k: v for k, v in msgspec.structs.asdict(self).items() if v is not None}).decode()
+
+
+class LoggingSettings(_Table):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+class Settings(_Table):
+    server: ServerSettings = ServerSettings()
+    monitoring: MonitoringSettings = MonitoringSettings()
+    node: NodeSettings = NodeSettings()
+    logging: LoggingSettings = LoggingSettings()
+
+
+_TABLES = {f.name: f.type for f in msgspec.structs.fields(Settings)}
+
+
+def _env_key(table: str, key: str) -> str:
+    return f"{ENV_PREFIX}{table}_{key}".upper()
+
+
+def _env_value(raw: str, annotation: Any) -> Any:
+    """Environment values are strings; lists are given as JSON arrays or comma-separated."""
+    if "list" in repr(annotation):
+        raw = raw.strip()
+        if raw.startswith("["):
+            try:
+                return msgspec.json.decode(raw)
+            except msgspec.DecodeError:
+                return raw
+        return [p.strip() for p in raw.split(",") if p.strip()]
+    return raw
+
+
+def _apply_env(data: dict[str, Any], environ: dict[str, str]) -> dict[str, str]:
+    """Merge ``HVSTAT_*`` variables into ``data``; return key path -> variable name for messages."""
+    known: dict[str, tuple[str, str, Any]] = {}
+    for table, table_type in _TABLES.items():
+        for f in msgspec.structs.fields(table_type):
+            known[_env_key(table, f.name)] = (table, f.name, f.type)
+    origins: dict[str, str] = {}
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX) or name == ENV_CONFIG:
+            continue
+        if name not in known:
+            raise ConfigError(f"unknown environment variable {name} (expected HVSTAT_<TABLE>_<KEY>, e.g. HVSTAT_SERVER_PORT)")
+        table, key, annotation = known[name]
+        section = data.setdefault(table, {})
+        if not isinstance(section, dict):
+            raise ConfigError(f"config key {table}: expected a table")
+        section[key] = _env_value(raw, annotation)
+        origins[f"{table}.{key}"] = name
+    return origins
+
+
+def load_settings(path: str | os.PathLike[str] | None = None, environ: dict[str, str] | None = None) -> Settings:
+    """Read ``path`` (or $HVSTAT_CONFIG, or /etc/hvstat/hvstat.toml if it exists, or nothing),
+    apply environment overrides, and validate."""
+    environ = dict(os.environ if environ is None else environ)
+    if path is None:
+        path = environ.get(ENV_CONFIG) or (DEFAULT_CONFIG_PATH if DEFAULT_CONFIG_PATH.exists() else None)
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            with open(path, "rb") as fh:
+                data = tomllib.load(fh)
+        except FileNotFoundError:
+            raise ConfigError(f"config file {path} does not exist") from None
+        except (OSError, tomllib.TOMLDecodeError) as e:
+            raise ConfigError(f"config file {path}: {e}") from None
+    origins = _apply_env(data, environ)
+    try:
+        # Lax conversion so that environment strings like "9200" or "true" become numbers/bools.
+        return msgspec.convert(data, Settings, strict=False)
+    except msgspec.ValidationError as e:
+        raise ConfigError(_explain(str(e), origins, path)) from None
+
+
+def _explain(msg: str, origins: dict[str, str], path: object) -> str:
+    """Turn msgspec's "... - at `$.server.port`" into "config key server.port: ..."."""
+    text, sep, where = msg.rpartition(" - at `$.")
+    if not sep:
+        return f"config: {msg}"
+    key = where.rstrip("`")
+    if text.startswith("Object contains unknown field"):
+        field = text.split("`")[1] if "`" in text else "?"
+        key, text = f"{key}.{field}", "unknown key"
+    source = f" (from {origins[key]})" if key in origins else (f" (in {path})" if path else "")
+    return f"config key {key}{source}: {text}"

@@ -1,0 +1,279 @@
+"""Wire types: every REST body and WebSocket message is one of these msgspec Structs.
+
+The node sample is produced by the Rust core as JSON (rust/hvstat-core/src/node/model.rs) and
+decoded here by one reused typed decoder; the field names and units below mirror that file, and
+``tests/test_models.py`` decodes real samples with unknown fields forbidden so the two cannot drift.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+
+class Wire(msgspec.Struct, frozen=True, kw_only=True):
+    """Base of every wire type: immutable, keyword-only (msgspec does not inherit kw_only, so each
+    subclass says it again)."""
+
+
+class CpuPercent(Wire, kw_only=True):
+    usage: float | None = None
+    user: float | None = None
+    nice: float | None = None
+    system: float | None = None
+    idle: float | None = None
+    iowait: float | None = None
+    irq: float | None = None
+    softirq: float | None = None
+    steal: float | None = None
+    guest: float | None = None
+    guest_nice: float | None = None
+
+
+class CpuSeconds(Wire, kw_only=True):
+    user: float
+    nice: float
+    system: float
+    idle: float
+    iowait: float | None = None
+    irq: float | None = None
+    softirq: float | None = None
+    steal: float | None = None
+    guest: float | None = None
+    guest_nice: float | None = None
+
+
+class PerCpu(CpuPercent, kw_only=True):
+    cpu: int
+    seconds_total: CpuSeconds
+
+
+class Cpu(Wire, kw_only=True):
+    count: int
+    total: CpuPercent
+    per_cpu: list[PerCpu]
+    seconds_total: CpuSeconds
+    context_switches_per_sec: float | None = None
+    interrupts_per_sec: float | None = None
+    forks_per_sec: float | None = None
+    procs_running: int | None = None
+    procs_blocked: int | None = None
+    context_switches_total: int | None = None
+    interrupts_total: int | None = None
+    forks_total: int | None = None
+
+
+class Memory(Wire, kw_only=True):
+    total_bytes: int | None = None
+    available_bytes: int | None = None
+    used_bytes: int | None = None
+    used_percent: float | None = None
+    free_bytes: int | None = None
+    buffers_bytes: int | None = None
+    cached_bytes: int | None = None
+    shmem_bytes: int | None = None
+    slab_bytes: int | None = None
+    slab_reclaimable_bytes: int | None = None
+    anon_bytes: int | None = None
+    mapped_bytes: int | None = None
+    active_file_bytes: int | None = None
+    inactive_file_bytes: int | None = None
+    dirty_bytes: int | None = None
+    writeback_bytes: int | None = None
+    page_tables_bytes: int | None = None
+    kernel_stack_bytes: int | None = None
+    committed_bytes: int | None = None
+    commit_limit_bytes: int | None = None
+    anon_huge_pages_bytes: int | None = None
+
+
+class Swap(Wire, kw_only=True):
+    total_bytes: int | None = None
+    free_bytes: int | None = None
+    used_bytes: int | None = None
+    used_percent: float | None = None
+    cached_bytes: int | None = None
+    swap_in_pages_per_sec: float | None = None
+    swap_out_pages_per_sec: float | None = None
+
+
+class HugePages(Wire, kw_only=True):
+    total: int | None = None
+    free: int | None = None
+    reserved: int | None = None
+    surplus: int | None = None
+    page_size_bytes: int | None = None
+    hugetlb_bytes: int | None = None
+    used_percent: float | None = None
+
+
+class Ksm(Wire, kw_only=True):
+    run: int | None = None
+    pages_shared: int | None = None
+    pages_sharing: int | None = None
+    pages_unshared: int | None = None
+    pages_volatile: int | None = None
+    full_scans: int | None = None
+    saved_bytes: int | None = None
+
+
+class VmActivity(Wire, kw_only=True):
+    page_faults_per_sec: float | None = None
+    major_page_faults_per_sec: float | None = None
+    page_in_bytes_per_sec: float | None = None
+    page_out_bytes_per_sec: float | None = None
+    oom_kills_total: int | None = None
+
+
+class PressureLine(Wire, kw_only=True):
+    avg10: float
+    avg60: float
+    avg300: float
+    total_usec: int
+    stall_percent: float | None = None
+
+
+class Pressure(Wire, kw_only=True):
+    some: PressureLine
+    full: PressureLine | None = None
+
+
+class PressureAll(Wire, kw_only=True):
+    cpu: Pressure | None = None
+    memory: Pressure | None = None
+    io: Pressure | None = None
+
+
+class Disk(Wire, kw_only=True):
+    name: str
+    major: int
+    minor: int
+    read_bytes_per_sec: float | None = None
+    write_bytes_per_sec: float | None = None
+    reads_per_sec: float | None = None
+    writes_per_sec: float | None = None
+    discard_bytes_per_sec: float | None = None
+    busy_percent: float | None = None
+    read_latency_ms: float | None = None
+    write_latency_ms: float | None = None
+    in_progress: int
+    read_bytes_total: int
+    write_bytes_total: int
+    reads_total: int
+    writes_total: int
+    read_time_secs_total: float
+    write_time_secs_total: float
+    io_time_secs_total: float
+    discarded_bytes_total: int | None = None
+    flushes_total: int | None = None
+
+
+class Interface(Wire, kw_only=True):
+    name: str
+    kind: Literal["loopback", "physical", "virtual"]
+    rx_bytes_per_sec: float | None = None
+    tx_bytes_per_sec: float | None = None
+    rx_packets_per_sec: float | None = None
+    tx_packets_per_sec: float | None = None
+    rx_errors_per_sec: float | None = None
+    tx_errors_per_sec: float | None = None
+    rx_dropped_per_sec: float | None = None
+    tx_dropped_per_sec: float | None = None
+    rx_bytes_total: int
+    tx_bytes_total: int
+    rx_packets_total: int
+    tx_packets_total: int
+    rx_errors_total: int
+    tx_errors_total: int
+    rx_dropped_total: int
+    tx_dropped_total: int
+
+
+class NetworkTotal(Wire, kw_only=True):
+    interfaces: list[str]
+    rx_bytes_per_sec: float | None = None
+    tx_bytes_per_sec: float | None = None
+    rx_packets_per_sec: float | None = None
+    tx_packets_per_sec: float | None = None
+
+
+class Filesystem(Wire, kw_only=True):
+    mount_point: str
+    device: str
+    fs_type: str
+    size_bytes: int | None = None
+    used_bytes: int | None = None
+    avail_bytes: int | None = None
+    used_percent: float | None = None
+    inodes_total: int | None = None
+    inodes_used: int | None = None
+    inodes_free: int | None = None
+    inodes_used_percent: float | None = None
+    read_only: bool | None = None
+
+
+class TemperatureReading(Wire, kw_only=True):
+    sensor: str
+    kind: str
+    label: str | None = None
+    celsius: float | None = None
+
+
+class NodeMetrics(Wire, kw_only=True):
+    """``GET /api/monitoring/node/metrics``: one node sample. See docs/api.md."""
+
+    timestamp: float
+    interval_secs: float | None = None
+    cpu_usage: float | None = None
+    memory_usage: float | None = None
+    disk_usage: float | None = None
+    load_average_1m: float | None = None
+    load_average_5m: float | None = None
+    load_average_15m: float | None = None
+    uptime_secs: float | None = None
+    boot_time: int | None = None
+    cpu: Cpu | None = None
+    memory: Memory | None = None
+    swap: Swap | None = None
+    hugepages: HugePages | None = None
+    ksm: Ksm | None = None
+    vm: VmActivity | None = None
+    pressure: PressureAll | None = None
+    disks: list[Disk] = []
+    interfaces: list[Interface] = []
+    network: NetworkTotal | None = None
+    filesystems: list[Filesystem] = []
+    temperatures: list[TemperatureReading] = []
+    unavailable: dict[str, str] = {}
+
+
+class SourceHealth(Wire, kw_only=True):
+    name: str
+    status: Literal["ok", "degraded", "error", "starting"]
+    interval_secs: float
+    last_success: float | None = None
+    last_attempt: float | None = None
+    last_duration_secs: float | None = None
+    consecutive_failures: int = 0
+    error: str | None = None
+
+
+class Health(Wire, kw_only=True):
+    """``GET /health``."""
+
+    status: Literal["ok", "degraded", "error"]
+    version: str
+    uptime_secs: float
+    sources: list[SourceHealth]
+
+
+class ErrorBody(Wire, kw_only=True):
+    """Every 4xx/5xx response body."""
+
+    error: str
+    detail: object | None = None
+
+
+node_metrics_decoder = msgspec.json.Decoder(NodeMetrics)
+encoder = msgspec.json.Encoder()
