@@ -79,16 +79,24 @@ pub(crate) struct Filters {
 
 impl NodeConfig {
     pub(crate) fn filters(&self) -> Result<Filters, String> {
-        let named = |key: &str, r: Result<NameFilter, String>| r.map_err(|e| format!("node.{key}: {e}"));
+        // Check each list on its own first, so the error names the exact key.
+        for (key, globs) in [
+            ("disk_include", &self.disk_include),
+            ("disk_exclude", &self.disk_exclude),
+            ("interface_include", &self.interface_include),
+            ("interface_exclude", &self.interface_exclude),
+            ("interface_virtual", &self.interface_virtual),
+            ("fs_type_exclude", &self.fs_type_exclude),
+            ("mount_point_exclude", &self.mount_point_exclude),
+        ] {
+            NameFilter::new(globs, &[]).map_err(|e| format!("node.{key}: {e}"))?;
+        }
         Ok(Filters {
-            disks: named("disk_*", NameFilter::new(&self.disk_include, &self.disk_exclude))?,
-            interfaces: named(
-                "interface_*",
-                NameFilter::new(&self.interface_include, &self.interface_exclude),
-            )?,
-            virtual_interfaces: named("interface_virtual", NameFilter::new(&self.interface_virtual, &[]))?,
-            fs_types: named("fs_type_exclude", NameFilter::new(&[], &self.fs_type_exclude))?,
-            mount_points: named("mount_point_exclude", NameFilter::new(&[], &self.mount_point_exclude))?,
+            disks: NameFilter::new(&self.disk_include, &self.disk_exclude)?,
+            interfaces: NameFilter::new(&self.interface_include, &self.interface_exclude)?,
+            virtual_interfaces: NameFilter::new(&self.interface_virtual, &[])?,
+            fs_types: NameFilter::new(&[], &self.fs_type_exclude)?,
+            mount_points: NameFilter::new(&[], &self.mount_point_exclude)?,
         })
     }
 }
