@@ -330,6 +330,9 @@ pub(crate) fn build(cur: &RawNode, prev: Option<&RawNode>, ctx: &Context) -> Nod
     let (memory, swap, hugepages) = build_memory(cur, prev, dt, &mut why);
     let load = cur.loadavg.as_ref().map_err(|e| why.error("load_average", e)).ok();
     let uptime = cur.uptime.as_ref().map_err(|e| why.error("uptime_secs", e)).ok();
+    if cur.temperatures.is_empty() {
+        why.add("temperatures", "no thermal zones or hwmon temperature sensors exposed by the kernel (usual in VMs)");
+    }
     let disk_usage = match &cur.root_fs {
         Ok(fs) => used_percent(fs),
         Err(e) => {
