@@ -12,7 +12,7 @@ import msgspec
 from hvstat import __version__
 from hvstat._native import ConfigError as CoreConfigError
 from hvstat._native import NodeSampler
-from hvstat.config import ConfigError, Settings, load_settings
+from hvstat.config import ConfigError, Settings, check_bind, is_loopback, load_settings
 from hvstat.models import node_metrics_decoder
 from hvstat.sources.node import PRIME_SECS
 
@@ -54,7 +54,12 @@ def _serve(settings: Settings) -> None:
 
     from hvstat.app import create_app
 
+    check_bind(settings.server)
     logging.basicConfig(level=settings.logging.level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    if settings.server.allow_unauthenticated_remote and not is_loopback(settings.server.host):
+        logging.getLogger("hvstat").warning(
+            "serving on %s without authentication (server.allow_unauthenticated_remote)", settings.server.host
+        )
     uvicorn.run(
         create_app(settings),
         host=settings.server.host,

@@ -3,6 +3,7 @@ start into one frozen object. Errors name the offending key (and the variable, f
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from pathlib import Path
@@ -31,6 +32,8 @@ class _Table(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
 class ServerSettings(_Table):
     host: str = "127.0.0.1"
     port: Port = 9106
+    # hvstat has no authentication yet: binding anywhere but loopback must be asked for explicitly.
+    allow_unauthenticated_remote: bool = False
 
 
 class MonitoringSettings(_Table):
@@ -137,6 +140,25 @@ def load_settings(path: str | os.PathLike[str] | None = None, environ: dict[str,
         return msgspec.convert(data, Settings, strict=False)
     except msgspec.ValidationError as e:
         raise ConfigError(_explain(str(e), origins, path)) from None
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_bind(server: ServerSettings) -> None:
+    """Refuse a non-loopback bind unless the operator opted in (there is no authentication yet)."""
+    if not is_loopback(server.host) and not server.allow_unauthenticated_remote:
+        raise ConfigError(
+            f"config key server.host: {server.host!r} is not a loopback address and hvstat has no authentication; "
+            "set server.allow_unauthenticated_remote = true (HVSTAT_SERVER_ALLOW_UNAUTHENTICATED_REMOTE=1) "
+            "to serve it unauthenticated anyway"
+        )
 
 
 def _explain(msg: str, origins: dict[str, str], path: object) -> str:

@@ -7,7 +7,7 @@ decoded here by one reused typed decoder; the field names and units below mirror
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
 
@@ -250,7 +250,7 @@ class NodeMetrics(Wire, kw_only=True):
 
 class SourceHealth(Wire, kw_only=True):
     name: str
-    status: Literal["ok", "degraded", "error", "starting"]
+    status: Literal["ok", "degraded", "error"]
     interval_secs: float
     last_success: float | None = None
     last_attempt: float | None = None
@@ -272,7 +272,7 @@ class ErrorBody(Wire, kw_only=True):
     """Every 4xx/5xx response body."""
 
     error: str
-    detail: object | None = None
+    detail: Any = None
 
 
 node_metrics_decoder = msgspec.json.Decoder(NodeMetrics)

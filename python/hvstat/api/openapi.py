@@ -11,10 +11,6 @@ from hvstat.api.responses import MsgspecResponse, check_params
 from hvstat.models import ErrorBody, Health, NodeMetrics
 
 
-def _ref(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
 def _json(schema: dict[str, object], description: str) -> dict[str, object]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
@@ -24,7 +20,8 @@ def document(version: str) -> dict[str, object]:
     (node, health, error), components = msgspec.json.schema_components(
         [NodeMetrics, Health, ErrorBody], ref_template="#/components/schemas/{name}"
     )
-    err = _json(error, "error")
+    bad_param = _json(error, "unknown or repeated query parameter")
+    any_object = _json({"type": "object"}, "JSON object")
     return {
         "openapi": "3.1.0",
         "info": {"title": "hvstat", "version": version},
@@ -37,19 +34,31 @@ def document(version: str) -> dict[str, object]:
                             "name": "fields",
                             "in": "query",
                             "required": False,
-                            "description": "Comma-separated top-level fields to return",
+                            "description": "Comma-separated top-level fields; the response then holds only those keys",
                             "schema": {"type": "string"},
                         }
                     ],
-                    "responses": {"200": _json(node, "node sample"), "400": err, "503": err},
+                    "responses": {
+                        "200": _json(node, "the node sample (or, with ?fields=, an object with just those keys)"),
+                        "400": _json(error, "unknown parameter, empty or unknown field"),
+                        "503": _json(error, "no node sample yet"),
+                    },
                 }
             },
             "/health": {
                 "get": {
                     "summary": "Health of the service and of each source",
-                    "responses": {"200": _json(health, "healthy or degraded"), "503": _json(health, "error")},
+                    "responses": {
+                        "200": _json(health, "ok or degraded"),
+                        "400": bad_param,
+                        "503": _json(health, "error"),
+                    },
                 }
             },
+            "/openapi.json": {
+                "get": {"summary": "This document", "responses": {"200": any_object, "400": bad_param}}
+            },
+            "/": {"get": {"summary": "Service name, version and endpoints", "responses": {"200": any_object, "400": bad_param}}},
         },
         "components": {"schemas": components},
     }

@@ -26,8 +26,10 @@ class ApiError(Exception):
         self.status, self.error, self.detail = status, error, detail
 
 
-def error_response(status: int, error: str, detail: object | None = None) -> MsgspecResponse:
-    return MsgspecResponse(ErrorBody(error=error, detail=detail), status_code=status)
+def error_response(
+    status: int, error: str, detail: object | None = None, headers: dict[str, str] | None = None
+) -> MsgspecResponse:
+    return MsgspecResponse(ErrorBody(error=error, detail=detail), status_code=status, headers=headers)
 
 
 async def on_api_error(_: Request, exc: Exception) -> Response:
@@ -41,7 +43,8 @@ async def on_http_exception(request: Request, exc: Exception) -> Response:
     detail: dict[str, object] = {"path": request.url.path}
     if exc.status_code == 405:
         detail["method"] = request.method
-    return error_response(exc.status_code, messages.get(exc.status_code, str(exc.detail)), detail)
+    # Starlette puts the Allow header of a 405 in exc.headers; HTTP requires it on the response.
+    return error_response(exc.status_code, messages.get(exc.status_code, str(exc.detail)), detail, exc.headers)
 
 
 async def on_unexpected(_: Request, exc: Exception) -> Response:

@@ -26,8 +26,10 @@ async def node_metrics(request: Request) -> MsgspecResponse:
     if fields is None:
         return MsgspecResponse(sample)
     wanted = [f.strip() for f in fields.split(",") if f.strip()]
+    if not wanted:
+        raise ApiError(400, "'fields' is empty", {"allowed": sorted(NODE_FIELDS)})
     unknown = sorted(set(wanted) - NODE_FIELDS)
-    if not wanted or unknown:
+    if unknown:
         raise ApiError(400, "unknown field in 'fields'", {"unknown": unknown, "allowed": sorted(NODE_FIELDS)})
     return MsgspecResponse({f: getattr(sample, f) for f in wanted})
 
@@ -36,8 +38,7 @@ async def health(request: Request) -> MsgspecResponse:
     check_params(request, set())
     state: AppState = request.app.state.hvstat
     sources = [s.health() for s in state.sources]
-    worst = max((s.status for s in sources), key=["ok", "starting", "degraded", "error"].index, default="ok")
-    status = {"starting": "degraded"}.get(worst, worst)
+    status = max((s.status for s in sources), key=["ok", "degraded", "error"].index, default="ok")
     body = Health(status=status, version=state.version, uptime_secs=time.monotonic() - state.started, sources=sources)
     return MsgspecResponse(body, status_code=200 if status != "error" else 503)
 

@@ -13,6 +13,8 @@ log = logging.getLogger(__name__)
 
 # Consecutive failures after which a source reports "error" rather than "degraded".
 ERROR_AFTER = 3
+# A tick gets at least this long before it counts as stuck (and at least one interval).
+MIN_TICK_TIMEOUT_SECS = 5.0
 
 
 class Source(ABC):
@@ -20,11 +22,14 @@ class Source(ABC):
 
     def __init__(self, interval_secs: float) -> None:
         self.interval_secs = interval_secs
+        self.tick_timeout_secs = max(interval_secs, MIN_TICK_TIMEOUT_SECS)
         self._last_success: float | None = None
         self._last_attempt: float | None = None
         self._last_duration: float | None = None
         self._failures = 0
         self._error: str | None = None
+        self._inflight: asyncio.Future[None] | None = None
+        self._inflight_since = 0.0
 
     async def start(self) -> None:
         """Prepare and take the first sample, so the API never serves an empty store."""
@@ -35,14 +40,21 @@ class Source(ABC):
         """Read and store one sample. Runs in a worker thread: it may block on files."""
 
     async def tick(self) -> None:
-        started = time.monotonic()
+        now = time.monotonic()
+        if self._inflight is not None and not self._inflight.done():
+            # A collection can block in the kernel (statvfs of a hung NFS mount, a stuck daemon):
+            # report it and wait for it instead of stacking up threads behind it.
+            self._failed(f"the previous tick is still running after {now - self._inflight_since:.1f}s")
+            return
         self._last_attempt = time.time()
+        self._inflight_since = now
+        self._inflight = asyncio.ensure_future(asyncio.to_thread(self.collect))
         try:
-            await asyncio.to_thread(self.collect)
+            await asyncio.wait_for(asyncio.shield(self._inflight), self.tick_timeout_secs)
+        except TimeoutError:
+            self._failed(f"tick did not finish within {self.tick_timeout_secs:.0f}s")
         except Exception as e:  # noqa: BLE001 - a failing tick is reported, never fatal
-            self._failures += 1
-            self._error = f"{type(e).__name__}: {e}"
-            log.warning("source %s: tick failed (%d in a row): %s", self.name, self._failures, self._error)
+            self._failed(f"{type(e).__name__}: {e}")
         else:
             if self._failures:
                 log.info("source %s: recovered after %d failed ticks", self.name, self._failures)
@@ -50,7 +62,12 @@ class Source(ABC):
             self._error = None
             self._last_success = time.time()
         finally:
-            self._last_duration = time.monotonic() - started
+            self._last_duration = time.monotonic() - now
+
+    def _failed(self, error: str) -> None:
+        self._failures += 1
+        self._error = error
+        log.warning("source %s: tick failed (%d in a row): %s", self.name, self._failures, error)
 
     async def run(self) -> None:
         """Tick every interval on a fixed grid; a slow tick skips the slots it overran."""
@@ -66,11 +83,9 @@ class Source(ABC):
                 next_at += skipped * self.interval_secs
 
     def health(self) -> SourceHealth:
-        if self._last_attempt is None:
-            status = "starting"
-        elif self._failures == 0:
+        if self._failures == 0 and self._last_success is not None:
             status = "ok"
-        elif self._failures < ERROR_AFTER and self._last_success is not None:
+        elif self._last_success is not None and self._failures < ERROR_AFTER:
             status = "degraded"
         else:
             status = "error"

@@ -52,54 +52,54 @@ pub struct CpuPercent {
 /// CPU percentages between two readings of one CPU line.
 ///
 /// The total is the sum of the non-guest modes (guest time is counted inside user and nice, see
-/// kernel/sched/cputime.c). A mode whose counter went down (iowait can: Documentation/filesystems/
-/// proc.rst says it "is not reliable") gets `None` and is left out of the total; `usage` is only
-/// given when every busy mode moved forward.
+/// kernel/sched/cputime.c). Idle and iowait are taken together for the total and for `usage`: the
+/// kernel moves time between them after the fact, so iowait alone can go down (Documentation/
+/// filesystems/proc.rst: iowait "is not reliable") while their sum still moves forward. A mode
+/// whose own counter went down gets `None`; when a busy mode or idle+iowait went down (a CPU went
+/// offline and back), the total is unknown and every percentage of that interval is `None`.
 pub fn cpu_percent(prev: &CpuTicks, cur: &CpuTicks) -> CpuPercent {
-    let d = |p: Option<u64>, c: Option<u64>| -> Option<u64> { delta(p, c?) };
+    // An optional column the kernel does not write at all (old kernels) adds nothing; one that was
+    // written and went down is unknown.
+    let opt = |p: Option<u64>, c: Option<u64>| match (p, c) {
+        (None, None) => Some(0),
+        _ => delta(p, c?),
+    };
     let user = delta(Some(prev.user), cur.user);
     let nice = delta(Some(prev.nice), cur.nice);
     let system = delta(Some(prev.system), cur.system);
     let idle = delta(Some(prev.idle), cur.idle);
-    let iowait = d(prev.iowait, cur.iowait);
-    let irq = d(prev.irq, cur.irq);
-    let softirq = d(prev.softirq, cur.softirq);
-    let steal = d(prev.steal, cur.steal);
-    let guest = d(prev.guest, cur.guest);
-    let guest_nice = d(prev.guest_nice, cur.guest_nice);
+    let iowait = opt(prev.iowait, cur.iowait);
+    let irq = opt(prev.irq, cur.irq);
+    let softirq = opt(prev.softirq, cur.softirq);
+    let steal = opt(prev.steal, cur.steal);
+    let guest = opt(prev.guest, cur.guest);
+    let guest_nice = opt(prev.guest_nice, cur.guest_nice);
 
-    let total: u64 = [user, nice, system, idle, iowait, irq, softirq, steal].iter().flatten().sum();
-    let total = total as f64;
-    let pct = |v: Option<u64>| v.and_then(|v| percent(v as f64, total));
-
-    // A mode the kernel does not write at all (old kernels) is not "went down": it simply adds 0.
-    let present_or_zero = |p: Option<u64>, c: Option<u64>, v: Option<u64>| match (p, c) {
-        (None, None) => Some(0),
-        _ => v,
+    let idle_all = delta(
+        Some(prev.idle.saturating_add(prev.iowait.unwrap_or(0))),
+        cur.idle.saturating_add(cur.iowait.unwrap_or(0)),
+    );
+    let busy = [user, nice, system, irq, softirq, steal].iter().try_fold(0u64, |acc, v| v.map(|v| acc.saturating_add(v)));
+    let total = busy.zip(idle_all).map(|(b, i)| b.saturating_add(i) as f64);
+    let pct = |v: Option<u64>, cur_has: bool| {
+        if !cur_has {
+            return None;
+        }
+        v.zip(total).and_then(|(v, t)| percent(v as f64, t)).map(|p| p.min(100.0))
     };
-    let busy = [
-        user,
-        nice,
-        system,
-        present_or_zero(prev.irq, cur.irq, irq),
-        present_or_zero(prev.softirq, cur.softirq, softirq),
-        present_or_zero(prev.steal, cur.steal, steal),
-    ]
-    .iter()
-    .try_fold(0u64, |acc, v| v.map(|v| acc + v));
 
     CpuPercent {
-        usage: busy.and_then(|b| percent(b as f64, total)).map(|p| p.min(100.0)),
-        user: pct(user),
-        nice: pct(nice),
-        system: pct(system),
-        idle: pct(idle),
-        iowait: pct(iowait),
-        irq: pct(irq),
-        softirq: pct(softirq),
-        steal: pct(steal),
-        guest: pct(guest),
-        guest_nice: pct(guest_nice),
+        usage: busy.zip(total).and_then(|(b, t)| percent(b as f64, t)),
+        user: pct(user, true),
+        nice: pct(nice, true),
+        system: pct(system, true),
+        idle: pct(idle, true),
+        iowait: pct(iowait, cur.iowait.is_some()),
+        irq: pct(irq, cur.irq.is_some()),
+        softirq: pct(softirq, cur.softirq.is_some()),
+        steal: pct(steal, cur.steal.is_some()),
+        guest: pct(guest, cur.guest.is_some()),
+        guest_nice: pct(guest_nice, cur.guest_nice.is_some()),
     }
 }
 
@@ -150,11 +150,25 @@ mod tests {
 
     #[test]
     fn iowait_going_down_nulls_only_iowait() {
+        // iowait -10 moved to idle: idle+iowait moved +40, user +60 -> total 100.
         let a = ticks([100, 0, 0, 100, 50, 0, 0, 0, 0, 0]);
-        let b = ticks([150, 0, 0, 150, 40, 0, 0, 0, 0, 0]);
+        let b = ticks([160, 0, 0, 150, 40, 0, 0, 0, 0, 0]);
         let p = cpu_percent(&a, &b);
         assert_eq!(p.iowait, None);
-        assert_eq!(p.usage, Some(50.0));
+        assert_eq!(p.usage, Some(60.0));
+        assert_eq!(p.idle, Some(50.0));
+    }
+
+    #[test]
+    fn idle_going_down_makes_the_interval_unknown() {
+        // A CPU that went offline and came back restarts its counters: nothing is known.
+        let a = ticks([100, 0, 0, 5000, 0, 0, 0, 0, 0, 0]);
+        let b = ticks([110, 0, 0, 4000, 0, 0, 0, 0, 0, 0]);
+        let p = cpu_percent(&a, &b);
+        assert_eq!(p.usage, None);
+        assert_eq!(p.user, None);
+        let b = ticks([90, 0, 0, 5100, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(cpu_percent(&a, &b).usage, None, "a busy mode went down");
     }
 
     #[test]

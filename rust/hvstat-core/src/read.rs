@@ -36,6 +36,8 @@ const MAX_CAPACITY: usize = 64 << 20;
 
 #[derive(Debug)]
 pub struct FileReader {
+    /// Candidates in order of preference; `path` is the one open (or the first, before any open).
+    candidates: Vec<PathBuf>,
     path: PathBuf,
     shape: Shape,
     file: Option<File>,
@@ -45,11 +47,29 @@ pub struct FileReader {
 
 impl FileReader {
     pub fn new(path: impl Into<PathBuf>, shape: Shape) -> Self {
-        FileReader { path: path.into(), shape, file: None, buf: vec![0; INITIAL_CAPACITY], len: 0 }
+        Self::first_of(vec![path.into()], shape)
+    }
+
+    /// Reads the first of `candidates` that can be opened, trying again in order after it fails.
+    /// For files with a preferred and a fallback location (pid 1's view of the host, else ours).
+    pub fn first_of(candidates: Vec<PathBuf>, shape: Shape) -> Self {
+        let path = candidates.first().cloned().unwrap_or_default();
+        FileReader { candidates, path, shape, file: None, buf: vec![0; INITIAL_CAPACITY], len: 0 }
     }
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    fn open(&self) -> io::Result<(File, PathBuf)> {
+        let mut last = io::Error::from(io::ErrorKind::NotFound);
+        for c in &self.candidates {
+            match File::open(c) {
+                Ok(f) => return Ok((f, c.clone())),
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
     }
 
     /// Re-read the file from offset 0 and return its whole content.
@@ -76,9 +96,11 @@ impl FileReader {
 
     fn read_inner(&mut self) -> io::Result<usize> {
         if self.file.is_none() {
-            self.file = Some(File::open(&self.path)?);
+            let (file, path) = self.open()?;
+            self.file = Some(file);
+            self.path = path;
         }
-        let file = self.file.as_ref().expect("opened above");
+        let Some(file) = self.file.as_ref() else { return Err(io::ErrorKind::NotFound.into()) };
         match self.shape {
             Shape::Whole => loop {
                 let n = read_at_retrying(file, &mut self.buf, 0)?;
@@ -186,6 +208,21 @@ mod tests {
         assert!(r.read().unwrap_err().is_gone());
         std::fs::write(&p, b"42\n").unwrap();
         assert_eq!(r.read().unwrap(), b"42\n");
+    }
+
+    #[test]
+    fn first_of_falls_back_and_prefers_the_first_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        std::fs::write(&b, b"fallback").unwrap();
+        let mut r = FileReader::first_of(vec![a.clone(), b.clone()], Shape::Whole);
+        assert_eq!(r.read().unwrap(), b"fallback");
+        assert_eq!(r.path(), b);
+        std::fs::remove_file(&b).unwrap();
+        assert!(r.read().is_ok(), "the open fd still reads the unlinked file");
+        std::fs::write(&a, b"preferred").unwrap();
+        let mut r = FileReader::first_of(vec![a.clone(), b], Shape::Whole);
+        assert_eq!(r.read().unwrap(), b"preferred");
     }
 
     #[test]

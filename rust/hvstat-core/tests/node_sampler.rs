@@ -214,7 +214,7 @@ fn a_malformed_file_is_reported_with_path_and_line() {
     write(root, "proc/loadavg", "garbage\n");
     let v = json(&mut sampler(root, |_| {}));
     assert!(v["load_average_1m"].is_null());
-    let why = v["unavailable"]["load_average"].as_str().unwrap();
+    let why = v["unavailable"]["load_average_1m"].as_str().unwrap();
     assert!(why.contains("proc/loadavg"), "{why}");
 }
 
@@ -238,4 +238,34 @@ fn filesystems_from_mountinfo_with_statvfs_under_rootfs() {
     assert!(fss[2]["size_bytes"].is_null());
     assert!(v["unavailable"].get("filesystems./gone").is_some());
     assert!(v["disk_usage"].as_f64().is_some());
+}
+
+#[test]
+fn a_mount_hidden_under_an_excluded_one_is_not_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    tree(root);
+    fs::create_dir_all(root.join("srv")).unwrap();
+    fs::create_dir_all(root.join("data")).unwrap();
+    // xfs on /srv, then a tmpfs mounted over it: /srv now shows the tmpfs, which is excluded.
+    write(
+        root,
+        "proc/self/mountinfo",
+        "22 1 8:1 / / rw - ext4 /dev/sda1 rw\n30 22 8:5 / /srv rw - xfs /dev/sda5 rw\n31 30 0:40 / /srv rw - tmpfs tmpfs rw\n32 22 8:6 / /data rw - xfs /dev/sda6 rw\n",
+    );
+    let v = json(&mut sampler(root, |c| c.max_filesystems = 1));
+    let points: Vec<&str> = v["filesystems"].as_array().unwrap().iter().map(|f| f["mount_point"].as_str().unwrap()).collect();
+    assert_eq!(points, ["/"], "/srv is a tmpfs now; /data is over the cap");
+    assert!(v["unavailable"]["filesystems"].as_str().unwrap().contains("1 more"));
+}
+
+#[test]
+fn the_host_view_of_pid_1_is_preferred_over_our_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    tree(root);
+    write(root, "proc/1/net/dev", &format!("{HEADER}  eth7: 1 1 0 0 0 0 0 0 1 1 0 0 0 0 0 0\n"));
+    let v = json(&mut sampler(root, |_| {}));
+    let names: Vec<&str> = v["interfaces"].as_array().unwrap().iter().map(|i| i["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["eth7"]);
 }

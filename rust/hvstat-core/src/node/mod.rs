@@ -39,6 +39,8 @@ pub struct RawNode {
     /// Root filesystem (statvfs of `rootfs`), the source of `disk_usage`.
     pub root_fs: Result<FsStat>,
     pub filesystems: Result<Vec<(mountinfo::Mount, Result<FsStat>)>>,
+    /// Filesystems that passed the filters but were left out by `max_filesystems`.
+    pub filesystems_over_cap: usize,
     pub temperatures: Vec<Temperature>,
 }
 
@@ -80,7 +82,13 @@ pub struct NodeSampler {
     /// Backed by a device (has /sys/class/net/<name>/device), per interface name.
     net_has_device: HashMap<String, Option<bool>>,
     previous: Option<RawNode>,
+    /// Readings taken, for the periodic re-discovery of temperature sensors.
+    readings: u64,
 }
+
+/// Sensors come and go rarely (a module loaded, a device hot-plugged): look again every this many
+/// readings, and whenever one of them vanished.
+const REDISCOVER_SENSORS_EVERY: u64 = 60;
 
 pub const PRESSURE_KINDS: [&str; 3] = ["cpu", "memory", "io"];
 
@@ -98,14 +106,17 @@ impl NodeSampler {
             uptime: FileReader::new(p("uptime"), Shape::Whole),
             vmstat: FileReader::new(p("vmstat"), Shape::Records),
             diskstats: FileReader::new(p("diskstats"), Shape::Records),
-            net_dev: FileReader::new(p("net/dev"), Shape::Records),
+            // pid 1's view first: from a container with the host's /proc mounted, and from a
+            // systemd sandbox, our own namespaces are not the host's. hidepid hides pid 1.
+            net_dev: FileReader::first_of(vec![p("1/net/dev"), p("net/dev")], Shape::Records),
             pressure: PRESSURE_KINDS.map(|k| FileReader::new(p(&format!("pressure/{k}")), Shape::Whole)),
             ksm: ksm::FILES.iter().map(|f| FileReader::new(ksm_dir.join(f), Shape::Whole)).collect(),
-            mountinfo: FileReader::new(p("self/mountinfo"), Shape::Records),
+            mountinfo: FileReader::first_of(vec![p("1/mountinfo"), p("self/mountinfo")], Shape::Records),
             temps: discover_temperatures(&config.sys_root),
             whole_disk: HashMap::new(),
             net_has_device: HashMap::new(),
             previous: None,
+            readings: 0,
             filters,
             config,
         })
@@ -150,30 +161,55 @@ impl NodeSampler {
     }
 
     pub fn read_raw(&mut self) -> RawNode {
+        // The counters that rates are taken of are read first and back to back, then the clock:
+        // slower reads (mountinfo, statvfs of every mount) must not stretch the rate interval.
+        let stat = self.stat.parse(stat::parse);
         let diskstats = self.diskstats.parse(diskstats::parse);
         let net_dev = self.net_dev.parse(net_dev::parse);
+        let vmstat = self.vmstat.parse(vmstat::parse);
+        let pressure = [0, 1, 2].map(|i| self.pressure[i].parse(pressure::parse));
+        let monotonic = Instant::now();
+        let unix_secs = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
+
         if let Ok(disks) = &diskstats {
-            self.learn_disks(disks.iter().map(|d| d.name.as_str()));
+            learn(&mut self.whole_disk, disks.iter().map(|d| d.name.as_str()), |name| {
+                is_whole_disk(&self.config.sys_root, name)
+            });
         }
         if let Ok(ifaces) = &net_dev {
-            self.learn_interfaces(ifaces.iter().map(|i| i.name.as_str()));
+            learn(&mut self.net_has_device, ifaces.iter().map(|i| i.name.as_str()), |name| {
+                let dir = self.config.sys_root.join("class/net").join(name);
+                dir.is_dir().then(|| dir.join("device").exists())
+            });
         }
-        let filesystems = self.read_filesystems();
+        let (filesystems, filesystems_over_cap) = match self.read_filesystems() {
+            Ok((fs, over)) => (Ok(fs), over),
+            Err(e) => (Err(e), 0),
+        };
+        self.readings += 1;
+        if self.readings % REDISCOVER_SENSORS_EVERY == 0 {
+            self.temps = discover_temperatures(&self.config.sys_root);
+        }
+        let temperatures = self.read_temperatures();
+        if temperatures.iter().any(|t| t.celsius.as_ref().is_err_and(|e| e.is_gone())) {
+            self.temps = discover_temperatures(&self.config.sys_root);
+        }
         RawNode {
-            monotonic: Instant::now(),
-            unix_secs: SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0),
-            stat: self.stat.parse(stat::parse),
+            monotonic,
+            unix_secs,
+            stat,
             meminfo: self.meminfo.parse(meminfo::parse),
             loadavg: self.loadavg.parse(loadavg::parse),
             uptime: self.uptime.parse(uptime::parse),
-            vmstat: self.vmstat.parse(vmstat::parse),
+            vmstat,
             diskstats,
             net_dev,
-            pressure: [0, 1, 2].map(|i| self.pressure[i].parse(pressure::parse)),
+            pressure,
             ksm: self.read_ksm(),
             root_fs: statvfs(&self.config.rootfs),
             filesystems,
-            temperatures: self.read_temperatures(),
+            filesystems_over_cap,
+            temperatures,
         }
     }
 
@@ -192,31 +228,31 @@ impl NodeSampler {
         Ok(ksm::Ksm { run, pages_shared, pages_sharing, pages_unshared, pages_volatile, full_scans })
     }
 
-    fn read_filesystems(&mut self) -> Result<Vec<(mountinfo::Mount, Result<FsStat>)>> {
+    /// The visible mount on each mount point that passes the filters, with its statvfs, and how
+    /// many more passed but were over `max_filesystems`.
+    fn read_filesystems(&mut self) -> Result<(Vec<(mountinfo::Mount, Result<FsStat>)>, usize)> {
         let mounts = self.mountinfo.parse(mountinfo::parse)?;
-        // The last mount on a mount point is the one that is visible; keep only that one.
-        let mut by_point: Vec<mountinfo::Mount> = Vec::new();
+        // The last mount on a mount point hides the earlier ones, so pick it before filtering:
+        // a tmpfs over /srv must hide the xfs beneath, not let it through with tmpfs numbers.
+        let mut visible: Vec<mountinfo::Mount> = Vec::new();
         let mut index: HashMap<String, usize> = HashMap::new();
         for m in mounts {
-            if !self.filters.fs_types.allows(&m.fs_type) || !self.filters.mount_points.allows(&m.mount_point) {
-                continue;
-            }
             match index.get(&m.mount_point) {
-                Some(&i) => by_point[i] = m,
+                Some(&i) => visible[i] = m,
                 None => {
-                    index.insert(m.mount_point.clone(), by_point.len());
-                    by_point.push(m);
+                    index.insert(m.mount_point.clone(), visible.len());
+                    visible.push(m);
                 }
             }
         }
-        Ok(by_point
-            .into_iter()
-            .take(self.config.max_filesystems)
-            .map(|m| {
-                let st = statvfs(&under_root(&self.config.rootfs, &m.mount_point));
-                (m, st)
-            })
-            .collect())
+        visible.retain(|m| self.filters.fs_types.allows(&m.fs_type) && self.filters.mount_points.allows(&m.mount_point));
+        let over = visible.len().saturating_sub(self.config.max_filesystems);
+        visible.truncate(self.config.max_filesystems);
+        let rootfs = &self.config.rootfs;
+        Ok((visible.into_iter().map(|m| {
+            let st = statvfs(&under_root(rootfs, &m.mount_point));
+            (m, st)
+        }).collect(), over))
     }
 
     fn read_temperatures(&mut self) -> Vec<Temperature> {
@@ -231,32 +267,28 @@ impl NodeSampler {
             .collect()
     }
 
-    fn learn_disks<'a>(&mut self, names: impl Iterator<Item = &'a str>) {
-        let block = self.config.sys_root.join("block");
-        let have_sysfs = block.is_dir();
-        for name in names {
-            if !self.whole_disk.contains_key(name) {
-                let whole = if have_sysfs {
-                    // /sys/block/<name> exists only for whole disks; a device name never contains
-                    // '/' in diskstats except for cciss-style names, which sysfs writes as '!'.
-                    block.join(name.replace('/', "!")).exists()
-                } else {
-                    !looks_like_partition(name)
-                };
-                self.whole_disk.insert(name.to_owned(), whole);
-            }
+}
+
+/// Remember `classify(name)` for every current name and forget names that are gone, so the cache
+/// stays as big as the device list and a reused name is classified afresh.
+fn learn<'a, V>(cache: &mut HashMap<String, V>, names: impl Iterator<Item = &'a str>, classify: impl Fn(&str) -> V) {
+    let current: std::collections::HashSet<&str> = names.collect();
+    cache.retain(|k, _| current.contains(k.as_str()));
+    for name in current {
+        if !cache.contains_key(name) {
+            cache.insert(name.to_owned(), classify(name));
         }
     }
+}
 
-    fn learn_interfaces<'a>(&mut self, names: impl Iterator<Item = &'a str>) {
-        let class = self.config.sys_root.join("class/net");
-        for name in names {
-            if !self.net_has_device.contains_key(name) {
-                let dir = class.join(name);
-                let known = dir.is_dir().then(|| dir.join("device").exists());
-                self.net_has_device.insert(name.to_owned(), known);
-            }
-        }
+/// /sys/block/<name> exists only for whole disks (sysfs writes a '/' in a device name as '!').
+/// Without /sys/block (a fixture, some containers), fall back to the partition naming schemes.
+fn is_whole_disk(sys_root: &Path, name: &str) -> bool {
+    let block = sys_root.join("block");
+    if block.is_dir() {
+        block.join(name.replace('/', "!")).exists()
+    } else {
+        !looks_like_partition(name)
     }
 }
 

@@ -324,11 +324,20 @@ pub(crate) fn build(cur: &RawNode, prev: Option<&RawNode>, ctx: &Context) -> Nod
     }
 
     let cpu = build_cpu(cur, prev, dt, &mut why);
-    if prev.is_some() && cpu.as_ref().is_some_and(|c| c.total.usage.is_none()) {
-        why.add("cpu_usage", "no CPU time elapsed between the two readings, or a CPU counter went down");
+    if cpu.as_ref().is_some_and(|c| c.total.usage.is_none()) {
+        match prev.map(|p| &p.stat) {
+            None => {}
+            Some(Err(e)) => why.add("cpu_usage", format!("the previous reading failed: {e}")),
+            Some(Ok(_)) => why.add("cpu_usage", "no CPU time elapsed between the two readings, or a CPU counter went down"),
+        }
     }
     let (memory, swap, hugepages) = build_memory(cur, prev, dt, &mut why);
-    let load = cur.loadavg.as_ref().map_err(|e| why.error("load_average", e)).ok();
+    let load = cur.loadavg.as_ref().ok();
+    if let Err(e) = &cur.loadavg {
+        for k in ["load_average_1m", "load_average_5m", "load_average_15m"] {
+            why.error(k, e);
+        }
+    }
     let uptime = cur.uptime.as_ref().map_err(|e| why.error("uptime_secs", e)).ok();
     if cur.temperatures.is_empty() {
         why.add("temperatures", "no thermal zones or hwmon temperature sensors exposed by the kernel (usual in VMs)");
@@ -397,10 +406,26 @@ fn build_network_total(cur: &RawNode, prev: Option<&RawNode>, dt: f64, ctx: &Con
         rx_packets_per_sec: sum_rate(|d| d.rx_packets),
         tx_packets_per_sec: sum_rate(|d| d.tx_packets),
     };
-    if prev_map.is_some() && total.rx_bytes_per_sec.is_none() {
+    let rates = [total.rx_bytes_per_sec, total.tx_bytes_per_sec, total.rx_packets_per_sec, total.tx_packets_per_sec];
+    if prev_map.is_some() && rates.iter().any(Option::is_none) {
         why.add("network", "a physical interface appeared or its counters went down; totals resume next interval");
     }
     Some(total)
+}
+
+/// Any counter of an interface that `build_interfaces` turns into a rate went down.
+fn went_down(p: &NetDev, d: &NetDev) -> bool {
+    let counters: [fn(&NetDev) -> u64; 8] = [
+        |d| d.rx_bytes,
+        |d| d.tx_bytes,
+        |d| d.rx_packets,
+        |d| d.tx_packets,
+        |d| d.rx_errors,
+        |d| d.tx_errors,
+        |d| d.rx_dropped,
+        |d| d.tx_dropped,
+    ];
+    counters.iter().any(|f| f(d) < f(p))
 }
 
 fn by_name<'a, T>(it: impl Iterator<Item = (&'a str, T)>) -> HashMap<&'a str, T> {
@@ -477,7 +502,10 @@ fn build_memory(cur: &RawNode, prev: Option<&RawNode>, dt: f64, why: &mut Reason
     };
     let used = m.mem_total_bytes.zip(m.mem_available_bytes).map(|(t, a)| t.saturating_sub(a));
     if m.mem_available_bytes.is_none() {
-        why.add("memory.available_bytes", "MemAvailable is not in /proc/meminfo (kernel before 3.14)");
+        let r = "MemAvailable is not in /proc/meminfo (kernel before 3.14)";
+        for k in ["memory_usage", "memory.available_bytes", "memory.used_bytes"] {
+            why.add(k, r);
+        }
     }
     let memory = Memory {
         total_bytes: m.mem_total_bytes,
@@ -516,6 +544,9 @@ fn build_memory(cur: &RawNode, prev: Option<&RawNode>, dt: f64, why: &mut Reason
     };
     if m.swap_total_bytes == Some(0) {
         why.add("swap.used_percent", "no swap configured");
+    }
+    if m.hugepages_total == Some(0) {
+        why.add("hugepages.used_percent", "no huge pages configured");
     }
     let huge = HugePages {
         total: m.hugepages_total,
@@ -635,8 +666,9 @@ fn build_disks(cur: &RawNode, prev: Option<&RawNode>, dt: f64, ctx: &Context, wh
         .map(|d| {
             let p = prev_map.as_ref().and_then(|m| m.get(d.name.as_str()).copied());
             let r = |f: fn(&DiskStat) -> u64| per_sec(p.map(f), f(d), dt);
-            let went_down = p.is_some_and(|p| d.reads_completed < p.reads_completed || d.writes_completed < p.writes_completed);
-            if went_down {
+            let counters: [fn(&DiskStat) -> u64; 5] =
+                [|d| d.reads_completed, |d| d.writes_completed, |d| d.sectors_read, |d| d.sectors_written, |d| d.io_time_ms];
+            if p.is_some_and(|p| counters.iter().any(|f| f(d) < f(p))) {
                 why.add(&format!("disks.{}", d.name), RESET);
             }
             let latency = |t: fn(&DiskStat) -> u64, n: fn(&DiskStat) -> u64| {
@@ -710,7 +742,7 @@ fn build_interfaces(cur: &RawNode, prev: Option<&RawNode>, dt: f64, ctx: &Contex
         .map(|d| {
             let p = prev_map.as_ref().and_then(|m| m.get(d.name.as_str()).copied());
             let r = |f: fn(&NetDev) -> u64| per_sec(p.map(f), f(d), dt);
-            if p.is_some_and(|p| d.rx_bytes < p.rx_bytes || d.tx_bytes < p.tx_bytes) {
+            if p.is_some_and(|p| went_down(p, d)) {
                 why.add(&format!("interfaces.{}", d.name), RESET);
             }
             Interface {
@@ -745,6 +777,12 @@ fn build_filesystems(cur: &RawNode, why: &mut Reasons) -> Vec<Filesystem> {
             return vec![];
         }
     };
+    if cur.filesystems_over_cap > 0 {
+        why.add(
+            "filesystems",
+            format!("{} more filesystems match; only the first {} (node.max_filesystems) are reported", cur.filesystems_over_cap, mounts.len()),
+        );
+    }
     mounts
         .iter()
         .map(|(m, st)| {
