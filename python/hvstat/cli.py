@@ -55,6 +55,9 @@ def _serve(settings: Settings) -> None:
     from hvstat.app import create_app
 
     check_bind(settings.server)
+    # The core validates its own settings (globs, caps) when a sampler is built; do it here so a
+    # bad value is a message and exit code 2, not a traceback from inside the server's startup.
+    NodeSampler(settings.node.core_config_json())
     logging.basicConfig(level=settings.logging.level.upper(), format="%(levelname)s %(name)s: %(message)s")
     if settings.server.allow_unauthenticated_remote and not is_loopback(settings.server.host):
         logging.getLogger("hvstat").warning(

@@ -26,17 +26,17 @@ class ConfigError(Exception):
 
 
 class _Table(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    pass
+    """A config table. msgspec does not inherit kw_only, so each subclass repeats it."""
 
 
-class ServerSettings(_Table):
+class ServerSettings(_Table, kw_only=True):
     host: str = "127.0.0.1"
     port: Port = 9106
     # hvstat has no authentication yet: binding anywhere but loopback must be asked for explicitly.
     allow_unauthenticated_remote: bool = False
 
 
-class MonitoringSettings(_Table):
+class MonitoringSettings(_Table, kw_only=True):
     node_metrics_interval: Seconds = 5.0
     vm_metrics_interval: Seconds = 10.0
     enable_history: bool = True
@@ -44,7 +44,7 @@ class MonitoringSettings(_Table):
     max_ws_clients: Annotated[int, msgspec.Meta(ge=0)] = 100
 
 
-class NodeSettings(_Table):
+class NodeSettings(_Table, kw_only=True):
     """What the node sampler reads. Unset keys take the Rust core's defaults, which are the only
     copy of them (see docs/operations.md or ``hvstat check-config`` for the effective values)."""
 
@@ -67,11 +67,11 @@ class NodeSettings(_Table):
         return msgspec.json.encode({k: v for k, v in msgspec.structs.asdict(self).items() if v is not None}).decode()
 
 
-class LoggingSettings(_Table):
+class LoggingSettings(_Table, kw_only=True):
     level: Literal["debug", "info", "warning", "error"] = "info"
 
 
-class Settings(_Table):
+class Settings(_Table, kw_only=True):
     server: ServerSettings = ServerSettings()
     monitoring: MonitoringSettings = MonitoringSettings()
     node: NodeSettings = NodeSettings()
@@ -165,6 +165,9 @@ def _explain(msg: str, origins: dict[str, str], path: object) -> str:
     """Turn msgspec's "... - at `$.server.port`" into "config key server.port: ..."."""
     text, sep, where = msg.rpartition(" - at `$.")
     if not sep:
+        if msg.startswith("Object contains unknown field") and "`" in msg:
+            table = msg.split("`")[1]
+            return f"config key {table}{f' (in {path})' if path else ''}: unknown table"
         return f"config: {msg}"
     key = where.rstrip("`")
     if text.startswith("Object contains unknown field"):

@@ -210,7 +210,7 @@ class Filesystem(Wire, kw_only=True):
     inodes_used: int | None = None
     inodes_free: int | None = None
     inodes_used_percent: float | None = None
-    read_only: bool | None = None
+    read_only: bool
 
 
 class TemperatureReading(Wire, kw_only=True):
@@ -223,14 +223,15 @@ class TemperatureReading(Wire, kw_only=True):
 class NodeMetrics(Wire, kw_only=True):
     """``GET /api/monitoring/node/metrics``: one node sample. See docs/api.md."""
 
+    # The contract fields: always present, null when unknown (the reason is in `unavailable`).
     timestamp: float
+    cpu_usage: float | None
+    memory_usage: float | None
+    disk_usage: float | None
+    load_average_1m: float | None
+    load_average_5m: float | None
+    load_average_15m: float | None
     interval_secs: float | None = None
-    cpu_usage: float | None = None
-    memory_usage: float | None = None
-    disk_usage: float | None = None
-    load_average_1m: float | None = None
-    load_average_5m: float | None = None
-    load_average_15m: float | None = None
     uptime_secs: float | None = None
     boot_time: int | None = None
     cpu: Cpu | None = None

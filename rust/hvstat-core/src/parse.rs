@@ -91,6 +91,58 @@ pub fn lossy(b: &[u8]) -> String {
     s
 }
 
+/// A required unsigned field: the number, or an error naming `what` and quoting the bad text.
+pub fn u64_field(line: usize, field: Option<&[u8]>, what: &str) -> ParseResult<u64> {
+    match field {
+        Some(f) => u64_of(f).ok_or_else(|| ParseError::new(line, format!("{what}: not a number: {:?}", lossy(f)))),
+        None => Err(ParseError::new(line, format!("{what}: missing"))),
+    }
+}
+
+/// As [`u64_field`] for a 32-bit value (device major and minor numbers, CPU indices).
+pub fn u32_field(line: usize, field: Option<&[u8]>, what: &str) -> ParseResult<u32> {
+    let v = u64_field(line, field, what)?;
+    u32::try_from(v).map_err(|_| ParseError::new(line, format!("{what}: out of range: {v}")))
+}
+
+/// A required decimal with an optional fraction ([`f64_of`]); infinities (a run of digits too long
+/// for an f64) are refused too, so a parsed value is always finite.
+pub fn f64_field(line: usize, field: Option<&[u8]>, what: &str) -> ParseResult<f64> {
+    match field {
+        Some(f) => f64_of(f)
+            .filter(|v| v.is_finite())
+            .ok_or_else(|| ParseError::new(line, format!("{what}: not a decimal: {:?}", lossy(f)))),
+        None => Err(ParseError::new(line, format!("{what}: missing"))),
+    }
+}
+
+/// `buf` split at the first `sep`, without the separator.
+pub fn split_once(buf: &[u8], sep: u8) -> Option<(&[u8], &[u8])> {
+    let i = buf.iter().position(|&b| b == sep)?;
+    Some((buf.get(..i)?, buf.get(i + 1..)?))
+}
+
+/// A name taken from the kernel (device, interface, path) as a `String`. The kernel allows any bytes
+/// but NUL and `/` in most names; bytes that are not UTF-8 become U+FFFD rather than failing the
+/// whole file for one oddly named device.
+pub fn name_of(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// The only line of a one-line file (loadavg, uptime, sysfs attributes), without its newline.
+/// An empty file or a second line is an error.
+pub fn only_line(buf: &[u8]) -> ParseResult<&[u8]> {
+    let mut it = lines(buf);
+    let first = match it.next() {
+        Some((_, l)) => l,
+        None => return Err(ParseError::new(0, "empty file")),
+    };
+    match it.next() {
+        Some((n, l)) => Err(ParseError::new(n, format!("expected one line, got another: {:?}", lossy(l)))),
+        None => Ok(first),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -121,5 +173,23 @@ mod tests {
     fn single() {
         assert_eq!(single_u64(b"123\n"), Ok(123));
         assert!(single_u64(b"x\n").is_err());
+    }
+
+    #[test]
+    fn field_helpers() {
+        assert_eq!(u64_field(3, Some(b"12"), "x"), Ok(12));
+        assert_eq!(u64_field(3, Some(b"1x"), "x").unwrap_err(), ParseError::new(3, "x: not a number: \"1x\""));
+        assert_eq!(u64_field(3, None, "x").unwrap_err(), ParseError::new(3, "x: missing"));
+        assert_eq!(u32_field(1, Some(b"4294967295"), "m"), Ok(u32::MAX));
+        assert!(u32_field(1, Some(b"4294967296"), "m").is_err());
+        assert_eq!(f64_field(1, Some(b"0.5"), "a"), Ok(0.5));
+        let huge = vec![b'9'; 400];
+        assert!(f64_field(1, Some(&huge), "a").is_err(), "an infinity is not a value");
+        assert_eq!(split_once(b"a:b:c", b':'), Some((&b"a"[..], &b"b:c"[..])));
+        assert_eq!(split_once(b"abc", b':'), None);
+        assert_eq!(name_of(b"eth\xff0"), "eth\u{fffd}0");
+        assert_eq!(only_line(b"x y\n"), Ok(&b"x y"[..]));
+        assert_eq!(only_line(b"").unwrap_err().line, 0);
+        assert_eq!(only_line(b"a\nb\n").unwrap_err().line, 2);
     }
 }

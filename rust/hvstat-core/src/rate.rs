@@ -14,7 +14,7 @@ pub fn delta(prev: Option<u64>, cur: u64) -> Option<u64> {
 
 /// Per-second rate of a counter over `elapsed_secs` of monotonic time.
 pub fn per_sec(prev: Option<u64>, cur: u64, elapsed_secs: f64) -> Option<f64> {
-    if !(elapsed_secs > 0.0) || !elapsed_secs.is_finite() {
+    if elapsed_secs.is_nan() || elapsed_secs <= 0.0 || elapsed_secs.is_infinite() {
         return None;
     }
     Some(delta(prev, cur)? as f64 / elapsed_secs)

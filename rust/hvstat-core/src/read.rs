@@ -104,8 +104,11 @@ impl FileReader {
         match self.shape {
             Shape::Whole => loop {
                 let n = read_at_retrying(file, &mut self.buf, 0)?;
-                if n < self.buf.len() || self.buf.len() >= MAX_CAPACITY {
+                if n < self.buf.len() {
                     return Ok(n);
+                }
+                if self.buf.len() >= MAX_CAPACITY {
+                    return Err(too_big());
                 }
                 let grown = self.buf.len() * 2;
                 self.buf.resize(grown, 0);
@@ -115,7 +118,7 @@ impl FileReader {
                 loop {
                     if total == self.buf.len() {
                         if self.buf.len() >= MAX_CAPACITY {
-                            return Ok(total);
+                            return Err(too_big());
                         }
                         let grown = self.buf.len() * 2;
                         self.buf.resize(grown, 0);
@@ -136,6 +139,11 @@ impl FileReader {
     }
 }
 
+/// Reported rather than silently truncating the content.
+fn too_big() -> io::Error {
+    io::Error::new(io::ErrorKind::FileTooLarge, format!("larger than {} MiB", MAX_CAPACITY >> 20))
+}
+
 fn read_at_retrying(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
     loop {
         match file.read_at(buf, offset) {
@@ -154,7 +162,6 @@ pub struct FsStat {
     pub avail_bytes: u64,
     pub inodes: u64,
     pub inodes_free: u64,
-    pub read_only: bool,
 }
 
 pub fn statvfs(path: &Path) -> Result<FsStat> {
@@ -175,7 +182,6 @@ pub fn statvfs(path: &Path) -> Result<FsStat> {
         avail_bytes: (s.f_bavail as u64).saturating_mul(frsize),
         inodes: s.f_files as u64,
         inodes_free: s.f_ffree as u64,
-        read_only: s.f_flag & libc::ST_RDONLY != 0,
     })
 }
 

@@ -269,3 +269,28 @@ fn the_host_view_of_pid_1_is_preferred_over_our_own() {
     let names: Vec<&str> = v["interfaces"].as_array().unwrap().iter().map(|i| i["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["eth7"]);
 }
+
+#[test]
+fn temperatures_from_thermal_zones_and_hwmon_without_duplicates() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    tree(root);
+    write(root, "sys/class/thermal/thermal_zone0/type", "acpitz\n");
+    write(root, "sys/class/thermal/thermal_zone0/temp", "27800\n");
+    write(root, "sys/class/hwmon/hwmon0/name", "acpitz\n");
+    write(root, "sys/class/hwmon/hwmon0/temp1_input", "27800\n");
+    std::os::unix::fs::symlink("../../thermal/thermal_zone0", root.join("sys/class/hwmon/hwmon0/device")).unwrap();
+    write(root, "sys/class/hwmon/hwmon1/name", "coretemp\n");
+    write(root, "sys/class/hwmon/hwmon1/temp2_input", "-1500\n");
+    write(root, "sys/class/hwmon/hwmon1/temp2_label", "Core 0\n");
+    write(root, "sys/class/hwmon/hwmon1/temp2_max", "100000\n");
+    let v = json(&mut sampler(root, |_| {}));
+    assert_eq!(
+        v["temperatures"],
+        serde_json::json!([
+            {"sensor": "thermal_zone0", "kind": "acpitz", "label": null, "celsius": 27.8},
+            {"sensor": "hwmon1/temp2", "kind": "coretemp", "label": "Core 0", "celsius": -1.5},
+        ])
+    );
+    assert!(v["unavailable"].get("temperatures").is_none());
+}

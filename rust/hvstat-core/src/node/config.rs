@@ -52,7 +52,7 @@ impl Default for NodeConfig {
             // a hypervisor are noise rather than capacity.
             fs_type_exclude: v(&[
                 "autofs", "binfmt_misc", "bpf", "cgroup", "cgroup2", "configfs", "debugfs", "devpts",
-                "devtmpfs", "efivarfs", "fusectl", "hugetlbfs", "iso9660", "mqueue", "nsfs", "overlay",
+                "devtmpfs", "efivarfs", "fuse.lxcfs", "fusectl", "hugetlbfs", "iso9660", "mqueue", "nsfs", "overlay",
                 "proc", "procfs", "pstore", "ramfs", "rpc_pipefs", "securityfs", "selinuxfs",
                 "squashfs", "sysfs", "tmpfs", "tracefs",
             ]),

@@ -38,11 +38,14 @@ pub struct RawNode {
     pub ksm: Result<ksm::Ksm>,
     /// Root filesystem (statvfs of `rootfs`), the source of `disk_usage`.
     pub root_fs: Result<FsStat>,
-    pub filesystems: Result<Vec<(mountinfo::Mount, Result<FsStat>)>>,
+    pub filesystems: Result<Vec<MountStat>>,
     /// Filesystems that passed the filters but were left out by `max_filesystems`.
     pub filesystems_over_cap: usize,
     pub temperatures: Vec<Temperature>,
 }
+
+/// A mount and the statvfs of its mount point.
+pub type MountStat = (mountinfo::Mount, Result<FsStat>);
 
 #[derive(Debug)]
 pub struct Temperature {
@@ -169,7 +172,11 @@ impl NodeSampler {
         let vmstat = self.vmstat.parse(vmstat::parse);
         let pressure = [0, 1, 2].map(|i| self.pressure[i].parse(pressure::parse));
         let monotonic = Instant::now();
-        let unix_secs = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
+        let unix_secs = match SystemTime::now().duration_since(UNIX_EPOCH) {
+            Ok(d) => d.as_secs_f64(),
+            // A clock set before 1970 is reported as it is, not as 0.
+            Err(e) => -e.duration().as_secs_f64(),
+        };
 
         if let Ok(disks) = &diskstats {
             learn(&mut self.whole_disk, disks.iter().map(|d| d.name.as_str()), |name| {
@@ -230,7 +237,7 @@ impl NodeSampler {
 
     /// The visible mount on each mount point that passes the filters, with its statvfs, and how
     /// many more passed but were over `max_filesystems`.
-    fn read_filesystems(&mut self) -> Result<(Vec<(mountinfo::Mount, Result<FsStat>)>, usize)> {
+    fn read_filesystems(&mut self) -> Result<(Vec<MountStat>, usize)> {
         let mounts = self.mountinfo.parse(mountinfo::parse)?;
         // The last mount on a mount point hides the earlier ones, so pick it before filtering:
         // a tmpfs over /srv must hide the xfs beneath, not let it through with tmpfs numbers.
@@ -329,6 +336,13 @@ fn discover_temperatures(sys: &Path) -> Vec<TempReader> {
         });
     }
     for chip in sorted_entries(&sys.join("class/hwmon"), "hwmon") {
+        // The thermal core registers an hwmon chip for each zone it already exposes (its device
+        // is the zone); reading both would report one sensor twice.
+        let mirrors_zone = std::fs::read_link(chip.join("device"))
+            .is_ok_and(|t| t.file_name().is_some_and(|n| n.to_string_lossy().starts_with("thermal_zone")));
+        if mirrors_zone {
+            continue;
+        }
         let chip_name = chip.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let kind = read_text(chip.join("name")).unwrap_or_else(|| chip_name.clone());
         let mut inputs: Vec<(u32, String)> = std::fs::read_dir(&chip)
@@ -345,7 +359,8 @@ fn discover_temperatures(sys: &Path) -> Vec<TempReader> {
             out.push(TempReader {
                 sensor: format!("{chip_name}/temp{i}"),
                 kind: kind.clone(),
-                label: read_text(chip.join(format!("temp{i}_label"))),
+                // temp03_input goes with temp03_label: derive the name, do not rebuild it from i.
+                label: read_text(chip.join(file.replace("_input", "_label"))),
                 temp: FileReader::new(chip.join(file), Shape::Whole),
             });
         }

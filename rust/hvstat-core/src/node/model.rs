@@ -272,7 +272,8 @@ pub struct Filesystem {
     pub inodes_free: Option<u64>,
     /// Null on filesystems without a fixed inode count (btrfs, some network filesystems).
     pub inodes_used_percent: Option<f64>,
-    pub read_only: Option<bool>,
+    /// Mounted read-only (the `ro` mount option in mountinfo).
+    pub read_only: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -503,7 +504,7 @@ fn build_memory(cur: &RawNode, prev: Option<&RawNode>, dt: f64, why: &mut Reason
     let used = m.mem_total_bytes.zip(m.mem_available_bytes).map(|(t, a)| t.saturating_sub(a));
     if m.mem_available_bytes.is_none() {
         let r = "MemAvailable is not in /proc/meminfo (kernel before 3.14)";
-        for k in ["memory_usage", "memory.available_bytes", "memory.used_bytes"] {
+        for k in ["memory_usage", "memory.available_bytes", "memory.used_bytes", "memory.used_percent"] {
             why.add(k, r);
         }
     }
@@ -547,6 +548,9 @@ fn build_memory(cur: &RawNode, prev: Option<&RawNode>, dt: f64, why: &mut Reason
     }
     if m.hugepages_total == Some(0) {
         why.add("hugepages.used_percent", "no huge pages configured");
+    }
+    if m.hugetlb_bytes.is_none() {
+        why.add("hugepages.hugetlb_bytes", "Hugetlb is not in /proc/meminfo (kernel before 4.16)");
     }
     let huge = HugePages {
         total: m.hugepages_total,
@@ -594,6 +598,9 @@ fn build_vm(cur: &RawNode, prev: Option<&RawNode>, dt: f64, why: &mut Reasons) -
         }
     };
     let p = prev.and_then(|p| p.vmstat.as_ref().ok());
+    if v.oom_kill.is_none() {
+        why.add("vm.oom_kills_total", "oom_kill is not in /proc/vmstat (kernel before 4.13)");
+    }
     // pgpgin/pgpgout count KiB, not pages (mm/vmstat.c, and the block layer's accounting).
     let kib = |r: Option<f64>| r.map(|x| x * 1024.0);
     Some(VmActivity {
@@ -670,6 +677,14 @@ fn build_disks(cur: &RawNode, prev: Option<&RawNode>, dt: f64, ctx: &Context, wh
                 [|d| d.reads_completed, |d| d.writes_completed, |d| d.sectors_read, |d| d.sectors_written, |d| d.io_time_ms];
             if p.is_some_and(|p| counters.iter().any(|f| f(d) < f(p))) {
                 why.add(&format!("disks.{}", d.name), RESET);
+            }
+            if d.discards_completed.is_none() {
+                for f in ["discard_bytes_per_sec", "discarded_bytes_total"] {
+                    why.add(&format!("disks.{}.{f}", d.name), "no discard columns in /proc/diskstats (kernel before 4.18)");
+                }
+            }
+            if d.flushes_completed.is_none() {
+                why.add(&format!("disks.{}.flushes_total", d.name), "no flush columns in /proc/diskstats (kernel before 5.5)");
             }
             let latency = |t: fn(&DiskStat) -> u64, n: fn(&DiskStat) -> u64| {
                 let p = p?;
@@ -800,7 +815,7 @@ fn build_filesystems(cur: &RawNode, why: &mut Reasons) -> Vec<Filesystem> {
                 inodes_used: inodes_used.filter(|_| st.is_some_and(|s| s.inodes > 0)),
                 inodes_free: st.filter(|s| s.inodes > 0).map(|s| s.inodes_free),
                 inodes_used_percent: st.zip(inodes_used).and_then(|(s, u)| percent(u as f64, s.inodes as f64)),
-                read_only: st.map(|s| s.read_only),
+                read_only: m.mount_options.split(',').any(|o| o == "ro"),
             }
         })
         .collect()
