@@ -11,6 +11,7 @@
 //!
 //! Errors are one enum, [`Error`], and every variant names its path.
 
+pub mod cgroup;
 pub mod error;
 pub mod filter;
 pub mod node;

@@ -6,6 +6,7 @@ pub mod loadavg;
 pub mod meminfo;
 pub mod mountinfo;
 pub mod net_dev;
+pub mod pid;
 pub mod pressure;
 pub mod stat;
 pub mod uptime;
