@@ -1,6 +1,8 @@
 //! cgroup v1 and v2: file parsers ([`v1`], [`v2`]), tree discovery and path classification
 //! ([`discover`]), runtime metadata for names ([`names`]), and the per-container sampler.
 
+pub mod discover;
+pub mod names;
 pub mod v1;
 pub mod v2;
 
