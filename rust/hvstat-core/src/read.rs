@@ -41,6 +41,8 @@ pub struct FileReader {
     path: PathBuf,
     shape: Shape,
     file: Option<File>,
+    /// The open file is on procfs, where poll() reports changes of the mount table.
+    on_procfs: bool,
     buf: Vec<u8>,
     len: usize,
 }
@@ -54,7 +56,7 @@ impl FileReader {
     /// For files with a preferred and a fallback location (pid 1's view of the host, else ours).
     pub fn first_of(candidates: Vec<PathBuf>, shape: Shape) -> Self {
         let path = candidates.first().cloned().unwrap_or_default();
-        FileReader { candidates, path, shape, file: None, buf: vec![0; INITIAL_CAPACITY], len: 0 }
+        FileReader { candidates, path, shape, file: None, on_procfs: false, buf: vec![0; INITIAL_CAPACITY], len: 0 }
     }
 
     pub fn path(&self) -> &Path {
@@ -97,6 +99,7 @@ impl FileReader {
     fn read_inner(&mut self) -> io::Result<usize> {
         if self.file.is_none() {
             let (file, path) = self.open()?;
+            self.on_procfs = is_procfs(&file);
             self.file = Some(file);
             self.path = path;
         }
@@ -133,10 +136,31 @@ impl FileReader {
         }
     }
 
+    /// For /proc/<pid>/mountinfo (and mounts): true when the mount table has not changed since
+    /// the file was opened or last reported as changed, so its last content is still right.
+    /// The kernel's mounts_poll() flags POLLPRI|POLLERR once per change of the namespace's mount
+    /// table (proc(5), "/proc/pid/mounts"). Anything not open or not on procfs counts as changed.
+    pub fn mounts_unchanged(&self) -> bool {
+        use std::os::fd::AsRawFd;
+        let Some(f) = self.file.as_ref().filter(|_| self.on_procfs) else { return false };
+        let mut p = libc::pollfd { fd: f.as_raw_fd(), events: libc::POLLPRI, revents: 0 };
+        // SAFETY: one valid pollfd, zero timeout.
+        let rc = unsafe { libc::poll(&mut p, 1, 0) };
+        rc == 0
+    }
+
     /// The content of the last successful read.
     pub fn last(&self) -> &[u8] {
         &self.buf[..self.len]
     }
+}
+
+fn is_procfs(f: &File) -> bool {
+    use std::os::fd::AsRawFd;
+    let mut s: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid fd and a valid out-pointer.
+    let rc = unsafe { libc::fstatfs(f.as_raw_fd(), &mut s) };
+    rc == 0 && s.f_type == libc::PROC_SUPER_MAGIC
 }
 
 /// Reported rather than silently truncating the content.
@@ -229,6 +253,20 @@ mod tests {
         std::fs::write(&a, b"preferred").unwrap();
         let mut r = FileReader::first_of(vec![a.clone(), b], Shape::Whole);
         assert_eq!(r.read().unwrap(), b"preferred");
+    }
+
+    #[test]
+    fn mount_table_changes_are_polled_only_on_procfs() {
+        let mut r = FileReader::new("/proc/self/mountinfo", Shape::Records);
+        assert!(!r.mounts_unchanged(), "not read yet");
+        r.read().unwrap();
+        assert!(r.mounts_unchanged(), "nothing was mounted since the open");
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("mountinfo");
+        std::fs::write(&p, b"x").unwrap();
+        let mut r = FileReader::new(&p, Shape::Records);
+        r.read().unwrap();
+        assert!(!r.mounts_unchanged(), "a regular file can change without telling");
     }
 
     #[test]

@@ -87,6 +87,9 @@ pub struct NodeSampler {
     previous: Option<RawNode>,
     /// Readings taken, for the periodic re-discovery of temperature sensors.
     readings: u64,
+    /// The visible, filtered mounts and how many were over the cap, from the last mountinfo read;
+    /// re-derived only when the mount table changed.
+    mounts: Option<(Vec<mountinfo::Mount>, usize)>,
 }
 
 /// Sensors come and go rarely (a module loaded, a device hot-plugged): look again every this many
@@ -120,6 +123,7 @@ impl NodeSampler {
             net_has_device: HashMap::new(),
             previous: None,
             readings: 0,
+            mounts: None,
             filters,
             config,
         })
@@ -213,7 +217,11 @@ impl NodeSampler {
             net_dev,
             pressure,
             ksm: self.read_ksm(),
-            root_fs: statvfs(&self.config.rootfs),
+            // The root filesystem is usually one of the reported ones: do not statvfs it twice.
+            root_fs: match filesystems.as_ref().ok().and_then(|f| f.iter().find(|(m, _)| m.mount_point == "/")) {
+                Some((_, Ok(st))) => Ok(*st),
+                _ => statvfs(&self.config.rootfs),
+            },
             filesystems,
             filesystems_over_cap,
             temperatures,
@@ -238,6 +246,20 @@ impl NodeSampler {
     /// The visible mount on each mount point that passes the filters, with its statvfs, and how
     /// many more passed but were over `max_filesystems`.
     fn read_filesystems(&mut self) -> Result<(Vec<MountStat>, usize)> {
+        // mountinfo is the costliest file of the node (tens of µs for a few dozen mounts) and
+        // changes rarely: parse it again only when the kernel says the mount table changed.
+        let cached = self.mounts.take().filter(|_| self.mountinfo.mounts_unchanged());
+        let (mounts, over) = match cached {
+            Some(m) => m,
+            None => self.visible_mounts()?,
+        };
+        let rootfs = &self.config.rootfs;
+        let stats = mounts.iter().map(|m| (m.clone(), statvfs(&under_root(rootfs, &m.mount_point)))).collect();
+        self.mounts = Some((mounts, over));
+        Ok((stats, over))
+    }
+
+    fn visible_mounts(&mut self) -> Result<(Vec<mountinfo::Mount>, usize)> {
         let mounts = self.mountinfo.parse(mountinfo::parse)?;
         // The last mount on a mount point hides the earlier ones, so pick it before filtering:
         // a tmpfs over /srv must hide the xfs beneath, not let it through with tmpfs numbers.
@@ -255,11 +277,7 @@ impl NodeSampler {
         visible.retain(|m| self.filters.fs_types.allows(&m.fs_type) && self.filters.mount_points.allows(&m.mount_point));
         let over = visible.len().saturating_sub(self.config.max_filesystems);
         visible.truncate(self.config.max_filesystems);
-        let rootfs = &self.config.rootfs;
-        Ok((visible.into_iter().map(|m| {
-            let st = statvfs(&under_root(rootfs, &m.mount_point));
-            (m, st)
-        }).collect(), over))
+        Ok((visible, over))
     }
 
     fn read_temperatures(&mut self) -> Vec<Temperature> {

@@ -612,7 +612,9 @@ fn build_vm(cur: &RawNode, prev: Option<&RawNode>, dt: f64, why: &mut Reasons) -
     })
 }
 
-fn build_pressure(cur: &RawNode, prev: Option<&RawNode>, dt: f64, why: &mut Reasons) -> Option<PressureAll> {
+/// One pressure file's reported form, with the stall share of the interval from the totals' delta.
+/// Shared by the node and by cgroups (same file format).
+pub(crate) fn pressure_of(c: &crate::procfs::pressure::Pressure, p: Option<&crate::procfs::pressure::Pressure>, dt: f64) -> Pressure {
     let line = |c: &PsiLine, p: Option<&PsiLine>| PressureLine {
         avg10: c.avg10,
         avg60: c.avg60,
@@ -621,6 +623,10 @@ fn build_pressure(cur: &RawNode, prev: Option<&RawNode>, dt: f64, why: &mut Reas
         // usec stalled per second of wall time -> percent: / 1e6 * 100.
         stall_percent: per_sec(p.map(|p| p.total_usec), c.total_usec, dt).map(|r| (r / 1e4).min(100.0)),
     };
+    Pressure { some: line(&c.some, p.map(|p| &p.some)), full: c.full.as_ref().map(|f| line(f, p.and_then(|p| p.full.as_ref()))) }
+}
+
+fn build_pressure(cur: &RawNode, prev: Option<&RawNode>, dt: f64, why: &mut Reasons) -> Option<PressureAll> {
     let mut out: [Option<Pressure>; 3] = [None, None, None];
     let mut all_gone = true;
     for (i, kind) in PRESSURE_KINDS.iter().enumerate() {
@@ -628,10 +634,7 @@ fn build_pressure(cur: &RawNode, prev: Option<&RawNode>, dt: f64, why: &mut Reas
             Ok(c) => {
                 all_gone = false;
                 let p = prev.and_then(|p| p.pressure[i].as_ref().ok());
-                out[i] = Some(Pressure {
-                    some: line(&c.some, p.map(|p| &p.some)),
-                    full: c.full.as_ref().map(|f| line(f, p.and_then(|p| p.full.as_ref()))),
-                });
+                out[i] = Some(pressure_of(c, p, dt));
                 if c.full.is_none() {
                     why.add(&format!("pressure.{kind}.full"), "the kernel reports no 'full' line here (cpu before Linux 5.13)");
                 }

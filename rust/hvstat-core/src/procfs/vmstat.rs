@@ -24,6 +24,11 @@ pub fn parse(buf: &[u8]) -> ParseResult<VmStat> {
     let mut any = false;
     for (n, line) in lines(buf) {
         any = true;
+        // The file has ~190 lines and 7 are kept, all starting with 'p' or 'o': skip the rest
+        // without splitting them (this parser runs every tick).
+        if !matches!(line.first(), Some(b'p' | b'o' | b' ' | b'\t') | None) {
+            continue;
+        }
         let mut f = fields(line);
         let Some(key) = f.next() else {
             return Err(ParseError::new(n, "empty line"));
