@@ -14,10 +14,12 @@ from starlette.requests import Request
 from starlette.routing import Route
 
 from hvstat import __version__
-from hvstat.api import rest
+from hvstat.api import containers, rest
 from hvstat.api.openapi import openapi
 from hvstat.api.responses import ApiError, MsgspecResponse, check_params, on_api_error, on_http_exception, on_unexpected
 from hvstat.config import Settings
+from hvstat.sources.base import Source
+from hvstat.sources.containers import ContainerSource
 from hvstat.sources.node import NodeSource
 from hvstat.state import AppState
 from hvstat.store import Store
@@ -31,7 +33,13 @@ async def index(request: Request) -> MsgspecResponse:
         {
             "service": "hvstat",
             "version": __version__,
-            "endpoints": ["/api/monitoring/node/metrics", "/health", "/openapi.json"],
+            "endpoints": [
+                "/api/monitoring/node/metrics",
+                "/api/containers",
+                "/api/containers/{id}/metrics",
+                "/health",
+                "/openapi.json",
+            ],
         }
     )
 
@@ -41,10 +49,15 @@ def create_app(settings: Settings) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         store = Store()
         node = NodeSource(settings.node, settings.monitoring.node_metrics_interval, store)
-        sources = (node,)
+        guests = (
+            ContainerSource(settings.containers, settings.node, settings.monitoring.vm_metrics_interval, store)
+            if settings.containers.enabled
+            else None
+        )
+        sources: tuple[Source, ...] = tuple(s for s in (node, guests) if s is not None)
         # Every source takes its first sample before the server accepts requests.
         await asyncio.gather(*(s.start() for s in sources))
-        app.state.hvstat = AppState(settings, store, node, sources, __version__, time.monotonic())
+        app.state.hvstat = AppState(settings, store, node, guests, sources, __version__, time.monotonic())
         tasks = [asyncio.create_task(s.run(), name=f"source:{s.name}") for s in sources]
         log.info("hvstat %s: sources started: %s", __version__, ", ".join(s.name for s in sources))
         try:
@@ -55,7 +68,12 @@ def create_app(settings: Settings) -> Starlette:
             await asyncio.gather(*tasks, return_exceptions=True)
 
     return Starlette(
-        routes=[Route("/", index, methods=["GET"]), *rest.routes, Route("/openapi.json", openapi, methods=["GET"])],
+        routes=[
+            Route("/", index, methods=["GET"]),
+            *rest.routes,
+            *containers.routes,
+            Route("/openapi.json", openapi, methods=["GET"]),
+        ],
         lifespan=lifespan,
         exception_handlers={ApiError: on_api_error, HTTPException: on_http_exception, Exception: on_unexpected},
     )

@@ -11,7 +11,7 @@ import msgspec
 
 from hvstat import __version__
 from hvstat._native import ConfigError as CoreConfigError
-from hvstat._native import NodeSampler
+from hvstat._native import ContainerSampler, NodeSampler
 from hvstat.config import ConfigError, Settings, check_bind, is_loopback, load_settings
 from hvstat.models import node_metrics_decoder
 from hvstat.sources.node import PRIME_SECS
@@ -58,6 +58,8 @@ def _serve(settings: Settings) -> None:
     # The core validates its own settings (globs, caps) when a sampler is built; do it here so a
     # bad value is a message and exit code 2, not a traceback from inside the server's startup.
     NodeSampler(settings.node.core_config_json())
+    if settings.containers.enabled:
+        ContainerSampler(settings.containers.core_config_json(settings.node))
     logging.basicConfig(level=settings.logging.level.upper(), format="%(levelname)s %(name)s: %(message)s")
     if settings.server.allow_unauthenticated_remote and not is_loopback(settings.server.host):
         logging.getLogger("hvstat").warning(
@@ -86,6 +88,10 @@ def _check_config(settings: Settings) -> None:
     effective_node = msgspec.json.decode(NodeSampler(settings.node.core_config_json()).config_json())
     effective = msgspec.to_builtins(settings)
     effective["node"] = effective_node
+    effective["containers"] = {
+        "enabled": settings.containers.enabled,
+        **msgspec.json.decode(ContainerSampler(settings.containers.core_config_json(settings.node)).config_json()),
+    }
     sys.stdout.write(msgspec.json.format(msgspec.json.encode(effective), indent=2).decode() + "\n")
 
 

@@ -67,6 +67,28 @@ class NodeSettings(_Table, kw_only=True):
         return msgspec.json.encode({k: v for k, v in msgspec.structs.asdict(self).items() if v is not None}).decode()
 
 
+class ContainerSettings(_Table, kw_only=True):
+    """Container (cgroup guest) discovery and sampling. Unset keys take the Rust core's defaults;
+    proc_root, sys_root and rootfs default to the [node] table's."""
+
+    enabled: bool = True
+    include_services: bool | None = None
+    max_containers: Cap | None = None
+    docker_root: str | None = None
+    podman_root: str | None = None
+    pods_log_root: str | None = None
+    pve_root: str | None = None
+    proc_root: str | None = None
+    sys_root: str | None = None
+    rootfs: str | None = None
+
+    def core_config_json(self, node: NodeSettings) -> str:
+        """The set keys, with the node's roots where this table sets none, as the core's JSON."""
+        roots = {k: getattr(node, k) for k in ("proc_root", "sys_root", "rootfs") if getattr(node, k) is not None}
+        own = {k: v for k, v in msgspec.structs.asdict(self).items() if v is not None and k != "enabled"}
+        return msgspec.json.encode({**roots, **own}).decode()
+
+
 class LoggingSettings(_Table, kw_only=True):
     level: Literal["debug", "info", "warning", "error"] = "info"
 
@@ -75,6 +97,7 @@ class Settings(_Table, kw_only=True):
     server: ServerSettings = ServerSettings()
     monitoring: MonitoringSettings = MonitoringSettings()
     node: NodeSettings = NodeSettings()
+    containers: ContainerSettings = ContainerSettings()
     logging: LoggingSettings = LoggingSettings()
 
 

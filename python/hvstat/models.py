@@ -249,6 +249,127 @@ class NodeMetrics(Wire, kw_only=True):
     unavailable: dict[str, str] = {}
 
 
+Limit = int | Literal["max"]
+"""A limit in bytes (or pids, ...), or "max" for no limit, as the kernel writes it."""
+
+
+class IoDevice(Wire, kw_only=True):
+    major: int
+    minor: int
+    read_bytes: int
+    write_bytes: int
+    read_ops: int
+    write_ops: int
+
+
+Runtime = Literal[
+    "docker",
+    "podman",
+    "containerd",
+    "cri-o",
+    "kubernetes",
+    "lxc",
+    "proxmox-lxc",
+    "proxmox-qemu",
+    "systemd-nspawn",
+    "libvirt",
+    "oci",
+    "systemd",
+]
+
+
+class ContainerMetrics(Wire, kw_only=True):
+    """``GET /api/containers/{id}/metrics``: one guest's cgroup sample. See docs/api.md."""
+
+    id: str
+    name: str
+    runtime: Runtime
+    cgroup_path: str
+    state: Literal["running", "paused", "empty"]
+    processes: int
+    cpu_cores: float | None = None
+    cpu_usage_percent: float | None
+    cpu_limit_cores: float | None = None
+    cpu_limit_percent: float | None = None
+    cpu_usage_secs_total: float | None = None
+    cpu_user_secs_total: float | None = None
+    cpu_system_secs_total: float | None = None
+    cpu_periods_total: int | None = None
+    cpu_throttled_periods_total: int | None = None
+    cpu_throttled_secs_total: float | None = None
+    cpu_throttled_percent: float | None = None
+    memory_usage_bytes: int | None
+    memory_limit_bytes: Limit | None
+    memory_usage_percent: float | None = None
+    memory_working_set_bytes: int | None = None
+    memory_rss_bytes: int | None = None
+    memory_cache_bytes: int | None = None
+    memory_swap_bytes: int | None = None
+    memory_oom_kills_total: int | None = None
+    block_read_bytes: int | None
+    block_write_bytes: int | None
+    block_read_ops: int | None = None
+    block_write_ops: int | None = None
+    block_read_bytes_per_sec: float | None = None
+    block_write_bytes_per_sec: float | None = None
+    block_read_ops_per_sec: float | None = None
+    block_write_ops_per_sec: float | None = None
+    block_devices: list[IoDevice] = []
+    pids_current: int | None = None
+    pids_max: Limit | None = None
+    network_mode: Literal["own", "host", "unknown"]
+    network_rx_bytes: int | None
+    network_tx_bytes: int | None
+    network_rx_packets: int | None = None
+    network_tx_packets: int | None = None
+    network_rx_errors: int | None = None
+    network_tx_errors: int | None = None
+    network_rx_dropped: int | None = None
+    network_tx_dropped: int | None = None
+    network_rx_bytes_per_sec: float | None = None
+    network_tx_bytes_per_sec: float | None = None
+    network_rx_packets_per_sec: float | None = None
+    network_tx_packets_per_sec: float | None = None
+    network_interfaces: list[str] = []
+    pressure_cpu: Pressure | None = None
+    pressure_memory: Pressure | None = None
+    pressure_io: Pressure | None = None
+    unavailable: dict[str, str] = {}
+
+
+class ContainersSample(Wire, kw_only=True):
+    """One container sample as the core produces it (all guests at once)."""
+
+    timestamp: float
+    interval_secs: float | None = None
+    host_cpus: int | None = None
+    containers: list[ContainerMetrics] = []
+    appeared: list[str] = []
+    vanished: list[str] = []
+    unavailable: dict[str, str] = {}
+
+
+class ContainerSummary(Wire, kw_only=True):
+    """One entry of ``GET /api/containers``."""
+
+    id: str
+    name: str
+    runtime: Runtime
+    cgroup_path: str
+    state: Literal["running", "paused", "empty"]
+    cpu_usage_percent: float | None
+    memory_usage_bytes: int | None
+    memory_limit_bytes: Limit | None
+
+
+class ContainerList(Wire, kw_only=True):
+    """``GET /api/containers``."""
+
+    timestamp: float | None
+    containers: list[ContainerSummary]
+    unavailable: dict[str, str] = {}
+
+
 class SourceHealth(Wire, kw_only=True):
     name: str
     status: Literal["ok", "degraded", "error"]
@@ -277,4 +398,5 @@ class ErrorBody(Wire, kw_only=True):
 
 
 node_metrics_decoder = msgspec.json.Decoder(NodeMetrics)
+containers_sample_decoder = msgspec.json.Decoder(ContainersSample)
 encoder = msgspec.json.Encoder()

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from hvstat.config import Settings
 from hvstat.sources.base import Source
+from hvstat.sources.containers import ContainerSource
 from hvstat.sources.node import NodeSource
 from hvstat.store import Store
 
@@ -15,6 +16,7 @@ class AppState:
     settings: Settings
     store: Store
     node_source: NodeSource
+    container_source: ContainerSource | None
     sources: tuple[Source, ...]
     version: str
     started: float

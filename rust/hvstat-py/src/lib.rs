@@ -4,6 +4,7 @@
 
 use std::sync::Mutex;
 
+use hvstat_core::cgroup::sampler::{ContainerConfig, ContainerSampler as CoreContainerSampler};
 use hvstat_core::node::{NodeConfig, NodeSampler as CoreNodeSampler};
 use pyo3::create_exception;
 use pyo3::exceptions::PyException;
@@ -77,11 +78,52 @@ impl NodeSampler {
     }
 }
 
+/// Finds containers (and other cgroup guests) by walking the cgroup tree and reads their cgroup
+/// files with kept-open descriptors, deriving rates between calls. Calls are serialized.
+#[pyclass(module = "hvstat._core", frozen)]
+struct ContainerSampler {
+    inner: Mutex<CoreContainerSampler>,
+}
+
+impl ContainerSampler {
+    fn lock(&self) -> std::sync::MutexGuard<'_, CoreContainerSampler> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[pymethods]
+impl ContainerSampler {
+    /// `config_json`: the `[containers]` config table as JSON; `"{}"` takes every default.
+    #[new]
+    #[pyo3(signature = (config_json = "{}"))]
+    fn new(config_json: &str) -> PyResult<Self> {
+        let config: ContainerConfig = serde_json::from_str(config_json)
+            .map_err(|e| BindError::Config(format!("containers config: {e}")))?;
+        Ok(ContainerSampler { inner: Mutex::new(CoreContainerSampler::new(config)) })
+    }
+
+    /// Discover, read every guest, derive rates against the previous call; JSON bytes.
+    fn sample<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+        let json = py.detach(|| serde_json::to_vec(&self.lock().sample())).map_err(BindError::Encode)?;
+        Ok(PyBytes::new(py, &json))
+    }
+
+    /// Every file one sample reads (as of the latest discovery).
+    fn paths(&self) -> Vec<String> {
+        self.lock().paths().iter().map(|p| p.to_string_lossy().into_owned()).collect()
+    }
+
+    fn config_json(&self) -> PyResult<String> {
+        Ok(serde_json::to_string(self.lock().config()).map_err(BindError::Encode)?)
+    }
+}
+
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("CoreError", m.py().get_type::<CoreError>())?;
     m.add("ConfigError", m.py().get_type::<ConfigError>())?;
     m.add_class::<NodeSampler>()?;
+    m.add_class::<ContainerSampler>()?;
     Ok(())
 }

@@ -2,7 +2,9 @@
 //! ([`discover`]), runtime metadata for names ([`names`]), and the per-container sampler.
 
 pub mod discover;
+pub mod model;
 pub mod names;
+pub mod sampler;
 pub mod v1;
 pub mod v2;
 

@@ -1,0 +1,328 @@
+//! The reported form of a guest's cgroup: a pure function of (current, previous) raw readings.
+//! Units are in the field names; a value that cannot be known is null, with the reason in the
+//! guest's `unavailable`.
+
+use std::collections::BTreeMap;
+
+use serde::{Serialize, Serializer};
+
+use super::discover::{Guest, Runtime};
+use super::sampler::{IoDevice, Net, RawContainer};
+use super::Limit;
+use crate::node::model::{pressure_of, Pressure};
+use crate::rate::{per_sec, percent};
+
+impl Serialize for Limit {
+    /// A number, or the string "max" for no limit: what the kernel writes, never -1.
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Limit::Max => s.serialize_str("max"),
+            Limit::Value(v) => s.serialize_u64(*v),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ContainersSample {
+    pub timestamp: f64,
+    pub interval_secs: Option<f64>,
+    /// Online CPUs of the host: what `cpu_usage_percent` is a share of.
+    pub host_cpus: Option<u64>,
+    pub containers: Vec<ContainerMetrics>,
+    /// Ids that were found / lost by this sample's discovery.
+    pub appeared: Vec<String>,
+    pub vanished: Vec<String>,
+    pub unavailable: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    Running,
+    Paused,
+    /// The cgroup exists but holds no process (a stopped container whose cgroup is kept).
+    Empty,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum NetworkMode {
+    /// Its own network namespace: the counters below are the guest's.
+    Own,
+    /// The host's namespace: its traffic is counted in the node's, not here.
+    Host,
+    Unknown,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ContainerMetrics {
+    pub id: String,
+    pub name: String,
+    pub runtime: Runtime,
+    pub cgroup_path: String,
+    pub state: State,
+    pub processes: usize,
+
+    /// Cores in use over the interval (a busy loop reads 1.0).
+    pub cpu_cores: Option<f64>,
+    /// Share of the whole host's CPU time (all online CPUs = 100).
+    pub cpu_usage_percent: Option<f64>,
+    /// quota / period of cpu.max or cfs_quota_us; null when unlimited.
+    pub cpu_limit_cores: Option<f64>,
+    /// Share of the container's own CPU limit.
+    pub cpu_limit_percent: Option<f64>,
+    pub cpu_usage_secs_total: Option<f64>,
+    pub cpu_user_secs_total: Option<f64>,
+    pub cpu_system_secs_total: Option<f64>,
+    pub cpu_periods_total: Option<u64>,
+    pub cpu_throttled_periods_total: Option<u64>,
+    pub cpu_throttled_secs_total: Option<f64>,
+    /// Throttled periods / elapsed periods over the interval.
+    pub cpu_throttled_percent: Option<f64>,
+
+    pub memory_usage_bytes: Option<u64>,
+    /// Bytes, or "max" for no limit.
+    pub memory_limit_bytes: Option<Limit>,
+    pub memory_usage_percent: Option<f64>,
+    /// usage - inactive_file: what the kernel cannot reclaim easily (cAdvisor's working set).
+    pub memory_working_set_bytes: Option<u64>,
+    pub memory_rss_bytes: Option<u64>,
+    pub memory_cache_bytes: Option<u64>,
+    pub memory_swap_bytes: Option<u64>,
+    pub memory_oom_kills_total: Option<u64>,
+
+    pub block_read_bytes: Option<u64>,
+    pub block_write_bytes: Option<u64>,
+    pub block_read_ops: Option<u64>,
+    pub block_write_ops: Option<u64>,
+    pub block_read_bytes_per_sec: Option<f64>,
+    pub block_write_bytes_per_sec: Option<f64>,
+    pub block_read_ops_per_sec: Option<f64>,
+    pub block_write_ops_per_sec: Option<f64>,
+    pub block_devices: Vec<IoDevice>,
+
+    pub pids_current: Option<u64>,
+    pub pids_max: Option<Limit>,
+
+    pub network_mode: NetworkMode,
+    pub network_rx_bytes: Option<u64>,
+    pub network_tx_bytes: Option<u64>,
+    pub network_rx_packets: Option<u64>,
+    pub network_tx_packets: Option<u64>,
+    pub network_rx_errors: Option<u64>,
+    pub network_tx_errors: Option<u64>,
+    pub network_rx_dropped: Option<u64>,
+    pub network_tx_dropped: Option<u64>,
+    pub network_rx_bytes_per_sec: Option<f64>,
+    pub network_tx_bytes_per_sec: Option<f64>,
+    pub network_rx_packets_per_sec: Option<f64>,
+    pub network_tx_packets_per_sec: Option<f64>,
+    /// Interfaces seen inside (loopback excluded).
+    pub network_interfaces: Vec<String>,
+
+    pub pressure_cpu: Option<Pressure>,
+    pub pressure_memory: Option<Pressure>,
+    pub pressure_io: Option<Pressure>,
+
+    pub unavailable: BTreeMap<String, String>,
+}
+
+#[derive(Default, Clone, Copy)]
+struct NetTotals {
+    rx_bytes: u64,
+    tx_bytes: u64,
+    rx_packets: u64,
+    tx_packets: u64,
+    rx_errors: u64,
+    tx_errors: u64,
+    rx_dropped: u64,
+    tx_dropped: u64,
+}
+
+fn net_totals(net: &Net) -> Option<NetTotals> {
+    let Net::Own(devs) = net else { return None };
+    let mut t = NetTotals::default();
+    for d in devs.iter().filter(|d| d.name != "lo") {
+        t.rx_bytes = t.rx_bytes.saturating_add(d.rx_bytes);
+        t.tx_bytes = t.tx_bytes.saturating_add(d.tx_bytes);
+        t.rx_packets = t.rx_packets.saturating_add(d.rx_packets);
+        t.tx_packets = t.tx_packets.saturating_add(d.tx_packets);
+        t.rx_errors = t.rx_errors.saturating_add(d.rx_errors);
+        t.tx_errors = t.tx_errors.saturating_add(d.tx_errors);
+        t.rx_dropped = t.rx_dropped.saturating_add(d.rx_dropped);
+        t.tx_dropped = t.tx_dropped.saturating_add(d.tx_dropped);
+    }
+    Some(t)
+}
+
+fn io_totals(io: &Option<Vec<IoDevice>>) -> Option<IoDevice> {
+    io.as_ref().map(|devs| {
+        devs.iter().fold(IoDevice::default(), |a, d| IoDevice {
+            major: 0,
+            minor: 0,
+            read_bytes: a.read_bytes.saturating_add(d.read_bytes),
+            write_bytes: a.write_bytes.saturating_add(d.write_bytes),
+            read_ops: a.read_ops.saturating_add(d.read_ops),
+            write_ops: a.write_ops.saturating_add(d.write_ops),
+        })
+    })
+}
+
+const FIRST: &str = "first sample of this container: a rate needs two readings";
+const RESET: &str = "counter went down (container restarted or counters reset); rates resume next interval";
+
+pub(crate) fn build(g: &Guest, name: &str, cur: &RawContainer, prev: Option<&RawContainer>, host_cpus: Option<u64>) -> ContainerMetrics {
+    let mut why: BTreeMap<String, String> = BTreeMap::new();
+    let mut add = |k: &str, v: &str| {
+        why.entry(k.to_owned()).or_insert_with(|| v.to_owned());
+    };
+    for (field, e) in &cur.errors {
+        add(field, e);
+    }
+    let dt = match (prev.and_then(|p| p.at), cur.at) {
+        (Some(a), Some(b)) => b.saturating_duration_since(a).as_secs_f64(),
+        _ => 0.0,
+    };
+    if prev.is_none() {
+        add("rates", FIRST);
+    }
+    let rate = |p: Option<u64>, c: Option<u64>| per_sec(p, c?, dt);
+    let p = |f: fn(&RawContainer) -> Option<u64>| prev.and_then(f);
+
+    // CPU.
+    let usage_rate = rate(p(|r| r.cpu_usage_usec), cur.cpu_usage_usec);
+    let cpu_cores = usage_rate.map(|usec_per_sec| usec_per_sec / 1e6);
+    let cpu_limit_cores = match cur.cpu_quota {
+        Some((Limit::Value(q), period)) if period > 0 => Some(q as f64 / period as f64),
+        Some((Limit::Max, _)) => {
+            add("cpu_limit_cores", "no CPU limit (quota is max)");
+            None
+        }
+        _ => None,
+    };
+    if cur.cpu_usage_usec.is_none() {
+        add("cpu", "no CPU accounting file for this cgroup (cpu.stat / cpuacct.usage)");
+    } else if prev.is_some() && usage_rate.is_none() {
+        add("cpu_cores", RESET);
+    }
+    let periods = rate(p(|r| r.nr_periods), cur.nr_periods);
+    let throttled = rate(p(|r| r.nr_throttled), cur.nr_throttled);
+    if cur.nr_periods.is_none() {
+        add("cpu_throttled_percent", "no CPU bandwidth statistics (cpu controller's cpu.stat)");
+    }
+
+    // Memory.
+    let memory_usage_percent = match (cur.memory_usage, cur.memory_limit) {
+        (Some(u), Some(Limit::Value(l))) => percent(u as f64, l as f64),
+        (_, Some(Limit::Max)) => {
+            add("memory_usage_percent", "no memory limit");
+            None
+        }
+        _ => None,
+    };
+    if cur.memory_usage.is_none() {
+        add("memory", "no memory controller file for this cgroup");
+    }
+    if cur.memory_usage.is_some() && cur.memory_swap.is_none() {
+        add("memory_swap_bytes", "swap accounting is off (no memory.swap.current / memory.memsw.usage_in_bytes)");
+    }
+
+    // Block I/O.
+    let io = io_totals(&cur.io);
+    let pio = prev.and_then(|p| io_totals(&p.io));
+    if io.is_none() {
+        add("block", "no block I/O accounting for this cgroup (io.stat / blkio.throttle.*)");
+    }
+    let io_rate = |f: fn(&IoDevice) -> u64| rate(pio.as_ref().map(f), io.as_ref().map(f));
+
+    // Network.
+    let (mode, net) = match &cur.net {
+        Net::Own(_) => (NetworkMode::Own, net_totals(&cur.net)),
+        Net::Host => {
+            add("network", "the container shares the host's network namespace; its traffic is in the node's interfaces");
+            (NetworkMode::Host, None)
+        }
+        Net::NoProcess => {
+            add("network", "no process in the container to read its network namespace through");
+            (NetworkMode::Unknown, None)
+        }
+        Net::Unknown => (NetworkMode::Unknown, None),
+        Net::Error(e) => {
+            add("network", e);
+            (NetworkMode::Unknown, None)
+        }
+    };
+    let pnet = prev.and_then(|p| net_totals(&p.net));
+    let net_rate = |f: fn(&NetTotals) -> u64| rate(pnet.as_ref().map(f), net.as_ref().map(f));
+    let interfaces = match &cur.net {
+        Net::Own(devs) => devs.iter().filter(|d| d.name != "lo").map(|d| d.name.clone()).collect(),
+        _ => vec![],
+    };
+
+    let pressure = |i: usize| cur.pressure[i].as_ref().map(|c| pressure_of(c, prev.and_then(|p| p.pressure[i].as_ref()), dt));
+    if cur.pressure.iter().all(Option::is_none) {
+        add("pressure", "no pressure files for this cgroup (cgroup v2 with PSI)");
+    }
+    let state = match (cur.frozen, cur.procs.is_empty(), cur.populated) {
+        (Some(true), _, _) => State::Paused,
+        (_, true, Some(false) | None) => State::Empty,
+        _ => State::Running,
+    };
+
+    ContainerMetrics {
+        id: g.id.clone(),
+        name: name.to_owned(),
+        runtime: g.runtime,
+        cgroup_path: g.path.clone(),
+        state,
+        processes: cur.procs.len(),
+        cpu_cores,
+        cpu_usage_percent: cpu_cores.zip(host_cpus).and_then(|(c, n)| percent(c, n as f64)),
+        cpu_limit_cores,
+        cpu_limit_percent: cpu_cores.zip(cpu_limit_cores).and_then(|(c, l)| percent(c, l)),
+        cpu_usage_secs_total: cur.cpu_usage_usec.map(|u| u as f64 / 1e6),
+        cpu_user_secs_total: cur.cpu_user_usec.map(|u| u as f64 / 1e6),
+        cpu_system_secs_total: cur.cpu_system_usec.map(|u| u as f64 / 1e6),
+        cpu_periods_total: cur.nr_periods,
+        cpu_throttled_periods_total: cur.nr_throttled,
+        cpu_throttled_secs_total: cur.throttled_usec.map(|u| u as f64 / 1e6),
+        cpu_throttled_percent: throttled.zip(periods).and_then(|(t, p)| percent(t, p)),
+        memory_usage_bytes: cur.memory_usage,
+        memory_limit_bytes: cur.memory_limit,
+        memory_usage_percent,
+        memory_working_set_bytes: cur.memory_usage.map(|u| u.saturating_sub(cur.memory_inactive_file.unwrap_or(0))),
+        memory_rss_bytes: cur.memory_rss,
+        memory_cache_bytes: cur.memory_cache,
+        memory_swap_bytes: cur.memory_swap,
+        memory_oom_kills_total: cur.oom_kills,
+        block_read_bytes: io.map(|d| d.read_bytes),
+        block_write_bytes: io.map(|d| d.write_bytes),
+        block_read_ops: io.map(|d| d.read_ops),
+        block_write_ops: io.map(|d| d.write_ops),
+        block_read_bytes_per_sec: io_rate(|d| d.read_bytes),
+        block_write_bytes_per_sec: io_rate(|d| d.write_bytes),
+        block_read_ops_per_sec: io_rate(|d| d.read_ops),
+        block_write_ops_per_sec: io_rate(|d| d.write_ops),
+        block_devices: cur.io.clone().unwrap_or_default(),
+        pids_current: cur.pids_current,
+        pids_max: cur.pids_max,
+        network_mode: mode,
+        network_rx_bytes: net.map(|n| n.rx_bytes),
+        network_tx_bytes: net.map(|n| n.tx_bytes),
+        network_rx_packets: net.map(|n| n.rx_packets),
+        network_tx_packets: net.map(|n| n.tx_packets),
+        network_rx_errors: net.map(|n| n.rx_errors),
+        network_tx_errors: net.map(|n| n.tx_errors),
+        network_rx_dropped: net.map(|n| n.rx_dropped),
+        network_tx_dropped: net.map(|n| n.tx_dropped),
+        network_rx_bytes_per_sec: net_rate(|n| n.rx_bytes),
+        network_tx_bytes_per_sec: net_rate(|n| n.tx_bytes),
+        network_rx_packets_per_sec: net_rate(|n| n.rx_packets),
+        network_tx_packets_per_sec: net_rate(|n| n.tx_packets),
+        network_interfaces: interfaces,
+        pressure_cpu: pressure(0),
+        pressure_memory: pressure(1),
+        pressure_io: pressure(2),
+        unavailable: why,
+    }
+}
