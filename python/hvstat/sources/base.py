@@ -6,6 +6,7 @@ import asyncio
 import logging
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 
 from hvstat.models import SourceHealth
 
@@ -28,12 +29,24 @@ class Source(ABC):
         self._last_duration: float | None = None
         self._failures = 0
         self._error: str | None = None
-        self._inflight: asyncio.Future[None] | None = None
+        self._inflight: asyncio.Future[object] | None = None
         self._inflight_since = 0.0
 
     async def start(self) -> None:
         """Prepare and take the first sample, so the API never serves an empty store."""
         await self.tick()
+
+    async def prepare(self, first_reading: Callable[[], object]) -> None:
+        """Run a first reading (priming rates) in a worker thread, bounded like a tick: a reading
+        that blocks (a hung mount) must not keep the service from starting; it shows in /health."""
+        self._inflight_since = time.monotonic()
+        self._inflight = asyncio.ensure_future(asyncio.to_thread(first_reading))
+        try:
+            await asyncio.wait_for(asyncio.shield(self._inflight), self.tick_timeout_secs)
+        except TimeoutError:
+            self._failed(f"the first reading did not finish within {self.tick_timeout_secs:.0f}s")
+        except Exception as e:  # noqa: BLE001 - reported by the first tick's health too
+            self._failed(f"first reading: {type(e).__name__}: {e}")
 
     @abstractmethod
     def collect(self) -> None:

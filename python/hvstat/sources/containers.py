@@ -26,7 +26,7 @@ class ContainerSource(Source):
 
     async def start(self) -> None:
         # A first sample discovers the guests and gives rates a base; the real first one follows.
-        await asyncio.to_thread(self._sampler.sample)
+        await self.prepare(self._sampler.sample)
         await asyncio.sleep(PRIME_SECS)
         await super().start()
 

@@ -24,7 +24,7 @@ class NodeSource(Source):
         self._store = store
 
     async def start(self) -> None:
-        await asyncio.to_thread(self._sampler.prime)
+        await self.prepare(self._sampler.prime)
         await asyncio.sleep(PRIME_SECS)
         await super().start()
 

@@ -186,6 +186,8 @@ pub struct FsStat {
     pub avail_bytes: u64,
     pub inodes: u64,
     pub inodes_free: u64,
+    /// ST_RDONLY: the mount or its superblock is read-only (an ext4 remounted ro after errors).
+    pub read_only: bool,
 }
 
 pub fn statvfs(path: &Path) -> Result<FsStat> {
@@ -206,6 +208,7 @@ pub fn statvfs(path: &Path) -> Result<FsStat> {
         avail_bytes: (s.f_bavail as u64).saturating_mul(frsize),
         inodes: s.f_files as u64,
         inodes_free: s.f_ffree as u64,
+        read_only: s.f_flag & libc::ST_RDONLY != 0,
     })
 }
 

@@ -272,7 +272,8 @@ pub struct Filesystem {
     pub inodes_free: Option<u64>,
     /// Null on filesystems without a fixed inode count (btrfs, some network filesystems).
     pub inodes_used_percent: Option<f64>,
-    /// Mounted read-only (the `ro` mount option in mountinfo).
+    /// Read-only: the `ro` mount option in mountinfo, or statvfs's ST_RDONLY (which also catches a
+    /// superblock that went read-only, such as ext4 after errors=remount-ro).
     pub read_only: bool,
 }
 
@@ -818,7 +819,7 @@ fn build_filesystems(cur: &RawNode, why: &mut Reasons) -> Vec<Filesystem> {
                 inodes_used: inodes_used.filter(|_| st.is_some_and(|s| s.inodes > 0)),
                 inodes_free: st.filter(|s| s.inodes > 0).map(|s| s.inodes_free),
                 inodes_used_percent: st.zip(inodes_used).and_then(|(s, u)| percent(u as f64, s.inodes as f64)),
-                read_only: m.mount_options.split(',').any(|o| o == "ro"),
+                read_only: m.mount_options.split(',').any(|o| o == "ro") || st.is_some_and(|s| s.read_only),
             }
         })
         .collect()
