@@ -143,6 +143,80 @@ pub fn only_line(buf: &[u8]) -> ParseResult<&[u8]> {
     }
 }
 
+/// The one value of a one-line file (cgroup limits such as `max` or `134217728`, cfs_quota_us): the
+/// line must hold exactly one whitespace-separated field.
+pub fn single_field(buf: &[u8]) -> ParseResult<&[u8]> {
+    let line = only_line(buf)?;
+    let mut f = fields(line);
+    match (f.next(), f.next()) {
+        (Some(v), None) => Ok(v),
+        _ => Err(ParseError::new(1, format!("expected one value, got {:?}", lossy(line)))),
+    }
+}
+
+/// A block device as the cgroup files write it, `MAJ:MIN` (`254:0`).
+pub fn dev_field(line: usize, field: &[u8]) -> ParseResult<(u32, u32)> {
+    let Some((major, minor)) = split_once(field, b':') else {
+        return Err(ParseError::new(line, format!("expected major:minor, got {:?}", lossy(field))));
+    };
+    Ok((u32_field(line, Some(major), "major")?, u32_field(line, Some(minor), "minor")?))
+}
+
+/// The lines of a flat-keyed file (cgroup-v2.rst "Interface Files": `KEY VALUE` per line; the same shape
+/// in v1 memory.stat, cpuacct.stat, cpu.stat, memory.oom_control, and /proc/<pid>/io with `key:`
+/// keys) as (line number, key, the rest of the line after the key). A line without a key is an error.
+pub fn keyed_lines(buf: &[u8]) -> impl Iterator<Item = ParseResult<(usize, &[u8], &[u8])>> {
+    lines(buf).map(|(n, line)| {
+        let is_blank = |b: &u8| *b == b' ' || *b == b'\t';
+        let start = line.iter().position(|b| !is_blank(b)).unwrap_or(line.len());
+        let line = line.get(start..).unwrap_or_default();
+        let end = line.iter().position(is_blank).unwrap_or(line.len());
+        match (line.get(..end), line.get(end..)) {
+            (Some(key), Some(rest)) if !key.is_empty() => Ok((n, key, rest)),
+            _ => Err(ParseError::new(n, "empty line")),
+        }
+    })
+}
+
+/// Stores the value of a kept key of a flat-keyed file: `rest` (the line after the key) must be exactly
+/// one unsigned number, and the key must not have been seen before in the file.
+pub fn store_once(n: usize, key: &[u8], rest: &[u8], slot: &mut Option<u64>) -> ParseResult<()> {
+    if slot.is_some() {
+        return Err(ParseError::new(n, format!("repeated key {:?}", lossy(key))));
+    }
+    let what = lossy(key);
+    let mut f = fields(rest);
+    let v = u64_field(n, f.next(), &what)?;
+    if let Some(extra) = f.next() {
+        return Err(ParseError::new(n, format!("{what}: unexpected {:?} after the value", lossy(extra))));
+    }
+    *slot = Some(v);
+    Ok(())
+}
+
+/// Parses a whole flat-keyed file into `out`: `slot(out, key)` names the field a key is stored in, or
+/// `None` for a key to skip without looking at its value, so that whatever a kernel adds cannot break
+/// the parse. A kept key needs exactly one unsigned number and may appear once ([`store_once`]). An
+/// empty file is an error: every file of this shape has at least one key.
+pub fn flat_keyed<T>(
+    buf: &[u8],
+    out: &mut T,
+    slot: impl for<'a> Fn(&'a mut T, &[u8]) -> Option<&'a mut Option<u64>>,
+) -> ParseResult<()> {
+    let mut any = false;
+    for item in keyed_lines(buf) {
+        let (n, key, rest) = item?;
+        any = true;
+        if let Some(s) = slot(out, key) {
+            store_once(n, key, rest, s)?;
+        }
+    }
+    if !any {
+        return Err(ParseError::new(0, "empty file"));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -191,5 +265,51 @@ mod tests {
         assert_eq!(only_line(b"x y\n"), Ok(&b"x y"[..]));
         assert_eq!(only_line(b"").unwrap_err().line, 0);
         assert_eq!(only_line(b"a\nb\n").unwrap_err().line, 2);
+    }
+
+    #[test]
+    fn single_values_and_devices() {
+        assert_eq!(single_field(b"max\n"), Ok(&b"max"[..]));
+        assert_eq!(single_field(b"  -1 \n"), Ok(&b"-1"[..]));
+        assert_eq!(single_field(b"1 2\n").unwrap_err(), ParseError::new(1, "expected one value, got \"1 2\""));
+        assert_eq!(single_field(b"\n").unwrap_err().line, 0);
+        assert_eq!(single_field(b" \n").unwrap_err().line, 1);
+        assert_eq!(dev_field(2, b"254:16"), Ok((254, 16)));
+        assert_eq!(dev_field(2, b"254").unwrap_err(), ParseError::new(2, "expected major:minor, got \"254\""));
+        assert_eq!(dev_field(2, b"8:x").unwrap_err(), ParseError::new(2, "minor: not a number: \"x\""));
+    }
+
+    #[test]
+    fn flat_keyed_files() {
+        let got: Vec<_> = keyed_lines(b"a 1\n\tb  2 3\nc\n").map(Result::unwrap).collect();
+        assert_eq!(got, vec![(1, &b"a"[..], &b" 1"[..]), (2, &b"b"[..], &b"  2 3"[..]), (3, &b"c"[..], &b""[..])]);
+        assert_eq!(keyed_lines(b"a 1\n \n").nth(1).unwrap().unwrap_err(), ParseError::new(2, "empty line"));
+
+        let mut slot = None;
+        assert_eq!(store_once(4, b"k", b" 7", &mut slot), Ok(()));
+        assert_eq!(slot, Some(7));
+        assert_eq!(store_once(5, b"k", b" 7", &mut slot).unwrap_err(), ParseError::new(5, "repeated key \"k\""));
+        let mut slot = None;
+        assert_eq!(
+            store_once(1, b"k", b" 7 8", &mut slot).unwrap_err(),
+            ParseError::new(1, "k: unexpected \"8\" after the value")
+        );
+        assert_eq!(store_once(1, b"k", b"", &mut slot).unwrap_err(), ParseError::new(1, "k: missing"));
+
+        fn xy_slot<'a>(v: &'a mut [Option<u64>; 2], key: &[u8]) -> Option<&'a mut Option<u64>> {
+            match key {
+                b"x" => Some(&mut v[0]),
+                b"y" => Some(&mut v[1]),
+                _ => None,
+            }
+        }
+        let mut v = [None; 2];
+        flat_keyed(b"x 1\nnew 1.5 kB\ny 2\n", &mut v, xy_slot).unwrap();
+        assert_eq!(v, [Some(1), Some(2)], "an unknown key is skipped unread");
+        assert_eq!(flat_keyed(b"", &mut [None; 2], xy_slot).unwrap_err(), ParseError::new(0, "empty file"));
+        assert_eq!(
+            flat_keyed(b"x -1\n", &mut [None; 2], xy_slot).unwrap_err(),
+            ParseError::new(1, "x: not a number: \"-1\"")
+        );
     }
 }

@@ -231,6 +231,7 @@ pub(crate) fn build(g: &Guest, name: &str, cur: &RawContainer, prev: Option<&Raw
     let io = io_totals(&cur.io);
     let pio = prev.and_then(|p| io_totals(&p.io));
     if io.is_none() {
+        // A more precise reason from the reading, if any, was added above.
         add("block", "no block I/O accounting for this cgroup (io.stat / blkio.throttle.*)");
     }
     let io_rate = |f: fn(&IoDevice) -> u64| rate(pio.as_ref().map(f), io.as_ref().map(f));

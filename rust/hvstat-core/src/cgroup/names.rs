@@ -56,10 +56,10 @@ struct PodmanContainer {
 
 impl Lookup {
     pub fn name(&mut self, g: &Guest, roots: &MetadataRoots) -> String {
-        self.from_metadata(g, roots).unwrap_or_else(|| fallback(g))
+        self.on_disk(g, roots).unwrap_or_else(|| fallback(g))
     }
 
-    fn from_metadata(&mut self, g: &Guest, roots: &MetadataRoots) -> Option<String> {
+    fn on_disk(&mut self, g: &Guest, roots: &MetadataRoots) -> Option<String> {
         match g.runtime {
             Runtime::Docker => {
                 let p = roots.docker_root.join("containers").join(&g.id).join("config.v2.json");

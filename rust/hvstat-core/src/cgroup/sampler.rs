@@ -140,11 +140,13 @@ impl Files {
         let at = |dir: Option<PathBuf>, file: &str| dir.map(|d| FileReader::new(d.join(file), Shape::Whole));
         let v1 = |c: &str| h.v1.get(c).and_then(|x| x.dir_of(path));
         let v2 = h.unified.as_ref().and_then(|x| x.dir_of(path));
-        let mut f = Files::default();
         // What a controller-less v2 tree still has (the hybrid case), and pure v2's controllers.
-        f.events = at(v2.clone(), "cgroup.events");
-        f.cpu_stat_v2 = at(v2.clone(), "cpu.stat");
-        f.pressure = ["cpu.pressure", "memory.pressure", "io.pressure"].map(|p| at(v2.clone(), p));
+        let mut f = Files {
+            events: at(v2.clone(), "cgroup.events"),
+            cpu_stat_v2: at(v2.clone(), "cpu.stat"),
+            pressure: ["cpu.pressure", "memory.pressure", "io.pressure"].map(|p| at(v2.clone(), p)),
+            ..Default::default()
+        };
         if h.is_unified_only() {
             f.procs = at(v2.clone(), "cgroup.procs");
             f.cpu_max = at(v2.clone(), "cpu.max");
@@ -451,6 +453,13 @@ fn read_io(f: &mut Files, e: &mut Vec<(&'static str, String)>) -> Option<Vec<IoD
         );
     }
     let bytes = get(&mut f.blkio_bytes, v1::parse_blkio, "block", e)?;
+    if bytes.is_empty() {
+        // v1 lists a device once the cgroup did I/O on it, but since blk-throttle became lazy
+        // (Linux 5.x) it counts nothing until some throttle rule exists on the device. An empty
+        // file is therefore "no I/O, or not counted": unknown, not 0.
+        e.push(("block", "blkio.throttle.io_service_bytes lists no device: no I/O yet, or the kernel is not counting (v1 blk-throttle counts only once a throttle rule exists on the device)".into()));
+        return None;
+    }
     let ops = get(&mut f.blkio_ios, v1::parse_blkio, "block", e).unwrap_or_default();
     let mut by_dev: BTreeMap<(u32, u32), IoDevice> = BTreeMap::new();
     for b in bytes {

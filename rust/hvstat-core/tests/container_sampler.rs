@@ -1,0 +1,96 @@
+//! The container sampler on the recorded cgroup trees: discovery, the choice of files per layout,
+//! and values that must equal what the fixture files say.
+
+use std::path::PathBuf;
+
+use hvstat_core::cgroup::sampler::{ContainerConfig, ContainerSampler};
+use serde_json::Value;
+
+fn scenario(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/hosts").join(name)
+}
+
+fn sampler(name: &str) -> ContainerSampler {
+    let root = scenario(name);
+    ContainerSampler::new(ContainerConfig {
+        proc_root: root.join("proc"),
+        sys_root: root.join("sys"),
+        rootfs: root.clone(),
+        ..Default::default()
+    })
+}
+
+fn sample(s: &mut ContainerSampler) -> Value {
+    serde_json::to_value(s.sample()).unwrap()
+}
+
+fn by_id<'a>(v: &'a Value, prefix: &str) -> &'a Value {
+    v["containers"].as_array().unwrap().iter().find(|c| c["id"].as_str().unwrap().starts_with(prefix)).unwrap()
+}
+
+#[test]
+fn pure_v2_docker_with_the_systemd_driver() {
+    let mut s = sampler("cgroup-v2-6.8-docker-systemd");
+    let first = sample(&mut s);
+    assert_eq!(first["containers"].as_array().unwrap().len(), 2);
+    assert_eq!(first["appeared"].as_array().unwrap().len(), 2);
+    let c = by_id(&first, "8dfebddde31c");
+    assert!(c["cpu_cores"].is_null(), "first sample: no rate");
+    assert!(c["unavailable"]["rates"].is_string());
+
+    let v = sample(&mut s);
+    assert!(v["appeared"].as_array().unwrap().is_empty());
+    let c = by_id(&v, "8dfebddde31c");
+    assert_eq!(c["runtime"], "docker");
+    assert_eq!(c["name"], "8dfebddde31c", "no docker metadata in the fixture: the short id");
+    assert_eq!(c["state"], "running");
+    assert_eq!(c["processes"], 3);
+    assert_eq!(c["cpu_usage_secs_total"], 48.211847);
+    assert_eq!(c["cpu_user_secs_total"], 36.911219);
+    assert_eq!(c["cpu_limit_cores"], 0.5);
+    assert_eq!(c["cpu_cores"], 0.0, "the files did not change between the two samples");
+    assert_eq!(c["memory_usage_bytes"], 155189248u64);
+    assert_eq!(c["memory_limit_bytes"], 536870912u64);
+    assert_eq!(c["memory_working_set_bytes"], 155189248u64 - 30408704);
+    assert_eq!(c["pids_max"], 1024);
+    assert_eq!(c["block_read_bytes"], 23134208u64 * 2);
+    assert_eq!(c["block_write_ops"], 951 + 988);
+    assert_eq!(c["block_devices"].as_array().unwrap().len(), 2);
+    assert!(c["pressure_cpu"]["some"]["avg10"].is_number());
+
+    let unlimited = by_id(&v, "e98ebaebf364");
+    assert_eq!(unlimited["memory_limit_bytes"], "max");
+    assert!(unlimited["memory_usage_percent"].is_null());
+    assert_eq!(unlimited["unavailable"]["memory_usage_percent"], "no memory limit");
+    assert!(unlimited["cpu_limit_cores"].is_null());
+    assert!(unlimited["unavailable"]["cpu_limit_cores"].is_string());
+}
+
+#[test]
+fn hybrid_runc_container_reads_v1_controllers_and_v2_cpu_time() {
+    let mut s = sampler("cgroup-hybrid-6.18-runc");
+    sample(&mut s);
+    let v = sample(&mut s);
+    let c = by_id(&v, "5196071ee165");
+    assert_eq!(c["runtime"], "docker", "/docker/<id> is how runc and Docker's cgroupfs driver name it");
+    // CPU time comes from the unified tree's cpu.stat (microseconds), not cpuacct.
+    assert_eq!(c["cpu_usage_secs_total"], 1.463681);
+    assert_eq!(c["cpu_limit_cores"], 0.5);
+    assert_eq!(c["memory_usage_bytes"], 80183296u64);
+    assert_eq!(c["memory_limit_bytes"], 134217728u64);
+    assert_eq!(c["pids_max"], 64);
+    assert_eq!(c["block_read_bytes"], 25305088u64);
+    assert_eq!(c["block_write_bytes"], 16797696u64);
+    // Every file the sampler reads exists in the tree (none fell back to "gone").
+    let paths = s.paths();
+    assert!(paths.iter().any(|p| p.ends_with("memory.limit_in_bytes")));
+    assert!(paths.iter().any(|p| p.ends_with("unified/docker/5196071ee165475bd9ff7cb99eae4be48c6d6a3e49c8392b88fe512e643e32ce/cpu.stat")));
+    assert!(!paths.iter().any(|p| p.ends_with("memory.current")), "hybrid: no v2 memory files");
+}
+
+#[test]
+fn no_cgroup_mounts_means_no_guests_and_no_error() {
+    let mut s = sampler("linux-6.8-full");
+    let v = sample(&mut s);
+    assert!(v["containers"].as_array().unwrap().is_empty());
+}
