@@ -94,3 +94,52 @@ fn no_cgroup_mounts_means_no_guests_and_no_error() {
     let v = sample(&mut s);
     assert!(v["containers"].as_array().unwrap().is_empty());
 }
+
+#[test]
+fn every_runtime_layout_is_found_named_and_its_nested_processes_seen() {
+    let root = scenario("cgroup-v2-6.8-layouts");
+    let config = |services: bool| ContainerConfig {
+        proc_root: root.join("proc"),
+        sys_root: root.join("sys"),
+        rootfs: root.clone(),
+        include_services: services,
+        metadata: hvstat_core::cgroup::names::MetadataRoots {
+            docker_root: root.join("var/lib/docker"),
+            podman_root: root.join("var/lib/containers/storage"),
+            pods_log_root: root.join("var/log"),
+            pve_root: root.join("etc/pve"),
+        },
+        ..Default::default()
+    };
+    let mut s = ContainerSampler::new(config(false));
+    let v = sample(&mut s);
+    let mut found: Vec<(String, String, String, u64)> = v["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["runtime"].as_str().unwrap().to_owned(),
+                c["name"].as_str().unwrap().to_owned(),
+                c["state"].as_str().unwrap().to_owned(),
+                c["processes"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    found.sort();
+    let expect = |r: &str, n: &str| (r.to_owned(), n.to_owned(), "running".to_owned(), 1);
+    assert_eq!(
+        found,
+        vec![
+            expect("containerd", "prod/api-7d9f/server"),
+            expect("libvirt", "web"),
+            expect("lxc", "web1"),
+            expect("podman", "db"),
+            expect("proxmox-lxc", "ct101"),
+            expect("proxmox-qemu", "vm100"),
+        ],
+        "conmon, lxc.monitor and the pod slice are not guests; nested cgroups are not separate guests"
+    );
+    let services = sample(&mut ContainerSampler::new(config(true)));
+    assert!(services["containers"].as_array().unwrap().iter().any(|c| c["runtime"] == "systemd" && c["name"] == "sshd"));
+}

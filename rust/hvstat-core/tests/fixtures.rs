@@ -286,6 +286,8 @@ fn check_tree(root: &Path, dir: &Path) {
                 | ["sys", "class", "thermal", _, "type" | "temp"]
                 | ["sys", "class", "hwmon", _, _]
                 | ["sys", "fs", "cgroup", ..]
+                | ["var", "lib" | "log", ..]
+                | ["etc", "pve", ..]
                 | ["proc", _, "stat" | "status" | "io" | "schedstat" | "cgroup"]
         ) || matches!(parts.as_slice(), ["sys", "kernel", "mm", "ksm", f] if ksm::FILES.contains(f) || *f == "general_profit");
         assert!(known, "{}: unknown fixture file {rel}", root.display());

@@ -61,6 +61,8 @@ pub struct ContainerMetrics {
     pub runtime: Runtime,
     pub cgroup_path: String,
     pub state: State,
+    /// Processes in the guest's cgroup; for guests that keep them in sub-cgroups (LXC with
+    /// systemd, Proxmox's `ns`, libvirt's `emulator`), those of the sub-cgroups.
     pub processes: usize,
 
     /// Cores in use over the interval (a busy loop reads 1.0).

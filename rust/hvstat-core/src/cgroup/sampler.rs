@@ -377,7 +377,14 @@ fn read_container(t: &mut Tracked, proc_root: &Path, host_netns: Option<u64>) ->
     let f = &mut t.files;
     let mut errors = Vec::new();
     let e = &mut errors;
-    let procs = get(&mut f.procs, pid::parse_pid_list, "pids", e).unwrap_or_default();
+    let mut procs = get(&mut f.procs, pid::parse_pid_list, "pids", e).unwrap_or_default();
+    if procs.is_empty() {
+        // LXC/Incus with systemd inside, Proxmox (`/lxc/<vmid>/ns`) and libvirt (`emulator/`,
+        // `vcpuN/`) keep their processes in sub-cgroups: look there. Only such guests pay for it.
+        if let Some(dir) = f.procs.as_ref().and_then(|r| r.path().parent()) {
+            procs = descendant_pids(dir);
+        }
+    }
     // Counters first and together, then the clock.
     let cpu_v2 = get(&mut f.cpu_stat_v2, v2::parse_cpu_stat, "cpu", e);
     let cpuacct_usage = get(&mut f.cpuacct_usage, single_u64, "cpu", e);
@@ -441,6 +448,30 @@ fn read_container(t: &mut Tracked, proc_root: &Path, host_netns: Option<u64>) ->
     raw.pids_max = get(&mut f.pids_max, v2::parse_limit, "pids", e);
     raw.errors = errors;
     raw
+}
+
+/// Processes in the cgroups below `dir` (not `dir` itself), depth first, bounded in depth.
+fn descendant_pids(dir: &Path) -> Vec<u32> {
+    const MAX_DEPTH: usize = 8;
+    let mut out = Vec::new();
+    let mut stack = vec![(dir.to_path_buf(), 0usize)];
+    while let Some((d, depth)) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else { continue };
+        for entry in rd.flatten() {
+            if !entry.file_type().is_ok_and(|t| t.is_dir()) {
+                continue;
+            }
+            let child = entry.path();
+            if let Ok(pids) = std::fs::read(child.join("cgroup.procs")).map_err(drop).and_then(|b| pid::parse_pid_list(&b).map_err(drop)) {
+                out.extend(pids);
+            }
+            if depth + 1 < MAX_DEPTH {
+                stack.push((child, depth + 1));
+            }
+        }
+    }
+    out.sort_unstable();
+    out
 }
 
 fn read_io(f: &mut Files, e: &mut Vec<(&'static str, String)>) -> Option<Vec<IoDevice>> {
