@@ -29,19 +29,31 @@ impl From<BindError> for PyErr {
     }
 }
 
+/// The sampler behind a mutex; a poisoned lock is still usable, since a sampler holds only its
+/// readers and its previous reading (and a panic cannot happen inside: parsers return errors).
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Run `sample` with the GIL released and hand its JSON to Python as bytes.
+fn sample_json<'py, T: serde::Serialize>(py: Python<'py>, sample: impl FnOnce() -> T + Send) -> PyResult<Bound<'py, PyBytes>> {
+    let json = py.detach(|| serde_json::to_vec(&sample())).map_err(BindError::Encode)?;
+    Ok(PyBytes::new(py, &json))
+}
+
+fn paths(list: Vec<std::path::PathBuf>) -> Vec<String> {
+    list.iter().map(|p| p.to_string_lossy().into_owned()).collect()
+}
+
+fn config_json<T: serde::Serialize>(config: &T) -> PyResult<String> {
+    Ok(serde_json::to_string(config).map_err(BindError::Encode)?)
+}
+
 /// Reads the node's /proc and /sys files with kept-open descriptors and derives rates between
 /// calls. Safe to call from any thread; calls are serialized.
 #[pyclass(module = "hvstat._core", frozen)]
 struct NodeSampler {
     inner: Mutex<CoreNodeSampler>,
-}
-
-impl NodeSampler {
-    fn lock(&self) -> std::sync::MutexGuard<'_, CoreNodeSampler> {
-        // A panic cannot happen inside the sampler (parsers return errors), but if one ever did the
-        // sampler's state is still usable: it holds only readers and the previous reading.
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
-    }
 }
 
 #[pymethods]
@@ -58,23 +70,22 @@ impl NodeSampler {
 
     /// Take a reading without reporting it, so that the next `sample()` has rates.
     fn prime(&self, py: Python<'_>) {
-        py.detach(|| self.lock().prime());
+        py.detach(|| lock(&self.inner).prime());
     }
 
     /// Read everything, derive rates against the previous call, return the sample as JSON bytes.
     fn sample<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
-        let json = py.detach(|| serde_json::to_vec(&self.lock().sample())).map_err(BindError::Encode)?;
-        Ok(PyBytes::new(py, &json))
+        sample_json(py, || lock(&self.inner).sample())
     }
 
     /// Every file one sample reads (for benchmarks against bare reads of the same files).
     fn paths(&self) -> Vec<String> {
-        self.lock().paths().iter().map(|p| p.to_string_lossy().into_owned()).collect()
+        paths(lock(&self.inner).paths())
     }
 
     /// The effective configuration, defaults filled in, as JSON.
     fn config_json(&self) -> PyResult<String> {
-        Ok(serde_json::to_string(self.lock().config()).map_err(BindError::Encode)?)
+        config_json(lock(&self.inner).config())
     }
 }
 
@@ -83,12 +94,6 @@ impl NodeSampler {
 #[pyclass(module = "hvstat._core", frozen)]
 struct ContainerSampler {
     inner: Mutex<CoreContainerSampler>,
-}
-
-impl ContainerSampler {
-    fn lock(&self) -> std::sync::MutexGuard<'_, CoreContainerSampler> {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
-    }
 }
 
 #[pymethods]
@@ -104,17 +109,17 @@ impl ContainerSampler {
 
     /// Discover, read every guest, derive rates against the previous call; JSON bytes.
     fn sample<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
-        let json = py.detach(|| serde_json::to_vec(&self.lock().sample())).map_err(BindError::Encode)?;
-        Ok(PyBytes::new(py, &json))
+        sample_json(py, || lock(&self.inner).sample())
     }
 
     /// Every file one sample reads (as of the latest discovery).
     fn paths(&self) -> Vec<String> {
-        self.lock().paths().iter().map(|p| p.to_string_lossy().into_owned()).collect()
+        paths(lock(&self.inner).paths())
     }
 
+    /// The effective configuration, defaults filled in, as JSON.
     fn config_json(&self) -> PyResult<String> {
-        Ok(serde_json::to_string(self.lock().config()).map_err(BindError::Encode)?)
+        config_json(lock(&self.inner).config())
     }
 }
 
