@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import resource
 import time
 from collections.abc import AsyncIterator
 
@@ -44,9 +45,22 @@ async def index(request: Request) -> MsgspecResponse:
     )
 
 
+def raise_fd_limit() -> None:
+    """Kept-open readers take about 20 descriptors per guest; systemd's default soft limit (1024)
+    runs out at ~50 guests. Raise the soft limit to the hard one, as Go programs do at start."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            log.info("raised the open-file limit from %d to %d", soft, hard)
+        except (ValueError, OSError) as e:
+            log.warning("could not raise the open-file limit from %d: %s", soft, e)
+
+
 def create_app(settings: Settings) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        raise_fd_limit()
         store = Store()
         node = NodeSource(settings.node, settings.monitoring.node_metrics_interval, store)
         guests = (

@@ -258,8 +258,10 @@ class IoDevice(Wire, kw_only=True):
     minor: int
     read_bytes: int
     write_bytes: int
-    read_ops: int
-    write_ops: int
+    read_ops: int | None = None
+    write_ops: int | None = None
+    # On top of other devices (LVM, md): left out of the totals, which would count it twice.
+    stacked: bool
 
 
 Runtime = Literal[
@@ -281,6 +283,7 @@ Runtime = Literal[
 class ContainerMetrics(Wire, kw_only=True):
     """``GET /api/containers/{id}/metrics``: one guest's cgroup sample. See docs/api.md."""
 
+    timestamp: float
     id: str
     name: str
     runtime: Runtime
@@ -365,7 +368,9 @@ class ContainerSummary(Wire, kw_only=True):
 class ContainerList(Wire, kw_only=True):
     """``GET /api/containers``."""
 
-    timestamp: float | None
+    timestamp: float
+    interval_secs: float | None = None
+    host_cpus: int | None = None
     containers: list[ContainerSummary]
     unavailable: dict[str, str] = {}
 

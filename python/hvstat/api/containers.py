@@ -49,6 +49,8 @@ async def list_containers(request: Request) -> MsgspecResponse:
     if wanted_state is not None and wanted_state not in STATES:
         raise ApiError(400, "unknown state", {"state": wanted_state, "allowed": sorted(STATES)})
     sample = state.store.containers_sample
+    if sample is None:
+        raise ApiError(503, "no container sample yet", state.container_source.health().error)
     items = [
         ContainerSummary(
             id=c.id,
@@ -65,9 +67,11 @@ async def list_containers(request: Request) -> MsgspecResponse:
     ]
     return MsgspecResponse(
         ContainerList(
-            timestamp=sample.timestamp if sample else None,
+            timestamp=sample.timestamp,
+            interval_secs=sample.interval_secs,
+            host_cpus=sample.host_cpus,
             containers=items,
-            unavailable=sample.unavailable if sample else {},
+            unavailable=sample.unavailable,
         )
     )
 
@@ -80,5 +84,6 @@ async def container_metrics(request: Request) -> MsgspecResponse:
 
 routes = [
     Route("/api/containers", list_containers, methods=["GET"]),
-    Route("/api/containers/{ref}/metrics", container_metrics, methods=["GET"]),
+    # `path`, so that names with a slash (Kubernetes' namespace/pod/container) can be looked up.
+    Route("/api/containers/{ref:path}/metrics", container_metrics, methods=["GET"]),
 ]

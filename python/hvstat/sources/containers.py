@@ -26,9 +26,13 @@ class ContainerSource(Source):
 
     async def start(self) -> None:
         # A first sample discovers the guests and gives rates a base; the real first one follows.
-        await self.prepare(self._sampler.sample)
+        await self.prepare(self._first_reading)
         await asyncio.sleep(PRIME_SECS)
         await super().start()
+
+    def _first_reading(self) -> None:
+        first = self.sample()
+        log.info("tracking %d containers: %s", len(first.containers), ", ".join(c.name for c in first.containers) or "none")
 
     def collect(self) -> None:
         sample = self.sample()

@@ -286,6 +286,7 @@ fn check_tree(root: &Path, dir: &Path) {
                 | ["sys", "class", "thermal", _, "type" | "temp"]
                 | ["sys", "class", "hwmon", _, _]
                 | ["sys", "fs", "cgroup", ..]
+                | ["sys", "dev", "block", _, "slaves", _]
                 | ["var", "lib" | "log", ..]
                 | ["etc", "pve", ..]
                 | ["proc", _, "stat" | "status" | "io" | "schedstat" | "cgroup"]

@@ -168,7 +168,9 @@ pub fn classify(path: &str, with_services: bool) -> Option<Guest> {
     }
     if let Some(m) = name.strip_prefix("machine-").and_then(|r| r.strip_suffix(".scope")) {
         let m = unescape_systemd(m);
-        return if m.starts_with("qemu-") { guest(Runtime::Libvirt, &m) } else { guest(Runtime::SystemdNspawn, &m) };
+        // libvirt names its machines qemu-<id>-<name> and lxc-<pid>-<name>.
+        let libvirt = m.starts_with("qemu-") || m.starts_with("lxc-");
+        return if libvirt { guest(Runtime::Libvirt, &m) } else { guest(Runtime::SystemdNspawn, &m) };
     }
     // libvirt without systemd (the test machines): /machine/qemu-<n>-<name>.libvirt-qemu
     if parent == "machine" {
@@ -231,18 +233,28 @@ impl Walker {
             let Ok(meta) = std::fs::metadata(&dir) else { continue };
             let mtime_ns = meta.mtime() as i128 * 1_000_000_000 + meta.mtime_nsec() as i128;
             let nlink = meta.nlink();
-            let children = match self.seen.remove(&dir) {
-                Some(s) if s.mtime_ns == mtime_ns && s.nlink == nlink => s.children,
-                _ => {
+            let (children, mtime_ns) = match self.seen.remove(&dir) {
+                Some(s) if s.mtime_ns == mtime_ns && s.nlink == nlink => (s.children, mtime_ns),
+                old => {
                     listed += 1;
-                    let Ok(rd) = std::fs::read_dir(&dir) else { continue };
-                    let mut c: Vec<String> = rd
-                        .flatten()
-                        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-                        .map(|e| e.file_name().to_string_lossy().into_owned())
-                        .collect();
-                    c.sort();
-                    c
+                    match std::fs::read_dir(&dir) {
+                        Ok(rd) => {
+                            let mut c: Vec<String> = rd
+                                .flatten()
+                                .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                                .map(|e| e.file_name().to_string_lossy().into_owned())
+                                .collect();
+                            c.sort();
+                            (c, mtime_ns)
+                        }
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                        // Out of fds, or anything else that says nothing about the directory:
+                        // keep what was there (so guests do not flap) and list it again next time.
+                        Err(_) => match old {
+                            Some(s) => (s.children, i128::MIN),
+                            None => continue,
+                        },
+                    }
                 }
             };
             for child in &children {
@@ -295,6 +307,7 @@ mod tests {
         assert_eq!(c("/qemu.slice/100.scope"), Some((ProxmoxQemu, "100".into())));
         assert_eq!(c("/machine.slice/machine-qemu\\x2d1\\x2dweb.scope"), Some((Libvirt, "qemu-1-web".into())));
         assert_eq!(c("/machine.slice/machine-arch\\x2dbox.scope"), Some((SystemdNspawn, "arch-box".into())));
+        assert_eq!(c("/machine.slice/machine-lxc\\x2d4242\\x2dweb.scope"), Some((Libvirt, "lxc-4242-web".into())));
         assert_eq!(c("/machine/qemu-3-fz-kvm.libvirt-qemu"), Some((Libvirt, "qemu-3-fz-kvm".into())));
         assert_eq!(c(&format!("/mygroup/{ID}")), Some((Oci, ID.into())));
         assert_eq!(c("/system.slice/sshd.service"), None);

@@ -56,6 +56,8 @@ pub enum NetworkMode {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ContainerMetrics {
+    /// When this guest was read, unix seconds.
+    pub timestamp: f64,
     pub id: String,
     pub name: String,
     pub runtime: Runtime,
@@ -157,23 +159,29 @@ fn net_totals(net: &Net) -> Option<NetTotals> {
     Some(t)
 }
 
+/// Sum over the devices at the bottom of the stack, so I/O through LVM or md counts once.
 fn io_totals(io: &Option<Vec<IoDevice>>) -> Option<IoDevice> {
+    let add_opt = |a: Option<u64>, b: Option<u64>| a.zip(b).map(|(a, b)| a.saturating_add(b));
     io.as_ref().map(|devs| {
-        devs.iter().fold(IoDevice::default(), |a, d| IoDevice {
-            major: 0,
-            minor: 0,
-            read_bytes: a.read_bytes.saturating_add(d.read_bytes),
-            write_bytes: a.write_bytes.saturating_add(d.write_bytes),
-            read_ops: a.read_ops.saturating_add(d.read_ops),
-            write_ops: a.write_ops.saturating_add(d.write_ops),
-        })
+        devs.iter().filter(|d| !d.stacked).fold(
+            IoDevice { read_ops: Some(0), write_ops: Some(0), ..IoDevice::default() },
+            |a, d| IoDevice {
+                major: 0,
+                minor: 0,
+                read_bytes: a.read_bytes.saturating_add(d.read_bytes),
+                write_bytes: a.write_bytes.saturating_add(d.write_bytes),
+                read_ops: add_opt(a.read_ops, d.read_ops),
+                write_ops: add_opt(a.write_ops, d.write_ops),
+                stacked: false,
+            },
+        )
     })
 }
 
 const FIRST: &str = "first sample of this container: a rate needs two readings";
 const RESET: &str = "counter went down (container restarted or counters reset); rates resume next interval";
 
-pub(crate) fn build(g: &Guest, name: &str, cur: &RawContainer, prev: Option<&RawContainer>, host_cpus: Option<u64>) -> ContainerMetrics {
+pub(crate) fn build(g: &Guest, name: &str, cur: &RawContainer, prev: Option<&RawContainer>, host_cpus: Option<u64>, timestamp: f64) -> ContainerMetrics {
     let mut why: BTreeMap<String, String> = BTreeMap::new();
     let mut add = |k: &str, v: &str| {
         why.entry(k.to_owned()).or_insert_with(|| v.to_owned());
@@ -204,7 +212,7 @@ pub(crate) fn build(g: &Guest, name: &str, cur: &RawContainer, prev: Option<&Raw
     };
     if cur.cpu_usage_usec.is_none() {
         add("cpu", "no CPU accounting file for this cgroup (cpu.stat / cpuacct.usage)");
-    } else if prev.is_some() && usage_rate.is_none() {
+    } else if prev.and_then(|p| p.cpu_usage_usec).zip(cur.cpu_usage_usec).is_some_and(|(p, c)| c < p) {
         add("cpu_cores", RESET);
     }
     let periods = rate(p(|r| r.nr_periods), cur.nr_periods);
@@ -225,6 +233,9 @@ pub(crate) fn build(g: &Guest, name: &str, cur: &RawContainer, prev: Option<&Raw
     if cur.memory_usage.is_none() {
         add("memory", "no memory controller file for this cgroup");
     }
+    if cur.memory_usage.is_some() && cur.memory_inactive_file.is_none() {
+        add("memory_working_set_bytes", "memory.stat gave no inactive_file");
+    }
     if cur.memory_usage.is_some() && cur.memory_swap.is_none() {
         add("memory_swap_bytes", "swap accounting is off (no memory.swap.current / memory.memsw.usage_in_bytes)");
     }
@@ -236,7 +247,7 @@ pub(crate) fn build(g: &Guest, name: &str, cur: &RawContainer, prev: Option<&Raw
         // A more precise reason from the reading, if any, was added above.
         add("block", "no block I/O accounting for this cgroup (io.stat / blkio.throttle.*)");
     }
-    let io_rate = |f: fn(&IoDevice) -> u64| rate(pio.as_ref().map(f), io.as_ref().map(f));
+    let io_rate = |f: fn(&IoDevice) -> Option<u64>| rate(pio.as_ref().and_then(f), io.as_ref().and_then(f));
 
     // Network.
     let (mode, net) = match &cur.net {
@@ -273,6 +284,7 @@ pub(crate) fn build(g: &Guest, name: &str, cur: &RawContainer, prev: Option<&Raw
     };
 
     ContainerMetrics {
+        timestamp,
         id: g.id.clone(),
         name: name.to_owned(),
         runtime: g.runtime,
@@ -293,17 +305,17 @@ pub(crate) fn build(g: &Guest, name: &str, cur: &RawContainer, prev: Option<&Raw
         memory_usage_bytes: cur.memory_usage,
         memory_limit_bytes: cur.memory_limit,
         memory_usage_percent,
-        memory_working_set_bytes: cur.memory_usage.map(|u| u.saturating_sub(cur.memory_inactive_file.unwrap_or(0))),
+        memory_working_set_bytes: cur.memory_usage.zip(cur.memory_inactive_file).map(|(u, i)| u.saturating_sub(i)),
         memory_rss_bytes: cur.memory_rss,
         memory_cache_bytes: cur.memory_cache,
         memory_swap_bytes: cur.memory_swap,
         memory_oom_kills_total: cur.oom_kills,
         block_read_bytes: io.map(|d| d.read_bytes),
         block_write_bytes: io.map(|d| d.write_bytes),
-        block_read_ops: io.map(|d| d.read_ops),
-        block_write_ops: io.map(|d| d.write_ops),
-        block_read_bytes_per_sec: io_rate(|d| d.read_bytes),
-        block_write_bytes_per_sec: io_rate(|d| d.write_bytes),
+        block_read_ops: io.and_then(|d| d.read_ops),
+        block_write_ops: io.and_then(|d| d.write_ops),
+        block_read_bytes_per_sec: io_rate(|d| Some(d.read_bytes)),
+        block_write_bytes_per_sec: io_rate(|d| Some(d.write_bytes)),
         block_read_ops_per_sec: io_rate(|d| d.read_ops),
         block_write_ops_per_sec: io_rate(|d| d.write_ops),
         block_devices: cur.io.clone().unwrap_or_default(),

@@ -76,9 +76,9 @@ impl Lookup {
             }
             Runtime::ProxmoxLxc => pve_key(&roots.pve_root.join("lxc").join(format!("{}.conf", g.id)), "hostname"),
             Runtime::ProxmoxQemu => pve_key(&roots.pve_root.join("qemu-server").join(format!("{}.conf", g.id)), "name"),
-            // libvirt's machine names are `qemu-<domain id>-<name>`.
+            // libvirt's machine names are `qemu-<domain id>-<name>` and `lxc-<pid>-<name>`.
             Runtime::Libvirt => {
-                let rest = g.id.strip_prefix("qemu-")?;
+                let rest = g.id.strip_prefix("qemu-").or_else(|| g.id.strip_prefix("lxc-"))?;
                 let (n, name) = rest.split_once('-')?;
                 n.bytes().all(|b| b.is_ascii_digit()).then(|| name.to_owned())
             }

@@ -86,8 +86,13 @@ pub struct IoDevice {
     pub minor: u32,
     pub read_bytes: u64,
     pub write_bytes: u64,
-    pub read_ops: u64,
-    pub write_ops: u64,
+    /// Null on v1 when blkio.throttle.io_serviced cannot be read.
+    pub read_ops: Option<u64>,
+    pub write_ops: Option<u64>,
+    /// Stacked on other devices (device-mapper, md: /sys/dev/block/M:m/slaves is not empty). The
+    /// kernel charges the cgroup at every layer, so such a device's I/O is also on the devices
+    /// below it and is left out of the totals.
+    pub stacked: bool,
 }
 
 #[derive(Debug, Default)]
@@ -245,6 +250,8 @@ pub struct ContainerSampler {
     names: HashMap<String, String>,
     tracked: BTreeMap<String, Tracked>,
     previous_at: Option<Instant>,
+    /// Block devices stacked on others, by (major, minor); devices are rarely re-created.
+    stacked: HashMap<(u32, u32), bool>,
 }
 
 impl ContainerSampler {
@@ -257,6 +264,7 @@ impl ContainerSampler {
             names: HashMap::new(),
             tracked: BTreeMap::new(),
             previous_at: None,
+            stacked: HashMap::new(),
             config,
         }
     }
@@ -283,28 +291,37 @@ impl ContainerSampler {
         };
         let over = self.tracked.len().saturating_sub(self.config.max_containers);
         if over > 0 {
-            notes.insert(
-                "containers".into(),
-                format!("{over} more guests found; only the first {} (containers.max_containers) are sampled", self.config.max_containers),
-            );
+            let note = format!("{over} more guests found; only the first {} (containers.max_containers) are sampled", self.config.max_containers);
+            notes.entry("containers".into()).and_modify(|n| *n = format!("{n}; {note}")).or_insert(note);
         }
-        let host_cpus = self.cpus_online.parse(parse_cpu_count).ok().or_else(sysconf_cpus);
+        // The local CPU count stands in only when reading this machine's own /sys.
+        let host_cpus = match self.cpus_online.parse(parse_cpu_count) {
+            Ok(n) => Some(n),
+            Err(_) if self.config.sys_root == Path::new("/sys") => sysconf_cpus(),
+            Err(_) => None,
+        };
         let host_netns = self.host_netns();
         let now = Instant::now();
+        let timestamp = unix_now();
         let elapsed = self.previous_at.map(|p| now.saturating_duration_since(p).as_secs_f64());
         self.previous_at = Some(now);
 
         let mut out = Vec::with_capacity(self.tracked.len().min(self.config.max_containers));
         let mut gone = Vec::new();
         let proc_root = self.config.proc_root.clone();
+        let sys_root = &self.config.sys_root;
+        let stacked = &mut self.stacked;
         for (key, t) in self.tracked.iter_mut().take(self.config.max_containers) {
-            let raw = read_container(t, &proc_root, host_netns);
+            let mut raw = read_container(t, &proc_root, host_netns);
             if t.files.procs.is_none() {
                 // cgroup.procs vanished: the cgroup was removed between discovery and now.
                 gone.push(key.clone());
                 continue;
             }
-            out.push(model::build(&t.guest, &t.name, &raw, t.previous.as_ref(), host_cpus));
+            for d in raw.io.iter_mut().flatten() {
+                d.stacked = *stacked.entry((d.major, d.minor)).or_insert_with(|| has_slaves(sys_root, d.major, d.minor));
+            }
+            out.push(model::build(&t.guest, &t.name, &raw, t.previous.as_ref(), host_cpus, timestamp));
             t.previous = Some(raw);
         }
         let mut vanished = vanished;
@@ -317,7 +334,7 @@ impl ContainerSampler {
             notes.insert("host_cpus".into(), "the number of online CPUs is unknown; cpu_usage_percent is null".into());
         }
         ContainersSample {
-            timestamp: SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or_else(|e| -e.duration().as_secs_f64()),
+            timestamp,
             interval_secs: elapsed,
             host_cpus,
             containers: out,
@@ -367,6 +384,16 @@ fn ns_inode(link: &Path) -> Option<u64> {
     pid::parse_ns_link(&std::fs::read_link(link).ok()?.to_string_lossy())
 }
 
+/// Wall-clock now, unix seconds (negative for a clock set before 1970, not a made-up 0).
+fn unix_now() -> f64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or_else(|e| -e.duration().as_secs_f64())
+}
+
+fn has_slaves(sys_root: &Path, major: u32, minor: u32) -> bool {
+    let dir = sys_root.join(format!("dev/block/{major}:{minor}/slaves"));
+    std::fs::read_dir(dir).is_ok_and(|mut d| d.next().is_some())
+}
+
 fn sysconf_cpus() -> Option<u64> {
     // SAFETY: sysconf has no preconditions.
     let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
@@ -377,7 +404,7 @@ fn read_container(t: &mut Tracked, proc_root: &Path, host_netns: Option<u64>) ->
     let f = &mut t.files;
     let mut errors = Vec::new();
     let e = &mut errors;
-    let mut procs = get(&mut f.procs, pid::parse_pid_list, "pids", e).unwrap_or_default();
+    let mut procs = get(&mut f.procs, pid::parse_pid_list, "processes", e).unwrap_or_default();
     if procs.is_empty() {
         // LXC/Incus with systemd inside, Proxmox (`/lxc/<vmid>/ns`) and libvirt (`emulator/`,
         // `vcpuN/`) keep their processes in sub-cgroups: look there. Only such guests pay for it.
@@ -389,7 +416,7 @@ fn read_container(t: &mut Tracked, proc_root: &Path, host_netns: Option<u64>) ->
     let cpu_v2 = get(&mut f.cpu_stat_v2, v2::parse_cpu_stat, "cpu", e);
     let cpuacct_usage = get(&mut f.cpuacct_usage, single_u64, "cpu", e);
     let cpuacct_stat = get(&mut f.cpuacct_stat, v1::parse_cpuacct_stat, "cpu", e);
-    let cpu_v1 = get(&mut f.cpu_stat_v1, v1::parse_cpu_stat, "cpu_throttling", e);
+    let cpu_v1 = get(&mut f.cpu_stat_v1, v1::parse_cpu_stat, "cpu_throttled_percent", e);
     let io = read_io(f, e);
     let pressure = [0, 1, 2].map(|i| get(&mut f.pressure[i], pressure::parse, "pressure", e));
     let net = read_net(&mut t.net, &procs, proc_root, host_netns);
@@ -417,7 +444,8 @@ fn read_container(t: &mut Tracked, proc_root: &Path, host_netns: Option<u64>) ->
         raw.populated = populated;
         raw.frozen = frozen;
     }
-    if raw.frozen.is_none() {
+    // On a hybrid host the v2 tree's `frozen` is always 0: runc pauses through the v1 freezer.
+    if raw.frozen != Some(true) && f.freezer_state.is_some() {
         raw.frozen = get(&mut f.freezer_state, |b| Ok(b.starts_with(b"FROZEN") || b.starts_with(b"FREEZING")), "state", e);
     }
 
@@ -479,7 +507,15 @@ fn read_io(f: &mut Files, e: &mut Vec<(&'static str, String)>) -> Option<Vec<IoD
         return Some(
             stats
                 .into_iter()
-                .map(|s| IoDevice { major: s.major, minor: s.minor, read_bytes: s.rbytes, write_bytes: s.wbytes, read_ops: s.rios, write_ops: s.wios })
+                .map(|s| IoDevice {
+                    major: s.major,
+                    minor: s.minor,
+                    read_bytes: s.rbytes,
+                    write_bytes: s.wbytes,
+                    read_ops: Some(s.rios),
+                    write_ops: Some(s.wios),
+                    stacked: false,
+                })
                 .collect(),
         );
     }
@@ -491,17 +527,24 @@ fn read_io(f: &mut Files, e: &mut Vec<(&'static str, String)>) -> Option<Vec<IoD
         e.push(("block", "blkio.throttle.io_service_bytes lists no device: no I/O yet, or the kernel is not counting (v1 blk-throttle counts only once a throttle rule exists on the device)".into()));
         return None;
     }
-    let ops = get(&mut f.blkio_ios, v1::parse_blkio, "block", e).unwrap_or_default();
+    let ops = get(&mut f.blkio_ios, v1::parse_blkio, "block_ops", e);
     let mut by_dev: BTreeMap<(u32, u32), IoDevice> = BTreeMap::new();
     for b in bytes {
         let d = by_dev.entry((b.major, b.minor)).or_insert(IoDevice { major: b.major, minor: b.minor, ..Default::default() });
         d.read_bytes = b.read;
         d.write_bytes = b.write;
     }
-    for o in ops {
-        let d = by_dev.entry((o.major, o.minor)).or_insert(IoDevice { major: o.major, minor: o.minor, ..Default::default() });
-        d.read_ops = o.read;
-        d.write_ops = o.write;
+    if let Some(ops) = ops {
+        // A device with bytes but no ops line did no counted operation.
+        for d in by_dev.values_mut() {
+            d.read_ops = Some(0);
+            d.write_ops = Some(0);
+        }
+        for o in ops {
+            let d = by_dev.entry((o.major, o.minor)).or_insert(IoDevice { major: o.major, minor: o.minor, ..Default::default() });
+            d.read_ops = Some(o.read);
+            d.write_ops = Some(o.write);
+        }
     }
     Some(by_dev.into_values().collect())
 }
@@ -522,6 +565,8 @@ fn read_net(slot: &mut Option<(u32, FileReader)>, procs: &[u32], proc_root: &Pat
     match (ns, host_netns) {
         (Some(a), Some(b)) if a == b => return Net::Host,
         (None, _) => return Net::Error(format!("cannot read {}/{pid}/ns/net", proc_root.display())),
+        // Without the host's namespace to compare with, the guest's interfaces could be the host's.
+        (_, None) => return Net::Error(format!("cannot read the host's network namespace ({}/1/ns/net)", proc_root.display())),
         _ => {}
     }
     let mut reader = FileReader::new(proc_root.join(pid.to_string()).join("net/dev"), Shape::Records);
