@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.routing import Route
 
 from hvstat import __version__
-from hvstat.api import containers, rest
+from hvstat.api import containers, prometheus, rest
 from hvstat.api.openapi import openapi
 from hvstat.api.responses import ApiError, MsgspecResponse, check_params, on_api_error, on_http_exception, on_unexpected
 from hvstat.config import Settings
@@ -37,8 +37,9 @@ async def index(request: Request) -> MsgspecResponse:
             "endpoints": [
                 "/api/monitoring/node/metrics",
                 "/api/containers",
-                "/api/containers/{id}/metrics",
+                "/api/containers/{ref}/metrics",
                 "/health",
+                "/metrics",
                 "/openapi.json",
             ],
         }
@@ -86,6 +87,7 @@ def create_app(settings: Settings) -> Starlette:
             Route("/", index, methods=["GET"]),
             *rest.routes,
             *containers.routes,
+            Route("/metrics", prometheus.metrics, methods=["GET"]),
             Route("/openapi.json", openapi, methods=["GET"]),
         ],
         lifespan=lifespan,

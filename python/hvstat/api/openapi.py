@@ -8,7 +8,7 @@ import msgspec
 from starlette.requests import Request
 
 from hvstat.api.responses import MsgspecResponse, check_params
-from hvstat.models import ErrorBody, Health, NodeMetrics
+from hvstat.models import ContainerList, ContainerMetrics, ErrorBody, Health, NodeMetrics
 
 
 def _json(schema: dict[str, object], description: str) -> dict[str, object]:
@@ -17,8 +17,8 @@ def _json(schema: dict[str, object], description: str) -> dict[str, object]:
 
 @cache
 def document(version: str) -> dict[str, object]:
-    (node, health, error), components = msgspec.json.schema_components(
-        [NodeMetrics, Health, ErrorBody], ref_template="#/components/schemas/{name}"
+    (node, health, error, container_list, container), components = msgspec.json.schema_components(
+        [NodeMetrics, Health, ErrorBody, ContainerList, ContainerMetrics], ref_template="#/components/schemas/{name}"
     )
     bad_param = _json(error, "unknown or repeated query parameter")
     any_object = _json({"type": "object"}, "JSON object")
@@ -45,6 +45,32 @@ def document(version: str) -> dict[str, object]:
                     },
                 }
             },
+            "/api/containers": {
+                "get": {
+                    "summary": "Every container (cgroup guest) with its latest headline numbers",
+                    "parameters": [
+                        {"name": "runtime", "in": "query", "required": False, "schema": {"type": "string"}},
+                        {"name": "state", "in": "query", "required": False, "schema": {"type": "string"}},
+                    ],
+                    "responses": {
+                        "200": _json(container_list, "the containers"),
+                        "400": _json(error, "unknown parameter, runtime or state"),
+                        "404": _json(error, "container monitoring is disabled"),
+                        "503": _json(error, "no container sample yet"),
+                    },
+                }
+            },
+            "/api/containers/{ref}/metrics": {
+                "get": {
+                    "summary": "One container's latest sample, by id, unique id prefix (12+ characters) or name",
+                    "parameters": [{"name": "ref", "in": "path", "required": True, "schema": {"type": "string"}}],
+                    "responses": {
+                        "200": _json(container, "the container's sample"),
+                        "404": _json(error, "no such container, or container monitoring disabled"),
+                        "409": _json(error, "the reference matches several containers"),
+                    },
+                }
+            },
             "/health": {
                 "get": {
                     "summary": "Health of the service and of each source",
@@ -52,6 +78,21 @@ def document(version: str) -> dict[str, object]:
                         "200": _json(health, "ok or degraded"),
                         "400": bad_param,
                         "503": _json(health, "error"),
+                    },
+                }
+            },
+            "/metrics": {
+                "get": {
+                    "summary": "Prometheus metrics of the latest samples (docs/prometheus.md)",
+                    "responses": {
+                        "200": {
+                            "description": "Prometheus text format 0.0.4, or OpenMetrics 1.0.0 when the Accept header asks for application/openmetrics-text",
+                            "content": {
+                                "text/plain; version=0.0.4": {"schema": {"type": "string"}},
+                                "application/openmetrics-text; version=1.0.0": {"schema": {"type": "string"}},
+                            },
+                        },
+                        "400": bad_param,
                     },
                 }
             },
