@@ -100,3 +100,96 @@ def serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         tmp_path_factory.mktemp("serve"), env={"HVSTAT_MONITORING_NODE_METRICS_INTERVAL": "1"}
     ) as base:
         yield base
+
+
+# --- containers: real cgroups, processes and network namespaces made by the test (tests/cgroups.py) ---
+
+
+@pytest.fixture
+def fake_containers(netns_factory: Callable[[], Any]) -> Iterator[Callable[..., Any]]:
+    """Factory: ``make(rel, runtime="docker", id="")`` -> a ``cgroups.FakeContainer`` created at
+    ``rel`` in every hierarchy hvstat reads. At teardown (also after a failure) its processes are
+    killed and every directory it made is removed; a leftover fails the test. (It depends on
+    netns_factory only so that namespaces are deleted after the processes in them are gone.)"""
+    import cgroups
+
+    reason = cgroups.why_no_cgroups()
+    if reason:
+        pytest.skip(reason)
+    made: list[cgroups.FakeContainer] = []
+
+    def make(rel: str, runtime: str = "docker", id: str = "") -> cgroups.FakeContainer:
+        c = cgroups.FakeContainer(rel, runtime=runtime, id=id)
+        made.append(c)
+        return c.create()
+
+    yield make
+    errors = []
+    for c in reversed(made):
+        try:
+            c.remove()
+        except Exception as e:  # noqa: BLE001 - every container is removed before reporting
+            errors.append(str(e))
+    left = [str(cgroups.CGROUP_ROOT / h / c.rel) for c in made for h in cgroups.CONTROLLERS if (cgroups.CGROUP_ROOT / h / c.rel).exists()]
+    assert not errors and not left, f"cleanup failed: {errors} left: {left}"
+
+
+@pytest.fixture
+def netns_factory() -> Iterator[Callable[[], Any]]:
+    """Factory: ``make()`` -> a ``cgroups.Netns`` (namespace plus veth pair, unique names), deleted
+    at teardown together with the /run/netns mount if it was the test that made it."""
+    import cgroups
+
+    made: list[cgroups.Netns] = []
+
+    def make() -> cgroups.Netns:
+        n = cgroups.Netns()
+        made.append(n)
+        return n.create()
+
+    yield make
+    errors = []
+    for n in reversed(made):
+        try:
+            n.remove()
+        except Exception as e:  # noqa: BLE001 - every namespace is removed before reporting
+            errors.append(str(e))
+    left = cgroups.leftovers([x for n in made for x in (n.name, n.tag)])
+    assert not errors and not left, f"cleanup failed: {errors} left behind: {left}"
+
+
+class _Released:
+    """A ContainerSampler handed to a test, released at the test's teardown: a sampler keeps an fd
+    open per cgroup file (about 20 per guest), and a failing test's traceback would otherwise keep
+    them open through the teardown that has to remove its cgroups."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        if self._inner is None:
+            raise RuntimeError("the sampler was released at the end of its test")
+        return getattr(self._inner, name)
+
+    def release(self) -> None:
+        self._inner = None
+
+
+@pytest.fixture
+def container_sampler(tmp_path: Path) -> Iterator[Callable[..., Any]]:
+    """Factory: ``make(**config)`` -> a ``hvstat._core.ContainerSampler`` on this machine's /proc and
+    /sys, with every runtime's metadata root pointed at an empty directory of this test (so names
+    come from what the test writes there, not from whatever this machine has installed)."""
+    from hvstat._core import ContainerSampler
+
+    meta = tmp_path / "meta"
+    made: list[_Released] = []
+
+    def make(**config: Any) -> Any:
+        roots = {k: str(meta / k) for k in ("docker_root", "podman_root", "pods_log_root", "pve_root")}
+        made.append(_Released(ContainerSampler(json.dumps({**roots, **config}))))
+        return made[-1]
+
+    yield make
+    for s in made:
+        s.release()

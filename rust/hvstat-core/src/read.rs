@@ -43,6 +43,8 @@ pub struct FileReader {
     file: Option<File>,
     /// The open file is on procfs, where poll() reports changes of the mount table.
     on_procfs: bool,
+    /// Close after each read, for files whose content is tied to the open file (v1 cgroup.procs).
+    reopen: bool,
     buf: Vec<u8>,
     len: usize,
 }
@@ -56,11 +58,19 @@ impl FileReader {
     /// For files with a preferred and a fallback location (pid 1's view of the host, else ours).
     pub fn first_of(candidates: Vec<PathBuf>, shape: Shape) -> Self {
         let path = candidates.first().cloned().unwrap_or_default();
-        FileReader { candidates, path, shape, file: None, on_procfs: false, buf: vec![0; INITIAL_CAPACITY], len: 0 }
+        FileReader { candidates, path, shape, file: None, on_procfs: false, reopen: false, buf: vec![0; INITIAL_CAPACITY], len: 0 }
     }
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Open the file for every read instead of keeping it open: cgroup v1 caches a pid list per
+    /// open file of cgroup.procs for a second (kernel/cgroup/cgroup-v1.c, pidlist), so a kept fd
+    /// read more often than that shows a stale list.
+    pub fn reopened_each_read(mut self) -> Self {
+        self.reopen = true;
+        self
     }
 
     fn open(&self) -> io::Result<(File, PathBuf)> {
@@ -79,6 +89,9 @@ impl FileReader {
         match self.read_inner() {
             Ok(n) => {
                 self.len = n;
+                if self.reopen {
+                    self.file = None;
+                }
                 Ok(&self.buf[..n])
             }
             Err(e) => {

@@ -165,8 +165,12 @@ impl Files {
             f.pids_max = at(v2, "pids.max");
             return f;
         }
-        let primary = h.primary().and_then(|x| x.dir_of(path));
-        f.procs = at(primary, "cgroup.procs");
+        // The v2 tree's cgroup.procs is built on every read; v1's is cached per open file, so
+        // prefer the v2 tree where the guest is in it too (hybrid), else re-open v1's each time.
+        f.procs = match v2.clone().filter(|d| d.is_dir()) {
+            Some(d) => at(Some(d), "cgroup.procs"),
+            None => at(h.primary().and_then(|x| x.dir_of(path)), "cgroup.procs").map(FileReader::reopened_each_read),
+        };
         f.freezer_state = at(v1("freezer"), "freezer.state");
         f.cpuacct_usage = at(v1("cpuacct"), "cpuacct.usage");
         f.cpuacct_stat = at(v1("cpuacct"), "cpuacct.stat");
@@ -178,8 +182,15 @@ impl Files {
         f.memory_stat_v1 = at(v1("memory"), "memory.stat");
         f.memsw_usage = at(v1("memory"), "memory.memsw.usage_in_bytes");
         f.oom_control = at(v1("memory"), "memory.oom_control");
-        f.blkio_bytes = at(v1("blkio"), "blkio.throttle.io_service_bytes");
-        f.blkio_ios = at(v1("blkio"), "blkio.throttle.io_serviced");
+        // The _recursive files include sub-cgroups (systemd inside an LXC guest); the plain ones
+        // only the cgroup's own tasks. Older kernels have only the plain ones.
+        let blkio = v1("blkio");
+        let pick = |recursive: &str, plain: &str| {
+            let d = blkio.clone()?;
+            Some(FileReader::new(if d.join(recursive).exists() { d.join(recursive) } else { d.join(plain) }, Shape::Whole))
+        };
+        f.blkio_bytes = pick("blkio.throttle.io_service_bytes_recursive", "blkio.throttle.io_service_bytes");
+        f.blkio_ios = pick("blkio.throttle.io_serviced_recursive", "blkio.throttle.io_serviced");
         f.pids_current = at(v1("pids"), "pids.current");
         f.pids_max = at(v1("pids"), "pids.max");
         f
@@ -236,6 +247,8 @@ fn parse_events(buf: &[u8]) -> ParseResult<(Option<bool>, Option<bool>)> {
 struct Tracked {
     guest: Guest,
     name: String,
+    /// The guest's directory in the walked hierarchy.
+    files_dir: PathBuf,
     files: Files,
     /// The member pid whose /proc/<pid>/net/dev is read, and that reader.
     net: Option<(u32, FileReader)>,
@@ -252,6 +265,8 @@ pub struct ContainerSampler {
     previous_at: Option<Instant>,
     /// Block devices stacked on others, by (major, minor); devices are rarely re-created.
     stacked: HashMap<(u32, u32), bool>,
+    /// The hierarchies as of the latest discovery.
+    hierarchies: Option<Hierarchies>,
 }
 
 impl ContainerSampler {
@@ -265,6 +280,7 @@ impl ContainerSampler {
             tracked: BTreeMap::new(),
             previous_at: None,
             stacked: HashMap::new(),
+            hierarchies: None,
             config,
         }
     }
@@ -309,14 +325,23 @@ impl ContainerSampler {
         let mut out = Vec::with_capacity(self.tracked.len().min(self.config.max_containers));
         let mut gone = Vec::new();
         let proc_root = self.config.proc_root.clone();
+        let hierarchies = self.hierarchies.clone();
         let sys_root = &self.config.sys_root;
         let stacked = &mut self.stacked;
         for (key, t) in self.tracked.iter_mut().take(self.config.max_containers) {
             let mut raw = read_container(t, &proc_root, host_netns);
             if t.files.procs.is_none() {
-                // cgroup.procs vanished: the cgroup was removed between discovery and now.
-                gone.push(key.clone());
-                continue;
+                // cgroup.procs is gone: the cgroup was removed since discovery, or removed and made
+                // again (a restarted container), which leaves our fds on the old one. Start over on
+                // the new directory as after a counter reset; only a missing directory is a vanish.
+                let Some(h) = hierarchies.as_ref().filter(|_| dir_exists(&t.files_dir)) else {
+                    gone.push(key.clone());
+                    continue;
+                };
+                t.files = Files::new(h, key);
+                t.net = None;
+                t.previous = None;
+                raw = read_container(t, &proc_root, host_netns);
             }
             for d in raw.io.iter_mut().flatten() {
                 d.stacked = *stacked.entry((d.major, d.minor)).or_insert_with(|| has_slaves(sys_root, d.major, d.minor));
@@ -348,6 +373,7 @@ impl ContainerSampler {
     fn discover(&mut self) -> Result<(Vec<String>, Vec<String>)> {
         let mounts = self.mountinfo.parse(mountinfo::parse)?;
         let h = Hierarchies::from_mounts(&mounts, &self.config.rootfs);
+        self.hierarchies = Some(h.clone());
         let Some(primary) = h.primary().cloned() else { return Ok((vec![], vec![])) };
         let found = self.walker.walk(&primary, self.config.include_services);
         let mut lookup = Lookup::default();
@@ -368,7 +394,8 @@ impl ContainerSampler {
             }
             let name = self.names.entry(path.clone()).or_insert_with(|| lookup.name(&guest, &self.config.metadata)).clone();
             appeared.push(guest.id.clone());
-            self.tracked.insert(path.clone(), Tracked { files: Files::new(&h, &path), guest, name, net: None, previous: None });
+            let files_dir = primary.dir_of(&path).unwrap_or_default();
+            self.tracked.insert(path.clone(), Tracked { files: Files::new(&h, &path), files_dir, guest, name, net: None, previous: None });
         }
         let tracked = &self.tracked;
         self.names.retain(|p, _| tracked.contains_key(p));
@@ -387,6 +414,10 @@ fn ns_inode(link: &Path) -> Option<u64> {
 /// Wall-clock now, unix seconds (negative for a clock set before 1970, not a made-up 0).
 fn unix_now() -> f64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or_else(|e| -e.duration().as_secs_f64())
+}
+
+fn dir_exists(dir: &Path) -> bool {
+    !dir.as_os_str().is_empty() && dir.is_dir()
 }
 
 fn has_slaves(sys_root: &Path, major: u32, minor: u32) -> bool {
