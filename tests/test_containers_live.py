@@ -50,7 +50,7 @@ from cgroups import (
     send_udp,
     whole_disk_of,
 )
-from helpers import WAIT_SECS, bug
+from helpers import WAIT_SECS
 from hvstat.models import ContainersSample
 
 pytestmark = pytest.mark.skipif(cgroups.why_no_cgroups() is not None, reason=str(cgroups.why_no_cgroups()))
