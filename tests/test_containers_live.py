@@ -599,6 +599,31 @@ def test_recreated_container_stays_listed(fake_containers: Callable[..., Any], c
     assert x["cpu_cores"] is None and (x["unavailable"].get("cpu_cores") or x["unavailable"].get("rates"))
 
 
+def test_recreated_container_on_a_pure_v1_host_reads_again(
+    fake_containers: Callable[..., Any], container_sampler: Callable[..., Any], tmp_path: Path
+) -> None:
+    """A host without cgroup2 (this one is hybrid: the sampler is shown only the v1 mounts, through a
+    proc root whose mountinfo lists nothing else). After a removal and re-creation between two samples
+    the container's files are read again, not dropped as "never there"."""
+    proc = tmp_path / "proc"
+    (proc / "1").mkdir(parents=True)
+    v1 = [l for l in Path("/proc/self/mountinfo").read_text().splitlines() if " - cgroup " in l]
+    (proc / "1" / "mountinfo").write_text("\n".join(v1) + "\n")
+    cid = docker_id()
+    c = fake_containers(f"docker/{cid}")
+    spawn_busy(c)
+    s = container_sampler(proc_root=str(proc))
+    sample(s)
+    time.sleep(0.5)
+    assert one(sample(s), cid)["memory_usage_bytes"] is not None
+    _recreate(c)
+    sample(s)  # the stale descriptors fail once and are re-opened on the new cgroup
+    time.sleep(0.5)
+    x = one(sample(s), cid)
+    assert x["memory_usage_bytes"] is not None and x["cpu_usage_secs_total"] is not None
+    assert x["pids_current"] is not None and x["pids_current"] >= 1
+
+
 def test_new_process_seen_when_sampling_fast(fake_containers: Callable[..., Any], tmp_path: Path) -> None:
     """Sampling faster than once a second still sees a process start. The sampler runs in its own PID
     namespace (as hvstat in a container would), where no other reader of this cgroup's pid list can

@@ -45,6 +45,8 @@ pub struct FileReader {
     on_procfs: bool,
     /// Close after each read, for files whose content is tied to the open file (v1 cgroup.procs).
     reopen: bool,
+    /// A read has succeeded at least once: the file exists (or existed) here.
+    has_read: bool,
     buf: Vec<u8>,
     len: usize,
 }
@@ -58,11 +60,17 @@ impl FileReader {
     /// For files with a preferred and a fallback location (pid 1's view of the host, else ours).
     pub fn first_of(candidates: Vec<PathBuf>, shape: Shape) -> Self {
         let path = candidates.first().cloned().unwrap_or_default();
-        FileReader { candidates, path, shape, file: None, on_procfs: false, reopen: false, buf: vec![0; INITIAL_CAPACITY], len: 0 }
+        FileReader { candidates, path, shape, file: None, on_procfs: false, reopen: false, has_read: false, buf: vec![0; INITIAL_CAPACITY], len: 0 }
     }
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Whether a read has ever succeeded: tells a file that is not there at all from one that
+    /// went away (a removed cgroup, or one removed and made again).
+    pub fn has_read(&self) -> bool {
+        self.has_read
     }
 
     /// Open the file for every read instead of keeping it open: cgroup v1 caches a pid list per
@@ -89,6 +97,7 @@ impl FileReader {
         match self.read_inner() {
             Ok(n) => {
                 self.len = n;
+                self.has_read = true;
                 if self.reopen {
                     self.file = None;
                 }

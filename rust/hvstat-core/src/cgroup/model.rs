@@ -163,7 +163,9 @@ fn net_totals(net: &Net) -> Option<NetTotals> {
 fn io_totals(io: &Option<Vec<IoDevice>>) -> Option<IoDevice> {
     let add_opt = |a: Option<u64>, b: Option<u64>| a.zip(b).map(|(a, b)| a.saturating_add(b));
     io.as_ref().map(|devs| {
-        devs.iter().filter(|d| !d.stacked).fold(
+        // Only stacked devices listed (unusual): then they are all there is to count.
+        let any_bottom = devs.iter().any(|d| !d.stacked);
+        devs.iter().filter(|d| !d.stacked || !any_bottom).fold(
             IoDevice { read_ops: Some(0), write_ops: Some(0), ..IoDevice::default() },
             |a, d| IoDevice {
                 major: 0,

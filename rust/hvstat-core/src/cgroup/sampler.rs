@@ -78,6 +78,8 @@ pub struct RawContainer {
     pub net: Net,
     /// Field -> why it could not be read (beyond "this layout does not have it").
     pub errors: Vec<(&'static str, String)>,
+    /// cgroup.procs could not be read because the cgroup went away.
+    pub cgroup_gone: bool,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -216,10 +218,15 @@ fn get<T>(slot: &mut Slot, parser: impl FnOnce(&[u8]) -> ParseResult<T>, field: 
     let r = slot.as_mut()?;
     match r.parse(parser) {
         Ok(v) => Some(v),
-        Err(e) if e.is_gone() => {
-            // Absent in this cgroup (for example memory.memsw.* without swap accounting): stop
-            // asking. A guest whose whole directory went away is dropped via cgroup.procs.
+        Err(e) if e.is_gone() && !r.has_read() => {
+            // Never there (for example memory.memsw.* without swap accounting): stop asking.
             *slot = None;
+            None
+        }
+        Err(e) if e.is_gone() => {
+            // It was there: the cgroup was removed, or removed and made again (the reader opens
+            // the new file next time). A guest whose directory is gone is dropped via cgroup.procs.
+            errors.push((field, format!("{} went away since the last read", r.path().display())));
             None
         }
         Err(e) => {
@@ -330,7 +337,7 @@ impl ContainerSampler {
         let stacked = &mut self.stacked;
         for (key, t) in self.tracked.iter_mut().take(self.config.max_containers) {
             let mut raw = read_container(t, &proc_root, host_netns);
-            if t.files.procs.is_none() {
+            if raw.cgroup_gone {
                 // cgroup.procs is gone: the cgroup was removed since discovery, or removed and made
                 // again (a restarted container), which leaves our fds on the old one. Start over on
                 // the new directory as after a counter reset; only a missing directory is a vanish.
@@ -435,7 +442,16 @@ fn read_container(t: &mut Tracked, proc_root: &Path, host_netns: Option<u64>) ->
     let f = &mut t.files;
     let mut errors = Vec::new();
     let e = &mut errors;
-    let mut procs = get(&mut f.procs, pid::parse_pid_list, "processes", e).unwrap_or_default();
+    let mut procs = match f.procs.as_mut().map(|r| r.parse(pid::parse_pid_list)) {
+        Some(Ok(p)) => p,
+        // The cgroup is gone (or was made again): the caller decides which, from its directory.
+        Some(Err(err)) if err.is_gone() => return RawContainer { cgroup_gone: true, ..Default::default() },
+        Some(Err(err)) => {
+            e.push(("processes", err.to_string()));
+            vec![]
+        }
+        None => vec![],
+    };
     if procs.is_empty() {
         // LXC/Incus with systemd inside, Proxmox (`/lxc/<vmid>/ns`) and libvirt (`emulator/`,
         // `vcpuN/`) keep their processes in sub-cgroups: look there. Only such guests pay for it.
@@ -555,7 +571,7 @@ fn read_io(f: &mut Files, e: &mut Vec<(&'static str, String)>) -> Option<Vec<IoD
         // v1 lists a device once the cgroup did I/O on it, but since blk-throttle became lazy
         // (Linux 5.x) it counts nothing until some throttle rule exists on the device. An empty
         // file is therefore "no I/O, or not counted": unknown, not 0.
-        e.push(("block", "blkio.throttle.io_service_bytes lists no device: no I/O yet, or the kernel is not counting (v1 blk-throttle counts only once a throttle rule exists on the device)".into()));
+        e.push(("block", "the v1 blkio.throttle file lists no device: no I/O yet, or the kernel is not counting (v1 blk-throttle counts only once a throttle rule exists on the device)".into()));
         return None;
     }
     let ops = get(&mut f.blkio_ios, v1::parse_blkio, "block_ops", e);
@@ -597,7 +613,7 @@ fn read_net(slot: &mut Option<(u32, FileReader)>, procs: &[u32], proc_root: &Pat
         (Some(a), Some(b)) if a == b => return Net::Host,
         (None, _) => return Net::Error(format!("cannot read {}/{pid}/ns/net", proc_root.display())),
         // Without the host's namespace to compare with, the guest's interfaces could be the host's.
-        (_, None) => return Net::Error(format!("cannot read the host's network namespace ({}/1/ns/net)", proc_root.display())),
+        (_, None) => return Net::Error(format!("cannot read the host's network namespace ({0}/1/ns/net, {0}/self/ns/net)", proc_root.display())),
         _ => {}
     }
     let mut reader = FileReader::new(proc_root.join(pid.to_string()).join("net/dev"), Shape::Records);
