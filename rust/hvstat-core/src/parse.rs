@@ -184,11 +184,15 @@ pub fn store_once(n: usize, key: &[u8], rest: &[u8], slot: &mut Option<u64>) -> 
     if slot.is_some() {
         return Err(ParseError::new(n, format!("repeated key {:?}", lossy(key))));
     }
-    let what = lossy(key);
     let mut f = fields(rest);
-    let v = u64_field(n, f.next(), &what)?;
+    // The key's name is built only for an error: this runs for every kept key of every cgroup.
+    let field = f.next();
+    let Some(v) = field.and_then(u64_of) else {
+        // Not a number (or missing): u64_field on the same field builds that error.
+        return u64_field(n, field, &lossy(key)).map(drop);
+    };
     if let Some(extra) = f.next() {
-        return Err(ParseError::new(n, format!("{what}: unexpected {:?} after the value", lossy(extra))));
+        return Err(ParseError::new(n, format!("{}: unexpected {:?} after the value", lossy(key), lossy(extra))));
     }
     *slot = Some(v);
     Ok(())

@@ -251,14 +251,21 @@ fn parse_events(buf: &[u8]) -> ParseResult<(Option<bool>, Option<bool>)> {
     Ok((populated, frozen))
 }
 
+enum NetMember {
+    /// In the host's namespace: nothing to read while it stays a member.
+    Host(u32),
+    /// Its own namespace, read through this member's /proc/<pid>/net/dev.
+    Own(u32, FileReader),
+}
+
 struct Tracked {
     guest: Guest,
     name: String,
     /// The guest's directory in the walked hierarchy.
     files_dir: PathBuf,
     files: Files,
-    /// The member pid whose /proc/<pid>/net/dev is read, and that reader.
-    net: Option<(u32, FileReader)>,
+    /// The member whose network namespace stands for the guest's, and what it showed.
+    net: Option<NetMember>,
     previous: Option<RawContainer>,
 }
 
@@ -299,7 +306,10 @@ impl ContainerSampler {
     /// Every file one sample reads (after the latest discovery), for benchmarks.
     pub fn paths(&self) -> Vec<PathBuf> {
         let mut v: Vec<PathBuf> = self.tracked.values().flat_map(|t| t.files.all().map(|r| r.path().to_owned())).collect();
-        v.extend(self.tracked.values().filter_map(|t| t.net.as_ref().map(|(_, r)| r.path().to_owned())));
+        v.extend(self.tracked.values().filter_map(|t| match &t.net {
+            Some(NetMember::Own(_, r)) => Some(r.path().to_owned()),
+            _ => None,
+        }));
         v
     }
 
@@ -378,8 +388,11 @@ impl ContainerSampler {
 
     /// Walk the tree; start tracking new guests, stop tracking vanished ones.
     fn discover(&mut self) -> Result<(Vec<String>, Vec<String>)> {
-        let mounts = self.mountinfo.parse(mountinfo::parse)?;
-        let h = Hierarchies::from_mounts(&mounts, &self.config.rootfs);
+        // mountinfo changes rarely and costs tens of µs: re-read it only when poll() says so.
+        let h = match self.hierarchies.take().filter(|_| self.mountinfo.mounts_unchanged()) {
+            Some(h) => h,
+            None => Hierarchies::from_mounts(&self.mountinfo.parse(mountinfo::parse)?, &self.config.rootfs),
+        };
         self.hierarchies = Some(h.clone());
         let Some(primary) = h.primary().cloned() else { return Ok((vec![], vec![])) };
         let found = self.walker.walk(&primary, self.config.include_services);
@@ -596,21 +609,26 @@ fn read_io(f: &mut Files, e: &mut Vec<(&'static str, String)>) -> Option<Vec<IoD
     Some(by_dev.into_values().collect())
 }
 
-/// The guest's own network counters, from a member process's view of /proc/<pid>/net/dev.
-fn read_net(slot: &mut Option<(u32, FileReader)>, procs: &[u32], proc_root: &Path, host_netns: Option<u64>) -> Net {
-    // Keep reading through the same member while it is still a member.
-    if let Some((pid, reader)) = slot.as_mut() {
-        if procs.contains(pid) {
+/// The guest's own network counters, from a member process's view of /proc/<pid>/net/dev. The
+/// verdict for a member (host namespace, or its reader) is kept while it stays a member.
+fn read_net(slot: &mut Option<NetMember>, procs: &[u32], proc_root: &Path, host_netns: Option<u64>) -> Net {
+    match slot.as_mut() {
+        Some(NetMember::Host(pid)) if procs.contains(pid) => return Net::Host,
+        Some(NetMember::Own(pid, reader)) if procs.contains(pid) => {
             if let Ok(devs) = reader.parse(net_dev::parse) {
                 return Net::Own(devs);
             }
         }
-        *slot = None;
+        _ => {}
     }
+    *slot = None;
     let Some(&pid) = procs.first() else { return Net::NoProcess };
     let ns = ns_inode(&proc_root.join(pid.to_string()).join("ns/net"));
     match (ns, host_netns) {
-        (Some(a), Some(b)) if a == b => return Net::Host,
+        (Some(a), Some(b)) if a == b => {
+            *slot = Some(NetMember::Host(pid));
+            return Net::Host;
+        }
         (None, _) => return Net::Error(format!("cannot read {}/{pid}/ns/net", proc_root.display())),
         // Without the host's namespace to compare with, the guest's interfaces could be the host's.
         (_, None) => return Net::Error(format!("cannot read the host's network namespace ({0}/1/ns/net, {0}/self/ns/net)", proc_root.display())),
@@ -619,7 +637,7 @@ fn read_net(slot: &mut Option<(u32, FileReader)>, procs: &[u32], proc_root: &Pat
     let mut reader = FileReader::new(proc_root.join(pid.to_string()).join("net/dev"), Shape::Records);
     match reader.parse(net_dev::parse) {
         Ok(devs) => {
-            *slot = Some((pid, reader));
+            *slot = Some(NetMember::Own(pid, reader));
             Net::Own(devs)
         }
         Err(e) => Net::Error(e.to_string()),
