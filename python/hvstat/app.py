@@ -15,10 +15,11 @@ from starlette.requests import Request
 from starlette.routing import Route
 
 from hvstat import __version__
-from hvstat.api import containers, prometheus, rest
+from hvstat.api import containers, history, prometheus, rest, ws
 from hvstat.api.openapi import openapi
 from hvstat.api.responses import ApiError, MsgspecResponse, check_params, on_api_error, on_http_exception, on_unexpected
 from hvstat.config import Settings
+from hvstat.hub import Hub
 from hvstat.sources.base import Source
 from hvstat.sources.containers import ContainerSource
 from hvstat.sources.node import NodeSource
@@ -38,6 +39,9 @@ async def index(request: Request) -> MsgspecResponse:
                 "/api/monitoring/node/metrics",
                 "/api/containers",
                 "/api/containers/{ref}/metrics",
+                "/api/monitoring/node/history",
+                "/api/containers/{ref}/history",
+                "/ws",
                 "/health",
                 "/metrics",
                 "/openapi.json",
@@ -62,17 +66,27 @@ def create_app(settings: Settings) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         raise_fd_limit()
-        store = Store()
-        node = NodeSource(settings.node, settings.monitoring.node_metrics_interval, store)
+        m = settings.monitoring
+        store = Store.from_settings(m)
+        hub = Hub(
+            store,
+            version=__version__,
+            max_clients=m.max_ws_clients,
+            queue_size=m.ws_queue_size,
+            containers_enabled=settings.containers.enabled,
+            resolve_container=ws.container_resolver(store),
+        )
+        # Sources write the store, then hand the sample to the hub (on the event loop).
+        node = NodeSource(settings.node, m.node_metrics_interval, store, publish=hub.publish_node)
         guests = (
-            ContainerSource(settings.containers, settings.node, settings.monitoring.vm_metrics_interval, store)
+            ContainerSource(settings.containers, settings.node, m.vm_metrics_interval, store, publish=hub.publish_containers)
             if settings.containers.enabled
             else None
         )
         sources: tuple[Source, ...] = tuple(s for s in (node, guests) if s is not None)
         # Every source takes its first sample before the server accepts requests.
         await asyncio.gather(*(s.start() for s in sources))
-        app.state.hvstat = AppState(settings, store, node, guests, sources, __version__, time.monotonic())
+        app.state.hvstat = AppState(settings, store, node, guests, sources, __version__, time.monotonic(), hub)
         tasks = [asyncio.create_task(s.run(), name=f"source:{s.name}") for s in sources]
         log.info("hvstat %s: sources started: %s", __version__, ", ".join(s.name for s in sources))
         try:
@@ -87,6 +101,8 @@ def create_app(settings: Settings) -> Starlette:
             Route("/", index, methods=["GET"]),
             *rest.routes,
             *containers.routes,
+            *history.routes,
+            *ws.routes,
             Route("/metrics", prometheus.metrics, methods=["GET"]),
             Route("/openapi.json", openapi, methods=["GET"]),
         ],

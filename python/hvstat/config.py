@@ -41,7 +41,14 @@ class MonitoringSettings(_Table, kw_only=True):
     vm_metrics_interval: Seconds = 10.0
     enable_history: bool = True
     history_retention: Annotated[int, msgspec.Meta(ge=0)] = 86400
+    # Seconds of history kept at full resolution (every sample); older samples survive only as
+    # min/avg/max per history_bucket. Capped at history_retention (see docs/operations.md).
+    history_full_resolution: Annotated[int, msgspec.Meta(ge=0)] = 3600
+    # Width in seconds of the min/avg/max buckets kept for history_retention.
+    history_bucket: Annotated[int, msgspec.Meta(ge=1, le=86400)] = 60
     max_ws_clients: Annotated[int, msgspec.Meta(ge=0)] = 100
+    # Messages a WebSocket client may have waiting; one more and it is disconnected as too slow.
+    ws_queue_size: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 16
 
 
 class NodeSettings(_Table, kw_only=True):

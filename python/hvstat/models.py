@@ -281,7 +281,7 @@ Runtime = Literal[
 
 
 class ContainerMetrics(Wire, kw_only=True):
-    """``GET /api/containers/{id}/metrics``: one guest's cgroup sample. See docs/api.md."""
+    """``GET /api/containers/{ref}/metrics``: one guest's cgroup sample. See docs/api.md."""
 
     timestamp: float
     id: str
@@ -400,6 +400,173 @@ class ErrorBody(Wire, kw_only=True):
 
     error: str
     detail: Any = None
+
+
+# --- history: GET /api/monitoring/node/history, GET /api/containers/{ref}/history ----------------
+
+
+class SeriesStats(Wire, kw_only=True):
+    """One field's values per step when a step holds several samples: the smallest, the mean and the
+    largest of the samples that had a value (nulls are left out); all null when none had one."""
+
+    min: list[int | float | None]
+    avg: list[float | None]
+    max: list[int | float | None]
+
+
+class History(Wire, kw_only=True):
+    """A history answer: timestamps[i] goes with series[f][i] (or series[f].min[i], .avg[i], .max[i])."""
+
+    entity: str
+    name: str | None = None
+    resolution: Literal["full", "min/avg/max"]
+    step: float
+    since: float
+    until: float
+    timestamps: list[float]
+    # Byte counts are integers; every other value a float.
+    series: dict[str, list[int | float | None] | SeriesStats]
+
+
+# --- WebSocket messages (/ws, docs/websocket.md) ------------------------------------------------------
+# Every message is a JSON object whose "type" names it. The Python class names end in "Message" so
+# they do not clash with the REST bodies they carry (NodeMetrics, ContainerMetrics).
+
+
+class WsMessage(Wire, tag_field="type", kw_only=True):
+    """Base of every WebSocket message: the ``type`` tag is the subclass's ``tag``."""
+
+
+class NodeMetricsMessage(WsMessage, tag="NodeMetrics", kw_only=True):
+    """Topic ``node``: one per node sample. The seed's headline fields, then the whole sample."""
+
+    node_id: str
+    timestamp: float
+    cpu_usage: float | None
+    memory_usage: float | None
+    disk_usage: float | None
+    # 1, 5 and 15 minutes, as in /proc/loadavg.
+    load_averages: tuple[float | None, float | None, float | None]
+    sample: NodeMetrics
+
+
+class ContainerMetricsMessage(WsMessage, tag="ContainerMetrics", kw_only=True):
+    """Topic ``containers``: one per container sample, with every container in it. Topic
+    ``container:<id>``: the same message with only that container in ``containers`` (and, in the
+    sample where it vanished, an empty ``containers`` and its id in ``vanished``)."""
+
+    node_id: str
+    timestamp: float
+    interval_secs: float | None = None
+    host_cpus: int | None = None
+    containers: list[ContainerMetrics]
+    vanished: list[str] = []
+    unavailable: dict[str, str] = {}
+
+
+class VmMetricsMessage(WsMessage, tag="VmMetrics", kw_only=True):
+    """Topics ``vms`` and ``vm:<id>``. Defined for the schema only: there is no VM source yet, so
+    nothing sends it. Units: percent (``cpu_usage`` of the host, ``memory_usage`` of the guest's
+    memory), bytes per second (disk and network)."""
+
+    node_id: str
+    timestamp: float
+    vm_id: str
+    name: str | None = None
+    cpu_usage: float | None
+    memory_usage: float | None
+    disk_read: float | None
+    disk_write: float | None
+    network_rx: float | None
+    network_tx: float | None
+
+
+VmStatus = Literal["running", "blocked", "paused", "shutdown", "shutoff", "crashed", "pmsuspended", "nostate"]
+"""libvirt's domain states (virDomainState), lower case."""
+
+
+class VmStatusChangedMessage(WsMessage, tag="VmStatusChanged", kw_only=True):
+    """Topics ``vms`` and ``vm:<id>``. Defined for the schema only: no producer yet."""
+
+    node_id: str
+    timestamp: float
+    vm_id: str
+    name: str | None = None
+    previous: VmStatus | None
+    status: VmStatus
+
+
+class AlertTriggeredMessage(WsMessage, tag="AlertTriggered", kw_only=True):
+    """Topic ``alerts``. Defined for the schema only: there are no alert rules yet."""
+
+    node_id: str
+    timestamp: float
+    alert_id: str
+    rule: str
+    severity: Literal["info", "warning", "critical"]
+    # What the alert is about, named as its topic: "node", "container:<id>", "vm:<id>".
+    entity: str
+    message: str
+    value: float | None = None
+    threshold: float | None = None
+
+
+class AlertResolvedMessage(WsMessage, tag="AlertResolved", kw_only=True):
+    """Topic ``alerts``. Defined for the schema only: there are no alert rules yet."""
+
+    node_id: str
+    timestamp: float
+    alert_id: str
+    rule: str
+    entity: str
+    triggered_at: float | None = None
+
+
+class HelloMessage(WsMessage, tag="hello", kw_only=True):
+    """The first message on every connection: who is talking, what the client is subscribed to, and
+    the current state (so a client can draw before the next tick)."""
+
+    version: str
+    node_id: str
+    topics: list[str]
+    queue_size: int
+    node: NodeMetrics | None = None
+    containers: ContainerList | None = None
+
+
+class SubscribedMessage(WsMessage, tag="subscribed", kw_only=True):
+    """The answer to a ``subscribe``: the topics now in effect, container references resolved to
+    ``container:<full id>``."""
+
+    topics: list[str]
+
+
+class ErrorMessage(WsMessage, tag="error", kw_only=True):
+    """A client message the server could not act on; the connection stays open and the
+    subscription unchanged."""
+
+    error: str
+    detail: Any = None
+
+
+class SubscribeMessage(WsMessage, tag="subscribe", kw_only=True):
+    """Client to server: replace the subscription with ``topics``."""
+
+    topics: list[str]
+
+
+SERVER_MESSAGES: tuple[type[WsMessage], ...] = (
+    HelloMessage,
+    NodeMetricsMessage,
+    ContainerMetricsMessage,
+    VmMetricsMessage,
+    VmStatusChangedMessage,
+    AlertTriggeredMessage,
+    AlertResolvedMessage,
+    SubscribedMessage,
+    ErrorMessage,
+)
+CLIENT_MESSAGES: tuple[type[WsMessage], ...] = (SubscribeMessage,)
 
 
 node_metrics_decoder = msgspec.json.Decoder(NodeMetrics)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from hvstat.config import Settings
+from hvstat.hub import Hub
 from hvstat.sources.base import Source
 from hvstat.sources.containers import ContainerSource
 from hvstat.sources.node import NodeSource
@@ -20,3 +21,4 @@ class AppState:
     sources: tuple[Source, ...]
     version: str
     started: float
+    hub: Hub

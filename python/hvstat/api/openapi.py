@@ -8,17 +8,33 @@ import msgspec
 from starlette.requests import Request
 
 from hvstat.api.responses import MsgspecResponse, check_params
-from hvstat.models import ContainerList, ContainerMetrics, ErrorBody, Health, NodeMetrics
+from hvstat.models import ContainerList, ContainerMetrics, ErrorBody, Health, History, NodeMetrics
 
 
 def _json(schema: dict[str, object], description: str) -> dict[str, object]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
+def _history_parameters() -> list[dict[str, object]]:
+    number = {"type": "number", "minimum": 0}
+    return [
+        {"name": "since", "in": "query", "required": False, "description": "Unix seconds; default: one hour before `until`", "schema": number},
+        {"name": "until", "in": "query", "required": False, "description": "Unix seconds; default: now", "schema": number},
+        {
+            "name": "step",
+            "in": "query",
+            "required": False,
+            "description": "Seconds per point; below history_bucket only within the full-resolution window, from history_bucket up a multiple of it",
+            "schema": {"type": "number", "exclusiveMinimum": 0},
+        },
+        {"name": "fields", "in": "query", "required": False, "description": "Comma-separated history fields; default: all", "schema": {"type": "string"}},
+    ]
+
+
 @cache
 def document(version: str) -> dict[str, object]:
-    (node, health, error, container_list, container), components = msgspec.json.schema_components(
-        [NodeMetrics, Health, ErrorBody, ContainerList, ContainerMetrics], ref_template="#/components/schemas/{name}"
+    (node, health, error, container_list, container, history), components = msgspec.json.schema_components(
+        [NodeMetrics, Health, ErrorBody, ContainerList, ContainerMetrics, History], ref_template="#/components/schemas/{name}"
     )
     bad_param = _json(error, "unknown or repeated query parameter")
     any_object = _json({"type": "object"}, "JSON object")
@@ -67,6 +83,32 @@ def document(version: str) -> dict[str, object]:
                     "responses": {
                         "200": _json(container, "the container's sample"),
                         "404": _json(error, "no such container, or container monitoring disabled"),
+                        "409": _json(error, "the reference matches several containers"),
+                    },
+                }
+            },
+            "/api/monitoring/node/history": {
+                "get": {
+                    "summary": "The node's history: every sample, or min/avg/max per step",
+                    "parameters": _history_parameters(),
+                    "responses": {
+                        "200": _json(history, "the history"),
+                        "400": _json(error, "unknown parameter, bad range, bad step, step too fine for the range, too many points, unknown field"),
+                        "404": _json(error, "history is disabled"),
+                    },
+                }
+            },
+            "/api/containers/{ref}/history": {
+                "get": {
+                    "summary": "One container's history, by id, unique id prefix (12+ characters) or name; a vanished container's by its full id",
+                    "parameters": [
+                        {"name": "ref", "in": "path", "required": True, "schema": {"type": "string"}},
+                        *_history_parameters(),
+                    ],
+                    "responses": {
+                        "200": _json(history, "the history"),
+                        "400": _json(error, "unknown parameter, bad range, bad step, step too fine for the range, too many points, unknown field"),
+                        "404": _json(error, "no such container, container monitoring disabled, or history disabled"),
                         "409": _json(error, "the reference matches several containers"),
                     },
                 }

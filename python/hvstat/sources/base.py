@@ -7,6 +7,7 @@ import logging
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from typing import Any
 
 from hvstat.models import SourceHealth
 
@@ -21,8 +22,11 @@ MIN_TICK_TIMEOUT_SECS = 5.0
 class Source(ABC):
     name: str
 
-    def __init__(self, interval_secs: float) -> None:
+    def __init__(self, interval_secs: float, publish: Callable[[Any], None] | None = None) -> None:
         self.interval_secs = interval_secs
+        # Called on the event loop with what `collect` returned, once it is in the store (the hub's
+        # publish_* method); the source knows nothing of who listens.
+        self._publish = publish
         self.tick_timeout_secs = max(interval_secs, MIN_TICK_TIMEOUT_SECS)
         self._last_success: float | None = None
         self._last_attempt: float | None = None
@@ -49,8 +53,9 @@ class Source(ABC):
             self._failed(f"first reading: {type(e).__name__}: {e}")
 
     @abstractmethod
-    def collect(self) -> None:
-        """Read and store one sample. Runs in a worker thread: it may block on files."""
+    def collect(self) -> object:
+        """Read and store one sample, and return it for ``publish``. Runs in a worker thread: it
+        may block on files."""
 
     async def tick(self) -> None:
         now = time.monotonic()
@@ -62,6 +67,10 @@ class Source(ABC):
         self._last_attempt = time.time()
         self._inflight_since = now
         self._inflight = asyncio.ensure_future(asyncio.to_thread(self.collect))
+        if self._publish is not None:
+            # On completion, not after the await below: a tick that outlived its timeout still
+            # wrote the store when it finished, and is published then.
+            self._inflight.add_done_callback(self._published)
         try:
             await asyncio.wait_for(asyncio.shield(self._inflight), self.tick_timeout_secs)
         except TimeoutError:
@@ -76,6 +85,14 @@ class Source(ABC):
             self._last_success = time.time()
         finally:
             self._last_duration = time.monotonic() - now
+
+    def _published(self, done: asyncio.Future[object]) -> None:
+        if done.cancelled() or done.exception() is not None:
+            return
+        try:
+            self._publish(done.result())  # type: ignore[misc]
+        except Exception:  # noqa: BLE001 - a listener's failure must not stop the source
+            log.exception("source %s: publishing the sample failed", self.name)
 
     def _failed(self, error: str) -> None:
         self._failures += 1

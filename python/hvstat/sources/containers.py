@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 from hvstat._native import ContainerSampler
 from hvstat.config import ContainerSettings, NodeSettings
@@ -19,8 +20,15 @@ log = logging.getLogger(__name__)
 class ContainerSource(Source):
     name = "containers"
 
-    def __init__(self, settings: ContainerSettings, node: NodeSettings, interval_secs: float, store: Store) -> None:
-        super().__init__(interval_secs)
+    def __init__(
+        self,
+        settings: ContainerSettings,
+        node: NodeSettings,
+        interval_secs: float,
+        store: Store,
+        publish: Callable[[ContainersSample], None] | None = None,
+    ) -> None:
+        super().__init__(interval_secs, publish)
         self._sampler = ContainerSampler(settings.core_config_json(node))
         self._store = store
 
@@ -34,13 +42,14 @@ class ContainerSource(Source):
         first = self.sample()
         log.info("tracking %d containers: %s", len(first.containers), ", ".join(c.name for c in first.containers) or "none")
 
-    def collect(self) -> None:
+    def collect(self) -> ContainersSample:
         sample = self.sample()
         for cid in sample.appeared:
             log.info("container appeared: %s", cid)
         for cid in sample.vanished:
             log.info("container vanished: %s", cid)
         self._store.put_containers(sample)
+        return sample
 
     def sample(self) -> ContainersSample:
         return containers_sample_decoder.decode(self._sampler.sample())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from hvstat._native import NodeSampler
 from hvstat.config import NodeSettings
@@ -18,8 +19,10 @@ PRIME_SECS = 0.5
 class NodeSource(Source):
     name = "node"
 
-    def __init__(self, settings: NodeSettings, interval_secs: float, store: Store) -> None:
-        super().__init__(interval_secs)
+    def __init__(
+        self, settings: NodeSettings, interval_secs: float, store: Store, publish: Callable[[NodeMetrics], None] | None = None
+    ) -> None:
+        super().__init__(interval_secs, publish)
         self._sampler = NodeSampler(settings.core_config_json())
         self._store = store
 
@@ -28,8 +31,10 @@ class NodeSource(Source):
         await asyncio.sleep(PRIME_SECS)
         await super().start()
 
-    def collect(self) -> None:
-        self._store.put_node(self.sample())
+    def collect(self) -> NodeMetrics:
+        sample = self.sample()
+        self._store.put_node(sample)
+        return sample
 
     def sample(self) -> NodeMetrics:
         return node_metrics_decoder.decode(self._sampler.sample())

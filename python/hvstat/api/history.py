@@ -1,0 +1,124 @@
+"""History routes: ``GET /api/monitoring/node/history`` and ``GET /api/containers/{ref}/history``.
+
+Query parameters (docs/api.md, "History"): ``since`` and ``until`` (unix seconds; default the hour
+up to now), ``step`` (seconds; default: every sample in the full-resolution window, else the
+min/avg/max buckets), ``fields`` (comma-separated; default all of the kind's history fields).
+"""
+
+from __future__ import annotations
+
+import math
+
+from starlette.requests import Request
+from starlette.routing import Route
+
+from hvstat.api.containers import resolve
+from hvstat.api.responses import ApiError, MsgspecResponse, check_params
+from hvstat.models import History
+from hvstat.state import AppState
+from hvstat.store import HistoryQueryError, Kind, Series, Store
+
+PARAMS = {"since", "until", "step", "fields"}
+# Points (timestamps) per answer at most: about 1.5 MB of JSON with every container field.
+MAX_POINTS = 10_000
+# The range when `since` is not given: this long before `until`.
+DEFAULT_RANGE_SECS = 3600.0
+
+
+def _number(request: Request, name: str, error: str) -> float | None:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ApiError(400, error, {name: raw, "reason": "not a number"}) from None
+    if not math.isfinite(value):
+        raise ApiError(400, error, {name: raw, "reason": "not a finite number"})
+    return value
+
+
+def _fields(request: Request, kind: Kind) -> list[str]:
+    allowed = sorted(kind.field_index)
+    raw = request.query_params.get("fields")
+    if raw is None:
+        return [f.name for f in kind.fields]
+    wanted = list(dict.fromkeys(f.strip() for f in raw.split(",") if f.strip()))
+    if not wanted:
+        raise ApiError(400, "'fields' is empty", {"allowed": allowed})
+    unknown = [f for f in wanted if f not in kind.field_index]
+    if unknown:
+        raise ApiError(400, "unknown field in 'fields'", {"unknown": unknown, "allowed": allowed})
+    return wanted
+
+
+def _answer(request: Request, store: Store, kind: Kind, series: Series | None, entity: str, name: str | None) -> MsgspecResponse:
+    fields = _fields(request, kind)
+    since = _number(request, "since", "bad range")
+    until = _number(request, "until", "bad range")
+    step = _number(request, "step", "bad step")
+    if until is None:
+        until = store.clock()
+    if since is None:
+        since = max(0.0, until - DEFAULT_RANGE_SECS)
+    for key, value in (("since", since), ("until", until)):
+        if value < 0:
+            raise ApiError(400, "bad range", {key: value, "reason": "since and until are unix seconds, >= 0"})
+    if since > until:
+        raise ApiError(400, "bad range", {"since": since, "until": until, "reason": "since is after until"})
+    if series is None:
+        # History is on but this entity has none yet (the node's first tick failed).
+        series = Series(len(kind.fields), 0, 0, 1.0)
+    try:
+        result = store.query(kind, series, since=since, until=until, step=step, fields=fields, max_points=MAX_POINTS)
+    except HistoryQueryError as e:
+        raise ApiError(400, e.error, e.detail) from None
+    return MsgspecResponse(
+        History(
+            entity=entity,
+            name=name,
+            resolution=result.resolution,  # type: ignore[arg-type]
+            step=result.step,
+            since=since,
+            until=until,
+            timestamps=result.timestamps,
+            series=result.series,
+        )
+    )
+
+
+def _store(request: Request) -> Store:
+    state: AppState = request.app.state.hvstat
+    if not state.store.history_enabled:
+        raise ApiError(404, "history is disabled", {"setting": "monitoring.enable_history"})
+    return state.store
+
+
+async def node_history(request: Request) -> MsgspecResponse:
+    check_params(request, PARAMS)
+    store = _store(request)
+    return _answer(request, store, store.node_kind, store.series("node"), "node", None)
+
+
+async def container_history(request: Request) -> MsgspecResponse:
+    """By id, unique id prefix or name as ``/metrics``; a container that vanished by its full id,
+    as long as its history is kept."""
+    check_params(request, PARAMS)
+    state: AppState = request.app.state.hvstat
+    if state.container_source is None:
+        raise ApiError(404, "container monitoring is disabled", {"setting": "containers.enabled"})
+    store = _store(request)
+    ref = request.path_params["ref"]
+    series = store.series("container", ref)
+    if series is not None and ref not in store.containers:
+        cid = ref  # vanished, still in history
+    else:
+        cid = resolve(store.containers, ref).id
+        series = store.series("container", cid)
+    return _answer(request, store, store.container_kind, series, f"container:{cid}", series.name if series else None)
+
+
+routes = [
+    Route("/api/monitoring/node/history", node_history, methods=["GET"]),
+    Route("/api/containers/{ref:path}/history", container_history, methods=["GET"]),
+]

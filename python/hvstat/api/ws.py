@@ -1,0 +1,115 @@
+"""``/ws``: the WebSocket endpoint. The protocol is in docs/websocket.md; the fan-out is the hub's.
+
+Per connection, three things run together and end together: a sender that moves Frames from the
+client's bounded queue to the socket, a receiver that hands what the client sends to the hub, and
+a watch on the hub letting go of the client (too slow). The first to finish cancels the others.
+A sender stuck on a socket that does not drain is cancelled before it wrote anything, so the close
+frame can follow. Keepalive pings are uvicorn's (``ws_ping_interval`` / ``ws_ping_timeout``, 20 s
+each by default): a peer that stops answering is disconnected by the server, which ends the
+receiver here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+
+from starlette.routing import WebSocketRoute
+from starlette.websockets import WebSocket
+
+from hvstat.api.containers import resolve
+from hvstat.api.responses import ApiError
+from hvstat.hub import CLOSE_TOO_MANY, Client, Hub, TopicError
+from hvstat.models import CLIENT_MESSAGES, SERVER_MESSAGES
+from hvstat.state import AppState
+from hvstat.store import Store
+
+log = logging.getLogger(__name__)
+
+# How long closing a dropped client may wait for its socket to take the close frame. A peer that
+# reads nothing never takes it; the connection is then left to the transport to tear down.
+CLOSE_TIMEOUT_SECS = 5.0
+
+
+def container_resolver(store: Store) -> Callable[[str], str]:
+    """``container:<ref>`` topics resolve as the REST routes do: id, unique id prefix, or name."""
+
+    def resolve_ref(ref: str) -> str:
+        try:
+            return resolve(store.containers, ref).id
+        except ApiError as e:
+            raise TopicError(e.error, e.detail) from None
+
+    return resolve_ref
+
+
+async def _send(websocket: WebSocket, client: Client) -> None:
+    while True:
+        frame = await client.next()
+        await websocket.send_text(frame.text)
+
+
+async def _receive(websocket: WebSocket, hub: Hub, client: Client) -> None:
+    while True:
+        message = await websocket.receive()
+        if message["type"] == "websocket.disconnect":
+            return
+        text = message.get("text")
+        hub.handle(client, text if text is not None else message.get("bytes"))
+
+
+async def ws_endpoint(websocket: WebSocket) -> None:
+    state: AppState = websocket.app.state.hvstat
+    hub = state.hub
+    peer = f"{websocket.client.host}:{websocket.client.port}" if websocket.client else "?"
+    await websocket.accept()
+    client = hub.connect(peer)
+    if client is None:
+        # Accept-then-close rather than an HTTP 503: a browser sees the code and the reason.
+        await websocket.close(CLOSE_TOO_MANY, f"too many clients (max_ws_clients = {hub.max_clients}); try again later")
+        return
+    sender = asyncio.create_task(_send(websocket, client), name=f"ws-send-{client.id}")
+    receiver = asyncio.create_task(_receive(websocket, hub, client), name=f"ws-receive-{client.id}")
+    ended = asyncio.create_task(client.ended.wait(), name=f"ws-ended-{client.id}")
+    tasks = (sender, receiver, ended)
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        hub.disconnect(client)
+        for t in tasks:
+            t.cancel()
+        # asyncio.wait, not gather: if this handler is being cancelled (server shutdown), that
+        # cancellation must propagate as it came, not as the CancelledError of a child task.
+        await asyncio.wait(tasks)
+        for t in tasks:
+            if not t.cancelled():
+                t.exception()  # retrieved: a send that failed because the peer left is expected
+    peer_left = receiver.done() and not receiver.cancelled() and receiver.exception() is None
+    if client.close_code is not None and not peer_left:
+        # Dropped by the hub: say why. Bounded, since a peer that reads nothing never drains.
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(websocket.close(client.close_code, client.close_reason), CLOSE_TIMEOUT_SECS)
+    elif sender.done() and not sender.cancelled() and sender.exception() is not None:
+        log.debug("WebSocket client %s: send failed: %r", peer, sender.exception())
+
+
+def schemas() -> tuple[dict[str, Any], dict[str, Any]]:
+    """The JSON Schemas of docs/websocket.md: one per message (by class name) and the definitions
+    they share (``#/$defs/...``), generated from the msgspec models. Descriptions are docstrings
+    with their indentation removed, so the text does not depend on the Python version."""
+    messages = (*SERVER_MESSAGES, *CLIENT_MESSAGES)
+    _, components = msgspec.json.schema_components(messages, ref_template="#/$defs/{name}")
+    for schema in components.values():
+        if "description" in schema:
+            schema["description"] = inspect.cleandoc(schema["description"])
+    per_message = {m.__name__: components.pop(m.__name__) for m in messages}
+    return per_message, components
+
+
+routes = [WebSocketRoute("/ws", ws_endpoint)]

@@ -1,0 +1,429 @@
+"""The hub (python/hvstat/hub.py) on its own: fan-out of one encoded Frame, subscribe filters,
+slow clients dropped while fast ones keep everything, max_ws_clients, malformed client messages,
+and the sources' publish hook. The end of the file drives the same through the ``/ws`` route
+under Starlette's TestClient; tests/test_ws.py does it over real sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import msgspec
+import pytest
+from starlette.testclient import TestClient
+from starlette.websockets import WebSocketDisconnect
+
+from hvstat import __version__
+from hvstat.api.ws import container_resolver
+from hvstat.app import create_app
+from hvstat.config import ContainerSettings, MonitoringSettings, Settings
+from hvstat.hub import CLOSE_TOO_MANY, CLOSE_TOO_SLOW, DEFAULT_TOPICS, MAX_CLIENT_MESSAGE_BYTES, Client, Frame, Hub
+from hvstat.models import (
+    AlertTriggeredMessage,
+    ContainerMetrics,
+    ContainersSample,
+    ContainerMetricsMessage,
+    HelloMessage,
+    NodeMetrics,
+    NodeMetricsMessage,
+    VmMetricsMessage,
+)
+from hvstat.sources.base import Source
+from hvstat.store import Store
+
+T0 = 1_700_000_000.0
+ID_A = "a" * 12 + "1" * 52
+ID_B = "a" * 12 + "2" * 52  # shares its 12-character prefix with A
+ID_C = "c" * 64
+
+
+def node_sample(ts: float, cpu: float | None = 12.5) -> NodeMetrics:
+    return NodeMetrics(
+        timestamp=ts, cpu_usage=cpu, memory_usage=40.0, disk_usage=10.0, load_average_1m=0.5, load_average_5m=0.25, load_average_15m=None
+    )
+
+
+def container(cid: str, ts: float, name: str) -> ContainerMetrics:
+    return ContainerMetrics(
+        timestamp=ts,
+        id=cid,
+        name=name,
+        runtime="docker",
+        cgroup_path=f"/docker/{cid}",
+        state="running",
+        processes=1,
+        cpu_usage_percent=1.0,
+        memory_usage_bytes=1 << 20,
+        memory_limit_bytes="max",
+        block_read_bytes=0,
+        block_write_bytes=0,
+        network_mode="own",
+        network_rx_bytes=0,
+        network_tx_bytes=0,
+    )
+
+
+def containers_sample(ts: float, ids: tuple[str, ...] = (ID_A, ID_B, ID_C), vanished: tuple[str, ...] = ()) -> ContainersSample:
+    names = {ID_A: "web", ID_B: "db", ID_C: "cache"}
+    return ContainersSample(timestamp=ts, containers=[container(i, ts, names[i]) for i in ids], vanished=list(vanished))
+
+
+def make_hub(max_clients: int = 10, queue_size: int = 8, **kw: Any) -> Hub:
+    store = Store()
+    store.put_node(node_sample(T0))
+    store.put_containers(containers_sample(T0))
+    kw.setdefault("resolve_container", container_resolver(store))
+    return Hub(store, version="9.9.9", max_clients=max_clients, queue_size=queue_size, node_name="node-1", **kw)
+
+
+def frames(client: Client) -> list[Frame]:
+    """Everything waiting in the client's queue, taken out."""
+    out = []
+    while not client.queue.empty():
+        out.append(client.queue.get_nowait())
+    return out
+
+
+def messages(client: Client) -> list[dict[str, Any]]:
+    return [msgspec.json.decode(f.data) for f in frames(client)]
+
+
+def connect(hub: Hub, topics: list[str] | None = None) -> Client:
+    """A client past its hello (and its subscription's answer)."""
+    c = hub.connect("test")
+    assert c is not None
+    if topics is not None:
+        hub.subscribe(c, topics)
+    got = messages(c)
+    assert got[0]["type"] == "hello"
+    if topics is not None:
+        assert got[1]["type"] == "subscribed", got
+    return c
+
+
+# --- hello ----------------------------------------------------------------------------------------------
+
+
+def test_hello_comes_first_with_the_snapshot() -> None:
+    hub = make_hub()
+    c = hub.connect("test")
+    assert c is not None
+    (hello,) = messages(c)
+    msgspec.convert(hello, HelloMessage)
+    assert hello["type"] == "hello" and hello["version"] == "9.9.9" and hello["node_id"] == "node-1"
+    assert set(hello["topics"]) == DEFAULT_TOPICS and hello["queue_size"] == 8
+    assert hello["node"]["timestamp"] == T0 and hello["node"]["load_average_15m"] is None
+    assert [x["id"] for x in hello["containers"]["containers"]] == [ID_A, ID_B, ID_C]
+
+
+def test_hello_is_encoded_once_per_tick() -> None:
+    hub = make_hub()
+    a, b = hub.connect("a"), hub.connect("b")
+    assert a is not None and b is not None
+    fa, fb = frames(a)[0], frames(b)[0]
+    assert fa is fb
+    hub.store.put_node(node_sample(T0 + 1))
+    c = hub.connect("c")
+    assert c is not None
+    fc = frames(c)[0]
+    assert fc is not fa and msgspec.json.decode(fc.data)["node"]["timestamp"] == T0 + 1
+
+
+def test_hello_without_container_monitoring() -> None:
+    hub = make_hub(containers_enabled=False)
+    c = hub.connect("x")
+    assert c is not None
+    assert messages(c)[0]["containers"] is None
+
+
+# --- fan-out and filters -----------------------------------------------------------------------------------
+
+
+def test_one_encoding_the_same_bytes_to_every_subscriber() -> None:
+    hub = make_hub()
+    clients = [connect(hub) for _ in range(5)]
+    before = hub.frames_encoded
+    hub.publish_node(node_sample(T0 + 1))
+    assert hub.frames_encoded == before + 1
+    got = [frames(c) for c in clients]
+    assert all(len(g) == 1 for g in got)
+    first = got[0][0]
+    assert all(g[0] is first for g in got) and all(g[0].data is first.data and g[0].text is first.text for g in got)
+    assert first.text == first.data.decode()
+    m = msgspec.json.decode(first.data)
+    msgspec.convert(m, NodeMetricsMessage)
+    assert m["type"] == "NodeMetrics" and m["node_id"] == "node-1" and m["timestamp"] == T0 + 1
+    assert (m["cpu_usage"], m["memory_usage"], m["disk_usage"]) == (12.5, 40.0, 10.0)
+    assert m["load_averages"] == [0.5, 0.25, None]
+    assert m["sample"]["timestamp"] == T0 + 1
+
+
+def test_nothing_is_encoded_for_nobody() -> None:
+    hub = make_hub()
+    connect(hub, ["alerts"])
+    before = hub.frames_encoded
+    hub.publish_node(node_sample(T0 + 1))
+    hub.publish_containers(containers_sample(T0 + 1))
+    assert hub.frames_encoded == before
+
+
+def test_subscribe_filters() -> None:
+    hub = make_hub()
+    node_only = connect(hub, ["node"])
+    everything = connect(hub)
+    one = connect(hub, [f"container:{ID_A}"])
+    both = connect(hub, ["containers", f"container:{ID_C}"])
+    nothing = connect(hub, [])
+    hub.publish_node(node_sample(T0 + 1))
+    hub.publish_containers(containers_sample(T0 + 1))
+    assert [m["type"] for m in messages(node_only)] == ["NodeMetrics"]
+    assert [m["type"] for m in messages(everything)] == ["NodeMetrics", "ContainerMetrics"]
+    (m,) = messages(one)
+    msgspec.convert(m, ContainerMetricsMessage)
+    assert m["type"] == "ContainerMetrics" and [c["id"] for c in m["containers"]] == [ID_A] and m["vanished"] == []
+    # On "containers" already: the per-container message would be a duplicate.
+    (m,) = messages(both)
+    assert [c["id"] for c in m["containers"]] == [ID_A, ID_B, ID_C]
+    assert messages(nothing) == []
+
+
+def test_per_container_message_is_encoded_once_and_says_when_it_vanished() -> None:
+    hub = make_hub()
+    a1, a2 = connect(hub, [f"container:{ID_A}"]), connect(hub, [f"container:{ID_A}", "node"])
+    c = connect(hub, [f"container:{ID_C}"])
+    before = hub.frames_encoded
+    hub.publish_containers(containers_sample(T0 + 1))
+    assert hub.frames_encoded == before + 2  # one for A, one for C; none for "containers"
+    (fa1,), (fa2,) = frames(a1), frames(a2)
+    assert fa1 is fa2
+    frames(c)
+    hub.publish_containers(containers_sample(T0 + 2, ids=(ID_B, ID_C), vanished=(ID_A,)))
+    (m,) = messages(a1)
+    assert m["containers"] == [] and m["vanished"] == [ID_A]
+    assert [x["id"] for x in messages(c)[0]["containers"]] == [ID_C]
+    # Gone and not back: nothing more for A's subscribers.
+    hub.publish_containers(containers_sample(T0 + 3, ids=(ID_B, ID_C)))
+    assert messages(a1) == []
+
+
+def test_vm_and_alert_topics_for_the_producers_to_come() -> None:
+    hub = make_hub()
+    vms, one_vm, both, alerts = connect(hub, ["vms"]), connect(hub, ["vm:v1"]), connect(hub, ["vms", "vm:v1"]), connect(hub, ["alerts"])
+    vm = VmMetricsMessage(
+        node_id="node-1", timestamp=T0, vm_id="v1", cpu_usage=1.0, memory_usage=2.0, disk_read=3.0, disk_write=4.0, network_rx=None, network_tx=None
+    )
+    hub.publish(vm, ("vms", "vm:v1"))
+    assert [len(frames(c)) for c in (vms, one_vm, both, alerts)] == [1, 1, 1, 0]
+    alert = AlertTriggeredMessage(
+        node_id="node-1", timestamp=T0, alert_id="x", rule="cpu", severity="warning", entity="node", message="CPU above 90 %"
+    )
+    hub.publish(alert, ("alerts",))
+    (m,) = messages(alerts)
+    assert m["type"] == "AlertTriggered"
+    assert all(frames(c) == [] for c in (vms, one_vm, both))
+
+
+# --- slow clients and limits ------------------------------------------------------------------------------
+
+
+def test_slow_client_is_dropped_and_the_fast_one_gets_everything() -> None:
+    hub = make_hub(queue_size=4)
+    fast = connect(hub)
+    slow = hub.connect("slow")  # never reads: its hello stays in the queue
+    assert slow is not None
+    received = []
+    for i in range(20):
+        hub.publish_node(node_sample(T0 + i))
+        received += messages(fast)
+        if i < 2:
+            assert slow.close_code is None
+    # hello + 3 messages filled its 4 slots; the 4th message dropped it.
+    assert slow.close_code == CLOSE_TOO_SLOW and "too slow" in slow.close_reason
+    assert slow.ended.is_set() and slow not in hub.clients and hub.dropped_slow == 1
+    assert slow.queue.qsize() == 4, "nothing is queued for a dropped client"
+    assert [m["timestamp"] for m in received] == [T0 + i for i in range(20)]
+    assert hub.clients == [fast]
+
+
+def test_max_clients() -> None:
+    hub = make_hub(max_clients=2)
+    a, b = hub.connect("a"), hub.connect("b")
+    assert a is not None and b is not None
+    assert hub.connect("c") is None and hub.refused == 1
+    hub.disconnect(a)
+    assert a.ended.is_set()
+    assert hub.connect("d") is not None
+    assert make_hub(max_clients=0).connect("x") is None
+
+
+# --- what clients send ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "error"),
+    [
+        ("nope", "malformed JSON"),
+        ('{"type": "subscribe", "topics": [', "malformed JSON"),
+        (b"\xff\xfe", "malformed JSON"),
+        ("[1, 2]", "unknown message type"),
+        ("42", "unknown message type"),
+        ('{"topics": ["node"]}', "unknown message type"),
+        ('{"type": "unsubscribe", "topics": ["node"]}', "unknown message type"),
+        ('{"type": 7}', "unknown message type"),
+        ('{"type": "subscribe"}', "invalid message"),
+        ('{"type": "subscribe", "topics": "node"}', "invalid message"),
+        ('{"type": "subscribe", "topics": [1]}', "invalid message"),
+        ('{"type": "subscribe", "topics": ["node", "bogus"]}', "unknown topic"),
+        ('{"type": "subscribe", "topics": ["container:"]}', "unknown topic"),
+        ('{"type": "subscribe", "topics": ["vm"]}', "unknown topic"),
+        ('{"type": "subscribe", "topics": ["container:nope"]}', "no such container"),
+        ('{"type": "subscribe", "topics": ["container:aaaaaaaaaaaa"]}', "ambiguous container reference"),
+        ('{"type": "subscribe", "topics": [' + ",".join(['"node"'] * 1001) + "]}", "too many topics"),
+        ("x" * (MAX_CLIENT_MESSAGE_BYTES + 1), "message too large"),
+        (None, "message too large"),
+    ],
+)
+def test_bad_client_messages_get_an_error_and_change_nothing(raw: str | bytes | None, error: str) -> None:
+    hub = make_hub()
+    c = connect(hub, ["node"])
+    hub.handle(c, raw)
+    (m,) = messages(c)
+    assert m["type"] == "error" and m["error"] == error, m
+    assert c.topics == frozenset({"node"}) and c in hub.clients and c.close_code is None
+
+
+def test_unknown_topics_are_all_named() -> None:
+    hub = make_hub()
+    c = connect(hub)
+    hub.handle(c, '{"type": "subscribe", "topics": ["node", "nodes", "container", "vm:"]}')
+    (m,) = messages(c)
+    assert m["detail"]["unknown"] == ["nodes", "container", "vm:"]
+    assert "container:<id>" in m["detail"]["allowed"]
+
+
+def test_subscribe_resolves_container_references() -> None:
+    hub = make_hub()
+    c = connect(hub)
+    hub.handle(c, msgspec.json.encode({"type": "subscribe", "topics": ["container:web", f"container:{ID_C[:12]}", "node", "node"]}))
+    (m,) = messages(c)
+    assert m == {"type": "subscribed", "topics": [f"container:{ID_A}", f"container:{ID_C}", "node"]}
+    assert c.container_ids == {ID_A, ID_C}
+
+
+def test_container_topics_when_container_monitoring_is_off() -> None:
+    hub = make_hub(containers_enabled=False)
+    c = connect(hub)
+    hub.handle(c, '{"type": "subscribe", "topics": ["container:web"]}')
+    (m,) = messages(c)
+    assert m["error"] == "container monitoring is disabled"
+    assert m["detail"] == {"topic": "container:web", "setting": "containers.enabled"}
+
+
+# --- the sources' publish hook ------------------------------------------------------------------------------
+
+
+class _Counter(Source):
+    """A source whose sample is a number; its "store" is a list."""
+
+    name = "counter"
+
+    def __init__(self, publish: Any, fail: bool = False) -> None:
+        super().__init__(1.0, publish)
+        self.stored: list[int] = []
+        self.fail = fail
+
+    def collect(self) -> int:
+        if self.fail:
+            raise OSError("no such file")
+        self.stored.append(len(self.stored))
+        return self.stored[-1]
+
+
+def test_sources_publish_after_writing_the_store() -> None:
+    seen: list[tuple[int, list[int]]] = []
+    source = _Counter(lambda v: seen.append((v, list(source.stored))))
+
+    async def run() -> None:
+        await source.tick()
+        await source.tick()
+        await asyncio.sleep(0)
+
+    asyncio.run(run())
+    assert seen == [(0, [0]), (1, [0, 1])]
+
+
+def test_a_failed_tick_publishes_nothing_and_a_failing_listener_fails_nothing(caplog: pytest.LogCaptureFixture) -> None:
+    seen: list[int] = []
+    failing = _Counter(seen.append, fail=True)
+
+    def boom(_: int) -> None:
+        raise RuntimeError("listener bug")
+
+    broken_listener = _Counter(boom)
+
+    async def run() -> None:
+        await failing.tick()
+        await broken_listener.tick()
+        await asyncio.sleep(0)
+
+    with caplog.at_level(logging.ERROR):
+        asyncio.run(run())
+    assert seen == [] and failing.health().status != "ok"
+    assert broken_listener.health().status == "ok" and broken_listener.stored == [0]
+    assert "publishing the sample failed" in caplog.text
+
+
+# --- the same through the /ws route (Starlette's TestClient) --------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def client() -> Iterator[TestClient]:
+    settings = Settings(
+        monitoring=MonitoringSettings(node_metrics_interval=0.25, max_ws_clients=3), containers=ContainerSettings(enabled=False)
+    )
+    with TestClient(create_app(settings)) as c:
+        yield c
+
+
+def _next_of(ws: Any, kind: str, limit: int = 50) -> dict[str, Any]:
+    for _ in range(limit):
+        m = ws.receive_json()
+        if m["type"] == kind:
+            return m
+    raise AssertionError(f"no {kind} message in {limit}")
+
+
+def test_route_hello_then_node_metrics(client: TestClient) -> None:
+    with client.websocket_connect("/ws") as ws:
+        hello = ws.receive_json()
+        assert hello["type"] == "hello" and hello["version"] == __version__
+        assert hello["node"] is not None and hello["containers"] is None
+        first = _next_of(ws, "NodeMetrics")
+        second = _next_of(ws, "NodeMetrics")
+        assert second["timestamp"] > first["timestamp"]
+
+
+def test_route_malformed_input_keeps_the_connection(client: TestClient) -> None:
+    with client.websocket_connect("/ws") as ws:
+        ws.receive_json()
+        ws.send_text("{not json")
+        assert _next_of(ws, "error")["error"] == "malformed JSON"
+        ws.send_bytes(b'{"type": "subscribe", "topics": ["node"]}')
+        assert _next_of(ws, "subscribed")["topics"] == ["node"]
+        ws.send_json({"type": "subscribe", "topics": ["container:x"]})
+        assert _next_of(ws, "error")["error"] == "container monitoring is disabled"
+        _next_of(ws, "NodeMetrics")
+
+
+def test_route_refuses_past_max_ws_clients(client: TestClient) -> None:
+    with client.websocket_connect("/ws") as a, client.websocket_connect("/ws") as b, client.websocket_connect("/ws") as c:
+        for ws in (a, b, c):
+            assert ws.receive_json()["type"] == "hello"
+        with client.websocket_connect("/ws") as d, pytest.raises(WebSocketDisconnect) as e:
+            d.receive_json()
+        assert e.value.code == CLOSE_TOO_MANY and "max_ws_clients = 3" in e.value.reason
+    # Once they left, there is room again.
+    with client.websocket_connect("/ws") as ws:
+        assert ws.receive_json()["type"] == "hello"
