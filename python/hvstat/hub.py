@@ -30,7 +30,6 @@ from hvstat.models import (
     ContainerList,
     ContainerMetricsMessage,
     ContainersSample,
-    ContainerSummary,
     ErrorMessage,
     HelloMessage,
     NodeMetrics,
@@ -38,6 +37,7 @@ from hvstat.models import (
     SubscribedMessage,
     SubscribeMessage,
     WsMessage,
+    container_summary,
     encoder,
 )
 from hvstat.store import Store
@@ -118,16 +118,7 @@ def container_list(sample: ContainersSample) -> ContainerList:
         interval_secs=sample.interval_secs,
         host_cpus=sample.host_cpus,
         containers=[
-            ContainerSummary(
-                id=c.id,
-                name=c.name,
-                runtime=c.runtime,
-                cgroup_path=c.cgroup_path,
-                state=c.state,
-                cpu_usage_percent=c.cpu_usage_percent,
-                memory_usage_bytes=c.memory_usage_bytes,
-                memory_limit_bytes=c.memory_limit_bytes,
-            )
+            container_summary(c)
             for c in sample.containers
         ],
         unavailable=sample.unavailable,

@@ -365,6 +365,20 @@ class ContainerSummary(Wire, kw_only=True):
     memory_limit_bytes: Limit | None
 
 
+def container_summary(c: ContainerMetrics) -> ContainerSummary:
+    """One container's entry of the list (REST and the WebSocket hello)."""
+    return ContainerSummary(
+        id=c.id,
+        name=c.name,
+        runtime=c.runtime,
+        cgroup_path=c.cgroup_path,
+        state=c.state,
+        cpu_usage_percent=c.cpu_usage_percent,
+        memory_usage_bytes=c.memory_usage_bytes,
+        memory_limit_bytes=c.memory_limit_bytes,
+    )
+
+
 class ContainerList(Wire, kw_only=True):
     """``GET /api/containers``."""
 

@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.routing import Route
 
 from hvstat.api.responses import ApiError, MsgspecResponse, check_params
-from hvstat.models import ContainerList, ContainerMetrics, ContainerSummary, Runtime
+from hvstat.models import ContainerList, ContainerMetrics, Runtime, container_summary
 from hvstat.state import AppState
 
 # A prefix shorter than docker's short id is too likely to match by accident.
@@ -52,16 +52,7 @@ async def list_containers(request: Request) -> MsgspecResponse:
     if sample is None:
         raise ApiError(503, "no container sample yet", state.container_source.health().error)
     items = [
-        ContainerSummary(
-            id=c.id,
-            name=c.name,
-            runtime=c.runtime,
-            cgroup_path=c.cgroup_path,
-            state=c.state,
-            cpu_usage_percent=c.cpu_usage_percent,
-            memory_usage_bytes=c.memory_usage_bytes,
-            memory_limit_bytes=c.memory_limit_bytes,
-        )
+        container_summary(c)
         for c in state.store.containers.values()
         if (runtime is None or c.runtime == runtime) and (wanted_state is None or c.state == wanted_state)
     ]
