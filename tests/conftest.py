@@ -193,3 +193,14 @@ def container_sampler(tmp_path: Path) -> Iterator[Callable[..., Any]]:
     yield make
     for s in made:
         s.release()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def runtime_parents_removed() -> Iterator[None]:
+    """A container's teardown leaves a shared parent (``/docker``, ``/system.slice``...) when
+    another test's container still uses it at that moment; remove, at the end of the session, every
+    such parent that did not exist before it and is empty by then."""
+    import cgroups
+
+    with cgroups.parents_cleaned("docker", "system.slice", "machine", "machine.slice", "kubepods", "lxc"):
+        yield
