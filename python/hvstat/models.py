@@ -389,6 +389,313 @@ class ContainerList(Wire, kw_only=True):
     unavailable: dict[str, str] = {}
 
 
+# --- VMs (sources/vms*.py, rust/hvstat-core/src/vm/) -----------------------------------------------
+# Collectors (libvirt, QMP) gather a VmObservation per VM each tick; the Rust core's VmSampler adds
+# what /proc/<qemu pid> says and does the counter math, and returns a VmsSample of VmMetrics.
+
+VmStatus = Literal["running", "blocked", "paused", "shutdown", "shutoff", "crashed", "pmsuspended", "nostate"]
+"""libvirt's domain states (virDomainState), lower case; QMP's run states are mapped onto them."""
+
+VmOrigin = Literal["libvirt", "qmp"]
+
+
+class VcpuObservation(Wire, kw_only=True):
+    """One vCPU as a collector saw it (libvirt ``vcpu.<n>.*``; QMP ``query-cpus-fast``)."""
+
+    index: int
+    # Host thread id of the vCPU (QMP thread-id); None: the core finds it by thread name.
+    tid: int | None = None
+    state: Literal["offline", "running", "blocked"] | None = None
+    time_ns: int | None = None
+    # libvirt vcpu.<n>.wait: time the vCPU thread waited for I/O.
+    wait_ns: int | None = None
+    # libvirt vcpu.<n>.delay: time runnable but not running (the host's view of steal).
+    delay_ns: int | None = None
+    # KVM's own counters (libvirt vcpu.<n>.exits.sum / halt_exits.sum; QMP query-stats), KVM only.
+    kvm_exits: int | None = None
+    kvm_halt_exits: int | None = None
+
+
+class DiskObservation(Wire, kw_only=True):
+    """One disk (libvirt ``block.<n>.*``; QMP ``query-blockstats``). Cumulative counters."""
+
+    name: str
+    path: str | None = None
+    read_bytes: int | None = None
+    write_bytes: int | None = None
+    read_ops: int | None = None
+    write_ops: int | None = None
+    flush_ops: int | None = None
+    read_time_ns: int | None = None
+    write_time_ns: int | None = None
+    flush_time_ns: int | None = None
+    capacity_bytes: int | None = None
+    allocation_bytes: int | None = None
+    physical_bytes: int | None = None
+
+
+class NicObservation(Wire, kw_only=True):
+    """One NIC's counters seen from the guest (libvirt ``net.<n>.*`` already is; a host tap's are
+    swapped by the core). ``name`` is the host-side interface (tap/vnet)."""
+
+    name: str
+    rx_bytes: int | None = None
+    tx_bytes: int | None = None
+    rx_packets: int | None = None
+    tx_packets: int | None = None
+    rx_errors: int | None = None
+    tx_errors: int | None = None
+    rx_dropped: int | None = None
+    tx_dropped: int | None = None
+
+
+class BalloonObservation(Wire, kw_only=True):
+    """virtio-balloon: current size always; the rest only while a guest driver reports (libvirt
+    ``balloon.*`` in KiB are converted to bytes by the collector; QMP ``guest-stats``)."""
+
+    current_bytes: int | None = None
+    maximum_bytes: int | None = None
+    available_bytes: int | None = None
+    usable_bytes: int | None = None
+    unused_bytes: int | None = None
+    disk_caches_bytes: int | None = None
+    swap_in_bytes: int | None = None
+    swap_out_bytes: int | None = None
+    major_faults: int | None = None
+    minor_faults: int | None = None
+    # Unix seconds of the guest's last report; None or 0: the guest never reported.
+    last_update: int | None = None
+
+
+class VmObservation(Wire, kw_only=True):
+    """What a collector read about one VM this tick: the input of the core's VmSampler."""
+
+    # The VM's id in the API: libvirt's UUID; for QMP, the UUID QEMU reports, or the socket's
+    # name (Proxmox: the vmid) when it reports none.
+    id: str
+    name: str
+    origin: VmOrigin
+    status: VmStatus
+    status_reason: str | None = None
+    # The QEMU process; None when not running or not known.
+    pid: int | None = None
+    vcpus_current: int | None = None
+    vcpus_max: int | None = None
+    memory_max_bytes: int | None = None
+    # libvirt cpu.time / cpu.user / cpu.system (the whole QEMU process, ns).
+    cpu_time_ns: int | None = None
+    cpu_user_ns: int | None = None
+    cpu_system_ns: int | None = None
+    vcpus: list[VcpuObservation] = []
+    disks: list[DiskObservation] = []
+    # None: the collector has no NIC counters (QMP); the core finds the QEMU process's taps.
+    nics: list[NicObservation] | None = None
+    balloon: BalloonObservation | None = None
+    # Field -> why the collector could not read it.
+    unavailable: dict[str, str] = {}
+
+
+class VmObservations(Wire, kw_only=True):
+    """One tick's input to the core: every VM that the collectors know."""
+
+    vms: list[VmObservation]
+
+
+class VcpuMetrics(Wire, kw_only=True):
+    index: int
+    tid: int | None = None
+    state: Literal["offline", "running", "blocked"] | None = None
+    # Cores' worth of time this vCPU ran over the interval, as percent of one core.
+    cpu_percent: float | None = None
+    cpu_secs_total: float | None = None
+    # Runnable but waiting for a host CPU (schedstat run_delay or libvirt delay): steal as the
+    # guest would see it, percent of the interval and cumulative.
+    steal_percent: float | None = None
+    steal_secs_total: float | None = None
+    # libvirt vcpu.<n>.wait (I/O wait of the vCPU thread).
+    wait_secs_total: float | None = None
+    # KVM guests only: VM exits and halt exits per second (from the observation's kvm_* counters).
+    kvm_exits_per_sec: float | None = None
+    kvm_halt_exits_per_sec: float | None = None
+    # "libvirt" (vcpu.<n>.time) or "thread" (/proc/<pid>/task/<tid>/stat and schedstat).
+    origin: Literal["libvirt", "thread"] | None = None
+
+
+class VmDisk(Wire, kw_only=True):
+    name: str
+    path: str | None = None
+    read_bytes: int | None = None
+    write_bytes: int | None = None
+    read_ops: int | None = None
+    write_ops: int | None = None
+    flush_ops: int | None = None
+    read_bytes_per_sec: float | None = None
+    write_bytes_per_sec: float | None = None
+    read_ops_per_sec: float | None = None
+    write_ops_per_sec: float | None = None
+    # Mean time per request over the interval, from the time and request counters.
+    read_latency_ms: float | None = None
+    write_latency_ms: float | None = None
+    flush_latency_ms: float | None = None
+    capacity_bytes: int | None = None
+    allocation_bytes: int | None = None
+    physical_bytes: int | None = None
+
+
+class VmNic(Wire, kw_only=True):
+    # The host-side interface (vnetN, tapN, tap<vmid>i<n>); rx/tx as the guest sees them.
+    name: str
+    origin: Literal["libvirt", "tap"]
+    rx_bytes: int | None = None
+    tx_bytes: int | None = None
+    rx_packets: int | None = None
+    tx_packets: int | None = None
+    rx_errors: int | None = None
+    tx_errors: int | None = None
+    rx_dropped: int | None = None
+    tx_dropped: int | None = None
+    rx_bytes_per_sec: float | None = None
+    tx_bytes_per_sec: float | None = None
+    rx_packets_per_sec: float | None = None
+    tx_packets_per_sec: float | None = None
+
+
+class VmProcess(Wire, kw_only=True):
+    """The QEMU process from /proc/<pid>: the host's side of the VM."""
+
+    pid: int
+    threads: int | None = None
+    # Unix seconds the process started (from /proc/<pid>/stat starttime and the boot time).
+    started_at: float | None = None
+    rss_bytes: int | None = None
+    cpu_secs_total: float | None = None
+    # /proc/<pid>/io: bytes the process caused to be read from / written to storage.
+    read_bytes: int | None = None
+    write_bytes: int | None = None
+    read_bytes_per_sec: float | None = None
+    write_bytes_per_sec: float | None = None
+    # The process's cgroup (the unified line, else the v1 cpu/cpuacct line), to join with
+    # /api/containers.
+    cgroup_path: str | None = None
+
+
+class VmCgroup(Wire, kw_only=True):
+    """The VM's cgroup as the containers source read it (same cgroup, its latest sample)."""
+
+    container_id: str
+    cgroup_path: str
+    timestamp: float
+    cpu_usage_percent: float | None = None
+    memory_usage_bytes: int | None = None
+    memory_limit_bytes: Limit | None = None
+    pressure_cpu: Pressure | None = None
+    pressure_memory: Pressure | None = None
+    pressure_io: Pressure | None = None
+
+
+class VmMetrics(Wire, kw_only=True):
+    """``GET /api/vms/{ref}/metrics``: one VM. See docs/api.md and docs/metrics.md."""
+
+    timestamp: float
+    id: str
+    name: str
+    origin: VmOrigin
+    status: VmStatus
+    status_reason: str | None = None
+    vcpus: int | None = None
+    vcpus_max: int | None = None
+    # CPU of the whole QEMU process (libvirt cpu.time, else /proc/<pid>/stat): share of the host
+    # (all online CPUs = 100), cores in use, and share of the VM's own vCPUs (a fully busy 4-vCPU
+    # guest reads 100).
+    cpu_usage_percent: float | None
+    cpu_cores: float | None = None
+    cpu_vcpu_percent: float | None = None
+    cpu_secs_total: float | None = None
+    cpu_user_secs_total: float | None = None
+    cpu_system_secs_total: float | None = None
+    vcpu: list[VcpuMetrics] = []
+    memory_max_bytes: int | None = None
+    memory_balloon_bytes: int | None = None
+    # The guest's own view (balloon driver stats): memory_usage_percent = (available - usable) /
+    # available; null when the guest does not report.
+    memory_available_bytes: int | None = None
+    memory_usable_bytes: int | None = None
+    memory_unused_bytes: int | None = None
+    memory_usage_percent: float | None
+    # The host's view: resident memory of the QEMU process.
+    memory_rss_bytes: int | None = None
+    memory_swap_in_bytes: int | None = None
+    memory_swap_out_bytes: int | None = None
+    memory_major_faults: int | None = None
+    disk_read_bytes: int | None
+    disk_write_bytes: int | None
+    disk_read_bytes_per_sec: float | None = None
+    disk_write_bytes_per_sec: float | None = None
+    disk_read_ops_per_sec: float | None = None
+    disk_write_ops_per_sec: float | None = None
+    disks: list[VmDisk] = []
+    network_rx_bytes: int | None
+    network_tx_bytes: int | None
+    network_rx_bytes_per_sec: float | None = None
+    network_tx_bytes_per_sec: float | None = None
+    nics: list[VmNic] = []
+    process: VmProcess | None = None
+    cgroup: VmCgroup | None = None
+    unavailable: dict[str, str] = {}
+
+
+class VmsSample(Wire, kw_only=True):
+    """One VM sample as the core produces it (every VM at once)."""
+
+    timestamp: float
+    interval_secs: float | None = None
+    host_cpus: int | None = None
+    vms: list[VmMetrics] = []
+    appeared: list[str] = []
+    vanished: list[str] = []
+    unavailable: dict[str, str] = {}
+
+
+class VmSummary(Wire, kw_only=True):
+    """One entry of ``GET /api/vms``."""
+
+    id: str
+    name: str
+    origin: VmOrigin
+    status: VmStatus
+    vcpus: int | None = None
+    cpu_usage_percent: float | None
+    cpu_vcpu_percent: float | None = None
+    memory_max_bytes: int | None = None
+    memory_usage_percent: float | None
+    memory_rss_bytes: int | None = None
+
+
+def vm_summary(v: VmMetrics) -> VmSummary:
+    return VmSummary(
+        id=v.id,
+        name=v.name,
+        origin=v.origin,
+        status=v.status,
+        vcpus=v.vcpus,
+        cpu_usage_percent=v.cpu_usage_percent,
+        cpu_vcpu_percent=v.cpu_vcpu_percent,
+        memory_max_bytes=v.memory_max_bytes,
+        memory_usage_percent=v.memory_usage_percent,
+        memory_rss_bytes=v.memory_rss_bytes,
+    )
+
+
+class VmList(Wire, kw_only=True):
+    """``GET /api/vms``."""
+
+    timestamp: float
+    interval_secs: float | None = None
+    host_cpus: int | None = None
+    vms: list[VmSummary]
+    unavailable: dict[str, str] = {}
+
+
 class SourceHealth(Wire, kw_only=True):
     name: str
     status: Literal["ok", "degraded", "error"]
@@ -495,10 +802,6 @@ class VmMetricsMessage(WsMessage, tag="VmMetrics", kw_only=True):
     network_tx: float | None
 
 
-VmStatus = Literal["running", "blocked", "paused", "shutdown", "shutoff", "crashed", "pmsuspended", "nostate"]
-"""libvirt's domain states (virDomainState), lower case."""
-
-
 class VmStatusChangedMessage(WsMessage, tag="VmStatusChanged", kw_only=True):
     """Topics ``vms`` and ``vm:<id>``. Defined for the schema only: no producer yet."""
 
@@ -585,4 +888,5 @@ CLIENT_MESSAGES: tuple[type[WsMessage], ...] = (SubscribeMessage,)
 
 node_metrics_decoder = msgspec.json.Decoder(NodeMetrics)
 containers_sample_decoder = msgspec.json.Decoder(ContainersSample)
+vms_sample_decoder = msgspec.json.Decoder(VmsSample)
 encoder = msgspec.json.Encoder()
