@@ -96,6 +96,32 @@ class ContainerSettings(_Table, kw_only=True):
         return msgspec.json.encode({**roots, **own}).decode()
 
 
+class VmSettings(_Table, kw_only=True):
+    """VM sources: libvirt (bulk domain stats) and QEMU's QMP sockets for VMs libvirt does not own."""
+
+    enabled: bool = True
+    # "auto": use libvirt when libvirt-python is installed, and report it degraded only once a
+    # connection had worked; "on": libvirtd must be reachable (degraded until it is); "off".
+    libvirt: Literal["auto", "on", "off"] = "auto"
+    libvirt_uri: str = "qemu:///system"
+    # Where libvirt writes each running domain's QEMU pid as <name>.pid (qemu:///system's default).
+    libvirt_pid_dir: str = "/run/libvirt/qemu"
+    # Seconds to wait for libvirtd before a reconnection attempt counts as failed.
+    libvirt_timeout: Annotated[float, msgspec.Meta(gt=0, le=300)] = 10.0
+    qmp: bool = True
+    # Globs of QMP sockets of QEMU processes libvirt does not manage (Proxmox's by default).
+    # Sockets under libvirt's own directories are never touched.
+    qmp_sockets: list[str] = msgspec.field(default_factory=lambda: ["/run/qemu-server/*.qmp", "/var/run/qemu-server/*.qmp"])
+    qmp_timeout: Annotated[float, msgspec.Meta(gt=0, le=60)] = 2.0
+    proc_root: str | None = None
+    sys_root: str | None = None
+
+    def core_config_json(self, node: NodeSettings) -> str:
+        """The roots (this table's, else the [node] table's) as the core's VmSampler JSON."""
+        roots = {k: getattr(self, k) or getattr(node, k) for k in ("proc_root", "sys_root")}
+        return msgspec.json.encode({k: v for k, v in roots.items() if v is not None}).decode()
+
+
 class LoggingSettings(_Table, kw_only=True):
     level: Literal["debug", "info", "warning", "error"] = "info"
 
@@ -105,6 +131,7 @@ class Settings(_Table, kw_only=True):
     monitoring: MonitoringSettings = MonitoringSettings()
     node: NodeSettings = NodeSettings()
     containers: ContainerSettings = ContainerSettings()
+    vms: VmSettings = VmSettings()
     logging: LoggingSettings = LoggingSettings()
 
 

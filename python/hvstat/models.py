@@ -803,14 +803,20 @@ class VmMetricsMessage(WsMessage, tag="VmMetrics", kw_only=True):
 
 
 class VmStatusChangedMessage(WsMessage, tag="VmStatusChanged", kw_only=True):
-    """Topics ``vms`` and ``vm:<id>``. Defined for the schema only: no producer yet."""
+    """Topics ``vms`` and ``vm:<id>``: a VM appeared (``previous`` null), changed state, or
+    vanished (``vanished`` true; ``status`` is its last known state). Sent at once on libvirt
+    lifecycle events, else when a tick sees the change; never twice for the same change."""
 
     node_id: str
     timestamp: float
     vm_id: str
     name: str | None = None
+    origin: VmOrigin | None = None
     previous: VmStatus | None
     status: VmStatus
+    # libvirt's state reason ("user", "booted", "destroyed", ...) or QEMU's run state.
+    reason: str | None = None
+    vanished: bool = False
 
 
 class AlertTriggeredMessage(WsMessage, tag="AlertTriggered", kw_only=True):

@@ -1,5 +1,5 @@
 """The Store: the latest sample of every entity, written by the sources and read by the API and the
-hub, plus a bounded history of each entity (the node, every container) unless
+hub, plus a bounded history of each entity (the node, every container, every VM) unless
 ``monitoring.enable_history`` is off.
 
 History layout
@@ -41,6 +41,7 @@ a sample.
 from __future__ import annotations
 
 import bisect
+from collections import deque
 import logging
 import math
 import sys
@@ -54,7 +55,7 @@ from types import MappingProxyType
 from typing import Any
 
 from hvstat.config import MonitoringSettings
-from hvstat.models import ContainerMetrics, ContainersSample, NodeMetrics, SeriesStats
+from hvstat.models import ContainerMetrics, ContainersSample, NodeMetrics, SeriesStats, VmMetrics, VmsSample, VmStatusChangedMessage
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +111,22 @@ CONTAINER_HISTORY_FIELDS: tuple[HistoryField, ...] = tuple(
         "network_tx_bytes_per_sec",
     )
 )
+
+VM_HISTORY_FIELDS: tuple[HistoryField, ...] = tuple(
+    HistoryField(n, attrgetter(n), integer=n.endswith("_bytes"))
+    for n in (
+        "cpu_usage_percent",
+        "cpu_vcpu_percent",
+        "memory_usage_percent",
+        "memory_rss_bytes",
+        "disk_read_bytes_per_sec",
+        "disk_write_bytes_per_sec",
+        "network_rx_bytes_per_sec",
+        "network_tx_bytes_per_sec",
+    )
+)
+# VmStatusChanged events kept for GET /api/vms/events.
+VM_EVENTS_KEPT = 1000
 
 
 @dataclass(frozen=True)
@@ -370,23 +387,33 @@ class Store:
         *,
         node_interval: float = 5.0,
         container_interval: float = 10.0,
+        vm_interval: float = 10.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._node: NodeMetrics | None = None
         self._containers: Mapping[str, ContainerMetrics] = MappingProxyType({})
         self._containers_sample: ContainersSample | None = None
+        self._vms: Mapping[str, VmMetrics] = MappingProxyType({})
+        self._vms_sample: VmsSample | None = None
+        self._vm_events: deque[VmStatusChangedMessage] = deque(maxlen=VM_EVENTS_KEPT)
         self.history_config = history
         self.clock = clock
         self.node_kind = Kind("node", NODE_HISTORY_FIELDS, node_interval)
         self.container_kind = Kind("container", CONTAINER_HISTORY_FIELDS, container_interval)
+        self.vm_kind = Kind("vm", VM_HISTORY_FIELDS, vm_interval)
         self._lock = threading.Lock()
         self._node_history: Series | None = self._new_series(self.node_kind) if history else None
         self._container_history: dict[str, Series] = {}
+        self._vm_history: dict[str, Series] = {}
 
     @classmethod
     def from_settings(cls, m: MonitoringSettings, clock: Callable[[], float] = time.time) -> Store:
         return cls(
-            HistoryConfig.from_settings(m), node_interval=m.node_metrics_interval, container_interval=m.vm_metrics_interval, clock=clock
+            HistoryConfig.from_settings(m),
+            node_interval=m.node_metrics_interval,
+            container_interval=m.vm_metrics_interval,
+            vm_interval=m.vm_metrics_interval,
+            clock=clock,
         )
 
     def _new_series(self, kind: Kind, name: str | None = None) -> Series:
@@ -408,34 +435,45 @@ class Store:
         # containers that vanished are simply not in it.
         self._containers = MappingProxyType({c.id: c for c in sample.containers})
         self._containers_sample = sample
-        if self.history_config is None:
-            return
-        kind, history, lock = self.container_kind, self._container_history, self._lock
-        for c in sample.containers:
-            values = kind.values(c)
-            series = history.get(c.id)
-            if series is None:
-                series = self._new_series(kind, c.name)
-                with lock:
-                    history[c.id] = series
-            elif series.name != c.name:
-                series.name = c.name
-            with lock:
-                series.append(c.timestamp, values)
-        self._expire(sample)
+        if self.history_config is not None:
+            self._append(self.container_kind, self._container_history, sample.containers, self._containers)
 
-    def _expire(self, sample: ContainersSample) -> None:
-        """Forget vanished containers whose newest sample is older than the retention."""
+    def put_vms(self, sample: VmsSample) -> None:
+        self._vms = MappingProxyType({v.id: v for v in sample.vms})
+        self._vms_sample = sample
+        if self.history_config is not None:
+            self._append(self.vm_kind, self._vm_history, sample.vms, self._vms)
+
+    def put_vm_event(self, event: VmStatusChangedMessage) -> None:
+        self._vm_events.append(event)
+
+    def _append(self, kind: Kind, history: dict[str, Series], entities: Sequence[Any], live: Mapping[str, Any]) -> None:
+        """One sample of each guest into its series (made on first sight), then expiry."""
+        lock = self._lock
+        for e in entities:
+            values = kind.values(e)
+            series = history.get(e.id)
+            if series is None:
+                series = self._new_series(kind, e.name)
+                with lock:
+                    history[e.id] = series
+            elif series.name != e.name:
+                series.name = e.name
+            with lock:
+                series.append(e.timestamp, values)
+        self._expire(history, live)
+
+    def _expire(self, history: dict[str, Series], live: Mapping[str, Any]) -> None:
+        """Forget vanished guests whose newest sample is older than the retention."""
         assert self.history_config is not None
-        if len(self._container_history) == len(sample.containers):
+        if len(history) == len(live):
             return
         oldest = self.clock() - self.history_config.retention
-        live = self._containers
-        gone = [cid for cid, s in self._container_history.items() if cid not in live and s.last < oldest]
+        gone = [key for key, s in history.items() if key not in live and s.last < oldest]
         if gone:
             with self._lock:
-                for cid in gone:
-                    del self._container_history[cid]
+                for key in gone:
+                    del history[key]
 
     # --- reading ---
 
@@ -452,6 +490,18 @@ class Store:
         return self._containers_sample
 
     @property
+    def vms(self) -> Mapping[str, VmMetrics]:
+        return self._vms
+
+    @property
+    def vms_sample(self) -> VmsSample | None:
+        return self._vms_sample
+
+    def vm_events(self) -> list[VmStatusChangedMessage]:
+        """Recent VM status changes, oldest first."""
+        return list(self._vm_events)
+
+    @property
     def history_enabled(self) -> bool:
         return self.history_config is not None
 
@@ -464,11 +514,11 @@ class Store:
         if kind == "node":
             return self._node_history
         with self._lock:
-            return self._container_history.get(key or "")
+            return (self._vm_history if kind == "vm" else self._container_history).get(key or "")
 
     def history_nbytes(self) -> int:
         with self._lock:
-            items = [self._node_history, *self._container_history.values()]
+            items = [self._node_history, *self._container_history.values(), *self._vm_history.values()]
         return sum(s.nbytes() for s in items if s is not None)
 
     def query(

@@ -1,4 +1,5 @@
-"""History routes: ``GET /api/monitoring/node/history`` and ``GET /api/containers/{ref}/history``.
+"""History routes: ``GET /api/monitoring/node/history``, ``GET /api/containers/{ref}/history`` and
+``GET /api/vms/{ref}/history``.
 
 Query parameters (docs/api.md, "History"): ``since`` and ``until`` (unix seconds; default the hour
 up to now), ``step`` (seconds; default: every sample in the full-resolution window, else the
@@ -13,6 +14,7 @@ from starlette.requests import Request
 from starlette.routing import Route
 
 from hvstat.api.containers import resolve
+from hvstat.api.vms import resolve as resolve_vm
 from hvstat.api.responses import ApiError, MsgspecResponse, check_params
 from hvstat.models import History
 from hvstat.state import AppState
@@ -118,7 +120,26 @@ async def container_history(request: Request) -> MsgspecResponse:
     return _answer(request, store, store.container_kind, series, f"container:{cid}", series.name if series else None)
 
 
+async def vm_history(request: Request) -> MsgspecResponse:
+    """By UUID, QMP id or name as ``/metrics``; a VM that vanished by its id, as long as its
+    history is kept."""
+    check_params(request, PARAMS)
+    state: AppState = request.app.state.hvstat
+    if state.vm_source is None:
+        raise ApiError(404, "VM monitoring is disabled", {"setting": "vms.enabled"})
+    store = _store(request)
+    ref = request.path_params["ref"]
+    series = store.series("vm", ref)
+    if series is not None and ref not in store.vms:
+        vid = ref  # vanished, still in history
+    else:
+        vid = resolve_vm(store.vms, ref).id
+        series = store.series("vm", vid)
+    return _answer(request, store, store.vm_kind, series, f"vm:{vid}", series.name if series else None)
+
+
 routes = [
     Route("/api/monitoring/node/history", node_history, methods=["GET"]),
+    Route("/api/vms/{ref}/history", vm_history, methods=["GET"]),
     Route("/api/containers/{ref:path}/history", container_history, methods=["GET"]),
 ]
