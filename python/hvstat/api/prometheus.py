@@ -34,7 +34,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from hvstat.api.responses import check_params
-from hvstat.models import ContainerMetrics, NodeMetrics, Pressure, SourceHealth
+from hvstat.models import ContainerMetrics, NodeMetrics, Pressure, SourceHealth, VmMetrics
 from hvstat.state import AppState
 
 CONTENT_TYPE_TEXT = "text/plain; version=0.0.4; charset=utf-8"
@@ -461,6 +461,99 @@ def _containers(out: _Exposition, containers: Iterable[ContainerMetrics]) -> Non
     out.add(CONTAINER_PRESSURE_STALL, stall)
 
 
+# --- VMs ---------------------------------------------------------------------------------------------
+
+VM_LABELS = ("vm", "name")
+VM_INFO = info(
+    "hvstat_vm_info",
+    "1 for every VM hvstat sees; where it comes from and its state as labels.",
+    ("vm", "name", "origin", "status"),
+    "id, name, origin, status",
+)
+
+
+def _v(kind: Kind, name: str, help: str, unit: str, attr: str) -> tuple[Family, str]:
+    return (_family(name, kind, help, VM_LABELS, unit, attr), attr)
+
+
+VM_FIELDS = (
+    _v("gauge", "hvstat_vm_vcpus", "vCPUs the VM has now.", "vcpus", "vcpus"),
+    _v("counter", "hvstat_vm_cpu_seconds_total", "CPU time of the whole QEMU process (vCPUs and emulator), seconds.", "seconds", "cpu_secs_total"),
+    _v("counter", "hvstat_vm_cpu_user_seconds_total", "CPU time of the QEMU process in user mode, seconds.", "seconds", "cpu_user_secs_total"),
+    _v("counter", "hvstat_vm_cpu_system_seconds_total", "CPU time of the QEMU process in kernel mode, seconds.", "seconds", "cpu_system_secs_total"),
+    _v("gauge", "hvstat_vm_memory_max_bytes", "Memory the VM was given, bytes.", "bytes", "memory_max_bytes"),
+    _v("gauge", "hvstat_vm_memory_balloon_bytes", "Current balloon size (memory the guest may use), bytes.", "bytes", "memory_balloon_bytes"),
+    _v("gauge", "hvstat_vm_memory_available_bytes", "Memory the guest sees in total (balloon driver stats), bytes.", "bytes", "memory_available_bytes"),
+    _v("gauge", "hvstat_vm_memory_usable_bytes", "Memory the guest could still use without swapping (balloon driver stats), bytes.", "bytes", "memory_usable_bytes"),
+    _v("gauge", "hvstat_vm_memory_rss_bytes", "Resident memory of the QEMU process on the host, bytes.", "bytes", "memory_rss_bytes"),
+)
+VCPU_LABELS = (*VM_LABELS, "vcpu")
+VM_VCPU = (
+    (counter("hvstat_vm_vcpu_seconds_total", "Time the vCPU ran, seconds.", VCPU_LABELS, "seconds", "vcpu[].cpu_secs_total"), "cpu_secs_total"),
+    (
+        counter(
+            "hvstat_vm_vcpu_wait_seconds_total",
+            "Time the vCPU thread was runnable but waiting for a host CPU (run-queue wait: the guest's steal), seconds.",
+            VCPU_LABELS,
+            "seconds",
+            "vcpu[].steal_secs_total",
+        ),
+        "steal_secs_total",
+    ),
+    (
+        counter("hvstat_vm_vcpu_io_wait_seconds_total", "Time the vCPU waited for I/O (libvirt vcpu.<n>.wait), seconds.", VCPU_LABELS, "seconds", "vcpu[].wait_secs_total"),
+        "wait_secs_total",
+    ),
+)
+DISK_VM_LABELS = (*VM_LABELS, "disk")
+VM_DISK = tuple(
+    (counter(n, h, DISK_VM_LABELS, u, f"disks[].{a}"), a)
+    for n, h, u, a in (
+        ("hvstat_vm_disk_read_bytes_total", "Bytes the guest read from the disk.", "bytes", "read_bytes"),
+        ("hvstat_vm_disk_written_bytes_total", "Bytes the guest wrote to the disk.", "bytes", "write_bytes"),
+        ("hvstat_vm_disk_reads_total", "Read requests of the guest.", "reads", "read_ops"),
+        ("hvstat_vm_disk_writes_total", "Write requests of the guest.", "writes", "write_ops"),
+        ("hvstat_vm_disk_flushes_total", "Flush requests of the guest.", "flushes", "flush_ops"),
+    )
+)
+NIC_VM_LABELS = (*VM_LABELS, "interface")
+VM_NIC = tuple(
+    (counter(f"hvstat_vm_network_{n}_total", f"{h}, seen from the guest (interface: the host-side tap).", NIC_VM_LABELS, u, f"nics[].{a}"), a)
+    for n, a, h, u in _NET_COUNTERS
+)
+_vm_values = operator.attrgetter(*(attr for _, attr in VM_FIELDS))
+
+
+def _vms(out: _Exposition, vms: Iterable[VmMetrics]) -> None:
+    vs = list(vms)
+    if not vs:
+        return
+    bases = [f'vm="{escape(v.id)}",name="{escape(v.name)}"' for v in vs]
+    out.add(VM_INFO, [f'hvstat_vm_info{{{b},origin="{v.origin}",status="{v.status}"}} 1\n' for b, v in zip(bases, vs)])
+    for (fam, _), col in zip(VM_FIELDS, zip(*map(_vm_values, vs))):
+        out.add(fam, [f"{fam.name}{{{b}}} {v}\n" for b, v in zip(bases, col) if v is not None])
+    for fam, attr in VM_VCPU:
+        out.add(
+            fam,
+            [
+                f'{fam.name}{{{b},vcpu="{c.index}"}} {getattr(c, attr)}\n'
+                for b, v in zip(bases, vs)
+                for c in v.vcpu
+                if getattr(c, attr) is not None
+            ],
+        )
+    for fam, attr in VM_DISK:
+        out.add(
+            fam,
+            [f'{fam.name}{{{b},disk="{escape(d.name)}"}} {getattr(d, attr)}\n' for b, v in zip(bases, vs) for d in v.disks if getattr(d, attr) is not None],
+        )
+    for fam, attr in VM_NIC:
+        out.add(
+            fam,
+            [f'{fam.name}{{{b},interface="{escape(n.name)}"}} {getattr(n, attr)}\n' for b, v in zip(bases, vs) for n in v.nics if getattr(n, attr) is not None],
+        )
+
+
 # --- hvstat itself -----------------------------------------------------------------------------------
 
 SOURCE_LABELS = ("source",)
@@ -496,13 +589,15 @@ def render(
     sources: Iterable[SourceHealth],
     version: str,
     *,
+    vms: Iterable[VmMetrics] = (),
     openmetrics: bool = False,
 ) -> bytes:
-    """The whole exposition of one scrape: node, containers, hvstat's own health."""
+    """The whole exposition of one scrape: node, containers, VMs, hvstat's own health."""
     out = _Exposition(openmetrics)
     if node is not None:
         _node(out, node)
     _containers(out, containers)
+    _vms(out, vms)
     _sources(out, sources)
     out.one(BUILD_INFO, 1, _labels(version=version))
     return out.finish()
@@ -538,6 +633,7 @@ async def metrics(request: Request) -> Response:
         state.store.containers.values(),
         [s.health() for s in state.sources],
         state.version,
+        vms=state.store.vms.values(),
         openmetrics=om,
     )
     return Response(body, media_type=CONTENT_TYPE_OPENMETRICS if om else CONTENT_TYPE_TEXT)
