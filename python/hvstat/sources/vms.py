@@ -83,7 +83,11 @@ class VmSource(Source):
         if settings.libvirt != "off":
             if LibvirtCollector.available():
                 self.libvirt = LibvirtCollector(
-                    settings.libvirt_uri, settings.libvirt_pid_dir, required=settings.libvirt == "on", on_lifecycle=self._lifecycle
+                    settings.libvirt_uri,
+                    settings.libvirt_pid_dir,
+                    required=settings.libvirt == "on",
+                    on_lifecycle=self._lifecycle,
+                    timeout=settings.libvirt_timeout,
                 )
             elif settings.libvirt == "on":
                 raise RuntimeError("vms.libvirt = \"on\" but libvirt-python is not installed (pip install 'hvstat[libvirt]')")

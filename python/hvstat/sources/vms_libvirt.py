@@ -213,8 +213,9 @@ def observation(uuid: str, name: str, stats: dict[str, Any], pid: int | None, un
 class LibvirtCollector:
     """Owns the libvirt connection. ``observe`` runs in a worker thread (one at a time)."""
 
-    def __init__(self, uri: str, pid_dir: str, required: bool, on_lifecycle: Lifecycle | None = None) -> None:
+    def __init__(self, uri: str, pid_dir: str, required: bool, on_lifecycle: Lifecycle | None = None, timeout: float = 10.0) -> None:
         self.uri = uri
+        self.timeout = timeout
         self.pid_dir = Path(pid_dir)
         # "on": an unreachable libvirtd is a problem from the start; "auto": only once it had worked.
         self.required = required
@@ -238,9 +239,11 @@ class LibvirtCollector:
     def _connect(self) -> Any:
         _start_event_loop()
         conn = libvirt.openReadOnly(self.uri)
-        # Keepalive: a libvirtd that stops answering is noticed within ~15 s, not at the next hung
-        # call's TCP timeout. Needs the event loop above.
-        conn.setKeepAlive(5, 2)
+        # Keepalive: a libvirtd that stops answering for `timeout` seconds (interval x (count + 1))
+        # closes the connection, instead of leaving a call hung until TCP gives up. Needs the
+        # event loop above.
+        interval = max(1, round(self.timeout / 3))
+        conn.setKeepAlive(interval, 2)
         conn.registerCloseCallback(self._closed, None)
         conn.domainEventRegisterAny(None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, self._lifecycle, None)
         return conn
