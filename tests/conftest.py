@@ -204,3 +204,16 @@ def runtime_parents_removed() -> Iterator[None]:
 
     with cgroups.parents_cleaned("docker", "system.slice", "machine", "machine.slice", "kubepods", "lxc"):
         yield
+
+
+# --- VMs: a libvirtd started by hand, real TCG/KVM domains, bare QEMU with QMP (tests/virt.py) ---
+
+
+@pytest.fixture(scope="session")
+def libvirt_uri() -> str:
+    """The URI of a running, answering libvirtd ("qemu:///system"): virt.ensure_libvirtd() starts
+    virtlogd and libvirtd when they are not running (no systemd here) and leaves them running.
+    Never skips: the VM tests run in CI, whose setup installs libvirt and builds the test guest."""
+    import virt
+
+    return virt.ensure_libvirtd()
