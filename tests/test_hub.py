@@ -1,6 +1,7 @@
 """The hub (python/hvstat/hub.py) on its own: fan-out of one encoded Frame, subscribe filters,
-slow clients dropped while fast ones keep everything, max_ws_clients, malformed client messages,
-and the sources' publish hook. The end of the file drives the same through the ``/ws`` route
+the slim summary topics, VMs (one message per VM, per-VM topics, status changes), slow clients
+dropped while fast ones keep everything, max_ws_clients, malformed client messages, and the
+sources' publish hook. The end of the file drives the same through the ``/ws`` route
 under Starlette's TestClient; tests/test_ws.py does it over real sockets."""
 
 from __future__ import annotations
@@ -16,19 +17,24 @@ from starlette.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
 from hvstat import __version__
-from hvstat.api.ws import container_resolver
+from hvstat.api.ws import container_resolver, vm_resolver
 from hvstat.app import create_app
 from hvstat.config import ContainerSettings, MonitoringSettings, Settings
-from hvstat.hub import CLOSE_TOO_MANY, CLOSE_TOO_SLOW, DEFAULT_TOPICS, MAX_CLIENT_MESSAGE_BYTES, Client, Frame, Hub
+from hvstat.hub import CLOSE_TOO_MANY, CLOSE_TOO_SLOW, DEFAULT_TOPICS, MAX_CLIENT_MESSAGE_BYTES, Batch, Client, Frame, Hub
 from hvstat.models import (
     AlertTriggeredMessage,
     ContainerMetrics,
-    ContainersSample,
     ContainerMetricsMessage,
+    ContainersSample,
+    ContainersSummaryMessage,
     HelloMessage,
     NodeMetrics,
     NodeMetricsMessage,
+    VmMetrics,
     VmMetricsMessage,
+    VmsSample,
+    VmStatusChangedMessage,
+    VmsSummaryMessage,
 )
 from hvstat.sources.base import Source
 from hvstat.store import Store
@@ -37,6 +43,10 @@ T0 = 1_700_000_000.0
 ID_A = "a" * 12 + "1" * 52
 ID_B = "a" * 12 + "2" * 52  # shares its 12-character prefix with A
 ID_C = "c" * 64
+VM_1 = "6f1c2d3e-0000-4000-8000-000000000001"
+VM_2 = "6f1c2d3e-0000-4000-8000-000000000002"
+VM_3 = "6f1c2d3e-0000-4000-8000-000000000003"
+VM_NAMES = {VM_1: "web-vm", VM_2: "db-vm", VM_3: "ci-runner"}
 
 
 def node_sample(ts: float, cpu: float | None = 12.5) -> NodeMetrics:
@@ -70,24 +80,59 @@ def containers_sample(ts: float, ids: tuple[str, ...] = (ID_A, ID_B, ID_C), vani
     return ContainersSample(timestamp=ts, containers=[container(i, ts, names[i]) for i in ids], vanished=list(vanished))
 
 
+def vm(vid: str, ts: float, cpu: float | None = 5.0) -> VmMetrics:
+    return VmMetrics(
+        timestamp=ts,
+        id=vid,
+        name=VM_NAMES[vid],
+        origin="libvirt",
+        status="running",
+        vcpus=2,
+        cpu_usage_percent=cpu,
+        cpu_vcpu_percent=None if cpu is None else cpu * 2,
+        memory_usage_percent=30.0,
+        memory_max_bytes=2 << 30,
+        disk_read_bytes=100,
+        disk_write_bytes=200,
+        disk_read_bytes_per_sec=1.5,
+        disk_write_bytes_per_sec=2.5,
+        network_rx_bytes=300,
+        network_tx_bytes=400,
+        network_rx_bytes_per_sec=None,
+        network_tx_bytes_per_sec=4.5,
+    )
+
+
+def vms_sample(ts: float, ids: tuple[str, ...] = (VM_1, VM_2, VM_3)) -> VmsSample:
+    return VmsSample(timestamp=ts, interval_secs=10.0, host_cpus=8, vms=[vm(i, ts) for i in ids])
+
+
 def make_hub(max_clients: int = 10, queue_size: int = 8, **kw: Any) -> Hub:
     store = Store()
     store.put_node(node_sample(T0))
     store.put_containers(containers_sample(T0))
+    store.put_vms(vms_sample(T0))
     kw.setdefault("resolve_container", container_resolver(store))
+    kw.setdefault("resolve_vm", vm_resolver(store))
     return Hub(store, version="9.9.9", max_clients=max_clients, queue_size=queue_size, node_name="node-1", **kw)
 
 
-def frames(client: Client) -> list[Frame]:
-    """Everything waiting in the client's queue, taken out."""
+def frames(client: Client) -> list[Frame | Batch]:
+    """Everything waiting in the client's queue, taken out: Frames, and Batches (one VM sample on
+    ``vms``)."""
     out = []
     while not client.queue.empty():
         out.append(client.queue.get_nowait())
     return out
 
 
+def flat(items: list[Frame | Batch]) -> list[Frame]:
+    return [f for item in items for f in (item if isinstance(item, Batch) else (item,))]
+
+
 def messages(client: Client) -> list[dict[str, Any]]:
-    return [msgspec.json.decode(f.data) for f in frames(client)]
+    """The messages waiting, in the order the client would get them."""
+    return [msgspec.json.decode(f.data) for f in flat(frames(client))]
 
 
 def connect(hub: Hub, topics: list[str] | None = None) -> Client:
@@ -116,6 +161,8 @@ def test_hello_comes_first_with_the_snapshot() -> None:
     assert set(hello["topics"]) == DEFAULT_TOPICS and hello["queue_size"] == 8
     assert hello["node"]["timestamp"] == T0 and hello["node"]["load_average_15m"] is None
     assert [x["id"] for x in hello["containers"]["containers"]] == [ID_A, ID_B, ID_C]
+    assert [x["id"] for x in hello["vms"]["vms"]] == [VM_1, VM_2, VM_3]
+    assert hello["vms"]["host_cpus"] == 8 and hello["vms"]["vms"][0]["name"] == "web-vm"
 
 
 def test_hello_is_encoded_once_per_tick() -> None:
@@ -136,6 +183,25 @@ def test_hello_without_container_monitoring() -> None:
     c = hub.connect("x")
     assert c is not None
     assert messages(c)[0]["containers"] is None
+
+
+def test_hello_without_vm_monitoring_or_before_the_first_vm_sample() -> None:
+    c = make_hub(vms_enabled=False).connect("x")
+    assert c is not None and messages(c)[0]["vms"] is None
+    hub = Hub(Store(), version="1", max_clients=1, queue_size=2, node_name="n")
+    c = hub.connect("y")
+    assert c is not None
+    (hello,) = messages(c)
+    assert hello["node"] is None and hello["containers"] is None and hello["vms"] is None
+
+
+def test_hello_is_encoded_again_after_a_vm_sample() -> None:
+    hub = make_hub()
+    a = hub.connect("a")
+    hub.store.put_vms(vms_sample(T0 + 1, ids=(VM_2,)))
+    b = hub.connect("b")
+    assert a is not None and b is not None
+    assert [v["id"] for v in messages(b)[0]["vms"]["vms"]] == [VM_2]
 
 
 # --- fan-out and filters -----------------------------------------------------------------------------------
@@ -208,21 +274,191 @@ def test_per_container_message_is_encoded_once_and_says_when_it_vanished() -> No
     assert messages(a1) == []
 
 
-def test_vm_and_alert_topics_for_the_producers_to_come() -> None:
+def test_containers_summary_is_the_list_entry_of_each_container() -> None:
     hub = make_hub()
-    vms, one_vm, both, alerts = connect(hub, ["vms"]), connect(hub, ["vm:v1"]), connect(hub, ["vms", "vm:v1"]), connect(hub, ["alerts"])
-    vm = VmMetricsMessage(
-        node_id="node-1", timestamp=T0, vm_id="v1", cpu_usage=1.0, memory_usage=2.0, disk_read=3.0, disk_write=4.0, network_rx=None, network_tx=None
+    summary, full, both = connect(hub, ["containers.summary"]), connect(hub, ["containers"]), connect(hub, ["containers", "containers.summary"])
+    one = connect(hub, ["containers.summary", f"container:{ID_C}"])
+    before = hub.frames_encoded
+    hub.publish_containers(containers_sample(T0 + 1))
+    assert hub.frames_encoded == before + 3  # the full message, the summary, C's own
+    (m,) = messages(summary)
+    msgspec.convert(m, ContainersSummaryMessage)
+    assert m["type"] == "ContainersSummary" and m["node_id"] == "node-1" and m["timestamp"] == T0 + 1
+    assert m["containers"][0] == {
+        "id": ID_A,
+        "name": "web",
+        "runtime": "docker",
+        "cgroup_path": f"/docker/{ID_A}",
+        "state": "running",
+        "cpu_usage_percent": 1.0,
+        "memory_usage_bytes": 1 << 20,
+        "memory_limit_bytes": "max",
+    }
+    assert [x["type"] for x in messages(full)] == ["ContainerMetrics"]
+    assert [x["type"] for x in messages(both)] == ["ContainerMetrics", "ContainersSummary"]
+    got = messages(one)
+    assert [x["type"] for x in got] == ["ContainersSummary", "ContainerMetrics"]
+    assert [c["id"] for c in got[1]["containers"]] == [ID_C]
+    # Same bytes for everyone on the topic.
+    hub.publish_containers(containers_sample(T0 + 2))
+    (fs,), (fb1, fb2) = frames(summary), frames(both)
+    assert fs is fb2
+
+
+def test_summary_of_1000_containers_is_a_fraction_of_the_full_message() -> None:
+    """The reason for the slim topic: a table of 1000 guests per tick. (A real container here: 252
+    bytes as a summary, 2314 as a full sample; these synthetic ones have fewer fields set.)"""
+    ids = tuple(f"{i:064x}" for i in range(1000))
+    sample = ContainersSample(
+        timestamp=T0,
+        containers=[
+            msgspec.structs.replace(
+                container(cid, T0, f"guest-{i}"),
+                cpu_usage_secs_total=1.5,
+                memory_working_set_bytes=1 << 20,
+                block_read_bytes_per_sec=1.0,
+                network_rx_bytes_per_sec=2.0,
+                network_interfaces=["eth0"],
+            )
+            for i, cid in enumerate(ids)
+        ],
     )
-    hub.publish(vm, ("vms", "vm:v1"))
-    assert [len(frames(c)) for c in (vms, one_vm, both, alerts)] == [1, 1, 1, 0]
-    alert = AlertTriggeredMessage(
-        node_id="node-1", timestamp=T0, alert_id="x", rule="cpu", severity="warning", entity="node", message="CPU above 90 %"
+    hub = make_hub(max_clients=2, queue_size=4)
+    full, slim = connect(hub, ["containers"]), connect(hub, ["containers.summary"])
+    hub.publish_containers(sample)
+    (f_full,), (f_slim,) = frames(full), frames(slim)
+    assert len(f_slim.data) < len(f_full.data) / 3, (len(f_slim.data), len(f_full.data))
+
+
+def test_vms_topic_one_message_per_vm_in_one_queue_entry() -> None:
+    hub = make_hub()
+    on_vms, one, both, summary, alerts = (
+        connect(hub, ["vms"]),
+        connect(hub, [f"vm:{VM_2}"]),
+        connect(hub, ["vms", f"vm:{VM_2}"]),
+        connect(hub, ["vms.summary"]),
+        connect(hub, ["alerts"]),
+    )
+    before = hub.frames_encoded
+    hub.publish_vms(vms_sample(T0 + 1))
+    assert hub.frames_encoded == before + 3 + 1  # one per VM, one summary
+    (batch,) = frames(on_vms)
+    assert isinstance(batch, Batch) and len(batch) == 3
+    got = [msgspec.json.decode(f.data) for f in batch]
+    for m, vid in zip(got, (VM_1, VM_2, VM_3)):
+        msg = msgspec.convert(m, VmMetricsMessage)
+        s = msg.sample
+        assert m["type"] == "VmMetrics" and msg.node_id == "node-1" and msg.vm_id == vid == s.id and msg.name == VM_NAMES[vid]
+        assert msg.timestamp == s.timestamp == T0 + 1
+        # The seed's fields are the sample's, in its units (percent, bytes per second).
+        assert (msg.cpu_usage, msg.memory_usage) == (s.cpu_usage_percent, s.memory_usage_percent) == (5.0, 30.0)
+        assert (msg.disk_read, msg.disk_write, msg.network_rx, msg.network_tx) == (1.5, 2.5, None, 4.5)
+    # vm:<id> gets that VM's message: the very same Frame.
+    (f_one,) = frames(one)
+    assert f_one is batch[1]
+    # On "vms" already: no duplicate for vm:<id>.
+    (b2,) = frames(both)
+    assert b2 is batch
+    (m,) = messages(summary)
+    msgspec.convert(m, VmsSummaryMessage)
+    assert m["type"] == "VmsSummary" and [v["id"] for v in m["vms"]] == [VM_1, VM_2, VM_3] and m["host_cpus"] == 8
+    assert m["vms"][0]["cpu_vcpu_percent"] == 10.0 and "disks" not in m["vms"][0]
+    assert frames(alerts) == []
+
+
+def test_vm_messages_are_encoded_only_for_those_who_want_them() -> None:
+    hub = make_hub()
+    a, b = connect(hub, [f"vm:{VM_3}"]), connect(hub, [f"vm:{VM_3}", "node"])
+    connect(hub, ["node"])
+    before = hub.frames_encoded
+    hub.publish_vms(vms_sample(T0 + 1))
+    assert hub.frames_encoded == before + 1
+    (fa,), (fb,) = frames(a), frames(b)
+    assert fa is fb and msgspec.json.decode(fa.data)["vm_id"] == VM_3
+    # Gone from the sample: nothing (its VmStatusChanged says so, see below).
+    hub.publish_vms(vms_sample(T0 + 2, ids=(VM_1,)))
+    assert frames(a) == []
+    connect(hub, ["alerts"])
+    hub2 = make_hub()
+    connect(hub2, ["node", "alerts", "containers"])
+    before = hub2.frames_encoded
+    hub2.publish_vms(vms_sample(T0 + 1))
+    assert hub2.frames_encoded == before
+
+
+def test_a_vm_sample_on_vms_takes_one_slot_of_the_queue() -> None:
+    hub = make_hub(queue_size=3)
+    c = hub.connect("c")  # hello in its queue, default topics (vms among them), never read
+    assert c is not None
+    hub.publish_vms(vms_sample(T0 + 1))
+    hub.publish_vms(vms_sample(T0 + 2))
+    assert c.close_code is None and c.queue.qsize() == 3  # hello + two samples of three VMs each
+    hub.publish_vms(vms_sample(T0 + 3))
+    assert c.close_code == CLOSE_TOO_SLOW
+
+
+def test_vm_status_changes_go_to_vms_its_summary_and_its_own_topic() -> None:
+    hub = make_hub()
+    on_vms, summary, mine, other, node = (
+        connect(hub, ["vms"]),
+        connect(hub, ["vms.summary"]),
+        connect(hub, [f"vm:{VM_1}"]),
+        connect(hub, [f"vm:{VM_2}"]),
+        connect(hub, ["node"]),
+    )
+    change = VmStatusChangedMessage(node_id="node-1", timestamp=T0 + 1, vm_id=VM_1, name="web-vm", origin="libvirt", previous="running", status="paused", reason="user")
+    before = hub.frames_encoded
+    hub.publish_vm_status(change)
+    assert hub.frames_encoded == before + 1
+    got = [frames(c) for c in (on_vms, summary, mine)]
+    assert all(len(g) == 1 and g[0] is got[0][0] for g in got)
+    m = msgspec.json.decode(got[0][0].data)
+    assert m == {**msgspec.to_builtins(change), "type": "VmStatusChanged"}
+    assert frames(other) == [] and frames(node) == []
+
+
+def test_vm_topics_resolve_like_the_rest_routes() -> None:
+    hub = make_hub()
+    c = connect(hub)
+    hub.subscribe(c, ["vm:db-vm", f"vm:{VM_3.upper()}", "vms.summary"])
+    (m,) = messages(c)
+    assert m == {"type": "subscribed", "topics": [f"vm:{VM_2}", f"vm:{VM_3}", "vms.summary"]}
+    assert c.vm_ids == {VM_2, VM_3}
+    hub.subscribe(c, ["vm:nope"])
+    (m,) = messages(c)
+    assert m["type"] == "error" and m["error"] == "no such VM" and m["detail"]["topic"] == "vm:nope"
+    assert c.vm_ids == {VM_2, VM_3}
+    off = make_hub(vms_enabled=False)
+    d = connect(off)
+    off.subscribe(d, ["vm:db-vm"])
+    (m,) = messages(d)
+    assert m["error"] == "VM monitoring is disabled" and m["detail"] == {"topic": "vm:db-vm", "setting": "vms.enabled"}
+
+
+def test_alerts_topic() -> None:
+    hub = make_hub()
+    alerts, vms = connect(hub, ["alerts"]), connect(hub, ["vms"])
+    alert = msgspec.convert(
+        {
+            "node_id": "node-1",
+            "timestamp": T0,
+            "alert_id": "x",
+            "rule": "cpu",
+            "severity": "high",
+            "entity": "node",
+            "metric": "cpu_usage",
+            "op": ">",
+            "value": 95.0,
+            "threshold": 90.0,
+            "since": T0 - 60,
+            "message": "CPU above 90 %",
+        },
+        AlertTriggeredMessage,
     )
     hub.publish(alert, ("alerts",))
     (m,) = messages(alerts)
-    assert m["type"] == "AlertTriggered"
-    assert all(frames(c) == [] for c in (vms, one_vm, both))
+    assert m["type"] == "AlertTriggered" and m["alert_id"] == "x"
+    assert frames(vms) == []
 
 
 # --- slow clients and limits ------------------------------------------------------------------------------
@@ -297,10 +533,10 @@ def test_bad_client_messages_get_an_error_and_change_nothing(raw: str | bytes | 
 def test_unknown_topics_are_all_named() -> None:
     hub = make_hub()
     c = connect(hub)
-    hub.handle(c, '{"type": "subscribe", "topics": ["node", "nodes", "container", "vm:"]}')
+    hub.handle(c, '{"type": "subscribe", "topics": ["node", "nodes", "container", "vm:", "containers.full"]}')
     (m,) = messages(c)
-    assert m["detail"]["unknown"] == ["nodes", "container", "vm:"]
-    assert "container:<id>" in m["detail"]["allowed"]
+    assert m["detail"]["unknown"] == ["nodes", "container", "vm:", "containers.full"]
+    assert {"container:<id>", "vm:<id>", "containers.summary", "vms.summary"} <= set(m["detail"]["allowed"])
 
 
 def test_subscribe_resolves_container_references() -> None:

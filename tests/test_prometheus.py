@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import virt
 import msgspec
 import pytest
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
@@ -416,6 +417,7 @@ class Stack:
     prometheus: str
     container_id: str
     workdir: Path
+    vm_uuid: str
 
     def query(self, promql: str) -> list[dict[str, Any]]:
         r = httpx.get(f"{self.prometheus}/api/v1/query", params={"query": promql}, timeout=10)
@@ -515,8 +517,8 @@ def wait_for_scrapes(prom: str, count: int, log: Callable[[], str]) -> dict[str,
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """A cgroup ``/docker/<64 hex>`` (v1 cpu, cpuacct, memory, blkio, pids and the v2 tree) with a
+def stack(tmp_path_factory: pytest.TempPathFactory, libvirt_uri: str) -> Iterator[Stack]:
+    """A booted libvirt guest (tests/virt.py), a cgroup ``/docker/<64 hex>`` (v1 cpu, cpuacct, memory, blkio, pids and the v2 tree) with a
     busy loop the test started in it (tests/cgroups.py: the shell moves itself, then execs), a real
     ``hvstat serve`` sampling node and containers every second, and a real Prometheus scraping it
     every second. Everything is stopped and removed afterwards, also when a step fails."""
@@ -532,6 +534,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     container = cgroups.FakeContainer(f"docker/{cid}", id=cid)
     try:
         with contextlib.ExitStack() as es:
+            dom = es.enter_context(virt.libvirt_domain(mode="idle", vcpus=1))
+            dom.wait_ready(60)
             container.create()
             # The loop's cgroup gets the top CPU weight: this 2-CPU machine is shared with other
             # work, and the rate must come out above 0 (see CPU_SHARES_MAX in test_containers_live).
@@ -544,7 +548,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                 )
             )
             prom = es.enter_context(prometheus_server(workdir, base.removeprefix("http://")))
-            s = Stack(base, prom, cid, workdir)
+            s = Stack(base, prom, cid, workdir, dom.uuid)
             target = wait_for_scrapes(prom, 2, s.log)
             assert target["lastError"] == "", target
             yield s
@@ -581,7 +585,7 @@ def test_prometheus_rate_of_node_cpu_seconds(stack: Stack) -> None:
 
 def test_prometheus_sees_sources_up(stack: Stack) -> None:
     result = stack.query("hvstat_source_up")
-    assert {s["metric"]["source"]: s["value"][1] for s in result} == {"node": "1", "containers": "1"}
+    assert {s["metric"]["source"]: s["value"][1] for s in result} == {"node": "1", "containers": "1", "vms": "1"}
     assert stack.query('up{job="hvstat"}')[0]["value"][1] == "1"
 
 
@@ -597,8 +601,19 @@ def test_prometheus_rate_of_a_real_container(stack: Stack) -> None:
     assert len(mem) == 1 and float(mem[0]["value"][1]) > 0
     info = stack.query(f'hvstat_container_info{{id="{stack.container_id}"}}')
     assert info[0]["metric"]["cgroup_path"] == f"/docker/{stack.container_id}"
-    # VMs: no VM series yet. The VM sources (libvirt, QMP) are not built, so there is no
-    # hvstat_vm_* family to ask Prometheus for; the issue's VM query waits for them.
+
+
+def test_prometheus_rate_of_a_real_vm(stack: Stack) -> None:
+    """A booted TCG guest under libvirt: its CPU counter rises, so rate() is above 0, and its
+    per-vCPU series carry the vcpu label."""
+    promql = f'rate(hvstat_vm_cpu_seconds_total{{vm="{stack.vm_uuid}"}}[{RATE_WINDOW}])'
+    (s,) = stack.query_until(promql, lambda r: len(r) == 1 and float(r[0]["value"][1]) > 0, "a rate > 0 for the VM")
+    assert s["metric"]["name"].startswith("hvstat-test-")
+    assert float(s["value"][1]) <= 2.5  # the QEMU process: one vCPU thread plus emulator threads
+    vcpu = stack.query(f'hvstat_vm_vcpu_seconds_total{{vm="{stack.vm_uuid}"}}')
+    assert [x["metric"]["vcpu"] for x in vcpu] == ["0"]
+    info = stack.query(f'hvstat_vm_info{{vm="{stack.vm_uuid}"}}')
+    assert (info[0]["metric"]["origin"], info[0]["metric"]["status"]) == ("libvirt", "running")
 
 
 def test_promtool_accepts_the_served_exposition(stack: Stack) -> None:

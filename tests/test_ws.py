@@ -46,7 +46,7 @@ from conftest import _stop, free_port, running_server
 from helpers import WAIT_SECS, clean_env
 from hvstat import __version__
 from hvstat.api.ws import schemas
-from hvstat.models import ContainerMetricsMessage, HelloMessage, NodeMetricsMessage
+from hvstat.models import ContainerMetricsMessage, ContainersSummaryMessage, HelloMessage, NodeMetricsMessage
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "websocket.md"
 STALL_INTERVAL = 0.2
@@ -261,6 +261,23 @@ def test_bad_messages_get_errors_and_the_connection_stays(serve: str) -> None:
         ws.send(json.dumps({"type": "subscribe", "topics": ["node"]}))
         next_of(ws, "subscribed")
         next_of(ws, "NodeMetrics")
+
+
+def test_summary_topic_and_vm_references(serve: str) -> None:
+    with connect(ws_url(serve), open_timeout=10, max_size=None) as ws:
+        hello = recv_json(ws)
+        assert "vms" in hello
+        ws.send(json.dumps({"type": "subscribe", "topics": ["containers.summary", "vms.summary"]}))
+        assert next_of(ws, "subscribed")["topics"] == ["containers.summary", "vms.summary"]
+        # The serve fixture samples containers every 10 s (the default vm_metrics_interval).
+        m = next_of(ws, "ContainersSummary", timeout=15)
+        msgspec.convert(m, ContainersSummaryMessage)
+        assert m["timestamp"] > hello["containers"]["timestamp"]
+        # The list entries of GET /api/containers, not whole samples.
+        assert all("cgroup_path" in c and "pressure_cpu" not in c for c in m["containers"])
+        ws.send(json.dumps({"type": "subscribe", "topics": ["vm:no-such-vm"]}))
+        e = next_of(ws, "error")
+        assert e["error"] in ("no such VM", "VM monitoring is disabled") and e["detail"]["topic"] == "vm:no-such-vm"
 
 
 # --- a stalled client ------------------------------------------------------------------------------------------

@@ -15,14 +15,19 @@ from starlette.requests import Request
 from starlette.routing import Route
 
 from hvstat import __version__
-from hvstat.api import containers, history, prometheus, rest, ws
+from hvstat.api import alerts as alert_routes
+from hvstat.api import containers, history, prometheus, rest, ui, vms, ws
 from hvstat.api.openapi import openapi
 from hvstat.api.responses import ApiError, MsgspecResponse, check_params, on_api_error, on_http_exception, on_unexpected
+from hvstat.alerts.engine import AlertEngine, both
+from hvstat.alerts.notify import QueueNotifier, build_notifiers
+from hvstat.alerts.rules import compile_rules
 from hvstat.config import Settings
 from hvstat.hub import Hub
 from hvstat.sources.base import Source
 from hvstat.sources.containers import ContainerSource
 from hvstat.sources.node import NodeSource
+from hvstat.sources.vms import VmSource
 from hvstat.state import AppState
 from hvstat.store import Store
 
@@ -40,7 +45,13 @@ async def index(request: Request) -> MsgspecResponse:
                 "/api/containers",
                 "/api/containers/{ref}/metrics",
                 "/api/monitoring/node/history",
+                "/api/alerts",
+                "/api/alerts/rules",
                 "/api/containers/{ref}/history",
+                "/api/vms",
+                "/api/vms/events",
+                "/api/vms/{ref}/metrics",
+                "/api/vms/{ref}/history",
                 "/ws",
                 "/health",
                 "/metrics",
@@ -62,6 +73,26 @@ def raise_fd_limit() -> None:
             log.warning("could not raise the open-file limit from %d: %s", soft, e)
 
 
+def alert_engine(settings: Settings, hub: Hub, notifiers: list[QueueNotifier]) -> AlertEngine | None:
+    """The rules of ``[alerts]`` (validated by load_settings already), publishing their messages on
+    the hub's ``alerts`` topic and handing them to ``notifiers``; None when alerts are disabled."""
+    a = settings.alerts
+    if not a.enabled:
+        return None
+    rules = compile_rules(a.rules)
+    off = {"container": not settings.containers.enabled, "vm": not settings.vms.enabled}
+    for r in rules:
+        if off.get(r.kind):
+            log.warning("alert rule %r is never evaluated: %s monitoring is disabled ([%ss] enabled = false)", r.name, r.kind, r.kind)
+    return AlertEngine(
+        rules,
+        node_id=hub.node_id,
+        publish=lambda message: hub.publish(message, ("alerts",)),
+        notifiers=notifiers,
+        history_size=a.history_size,
+    )
+
+
 def create_app(settings: Settings) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -74,19 +105,34 @@ def create_app(settings: Settings) -> Starlette:
             max_clients=m.max_ws_clients,
             queue_size=m.ws_queue_size,
             containers_enabled=settings.containers.enabled,
+            vms_enabled=settings.vms.enabled,
             resolve_container=ws.container_resolver(store),
+            resolve_vm=ws.vm_resolver(store),
         )
-        # Sources write the store, then hand the sample to the hub (on the event loop).
-        node = NodeSource(settings.node, m.node_metrics_interval, store, publish=hub.publish_node)
+        notifiers = build_notifiers(settings.alerts, version=__version__) if settings.alerts.enabled else []
+        alerts = alert_engine(settings, hub, notifiers)
+        # Sources write the store, then hand the sample to the hub and to the alert engine (on the
+        # event loop; one failing does not keep the sample from the other).
+        on_node = hub.publish_node if alerts is None else both(hub.publish_node, alerts.on_node)
+        on_containers = hub.publish_containers if alerts is None else both(hub.publish_containers, alerts.on_containers)
+        on_vms = hub.publish_vms if alerts is None else both(hub.publish_vms, alerts.on_vms)
+        node = NodeSource(settings.node, m.node_metrics_interval, store, publish=on_node)
         guests = (
-            ContainerSource(settings.containers, settings.node, m.vm_metrics_interval, store, publish=hub.publish_containers)
+            ContainerSource(settings.containers, settings.node, m.vm_metrics_interval, store, publish=on_containers)
             if settings.containers.enabled
             else None
         )
-        sources: tuple[Source, ...] = tuple(s for s in (node, guests) if s is not None)
+        vm_source = (
+            VmSource(settings.vms, settings.node, m.vm_metrics_interval, store, publish=on_vms, publish_status=hub.publish_vm_status)
+            if settings.vms.enabled
+            else None
+        )
+        sources: tuple[Source, ...] = tuple(s for s in (node, guests, vm_source) if s is not None)
         # Every source takes its first sample before the server accepts requests.
         await asyncio.gather(*(s.start() for s in sources))
-        app.state.hvstat = AppState(settings, store, node, guests, sources, __version__, time.monotonic(), hub)
+        for n in notifiers:
+            n.start()
+        app.state.hvstat = AppState(settings, store, node, guests, sources, __version__, time.monotonic(), hub, alerts=alerts, vm_source=vm_source)
         tasks = [asyncio.create_task(s.run(), name=f"source:{s.name}") for s in sources]
         log.info("hvstat %s: sources started: %s", __version__, ", ".join(s.name for s in sources))
         try:
@@ -95,13 +141,19 @@ def create_app(settings: Settings) -> Starlette:
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            if vm_source is not None:
+                await vm_source.close()
+            # Queued notifications get a short grace to go out.
+            await asyncio.gather(*(n.aclose() for n in notifiers), return_exceptions=True)
 
     return Starlette(
         routes=[
-            Route("/", index, methods=["GET"]),
+            *ui.make_routes(index),  # "/": the dashboard for browsers, this JSON index otherwise
             *rest.routes,
             *containers.routes,
+            *vms.routes,
             *history.routes,
+            *alert_routes.routes,
             *ws.routes,
             Route("/metrics", prometheus.metrics, methods=["GET"]),
             Route("/openapi.json", openapi, methods=["GET"]),

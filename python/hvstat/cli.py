@@ -71,6 +71,11 @@ def _serve(settings: Settings) -> None:
         port=settings.server.port,
         log_level=settings.logging.level,
         access_log=settings.logging.level == "debug",
+        # /ws sends the same encoded bytes to every client (hub.py). permessage-deflate, which
+        # browsers and the websockets package offer, would compress them again for each client
+        # (its context differs per connection): 5x the CPU of the whole fan-out at 1000 clients
+        # (bench/README.md, "WebSocket fan-out"). Dashboards use the slim topics instead.
+        ws_per_message_deflate=False,
     )
 
 
@@ -87,6 +92,12 @@ def _check_config(settings: Settings) -> None:
     # Building a sampler runs the core's own validation (globs, unknown keys) too.
     effective_node = msgspec.json.decode(NodeSampler(settings.node.core_config_json()).config_json())
     effective = msgspec.to_builtins(settings)
+    # Secrets of the notifiers are not printed (the output ends up in tickets and chats).
+    alerts = effective.get("alerts", {})
+    if alerts.get("email") and alerts["email"].get("password") is not None:
+        alerts["email"]["password"] = "***"
+    if alerts.get("webhook"):
+        alerts["webhook"]["headers"] = {k: "***" for k in alerts["webhook"].get("headers", {})}
     effective["node"] = effective_node
     effective["containers"] = {
         "enabled": settings.containers.enabled,

@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import tomllib
+import urllib.parse
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import msgspec
+
+from hvstat.models import AlertOp, AlertSeverity
 
 DEFAULT_CONFIG_PATH = Path("/etc/hvstat/hvstat.toml")
 ENV_PREFIX = "HVSTAT_"
@@ -106,13 +110,17 @@ class VmSettings(_Table, kw_only=True):
     libvirt_uri: str = "qemu:///system"
     # Where libvirt writes each running domain's QEMU pid as <name>.pid (qemu:///system's default).
     libvirt_pid_dir: str = "/run/libvirt/qemu"
-    # Seconds to wait for libvirtd before a reconnection attempt counts as failed.
+    # Seconds without an answer from libvirtd (keepalive) before the connection counts as dead.
     libvirt_timeout: Annotated[float, msgspec.Meta(gt=0, le=300)] = 10.0
     qmp: bool = True
     # Globs of QMP sockets of QEMU processes libvirt does not manage (Proxmox's by default).
     # Sockets under libvirt's own directories are never touched.
     qmp_sockets: list[str] = msgspec.field(default_factory=lambda: ["/run/qemu-server/*.qmp", "/var/run/qemu-server/*.qmp"])
     qmp_timeout: Annotated[float, msgspec.Meta(gt=0, le=60)] = 2.0
+    # QEMU serves one monitor client per socket and makes the next wait: keeping ours open would
+    # block Proxmox's qm and pvestatd, so by default hvstat connects for each poll (~0.3 ms more
+    # per VM). true: keep the connections open (for sockets nobody else uses).
+    qmp_keep_open: bool = False
     proc_root: str | None = None
     sys_root: str | None = None
 
@@ -126,6 +134,104 @@ class LoggingSettings(_Table, kw_only=True):
     level: Literal["debug", "info", "warning", "error"] = "info"
 
 
+class AlertRuleSelect(_Table, kw_only=True):
+    """Which guests a container or VM rule applies to; both keys must match when both are set."""
+
+    # Shell globs on the container's or VM's name.
+    name: str | list[str] | None = None
+    # Container runtimes ("docker", "lxc", ...); for VMs the origin ("libvirt", "qmp").
+    runtime: str | list[str] | None = None
+
+
+class AlertRuleSettings(_Table, kw_only=True):
+    """One ``[[alerts.rules]]`` table as written; hvstat.alerts.rules checks and compiles it at
+    load (docs/alerts.md)."""
+
+    name: str
+    metric: str
+    op: AlertOp
+    threshold: float
+    severity: AlertSeverity
+    # How long the condition must hold before the alert fires: seconds or "30s", "5m", "1h".
+    for_: str | float = msgspec.field(default=0.0, name="for")
+    message: str | None = None
+    # Hysteresis: a firing alert resolves only once the value no longer passes this threshold.
+    resolve_threshold: float | None = None
+    # How long the condition must stay cleared before a firing alert resolves.
+    resolve_for: str | float = 0.0
+    select: AlertRuleSelect | None = None
+
+
+class _NotifierTable(_Table, kw_only=True):
+    # Per attempt (connect, send, answer).
+    timeout: Annotated[float, msgspec.Meta(gt=0, le=300)] = 10.0
+    # Attempts after the first; waits double from `backoff` up to `backoff_max`, with jitter.
+    retries: Annotated[int, msgspec.Meta(ge=0, le=100)] = 5
+    backoff: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 1.0
+    backoff_max: Annotated[float, msgspec.Meta(gt=0, le=86400)] = 60.0
+    # Notifications waiting to be sent; one more is dropped (and counted).
+    queue_size: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 1000
+    tls_verify: bool = True
+    # A CA bundle (PEM) to verify the server with instead of the system's.
+    ca_file: str | None = None
+
+
+class WebhookSettings(_NotifierTable, kw_only=True):
+    """``[alerts.webhook]``: every AlertTriggered / AlertResolved message POSTed as JSON."""
+
+    url: str
+    headers: dict[str, str] = {}
+
+
+class EmailRecipients(_Table, kw_only=True):
+    """``[alerts.email.recipients]``: per severity, who gets mail instead of ``to`` ([] for nobody)."""
+
+    critical: list[str] | None = None
+    high: list[str] | None = None
+    medium: list[str] | None = None
+    low: list[str] | None = None
+
+
+class EmailSettings(_NotifierTable, kw_only=True):
+    """``[alerts.email]``: one mail per AlertTriggered / AlertResolved over SMTP."""
+
+    host: str
+    # Default: 587 for starttls, 465 for tls, 25 for none.
+    port: Port | None = None
+    security: Literal["starttls", "tls", "none"] = "starttls"
+    username: str | None = None
+    password: str | None = None
+    # A file holding the password (e.g. a systemd credential); the one trailing newline is dropped.
+    password_file: str | None = None
+    from_: str = msgspec.field(name="from")
+    to: list[str] = []
+    recipients: EmailRecipients = EmailRecipients()
+    subject_prefix: str = "[hvstat]"
+
+    @property
+    def effective_port(self) -> int:
+        if self.port is not None:
+            return self.port
+        return {"starttls": 587, "tls": 465, "none": 25}[self.security]
+
+    def recipients_for(self, severity: str) -> list[str]:
+        own = getattr(self.recipients, severity)
+        return list(self.to) if own is None else list(own)
+
+
+class AlertSettings(_Table, kw_only=True):
+    """``[alerts]``: rules evaluated on every sample, and where notifications go (docs/alerts.md).
+    Rules, webhook and email are set in the file; of this table only ``enabled`` and
+    ``history_size`` have environment overrides."""
+
+    enabled: bool = True
+    # Resolved alerts kept for GET /api/alerts.
+    history_size: Annotated[int, msgspec.Meta(ge=0, le=100_000)] = 500
+    rules: list[AlertRuleSettings] = []
+    webhook: WebhookSettings | None = None
+    email: EmailSettings | None = None
+
+
 class Settings(_Table, kw_only=True):
     server: ServerSettings = ServerSettings()
     monitoring: MonitoringSettings = MonitoringSettings()
@@ -133,6 +239,7 @@ class Settings(_Table, kw_only=True):
     containers: ContainerSettings = ContainerSettings()
     vms: VmSettings = VmSettings()
     logging: LoggingSettings = LoggingSettings()
+    alerts: AlertSettings = AlertSettings()
 
 
 _TABLES = {f.name: f.type for f in msgspec.structs.fields(Settings)}
@@ -194,9 +301,61 @@ def load_settings(path: str | os.PathLike[str] | None = None, environ: dict[str,
     origins = _apply_env(data, environ)
     try:
         # Lax conversion so that environment strings like "9200" or "true" become numbers/bools.
-        return msgspec.convert(data, Settings, strict=False)
+        settings = msgspec.convert(data, Settings, strict=False)
     except msgspec.ValidationError as e:
-        raise ConfigError(_explain(str(e), origins, path)) from None
+        raise ConfigError(_name_rule(_explain(str(e), origins, path), data)) from None
+    _check_alerts(settings.alerts, path)
+    return settings
+
+
+def _name_rule(msg: str, data: dict[str, Any]) -> str:
+    """Add the rule's name to a message about ``alerts.rules[i]...`` when the file gives one."""
+    m = re.match(r"config key (alerts\.rules\[(\d+)\]\S*)", msg)
+    if m is None:
+        return msg
+    try:
+        name = data["alerts"]["rules"][int(m[2])]["name"]
+    except (KeyError, IndexError, TypeError):
+        return msg
+    return msg[: m.end(1)] + f" (rule {name!r})" + msg[m.end(1) :] if isinstance(name, str) else msg
+
+
+def _check_alerts(alerts: AlertSettings, path: object) -> None:
+    """What the types cannot say: each rule's metric, durations and template (hvstat.alerts.rules),
+    the webhook's URL, the mail addresses and files."""
+    from hvstat.alerts.rules import RulesError, compile_rules
+
+    where = f" (in {path})" if path else ""
+    try:
+        compile_rules(alerts.rules)
+    except RulesError as e:
+        label = f"alerts.rules[{e.index}]" + (f" (rule {e.name!r})" if e.name else "")
+        raise ConfigError(f"config key {label}{where}: {e.problem}") from None
+    for table in (alerts.webhook, alerts.email):
+        if table is not None and table.ca_file is not None and not os.access(table.ca_file, os.R_OK):
+            kind = "webhook" if table is alerts.webhook else "email"
+            raise ConfigError(f"config key alerts.{kind}.ca_file{where}: cannot read {table.ca_file}")
+    if alerts.webhook is not None:
+        url = urllib.parse.urlsplit(alerts.webhook.url)
+        if url.scheme not in ("http", "https") or not url.hostname:
+            raise ConfigError(f"config key alerts.webhook.url{where}: {alerts.webhook.url!r} is not an http:// or https:// URL")
+    email = alerts.email
+    if email is not None:
+        if email.password is not None and email.password_file is not None:
+            raise ConfigError(f"config key alerts.email.password_file{where}: set password or password_file, not both")
+        if email.password_file is not None and not os.access(email.password_file, os.R_OK):
+            raise ConfigError(f"config key alerts.email.password_file{where}: cannot read {email.password_file}")
+        if (email.password is not None or email.password_file is not None) and email.username is None:
+            raise ConfigError(f"config key alerts.email.username{where}: a password is set but no username")
+        addresses = {"from": [email.from_], "to": email.to}
+        for severity in ("critical", "high", "medium", "low"):
+            addresses[f"recipients.{severity}"] = getattr(email.recipients, severity) or []
+        for key, values in addresses.items():
+            bad = [a for a in values if "@" not in a or any(c in a for c in "\r\n")]
+            if bad:
+                raise ConfigError(f"config key alerts.email.{key}{where}: not a mail address: {', '.join(map(repr, bad))}")
+        if not any(email.recipients_for(s) for s in ("critical", "high", "medium", "low")):
+            raise ConfigError(f"config key alerts.email.to{where}: no recipients (set to, or recipients.<severity>)")
 
 
 def is_loopback(host: str) -> bool:

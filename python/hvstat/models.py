@@ -786,9 +786,10 @@ class ContainerMetricsMessage(WsMessage, tag="ContainerMetrics", kw_only=True):
 
 
 class VmMetricsMessage(WsMessage, tag="VmMetrics", kw_only=True):
-    """Topics ``vms`` and ``vm:<id>``. Defined for the schema only: there is no VM source yet, so
-    nothing sends it. Units: percent (``cpu_usage`` of the host, ``memory_usage`` of the guest's
-    memory), bytes per second (disk and network)."""
+    """Topics ``vms`` and ``vm:<id>``: one per VM per VM sample. The seed's headline fields, then the
+    whole VM sample under ``sample`` (as ``GET /api/vms/{ref}/metrics``). Units: percent
+    (``cpu_usage`` of the host, ``memory_usage`` of the guest's memory), bytes per second (disk and
+    network)."""
 
     node_id: str
     timestamp: float
@@ -800,6 +801,7 @@ class VmMetricsMessage(WsMessage, tag="VmMetrics", kw_only=True):
     disk_write: float | None
     network_rx: float | None
     network_tx: float | None
+    sample: VmMetrics
 
 
 class VmStatusChangedMessage(WsMessage, tag="VmStatusChanged", kw_only=True):
@@ -819,30 +821,138 @@ class VmStatusChangedMessage(WsMessage, tag="VmStatusChanged", kw_only=True):
     vanished: bool = False
 
 
+# --- alerts (python/hvstat/alerts/, docs/alerts.md): the REST bodies and the two messages ----------
+
+AlertSeverity = Literal["critical", "high", "medium", "low"]
+AlertOp = Literal[">", ">=", "<", "<=", "==", "!="]
+# Why an alert ended: its condition cleared, its entity (or list item) vanished, or its metric had no
+# value for several evaluations in a row.
+AlertEndReason = Literal["cleared", "vanished", "no_data"]
+
+
+class Alert(Wire, kw_only=True):
+    """One alert of ``GET /api/alerts``: one rule on one entity (and, for a ``[*]`` rule, one item)."""
+
+    alert_id: str
+    rule: str
+    severity: AlertSeverity
+    # pending: the condition holds, for less than the rule's ``for``; firing: notified; resolved:
+    # ended (history only).
+    state: Literal["pending", "firing", "resolved"]
+    # What the alert is about, named as its topic: "node", "container:<id>", "vm:<id>".
+    entity: str
+    # The node's host name, the container's or the VM's name.
+    entity_name: str | None = None
+    # The key of the list element for a rule with [*] (a mount point, a disk, an interface).
+    item: str | None = None
+    metric: str
+    op: AlertOp
+    threshold: float
+    # The latest value evaluated (null: the metric had none then).
+    value: float | None
+    # When the condition began to hold (unix seconds).
+    since: float
+    fired_at: float | None = None
+    resolved_at: float | None = None
+    reason: AlertEndReason | None = None
+    # The rule's message, rendered when the alert fired (null while pending).
+    message: str | None = None
+
+
+class NotifierStatus(Wire, kw_only=True):
+    """One notifier's counters since the start (``GET /api/alerts``, and /metrics)."""
+
+    name: Literal["webhook", "email"]
+    # Notifications delivered; given up after the last retry (or refused for good); not queued
+    # because the queue was full; attempts that were retries.
+    sent: int
+    failed: int
+    dropped: int
+    retries: int
+    queued: int
+    queue_size: int
+    last_success: float | None = None
+    last_error: str | None = None
+
+
+class AlertList(Wire, kw_only=True):
+    """``GET /api/alerts``: active alerts (pending and firing), then recent resolved ones, newest first."""
+
+    timestamp: float
+    active: list[Alert]
+    history: list[Alert]
+    notifiers: list[NotifierStatus] = []
+
+
+class AlertRuleInfo(Wire, kw_only=True):
+    """One rule of ``GET /api/alerts/rules``, as compiled from the config."""
+
+    name: str
+    kind: Literal["node", "container", "vm"]
+    metric: str
+    op: AlertOp
+    threshold: float
+    for_secs: float
+    severity: AlertSeverity
+    message: str
+    resolve_threshold: float | None = None
+    resolve_for_secs: float = 0.0
+    select_name: list[str] = []
+    select_runtime: list[str] = []
+    pending: int = 0
+    firing: int = 0
+
+
+class AlertRuleList(Wire, kw_only=True):
+    """``GET /api/alerts/rules``."""
+
+    rules: list[AlertRuleInfo]
+
+
 class AlertTriggeredMessage(WsMessage, tag="AlertTriggered", kw_only=True):
-    """Topic ``alerts``. Defined for the schema only: there are no alert rules yet."""
+    """Topic ``alerts``: a rule's condition held on an entity for the rule's ``for``. Sent once per
+    alert; nothing more until it resolves. Also the body of the webhook (docs/alerts.md)."""
 
     node_id: str
+    # When it fired.
     timestamp: float
     alert_id: str
     rule: str
-    severity: Literal["info", "warning", "critical"]
+    severity: AlertSeverity
     # What the alert is about, named as its topic: "node", "container:<id>", "vm:<id>".
     entity: str
+    entity_name: str | None = None
+    item: str | None = None
+    metric: str
+    op: AlertOp
+    value: float
+    threshold: float
+    # When the condition began to hold (timestamp - since >= the rule's for).
+    since: float
     message: str
-    value: float | None = None
-    threshold: float | None = None
 
 
 class AlertResolvedMessage(WsMessage, tag="AlertResolved", kw_only=True):
-    """Topic ``alerts``. Defined for the schema only: there are no alert rules yet."""
+    """Topic ``alerts``: a firing alert ended (``reason``); same ``alert_id`` as its AlertTriggered."""
 
     node_id: str
+    # When it resolved.
     timestamp: float
     alert_id: str
     rule: str
+    severity: AlertSeverity
     entity: str
-    triggered_at: float | None = None
+    entity_name: str | None = None
+    item: str | None = None
+    metric: str
+    op: AlertOp
+    # The value that cleared it; null when it vanished or had no value.
+    value: float | None
+    threshold: float
+    since: float
+    fired_at: float
+    reason: AlertEndReason
+    message: str
 
 
 class HelloMessage(WsMessage, tag="hello", kw_only=True):
@@ -855,6 +965,30 @@ class HelloMessage(WsMessage, tag="hello", kw_only=True):
     queue_size: int
     node: NodeMetrics | None = None
     containers: ContainerList | None = None
+    vms: VmList | None = None
+
+
+class ContainersSummaryMessage(WsMessage, tag="ContainersSummary", kw_only=True):
+    """Topic ``containers.summary``: one per container sample, every container as its entry in
+    ``GET /api/containers`` (a table's worth, about a tenth of ``ContainerMetrics``)."""
+
+    node_id: str
+    timestamp: float
+    interval_secs: float | None = None
+    host_cpus: int | None = None
+    containers: list[ContainerSummary]
+    unavailable: dict[str, str] = {}
+
+
+class VmsSummaryMessage(WsMessage, tag="VmsSummary", kw_only=True):
+    """Topic ``vms.summary``: one per VM sample, every VM as its entry in ``GET /api/vms``."""
+
+    node_id: str
+    timestamp: float
+    interval_secs: float | None = None
+    host_cpus: int | None = None
+    vms: list[VmSummary]
+    unavailable: dict[str, str] = {}
 
 
 class SubscribedMessage(WsMessage, tag="subscribed", kw_only=True):
@@ -882,7 +1016,9 @@ SERVER_MESSAGES: tuple[type[WsMessage], ...] = (
     HelloMessage,
     NodeMetricsMessage,
     ContainerMetricsMessage,
+    ContainersSummaryMessage,
     VmMetricsMessage,
+    VmsSummaryMessage,
     VmStatusChangedMessage,
     AlertTriggeredMessage,
     AlertResolvedMessage,

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from hvstat.alerts.engine import AlertEngine
 from hvstat.config import Settings
 from hvstat.hub import Hub
 from hvstat.sources.base import Source
 from hvstat.sources.containers import ContainerSource
 from hvstat.sources.node import NodeSource
+from hvstat.sources.vms import VmSource
 from hvstat.store import Store
 
 
@@ -22,3 +24,7 @@ class AppState:
     version: str
     started: float
     hub: Hub
+    # None when [alerts] enabled = false.
+    alerts: AlertEngine | None = None
+    # None when [vms] enabled = false.
+    vm_source: VmSource | None = None

@@ -8,7 +8,7 @@ import msgspec
 from starlette.requests import Request
 
 from hvstat.api.responses import MsgspecResponse, check_params
-from hvstat.models import ContainerList, ContainerMetrics, ErrorBody, Health, History, NodeMetrics
+from hvstat.models import AlertList, AlertRuleList, ContainerList, ContainerMetrics, ErrorBody, Health, History, NodeMetrics
 
 
 def _json(schema: dict[str, object], description: str) -> dict[str, object]:
@@ -36,6 +36,10 @@ def document(version: str) -> dict[str, object]:
     (node, health, error, container_list, container, history), components = msgspec.json.schema_components(
         [NodeMetrics, Health, ErrorBody, ContainerList, ContainerMetrics, History], ref_template="#/components/schemas/{name}"
     )
+    (alert_list, alert_rules), alert_components = msgspec.json.schema_components(
+        [AlertList, AlertRuleList], ref_template="#/components/schemas/{name}"
+    )
+    components = {**components, **alert_components}
     bad_param = _json(error, "unknown or repeated query parameter")
     any_object = _json({"type": "object"}, "JSON object")
     return {
@@ -111,6 +115,28 @@ def document(version: str) -> dict[str, object]:
                         "404": _json(error, "no such container, container monitoring disabled, or history disabled"),
                         "409": _json(error, "the reference matches several containers"),
                     },
+                }
+            },
+            "/api/alerts": {
+                "get": {
+                    "summary": "Active alerts (pending, firing), recently resolved ones, and the notifiers' counters (docs/alerts.md)",
+                    "parameters": [
+                        {"name": "severity", "in": "query", "required": False, "schema": {"enum": ["critical", "high", "medium", "low"]}},
+                        {"name": "rule", "in": "query", "required": False, "schema": {"type": "string"}},
+                        {"name": "state", "in": "query", "required": False, "description": "Only active alerts in this state (no history)", "schema": {"enum": ["pending", "firing"]}},
+                        {"name": "limit", "in": "query", "required": False, "description": "At most this many history entries", "schema": {"type": "integer", "minimum": 0}},
+                    ],
+                    "responses": {
+                        "200": _json(alert_list, "the alerts"),
+                        "400": _json(error, "unknown parameter, severity, rule or state; bad limit"),
+                        "404": _json(error, "alerts are disabled"),
+                    },
+                }
+            },
+            "/api/alerts/rules": {
+                "get": {
+                    "summary": "The alert rules as compiled from the config, with their pending and firing counts",
+                    "responses": {"200": _json(alert_rules, "the rules"), "400": bad_param, "404": _json(error, "alerts are disabled")},
                 }
             },
             "/health": {

@@ -28,7 +28,7 @@ from __future__ import annotations
 import operator
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -36,6 +36,9 @@ from starlette.responses import Response
 from hvstat.api.responses import check_params
 from hvstat.models import ContainerMetrics, NodeMetrics, Pressure, SourceHealth, VmMetrics
 from hvstat.state import AppState
+
+if TYPE_CHECKING:
+    from hvstat.alerts.engine import AlertEngine
 
 CONTENT_TYPE_TEXT = "text/plain; version=0.0.4; charset=utf-8"
 CONTENT_TYPE_OPENMETRICS = "application/openmetrics-text; version=1.0.0; charset=utf-8"
@@ -554,6 +557,41 @@ def _vms(out: _Exposition, vms: Iterable[VmMetrics]) -> None:
         )
 
 
+# --- alerts ------------------------------------------------------------------------------------------
+
+ALERTS_FIRING = gauge(
+    "hvstat_alerts_firing",
+    "Alerts of the rule firing now, one per entity (0 when none: every configured rule has a series).",
+    ("rule", "severity"),
+    "alerts",
+    "GET /api/alerts/rules rules[].firing",
+)
+NOTIFIER_LABELS = ("notifier",)
+ALERT_NOTIFIER = tuple(
+    (counter(f"hvstat_alert_notifications_{what}_total", help, NOTIFIER_LABELS, "notifications", f"GET /api/alerts notifiers[].{attr}"), attr)
+    for what, attr, help in (
+        ("sent", "sent", "Alert notifications the receiver accepted."),
+        ("failed", "failed", "Alert notifications given up on (refused, or still failing after the last retry)."),
+        ("dropped", "dropped", "Alert notifications not queued because the notifier's queue was full."),
+    )
+)
+ALERT_NOTIFIER_RETRIES = counter(
+    "hvstat_alert_notification_retries_total",
+    "Attempts to deliver an alert notification that were retries.",
+    NOTIFIER_LABELS,
+    "attempts",
+    "GET /api/alerts notifiers[].retries",
+)
+
+
+def _alerts(out: _Exposition, alerts: AlertEngine) -> None:
+    out.add(ALERTS_FIRING, [f"{ALERTS_FIRING.name}{_labels(rule=r, severity=s)} {n}\n" for r, s, n in alerts.firing_by_rule()])
+    ns = [(n, _labels(notifier=n.name)) for n in alerts.notifier_status()]
+    for fam, attr in ALERT_NOTIFIER:
+        out.add(fam, [f"{fam.name}{lab} {getattr(n, attr)}\n" for n, lab in ns])
+    out.add(ALERT_NOTIFIER_RETRIES, [f"{ALERT_NOTIFIER_RETRIES.name}{lab} {n.retries}\n" for n, lab in ns])
+
+
 # --- hvstat itself -----------------------------------------------------------------------------------
 
 SOURCE_LABELS = ("source",)
@@ -590,6 +628,7 @@ def render(
     version: str,
     *,
     vms: Iterable[VmMetrics] = (),
+    alerts: AlertEngine | None = None,
     openmetrics: bool = False,
 ) -> bytes:
     """The whole exposition of one scrape: node, containers, VMs, hvstat's own health."""
@@ -598,6 +637,8 @@ def render(
         _node(out, node)
     _containers(out, containers)
     _vms(out, vms)
+    if alerts is not None:
+        _alerts(out, alerts)
     _sources(out, sources)
     out.one(BUILD_INFO, 1, _labels(version=version))
     return out.finish()
@@ -634,6 +675,7 @@ async def metrics(request: Request) -> Response:
         [s.health() for s in state.sources],
         state.version,
         vms=state.store.vms.values(),
+        alerts=state.alerts,
         openmetrics=om,
     )
     return Response(body, media_type=CONTENT_TYPE_OPENMETRICS if om else CONTENT_TYPE_TEXT)

@@ -25,7 +25,8 @@ from starlette.websockets import WebSocket
 
 from hvstat.api.containers import resolve
 from hvstat.api.responses import ApiError
-from hvstat.hub import CLOSE_TOO_MANY, Client, Hub, TopicError
+from hvstat.api.vms import resolve as resolve_vm
+from hvstat.hub import CLOSE_TOO_MANY, Batch, Client, Hub, TopicError
 from hvstat.models import CLIENT_MESSAGES, SERVER_MESSAGES
 from hvstat.state import AppState
 from hvstat.store import Store
@@ -49,10 +50,26 @@ def container_resolver(store: Store) -> Callable[[str], str]:
     return resolve_ref
 
 
+def vm_resolver(store: Store) -> Callable[[str], str]:
+    """``vm:<ref>`` topics resolve as the REST routes do: UUID (any letter case), QMP id, or name."""
+
+    def resolve_ref(ref: str) -> str:
+        try:
+            return resolve_vm(store.vms, ref).id
+        except ApiError as e:
+            raise TopicError(e.error, e.detail) from None
+
+    return resolve_ref
+
+
 async def _send(websocket: WebSocket, client: Client) -> None:
     while True:
-        frame = await client.next()
-        await websocket.send_text(frame.text)
+        item = await client.next()
+        if type(item) is Batch:
+            for frame in item:
+                await websocket.send_text(frame.text)
+        else:
+            await websocket.send_text(item.text)  # type: ignore[union-attr]
 
 
 async def _receive(websocket: WebSocket, hub: Hub, client: Client) -> None:

@@ -98,7 +98,12 @@ class VmSource(Source):
         if settings.qmp:
             from hvstat.sources.vms_qmp import QmpCollector
 
-            self.qmp = QmpCollector(settings.qmp_sockets, settings.qmp_timeout)
+            self.qmp = QmpCollector(
+                settings.qmp_sockets,
+                settings.qmp_timeout,
+                keep_open=settings.qmp_keep_open,
+                proc_root=settings.proc_root or node.proc_root or "/proc",
+            )
         self._qmp_timeout = settings.qmp_timeout
         self._qmp_observations: list[VmObservation] = []
         self._qmp_problems: dict[str, str] = {}
@@ -107,6 +112,9 @@ class VmSource(Source):
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
+        if self.libvirt is not None:
+            # libvirt's QEMU pids first, so that the first QMP poll already leaves their sockets alone.
+            await self.prepare(self.libvirt.observe)
         await self._poll_qmp()
         await self.prepare(self._first_reading)
         await asyncio.sleep(PRIME_SECS)

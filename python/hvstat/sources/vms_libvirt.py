@@ -226,6 +226,9 @@ class LibvirtCollector:
         self._retry_at = 0.0
         self._backoff = BACKOFF_MIN_SECS
         self._pids: dict[str, int | None] = {}  # uuid -> QEMU pid, dropped on lifecycle events
+        # The running domains' pids as of the latest observe(), swapped in whole: read on the
+        # event loop (the QMP poll) while a worker thread observes.
+        self._pid_set: frozenset[int] = frozenset()
         self._names: dict[str, str] = {}
         self.last_error: str | None = None
         self.connected_at: float | None = None
@@ -310,6 +313,7 @@ class LibvirtCollector:
         try:
             records = self._conn.getAllDomainStats(0, libvirt.VIR_CONNECT_GET_ALL_DOMAINS_STATS_NOWAIT)
             out = [self._observation(dom, stats) for dom, stats in records]
+            self._pid_set = frozenset(o.pid for o in out if o.pid is not None)
         except libvirt.libvirtError as e:
             # A failed bulk call on a live connection is libvirtd's problem this tick; a dead
             # connection is re-opened with backoff.
@@ -346,9 +350,9 @@ class LibvirtCollector:
         self._pids[uuid] = pid
         return pid
 
-    def pids(self) -> set[int]:
+    def pids(self) -> frozenset[int]:
         """QEMU pids of libvirt's running domains: the QMP collector must never touch them."""
-        return {p for p in self._pids.values() if p is not None}
+        return self._pid_set
 
     def close(self) -> None:
         if self._conn is not None:

@@ -8,6 +8,8 @@
 //! - [`rate`]: counter deltas and rates from monotonic time; null on the first sample and on reset.
 //! - [`node`]: the node sampler, bound to injectable roots (proc, sys, rootfs), and the node model,
 //!   a pure function of (current raw sample, previous raw sample, elapsed time).
+//! - [`vm`]: the VM sampler: the collectors' observations plus each QEMU process's /proc files, and
+//!   the VM model, built the same way.
 //!
 //! Errors are one enum, [`Error`], and every variant names its path.
 
@@ -20,5 +22,6 @@ pub mod procfs;
 pub mod rate;
 pub mod read;
 pub mod sysfs;
+pub mod vm;
 
 pub use error::{Error, Result};

@@ -6,6 +6,7 @@ use std::sync::Mutex;
 
 use hvstat_core::cgroup::sampler::{ContainerConfig, ContainerSampler as CoreContainerSampler};
 use hvstat_core::node::{NodeConfig, NodeSampler as CoreNodeSampler};
+use hvstat_core::vm::{VmConfig, VmSampler as CoreVmSampler};
 use pyo3::create_exception;
 use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
@@ -17,6 +18,8 @@ create_exception!(_core, ConfigError, CoreError, "A sampler's configuration was 
 /// The binding's errors, converted to Python exceptions in exactly one place.
 enum BindError {
     Config(String),
+    /// Input handed to a sampler (the VM observations) that does not decode.
+    Input(String),
     Encode(serde_json::Error),
 }
 
@@ -24,6 +27,7 @@ impl From<BindError> for PyErr {
     fn from(e: BindError) -> PyErr {
         match e {
             BindError::Config(msg) => ConfigError::new_err(msg),
+            BindError::Input(msg) => CoreError::new_err(msg),
             BindError::Encode(e) => CoreError::new_err(format!("encoding a sample failed: {e}")),
         }
     }
@@ -123,6 +127,47 @@ impl ContainerSampler {
     }
 }
 
+/// Adds what /proc says about each VM's QEMU process to the collectors' observations and derives
+/// rates against each VM's previous reading. Calls are serialized.
+#[pyclass(module = "hvstat._core", frozen)]
+struct VmSampler {
+    inner: Mutex<CoreVmSampler>,
+}
+
+#[pymethods]
+impl VmSampler {
+    /// `config_json`: the VM sampler's config (proc_root, sys_root) as JSON; `"{}"` takes every default.
+    #[new]
+    #[pyo3(signature = (config_json = "{}"))]
+    fn new(config_json: &str) -> PyResult<Self> {
+        let config: VmConfig =
+            serde_json::from_str(config_json).map_err(|e| BindError::Config(format!("vms config: {e}")))?;
+        Ok(VmSampler { inner: Mutex::new(CoreVmSampler::new(config)) })
+    }
+
+    /// `observations`: one tick's `VmObservations` as JSON bytes. Returns the `VmsSample` as JSON
+    /// bytes; input that does not decode raises CoreError with the decoder's message.
+    fn sample<'py>(&self, py: Python<'py>, observations: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
+        let json = py.detach(|| -> Result<Vec<u8>, BindError> {
+            let sample = lock(&self.inner)
+                .sample_json(observations)
+                .map_err(|e| BindError::Input(format!("VM observations: {e}")))?;
+            serde_json::to_vec(&sample).map_err(BindError::Encode)
+        })?;
+        Ok(PyBytes::new(py, &json))
+    }
+
+    /// Every file one sample reads through kept readers (as of the latest sample).
+    fn paths(&self) -> Vec<String> {
+        paths(lock(&self.inner).paths())
+    }
+
+    /// The effective configuration, defaults filled in, as JSON.
+    fn config_json(&self) -> PyResult<String> {
+        config_json(lock(&self.inner).config())
+    }
+}
+
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
@@ -130,5 +175,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("ConfigError", m.py().get_type::<ConfigError>())?;
     m.add_class::<NodeSampler>()?;
     m.add_class::<ContainerSampler>()?;
+    m.add_class::<VmSampler>()?;
     Ok(())
 }

@@ -2,6 +2,7 @@
 //! Optional columns that only newer kernels write are `Option`, documented with the kernel version.
 
 pub mod diskstats;
+pub mod fdinfo;
 pub mod loadavg;
 pub mod meminfo;
 pub mod mountinfo;

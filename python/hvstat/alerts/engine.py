@@ -1,0 +1,359 @@
+"""The alert engine: every rule evaluated for every matching entity on every sample, a small state
+machine per (rule, entity, item), and the AlertTriggered / AlertResolved messages it emits.
+
+States (docs/alerts.md, "States")::
+
+    inactive --condition--> pending --held for `for`--> firing --cleared (resolve_threshold,
+       ^                       |                          |        for resolve_for)--> resolved
+       +----condition gone-----+                          +--entity vanished / no value x3--> resolved
+
+- ``for = 0`` fires on the first sample that meets the condition (pending is skipped).
+- A firing alert sends one AlertTriggered, then nothing until it resolves: no duplicates.
+- Hysteresis: with ``resolve_threshold`` a firing alert stays firing until the value no longer
+  passes that threshold; with ``resolve_for`` the condition must stay cleared that long.
+- A null value (the kernel could not say; a limit of "max") is not 0 and not a verdict: it leaves
+  the state as it is. NO_DATA_EVALUATIONS nulls in a row end the alert (reason ``no_data``), so that
+  a metric that went away for good does not keep an alert firing forever.
+- An entity (or ``[*]`` item) that is no longer in its kind's sample, or no longer matches the rule's
+  selector, ends its alerts at once (reason ``vanished``).
+- After it resolved, the same condition starts a new alert (new ``alert_id``, pending first).
+
+Everything runs on the event loop, called by the sources' publish hooks after the store was written;
+the engine never waits: messages go to the hub (non-blocking) and to the notifiers' bounded queues.
+Time comes from ``clock`` (unix seconds), injected by the tests.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from hvstat.alerts.rules import Rule, format_duration, render
+from hvstat.models import (
+    Alert,
+    AlertEndReason,
+    AlertResolvedMessage,
+    AlertRuleInfo,
+    AlertTriggeredMessage,
+    ContainersSample,
+    NodeMetrics,
+    NotifierStatus,
+    VmsSample,
+    WsMessage,
+)
+
+log = logging.getLogger(__name__)
+
+# Evaluations in a row without a value after which an alert ends (reason "no_data").
+NO_DATA_EVALUATIONS = 3
+
+Key = tuple[str, str | None]  # (entity, item)
+
+
+class Notifier(Protocol):
+    name: str
+
+    def submit(self, message: AlertTriggeredMessage | AlertResolvedMessage) -> bool: ...
+
+    def status(self) -> NotifierStatus: ...
+
+
+@dataclass
+class _Track:
+    """One (rule, entity, item) that is pending or firing."""
+
+    alert_id: str
+    entity_name: str | None
+    state: str  # "pending" | "firing"
+    since: float
+    value: float | None
+    fired_at: float | None = None
+    message: str | None = None
+    clearing_since: float | None = None
+    nulls: int = 0
+
+
+class AlertEngine:
+    def __init__(
+        self,
+        rules: Sequence[Rule],
+        *,
+        node_id: str,
+        publish: Callable[[WsMessage], None] | None = None,
+        notifiers: Sequence[Notifier] = (),
+        clock: Callable[[], float] = time.time,
+        history_size: int = 500,
+    ) -> None:
+        self.rules = list(rules)
+        self.node_id = node_id
+        self._publish = publish
+        self.notifiers = list(notifiers)
+        self.clock = clock
+        self._by_kind: dict[str, list[Rule]] = {"node": [], "container": [], "vm": []}
+        for r in self.rules:
+            self._by_kind[r.kind].append(r)
+        self._tracks: dict[str, dict[Key, _Track]] = {r.name: {} for r in self.rules}
+        self._history: deque[Alert] = deque(maxlen=history_size)
+        # Counters, for tests and logs.
+        self.triggered = 0
+        self.resolved = 0
+        self.evaluation_errors = 0
+
+    # --- what the sources publish (on the event loop) ---
+
+    def on_node(self, sample: NodeMetrics) -> None:
+        self._evaluate("node", [("node", self.node_id, sample)])
+
+    def on_containers(self, sample: ContainersSample) -> None:
+        self._evaluate("container", [(f"container:{c.id}", c.name, c) for c in sample.containers])
+
+    def on_vms(self, sample: VmsSample) -> None:
+        self._evaluate("vm", [(f"vm:{v.id}", v.name, v) for v in sample.vms])
+
+    # --- evaluation ---
+
+    def _evaluate(self, kind: str, entities: Sequence[tuple[str, str | None, Any]]) -> None:
+        rules = self._by_kind[kind]
+        if not rules:
+            return
+        now = self.clock()
+        for rule in rules:
+            try:
+                self._evaluate_rule(rule, entities, now)
+            except Exception:  # noqa: BLE001 - one broken rule must not stop the others or the source
+                self.evaluation_errors += 1
+                log.exception("alerts: evaluating rule %r failed", rule.name)
+
+    def _evaluate_rule(self, rule: Rule, entities: Sequence[tuple[str, str | None, Any]], now: float) -> None:
+        tracks = self._tracks[rule.name]
+        seen: set[Key] = set()
+        for entity, name, obj in entities:
+            if not rule.selects(obj):
+                continue
+            for item, value in rule.expr.values(obj):
+                key = (entity, item)
+                seen.add(key)
+                self._step(rule, tracks, key, name, value, now)
+        for key in [k for k in tracks if k not in seen]:
+            self._end(rule, tracks, key, now, "vanished", None)
+
+    def _step(self, rule: Rule, tracks: dict[Key, _Track], key: Key, name: str | None, value: float | None, now: float) -> None:
+        t = tracks.get(key)
+        if value is None:
+            if t is not None:
+                t.nulls += 1
+                t.value = None
+                if t.nulls >= NO_DATA_EVALUATIONS:
+                    self._end(rule, tracks, key, now, "no_data", None)
+            return
+        if t is not None:
+            t.nulls = 0
+            t.value = value
+            t.entity_name = name
+        if t is None or t.state == "pending":
+            if not rule.fires(value):
+                if t is not None:
+                    del tracks[key]  # cleared before `for`: never notified, so nothing to resolve
+                return
+            if t is None:
+                t = tracks[key] = _Track(secrets.token_hex(8), name, "pending", now, value)
+            if now - t.since >= rule.for_secs:
+                self._fire(rule, key, t, now)
+            return
+        if rule.holds(value):
+            t.clearing_since = None
+            return
+        if t.clearing_since is None:
+            t.clearing_since = now
+        if now - t.clearing_since >= rule.resolve_for_secs:
+            self._end(rule, tracks, key, now, "cleared", value)
+
+    def _fire(self, rule: Rule, key: Key, t: _Track, now: float) -> None:
+        entity, item = key
+        assert t.value is not None
+        t.state, t.fired_at = "firing", now
+        t.message = render(rule.message, self._context(rule, entity, t.entity_name, item, t.value))
+        self.triggered += 1
+        log.warning("alert %s firing on %s%s: %s", rule.name, entity, f" [{item}]" if item else "", t.message)
+        self._emit(
+            AlertTriggeredMessage(
+                node_id=self.node_id,
+                timestamp=now,
+                alert_id=t.alert_id,
+                rule=rule.name,
+                severity=rule.severity,  # type: ignore[arg-type]
+                entity=entity,
+                entity_name=t.entity_name,
+                item=item,
+                metric=rule.metric,
+                op=rule.op,  # type: ignore[arg-type]
+                value=t.value,
+                threshold=rule.threshold,
+                since=t.since,
+                message=t.message,
+            )
+        )
+
+    def _end(self, rule: Rule, tracks: dict[Key, _Track], key: Key, now: float, reason: AlertEndReason, value: float | None) -> None:
+        t = tracks.pop(key)
+        if t.state != "firing":
+            return  # a pending alert that vanished or lost its value: it was never notified
+        assert t.fired_at is not None and t.message is not None
+        entity, item = key
+        self.resolved += 1
+        log.warning("alert %s resolved on %s%s (%s)", rule.name, entity, f" [{item}]" if item else "", reason)
+        self._history.append(
+            Alert(
+                alert_id=t.alert_id,
+                rule=rule.name,
+                severity=rule.severity,  # type: ignore[arg-type]
+                state="resolved",
+                entity=entity,
+                entity_name=t.entity_name,
+                item=item,
+                metric=rule.metric,
+                op=rule.op,  # type: ignore[arg-type]
+                threshold=rule.threshold,
+                value=value,
+                since=t.since,
+                fired_at=t.fired_at,
+                resolved_at=now,
+                reason=reason,
+                message=t.message,
+            )
+        )
+        self._emit(
+            AlertResolvedMessage(
+                node_id=self.node_id,
+                timestamp=now,
+                alert_id=t.alert_id,
+                rule=rule.name,
+                severity=rule.severity,  # type: ignore[arg-type]
+                entity=entity,
+                entity_name=t.entity_name,
+                item=item,
+                metric=rule.metric,
+                op=rule.op,  # type: ignore[arg-type]
+                value=value,
+                threshold=rule.threshold,
+                since=t.since,
+                fired_at=t.fired_at,
+                reason=reason,
+                message=f"resolved ({reason.replace('_', ' ')}): {t.message}",
+            )
+        )
+
+    def _context(self, rule: Rule, entity: str, name: str | None, item: str | None, value: float) -> dict[str, Any]:
+        shown = name or entity
+        return {
+            "rule": rule.name,
+            "severity": rule.severity,
+            "entity": entity,
+            "name": shown,
+            "item": item or "",
+            "target": f"{shown} {item}" if item else shown,
+            "metric": rule.metric,
+            "op": rule.op,
+            "threshold": rule.threshold,
+            "value": value,
+            "for": format_duration(rule.for_secs),
+            "node": self.node_id,
+        }
+
+    def _emit(self, message: AlertTriggeredMessage | AlertResolvedMessage) -> None:
+        if self._publish is not None:
+            try:
+                self._publish(message)
+            except Exception:  # noqa: BLE001 - the notifiers still get it
+                log.exception("alerts: publishing %s to the hub failed", type(message).__name__)
+        for n in self.notifiers:
+            n.submit(message)
+
+    # --- reading (REST, /metrics) ---
+
+    def active(self) -> list[Alert]:
+        """Pending and firing alerts, firing first, then by rule and entity."""
+        out = []
+        for rule in self.rules:
+            for (entity, item), t in self._tracks[rule.name].items():
+                out.append(
+                    Alert(
+                        alert_id=t.alert_id,
+                        rule=rule.name,
+                        severity=rule.severity,  # type: ignore[arg-type]
+                        state=t.state,  # type: ignore[arg-type]
+                        entity=entity,
+                        entity_name=t.entity_name,
+                        item=item,
+                        metric=rule.metric,
+                        op=rule.op,  # type: ignore[arg-type]
+                        threshold=rule.threshold,
+                        value=t.value,
+                        since=t.since,
+                        fired_at=t.fired_at,
+                        message=t.message,
+                    )
+                )
+        out.sort(key=lambda a: (a.state != "firing", a.rule, a.entity, a.item or ""))
+        return out
+
+    def history(self) -> list[Alert]:
+        """Resolved alerts, newest first (at most ``history_size``)."""
+        return list(reversed(self._history))
+
+    def counts(self, rule: str) -> tuple[int, int]:
+        """(pending, firing) of a rule."""
+        tracks = self._tracks[rule].values()
+        firing = sum(1 for t in tracks if t.state == "firing")
+        return len(tracks) - firing, firing
+
+    def firing_by_rule(self) -> list[tuple[str, str, int]]:
+        """(rule, severity, firing alerts) for every rule, 0 included."""
+        return [(r.name, r.severity, self.counts(r.name)[1]) for r in self.rules]
+
+    def rule_infos(self) -> list[AlertRuleInfo]:
+        out = []
+        for r in self.rules:
+            pending, firing = self.counts(r.name)
+            out.append(
+                AlertRuleInfo(
+                    name=r.name,
+                    kind=r.kind,  # type: ignore[arg-type]
+                    metric=r.metric,
+                    op=r.op,  # type: ignore[arg-type]
+                    threshold=r.threshold,
+                    for_secs=r.for_secs,
+                    severity=r.severity,  # type: ignore[arg-type]
+                    message=r.message,
+                    resolve_threshold=r.resolve_threshold,
+                    resolve_for_secs=r.resolve_for_secs,
+                    select_name=list(r.select_names),
+                    select_runtime=list(r.select_runtimes),
+                    pending=pending,
+                    firing=firing,
+                )
+            )
+        return out
+
+    def notifier_status(self) -> list[NotifierStatus]:
+        return [n.status() for n in self.notifiers]
+
+
+def both(*hooks: Callable[[Any], None]) -> Callable[[Any], None]:
+    """One publish hook that calls each of ``hooks`` with the sample; one failing does not keep the
+    sample from the others (a source logs only what escapes the whole hook)."""
+
+    def publish(sample: Any) -> None:
+        for hook in hooks:
+            try:
+                hook(sample)
+            except Exception:  # noqa: BLE001
+                log.exception("publishing a sample to %s failed", getattr(hook, "__qualname__", hook))
+
+    return publish
+

@@ -1,0 +1,413 @@
+//! The host's side of a VM: its QEMU process in /proc/<pid>. Readers for stat, status, io, cgroup and
+//! net/dev are kept open for as long as the process is the same one (same pid and start time); the
+//! vCPU threads (task/<tid>/{stat,schedstat}) and the process's tap interfaces (fd/ + fdinfo/) are
+//! found once and looked for again only when something says they changed.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+use crate::parse::u64_of;
+use crate::procfs::fdinfo::{self, TunIff};
+use crate::procfs::net_dev::{self, NetDev};
+use crate::procfs::pid::{self, CgroupMembership, PidIo};
+use crate::read::{FileReader, Shape};
+
+/// The vCPU index in a QEMU vCPU thread's name, `CPU <n>/<accel>` (`CPU 0/TCG`, `CPU 12/KVM`), with or
+/// without the trailing newline of /proc/<pid>/task/<tid>/comm. QEMU names its threads so only with
+/// `-name ...,debug-threads=on` (libvirt always sets it); single-threaded TCG runs every vCPU in one
+/// thread named `ALL CPUs/TCG`, which is not one vCPU's (`None`). The name is cut at 15 bytes
+/// (TASK_COMM_LEN), which can shorten the accelerator's name but never the index: QEMU's indices are
+/// far below the 10 digits that would reach it.
+pub fn parse_vcpu_thread_name(comm: &[u8]) -> Option<u32> {
+    let name = comm.strip_suffix(b"\n").unwrap_or(comm);
+    let rest = name.strip_prefix(b"CPU ")?;
+    let slash = rest.iter().position(|&b| b == b'/')?;
+    let (index, accel) = (rest.get(..slash)?, rest.get(slash + 1..)?);
+    if accel.is_empty() || !accel.iter().all(u8::is_ascii_alphanumeric) {
+        return None;
+    }
+    u32::try_from(u64_of(index)?).ok()
+}
+
+/// The process's cgroup to report (and to join with the containers source): the unified (`0::`) line
+/// when there is one and it is not `/` (on a hybrid host a process outside any v2 group shows `/`),
+/// else the v1 line of the cpu or cpuacct controller (what libvirt and systemd place a VM by), else
+/// the first line.
+pub fn pick_cgroup_path(lines: &[CgroupMembership]) -> Option<String> {
+    let v2 = lines.iter().find(|l| l.hierarchy_id == 0 && l.controllers.is_empty() && l.path != "/");
+    let cpu = || lines.iter().find(|l| l.controllers.iter().any(|c| c == "cpu" || c == "cpuacct"));
+    v2.or_else(cpu).or(lines.first()).map(|l| l.path.clone())
+}
+
+/// One reading of the QEMU process.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ProcessReading {
+    pub pid: u32,
+    /// Ticks after boot (stat field 22): with the pid, the process's identity.
+    pub starttime_ticks: u64,
+    /// Unix seconds: boot time + starttime; `None` when /proc/stat's btime could not be read.
+    pub started_at: Option<f64>,
+    pub threads: u64,
+    pub user_ns: u64,
+    pub system_ns: u64,
+    /// VmRSS of /proc/<pid>/status.
+    pub rss_bytes: Option<u64>,
+    /// /proc/<pid>/io (needs ptrace access to the process).
+    pub io: Option<PidIo>,
+    pub cgroup_path: Option<String>,
+}
+
+/// What became of the process this tick.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ProcessState {
+    /// The observation names no process.
+    NoPid,
+    /// The pid is gone, or a zombie: the QEMU process has exited.
+    Gone(u32),
+    /// Its stat could not be read or parsed (the message names the path).
+    Error(u32, String),
+    Read(ProcessReading),
+}
+
+impl ProcessState {
+    pub fn reading(&self) -> Option<&ProcessReading> {
+        match self {
+            ProcessState::Read(r) => Some(r),
+            _ => None,
+        }
+    }
+}
+
+/// One vCPU thread's counters (task/<tid>/stat and schedstat).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ThreadReading {
+    /// utime + stime.
+    pub cpu_ns: u64,
+    /// schedstat's run-queue wait (run_delay): the host's view of the vCPU's steal.
+    pub wait_ns: Option<u64>,
+}
+
+/// A tap of the process as the host sees it (its rx is what the guest sent).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tap {
+    pub name: String,
+    /// `None`: the interface is not in the process's /proc/<pid>/net/dev (another namespace).
+    pub dev: Option<NetDev>,
+}
+
+/// How often the fd table is scanned for taps even when nothing suggests a change (a NIC hot-plugged
+/// with a new tap), in addition to a scan whenever a known tap is missing from net/dev.
+pub const TAP_RESCAN: Duration = Duration::from_secs(60);
+
+struct ThreadFiles {
+    stat: FileReader,
+    schedstat: FileReader,
+}
+
+struct VcpuThreads {
+    /// vCPU index -> tid, from the thread names.
+    by_index: BTreeMap<u32, u32>,
+    /// The process's thread count when the names were read.
+    num_threads: u64,
+}
+
+struct TapNames {
+    names: Vec<String>,
+    scanned_at: Instant,
+}
+
+/// The open readers of one QEMU process (one pid and start time).
+pub struct QemuProcess {
+    pid: u32,
+    dir: PathBuf,
+    starttime_ticks: Option<u64>,
+    num_threads: Option<u64>,
+    stat: FileReader,
+    status: FileReader,
+    io: FileReader,
+    cgroup: FileReader,
+    net_dev: FileReader,
+    threads: HashMap<u32, ThreadFiles>,
+    vcpu_threads: Option<VcpuThreads>,
+    taps: Option<TapNames>,
+}
+
+impl QemuProcess {
+    pub fn new(proc_root: &Path, pid: u32) -> Self {
+        let dir = proc_root.join(pid.to_string());
+        let at = |f: &str, shape| FileReader::new(dir.join(f), shape);
+        QemuProcess {
+            pid,
+            stat: at("stat", Shape::Whole),
+            status: at("status", Shape::Whole),
+            io: at("io", Shape::Whole),
+            cgroup: at("cgroup", Shape::Whole),
+            net_dev: at("net/dev", Shape::Records),
+            dir,
+            starttime_ticks: None,
+            num_threads: None,
+            threads: HashMap::new(),
+            vcpu_threads: None,
+            taps: None,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// Every file a tick reads through this process's kept readers.
+    pub fn paths(&self) -> Vec<PathBuf> {
+        let mut v: Vec<PathBuf> = [&self.stat, &self.status, &self.io, &self.cgroup].iter().map(|r| r.path().to_owned()).collect();
+        if self.taps.is_some() {
+            v.push(self.net_dev.path().to_owned());
+        }
+        for t in self.threads.values() {
+            v.push(t.stat.path().to_owned());
+            v.push(t.schedstat.path().to_owned());
+        }
+        v
+    }
+
+    /// The start time of the process these readers were opened for (`None` before the first read).
+    pub fn starttime_ticks(&self) -> Option<u64> {
+        self.starttime_ticks
+    }
+
+    /// Read stat, status, io and cgroup. `Err(Gone)` when the process exited (or is a zombie) or its
+    /// pid now belongs to another process than the one these readers were opened for: the caller
+    /// starts over with new readers. `errors` gets (field, reason) for the parts that failed.
+    pub fn read(&mut self, hz: u64, btime: Option<u64>, errors: &mut Vec<(String, String)>) -> Result<ProcessReading> {
+        let stat = self.stat.parse(pid::parse_stat)?;
+        if matches!(stat.state, 'Z' | 'X') {
+            // Exited, not yet reaped by its parent: nothing of the VM is left in it.
+            return Err(Error::Gone { path: self.stat.path().to_owned() });
+        }
+        match self.starttime_ticks {
+            // A kept fd of an exited process fails with ESRCH rather than showing the pid's next
+            // owner, but the reader re-opens after an error: a new start time is a new process.
+            Some(s) if s != stat.starttime_ticks => return Err(Error::Gone { path: self.stat.path().to_owned() }),
+            _ => self.starttime_ticks = Some(stat.starttime_ticks),
+        }
+        self.num_threads = Some(stat.num_threads);
+        let mut r = ProcessReading {
+            pid: self.pid,
+            starttime_ticks: stat.starttime_ticks,
+            started_at: btime.map(|b| b as f64 + stat.starttime_ticks as f64 / hz as f64),
+            threads: stat.num_threads,
+            user_ns: ticks_to_ns(stat.utime_ticks, hz),
+            system_ns: ticks_to_ns(stat.stime_ticks, hz),
+            ..Default::default()
+        };
+        match self.status.parse(pid::parse_status) {
+            Ok(s) => {
+                r.rss_bytes = s.vm_rss_bytes;
+                if s.vm_rss_bytes.is_none() {
+                    errors.push(("memory_rss_bytes".into(), format!("{} has no VmRSS line", self.status.path().display())));
+                }
+            }
+            Err(e) => errors.push(("memory_rss_bytes".into(), e.to_string())),
+        }
+        match self.io.parse(pid::parse_io) {
+            Ok(io) => r.io = Some(io),
+            Err(e) => errors.push(("process.read_bytes".into(), e.to_string())),
+        }
+        match self.cgroup.parse(pid::parse_cgroup) {
+            Ok(lines) => r.cgroup_path = pick_cgroup_path(&lines),
+            Err(e) => errors.push(("process.cgroup_path".into(), e.to_string())),
+        }
+        Ok(r)
+    }
+
+    /// The tid of vCPU `index`, from the thread names. The names are read again only when the
+    /// process's thread count changed since they were read (QEMU starts and stops worker threads,
+    /// and vCPUs can be hot-plugged), or when `stale` (a known vCPU thread vanished).
+    pub fn vcpu_tid(&mut self, index: u32, stale: bool) -> Result<Option<u32>> {
+        Ok(self.vcpu_tids(stale)?.get(&index).copied())
+    }
+
+    /// Every vCPU thread found by name, by index (see [`Self::vcpu_tid`]).
+    pub fn vcpu_tids(&mut self, stale: bool) -> Result<&BTreeMap<u32, u32>> {
+        let num_threads = self.num_threads;
+        let v = match self.vcpu_threads.take().filter(|v| !stale && Some(v.num_threads) == num_threads) {
+            Some(v) => v,
+            None => VcpuThreads { by_index: scan_vcpu_threads(&self.dir.join("task"))?, num_threads: num_threads.unwrap_or(0) },
+        };
+        Ok(&self.vcpu_threads.insert(v).by_index)
+    }
+
+    /// Read one thread's CPU time and run-queue wait, keeping its readers open. `Err(Gone)` when the
+    /// thread is not (or no longer) one of this process's.
+    pub fn read_thread(&mut self, tid: u32, hz: u64, errors: &mut Vec<(String, String)>, field: &str) -> Result<ThreadReading> {
+        let dir = self.dir.join("task").join(tid.to_string());
+        let t = self.threads.entry(tid).or_insert_with(|| ThreadFiles {
+            stat: FileReader::new(dir.join("stat"), Shape::Whole),
+            schedstat: FileReader::new(dir.join("schedstat"), Shape::Whole),
+        });
+        let stat = match t.stat.parse(pid::parse_stat) {
+            Ok(s) => s,
+            Err(e) => {
+                if e.is_gone() {
+                    self.threads.remove(&tid);
+                }
+                return Err(e);
+            }
+        };
+        let wait_ns = match t.schedstat.parse(pid::parse_schedstat) {
+            Ok(s) => Some(s.wait_ns),
+            Err(e) => {
+                // No schedstat at all: a kernel without CONFIG_SCHED_INFO.
+                errors.push((field.to_owned(), format!("steal unknown: {e}")));
+                None
+            }
+        };
+        Ok(ThreadReading { cpu_ns: ticks_to_ns(stat.utime_ticks.saturating_add(stat.stime_ticks), hz), wait_ns })
+    }
+
+    /// Close the readers of threads not in `keep`.
+    pub fn retain_threads(&mut self, keep: &[u32]) {
+        self.threads.retain(|tid, _| keep.contains(tid));
+    }
+
+    /// The process's taps with their counters from its own /proc/<pid>/net/dev (QEMU's network
+    /// namespace, where a tap it was given lives). The names come from the fd table (see
+    /// [`scan_taps`]), scanned again when a known tap is missing from net/dev or every [`TAP_RESCAN`].
+    pub fn read_taps(&mut self, now: Instant) -> Result<Vec<Tap>> {
+        let devs = self.net_dev.parse(net_dev::parse)?;
+        let missing = |names: &[String]| names.iter().any(|n| !devs.iter().any(|d| &d.name == n));
+        let due = match &self.taps {
+            None => true,
+            Some(t) => missing(&t.names) || now.saturating_duration_since(t.scanned_at) >= TAP_RESCAN,
+        };
+        if due {
+            self.taps = Some(TapNames { names: scan_taps(&self.dir)?, scanned_at: now });
+        }
+        let names = self.taps.as_ref().map(|t| t.names.as_slice()).unwrap_or_default();
+        Ok(names.iter().map(|n| Tap { name: n.clone(), dev: devs.iter().find(|d| &d.name == n).cloned() }).collect())
+    }
+}
+
+fn ticks_to_ns(ticks: u64, hz: u64) -> u64 {
+    u64::try_from(u128::from(ticks) * 1_000_000_000 / u128::from(hz.max(1))).unwrap_or(u64::MAX)
+}
+
+/// vCPU index -> tid for the threads in `task_dir` named `CPU <n>/<accel>`. Threads that exit during
+/// the scan are skipped.
+fn scan_vcpu_threads(task_dir: &Path) -> Result<BTreeMap<u32, u32>> {
+    let mut out = BTreeMap::new();
+    let entries = std::fs::read_dir(task_dir).map_err(|e| Error::io(task_dir, e))?;
+    for entry in entries.flatten() {
+        let Some(tid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
+        let Ok(comm) = std::fs::read(entry.path().join("comm")) else { continue };
+        if let Some(index) = parse_vcpu_thread_name(&comm) {
+            out.entry(index).or_insert(tid);
+        }
+    }
+    Ok(out)
+}
+
+/// The interfaces of the process's tun/tap fds: every fd in <dir>/fd whose link is /dev/net/tun,
+/// named by the `iff:` line of its fdinfo. A multiqueue tap has one fd per queue: each name once,
+/// in fd order. Fds closed during the scan are skipped; reading the fd table needs ptrace access.
+pub fn scan_taps(dir: &Path) -> Result<Vec<String>> {
+    let fd_dir = dir.join("fd");
+    let mut fds: Vec<u32> = std::fs::read_dir(&fd_dir)
+        .map_err(|e| Error::io(&fd_dir, e))?
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse().ok()))
+        .collect();
+    fds.sort_unstable();
+    let mut names: Vec<String> = Vec::new();
+    for fd in fds {
+        let is_tun = std::fs::read_link(fd_dir.join(fd.to_string())).is_ok_and(|l| l == Path::new("/dev/net/tun"));
+        if !is_tun {
+            continue;
+        }
+        let info = dir.join("fdinfo").join(fd.to_string());
+        let text = match std::fs::read(&info).map_err(|e| Error::io(&info, e)) {
+            Ok(t) => t,
+            // Closed since the link was read.
+            Err(e) if e.is_gone() => continue,
+            Err(e) => return Err(e),
+        };
+        if let TunIff::Interface(name) = fdinfo::parse_tun_iff(&text).map_err(|e| Error::parse(&info, e))? {
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
+    }
+    Ok(names)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn vcpu_thread_names() {
+        // What QEMU 7.2 names them here (TESTBED.md section 2), with comm's newline.
+        assert_eq!(parse_vcpu_thread_name(b"CPU 0/TCG\n"), Some(0));
+        assert_eq!(parse_vcpu_thread_name(b"CPU 1/TCG"), Some(1));
+        assert_eq!(parse_vcpu_thread_name(b"CPU 12/KVM\n"), Some(12));
+        // Cut at 15 bytes: the accelerator's name shortened, the index whole.
+        assert_eq!(parse_vcpu_thread_name(b"CPU 1234567/KV\n"), Some(1234567));
+        for junk in [
+            &b"ALL CPUs/TCG\n"[..],
+            b"qemu-system-x86\n",
+            b"call_rcu",
+            b"IO mon_iothread",
+            b"worker",
+            b"kvm-nx-lpage-re",
+            b"CPU /KVM",
+            b"CPU 0/",
+            b"CPU 0",
+            b"CPU x/KVM",
+            b"CPU -1/KVM",
+            b"CPU 0/K M",
+            b"cpu 0/KVM",
+            b"CPU  0/KVM",
+            b"CPU 4294967296/KVM",
+            b"CPU 0/KVM\n\n",
+            b"",
+        ] {
+            assert_eq!(parse_vcpu_thread_name(junk), None, "{:?}", String::from_utf8_lossy(junk));
+        }
+    }
+
+    fn line(id: u32, controllers: &[&str], path: &str) -> CgroupMembership {
+        CgroupMembership { hierarchy_id: id, controllers: controllers.iter().map(|c| c.to_string()).collect(), path: path.into() }
+    }
+
+    #[test]
+    fn cgroup_path_choice() {
+        // libvirt without systemd on the hybrid test machine: v2 and v1 agree.
+        let libvirt = [line(4, &["cpu"], "/machine/qemu-3-fz.libvirt-qemu/emulator"), line(0, &[], "/machine/qemu-3-fz.libvirt-qemu/emulator")];
+        assert_eq!(pick_cgroup_path(&libvirt).as_deref(), Some("/machine/qemu-3-fz.libvirt-qemu/emulator"));
+        // A hybrid host whose v2 tree does not place the process: the cpu hierarchy's path.
+        let hybrid = [line(9, &["name=systemd"], "/x.scope"), line(3, &["cpu", "cpuacct"], "/qemu.slice/101.scope"), line(0, &[], "/")];
+        assert_eq!(pick_cgroup_path(&hybrid).as_deref(), Some("/qemu.slice/101.scope"));
+        // cpuacct alone counts too; then the first line; pure v2 at the root stays "/".
+        assert_eq!(pick_cgroup_path(&[line(2, &["memory"], "/m"), line(5, &["cpuacct"], "/a")]).as_deref(), Some("/a"));
+        assert_eq!(pick_cgroup_path(&[line(2, &["memory"], "/m"), line(0, &[], "/")]).as_deref(), Some("/m"));
+        assert_eq!(pick_cgroup_path(&[line(0, &[], "/")]).as_deref(), Some("/"));
+        assert_eq!(pick_cgroup_path(&[]), None);
+    }
+
+    #[test]
+    fn ticks() {
+        assert_eq!(ticks_to_ns(250, 100), 2_500_000_000);
+        assert_eq!(ticks_to_ns(u64::MAX, 100), u64::MAX, "saturates, no overflow");
+        assert_eq!(ticks_to_ns(7, 0), 7_000_000_000, "a zero rate is taken as 1");
+    }
+
+    proptest! {
+        #[test]
+        fn thread_names_never_panic_and_round_trip(b in proptest::collection::vec(any::<u8>(), 0..24), n in any::<u32>(), accel in "[A-Za-z0-9]{1,6}") {
+            let _ = parse_vcpu_thread_name(&b);
+            prop_assert_eq!(parse_vcpu_thread_name(format!("CPU {n}/{accel}\n").as_bytes()), Some(n));
+        }
+    }
+}

@@ -1,0 +1,242 @@
+"""The dashboard in a real browser: Debian's headless Chromium driven by Playwright for Python
+(``executable_path="/usr/bin/chromium"``; ``playwright install`` is never run), against a real
+``hvstat serve`` with a real cgroup guest (tests/cgroups.py).
+
+One scenario, in the order a person would see it: the page loads and connects, the node numbers
+change with each sample, the test's container is in the table, its detail view opens with its
+charts, then the server is killed and the banner says so, and once the server is back on the same
+port the page recovers by itself and goes on updating (the detail view included). The browser's
+console must stay free of errors, except for the failed reconnection attempts while the server is
+down, which Chromium logs itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+import cgroups
+from conftest import free_port
+from helpers import WAIT_SECS, clean_env, hvstat_exe
+
+sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright for Python is not installed (pip install -e '.[test]')")
+CHROMIUM = Path("/usr/bin/chromium")
+pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed (scripts/setup)")
+
+# What Chromium itself logs while the server is down: the refused WebSocket handshakes.
+RECONNECT_NOISE = re.compile(r"WebSocket connection to 'ws://127\.0\.0\.1:\d+/ws' failed|ERR_CONNECTION_REFUSED")
+
+
+def meta_roots(tmp_path: Path) -> dict[str, Path]:
+    return {k: tmp_path / "meta" / k for k in ("docker_root", "podman_root", "pods_log_root", "pve_root")}
+
+
+def config_text(tmp_path: Path) -> str:
+    roots = "\n".join(f'{k} = "{v}"' for k, v in meta_roots(tmp_path).items())
+    return f"[monitoring]\nnode_metrics_interval = 1\nvm_metrics_interval = 1\n\n[containers]\n{roots}\n"
+
+
+def docker_name(tmp_path: Path, cid: str, name: str) -> None:
+    """Docker's own metadata for ``cid``, where hvstat reads container names from."""
+    d = meta_roots(tmp_path)["docker_root"] / "containers" / cid
+    d.mkdir(parents=True)
+    (d / "config.v2.json").write_text(json.dumps({"ID": cid, "Name": f"/{name}", "State": {"Running": True}}))
+
+
+@contextlib.contextmanager
+def server_on(port: int, workdir: Path, log_name: str) -> Iterator[subprocess.Popen[bytes]]:
+    """``hvstat serve`` on ``port`` with workdir/hvstat.toml; waits for /health. Killed (SIGKILL,
+    as a crash would) and reaped at the end unless the test already stopped it."""
+    log_path = workdir / log_name
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [*hvstat_exe(), "serve", "--config", str(workdir / "hvstat.toml"), "--host", "127.0.0.1", "--port", str(port)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=clean_env(),
+        )
+        try:
+            deadline = time.monotonic() + WAIT_SECS
+            while True:
+                if proc.poll() is not None:
+                    raise AssertionError(f"hvstat serve exited with {proc.returncode}:\n{log_path.read_text()}")
+                with contextlib.suppress(httpx.TransportError):
+                    if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2.0).status_code == 200:
+                        break
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"hvstat serve did not answer /health within {WAIT_SECS}s:\n{log_path.read_text()}")
+                time.sleep(0.1)
+            yield proc
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait(timeout=WAIT_SECS)
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    with sync_api.sync_playwright() as p:
+        # --no-sandbox: the tests run as root, where Chromium's sandbox refuses to start.
+        b = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox"])
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+def canvas_ink(page: Any, selector: str) -> int:
+    """How many pixels of the canvas under ``selector`` are drawn (not transparent)."""
+    return page.eval_on_selector(
+        selector,
+        """el => { const c = el.querySelector('canvas'); const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+                   let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i]) n++; return n; }""",
+    )
+
+
+def node_ts(page: Any) -> float:
+    return float(page.get_attribute("#overview", "data-ts") or 0)
+
+
+def wait_node_after(page: Any, ts: float, timeout: float = 15.0) -> float:
+    page.wait_for_function(f"Number(document.querySelector('#overview').dataset.ts || 0) > {ts}", timeout=timeout * 1000)
+    return node_ts(page)
+
+
+@pytest.mark.skipif(cgroups.why_no_cgroups() is not None, reason=str(cgroups.why_no_cgroups()))
+def test_dashboard_live_detail_and_restart(tmp_path: Path, fake_containers: Any, browser: Any) -> None:
+    cid = cgroups.hex_id()
+    guest = fake_containers(f"docker/{cid}")
+    docker_name(tmp_path, cid, "dash-web")
+    cgroups.expect_line(guest.spawn(cgroups.py(cgroups.SLEEP)), "ready")
+    (tmp_path / "hvstat.toml").write_text(config_text(tmp_path))
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+
+    # bypass_csp: the page's CSP forbids eval, which Playwright's wait_for_function uses.
+    page = browser.new_page(viewport={"width": 1400, "height": 1000}, bypass_csp=True)
+    console: list[tuple[str, str, str]] = []  # (phase, type, text)
+    phase = "up"
+    page.on("console", lambda m: console.append((phase, m.type, m.text)))
+    page.on("pageerror", lambda e: console.append((phase, "pageerror", str(e))))
+
+    with server_on(port, tmp_path, "serve-1.log") as first:
+        page.goto(base + "/")
+        assert page.title().endswith("hvstat")
+        page.wait_for_selector("#conn[data-state=open]", timeout=15_000)
+        # Live node numbers: a new sample arrives and the headline numbers are real percentages.
+        t1 = wait_node_after(page, 0)
+        t2 = wait_node_after(page, t1)
+        assert t2 > t1
+        assert re.fullmatch(r"\d+\.\d %", page.inner_text("#cpu-big")), page.inner_text("#cpu-big")
+        assert re.fullmatch(r"\d+\.\d %", page.inner_text("#mem-big"))
+        assert page.inner_text("#node-name") == socket.gethostname()
+        page.wait_for_function("Number(document.querySelector('#chart-cpu').dataset.points) >= 2", timeout=10_000)
+        assert canvas_ink(page, "#chart-cpu") > 0
+
+        # The test's container, by the name its runtime metadata gives it.
+        row = f'#containers tr[data-id="{cid}"]'
+        page.wait_for_selector(row, timeout=15_000)
+        assert "dash-web" in page.inner_text(row) and "running" in page.inner_text(row)
+        # The filter narrows the table to it and back.
+        page.fill("#containers-filter", "dash-w")
+        page.wait_for_function("document.querySelectorAll('#containers tbody tr[data-id]').length === 1")
+        page.fill("#containers-filter", "")
+
+        # Its detail view: history first, then live samples on the container:<id> topic.
+        page.click(row)
+        page.wait_for_selector("#detail:not([hidden])")
+        assert page.inner_text("#detail-title") == "dash-web"
+        assert page.url.endswith(f"#/container/{cid}")
+        page.wait_for_function("Number(document.querySelector('.detail .chart').dataset.points) >= 2", timeout=15_000)
+        assert canvas_ink(page, ".detail .chart") > 0
+        page.wait_for_function("document.querySelector('#detail-facts').innerText.includes('running')", timeout=10_000)
+        before_kill = node_ts(page)
+        detail_points = int(page.get_attribute(".detail .chart", "data-points") or 0)
+
+        # The server dies: the banner says so, and the page keeps retrying.
+        phase = "down"
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=WAIT_SECS)
+        page.wait_for_selector("#banner:not([hidden])", timeout=10_000)
+        assert "Disconnected, retrying" in page.inner_text("#banner")
+        assert page.get_attribute("#conn", "data-state") in ("retrying", "connecting")
+        time.sleep(2.0)  # a couple of failed attempts
+
+    # Back on the same port: the page reconnects by itself and goes on, detail view included.
+    with server_on(port, tmp_path, "serve-2.log"):
+        page.wait_for_selector("#conn[data-state=open]", timeout=30_000)
+        phase = "up again"
+        assert page.is_hidden("#banner")
+        wait_node_after(page, before_kill, timeout=15)
+        page.wait_for_function(
+            f"Number(document.querySelector('.detail .chart').dataset.points) > {detail_points}", timeout=15_000
+        )
+        page.wait_for_selector(row)
+        # Closing the detail view goes back to the overview.
+        page.keyboard.press("Escape")
+        page.wait_for_selector("#detail", state="hidden")
+        assert not page.url.endswith(cid)
+
+    errors = [(p, t, m) for p, t, m in console if t in ("error", "pageerror") and not (p == "down" and RECONNECT_NOISE.search(m))]
+    assert errors == [], errors
+
+
+def test_root_serves_json_to_scripts_and_the_page_to_browsers(serve: str) -> None:
+    r = httpx.get(f"{serve}/")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("application/json")
+    assert r.json()["service"] == "hvstat" and "/ws" in r.json()["endpoints"]
+    assert r.headers["vary"] == "Accept"
+    assert httpx.get(f"{serve}/api").json() == r.json()
+    html = httpx.get(f"{serve}/", headers={"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"})
+    assert html.status_code == 200 and html.headers["content-type"] == "text/html; charset=utf-8"
+    assert '<script type="module" src="/ui/app.js">' in html.text
+    assert "default-src 'none'" in html.headers["content-security-policy"]
+    assert httpx.get(f"{serve}/", headers={"Accept": "application/json, text/html;q=0.5"}).headers["content-type"].startswith("application/json")
+
+
+@pytest.mark.parametrize(
+    ("name", "ctype"),
+    [("app.js", "text/javascript"), ("chart.js", "text/javascript"), ("style.css", "text/css"), ("favicon.svg", "image/svg+xml"), ("index.html", "text/html")],
+)
+def test_static_files_have_types_and_revalidate(serve: str, name: str, ctype: str) -> None:
+    r = httpx.get(f"{serve}/ui/{name}")
+    assert r.status_code == 200 and r.headers["content-type"].startswith(ctype)
+    assert r.headers["cache-control"] == "no-cache" and r.headers["x-content-type-options"] == "nosniff"
+    etag = r.headers["etag"]
+    again = httpx.get(f"{serve}/ui/{name}", headers={"If-None-Match": etag})
+    assert again.status_code == 304 and again.content == b"" and again.headers["etag"] == etag
+
+
+@pytest.mark.parametrize("path", ["/ui/nope.js", "/ui/..%2Fapi%2Fui.py", "/ui/../app.py", "/ui/"])
+def test_static_files_are_a_fixed_set(serve: str, path: str) -> None:
+    r = httpx.get(f"{serve}{path}")
+    assert r.status_code == 404 and r.headers["content-type"].startswith("application/json"), (path, r.text)
+
+
+def test_every_module_the_page_imports_is_served(serve: str) -> None:
+    """app.js and the modules it imports, transitively: each one is served (no build step, no
+    file fetched from anywhere else)."""
+    seen: set[str] = set()
+    todo = ["app.js"]
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        r = httpx.get(f"{serve}/ui/{name}")
+        assert r.status_code == 200, name
+        todo += re.findall(r'^import .* from "\./([\w.]+)";$', r.text, re.MULTILINE)
+        assert "http://" not in r.text and "https://" not in r.text, f"{name} refers to another site"
+    assert {"app.js", "chart.js", "conn.js", "table.js", "format.js", "frame.js"} <= seen
