@@ -225,3 +225,14 @@ def test_bare_qemu_over_qmp(vm_server: str) -> None:
         assert {c["origin"] for c in v["vcpu"]} == {"thread"}
         assert v["disks"] and v["memory_balloon_bytes"] == q.qmp("query-balloon")["actual"]
 
+
+
+def test_kvm_guest_reports_kvm_exits(vm_server: str) -> None:
+    """A firmware-only KVM domain (a booted Linux is too slow under this machine's nested KVM):
+    libvirt's vcpu.<n>.exits.sum counters become per-second rates."""
+    with virt.libvirt_domain(mode=None, kind="kvm", vcpus=1) as dom:
+        v = fresh_vm(vm_server, dom.uuid, time.time(), lambda v: v["vcpu"] and v["vcpu"][0]["kvm_exits_per_sec"] is not None)
+        stats = dom.virsh_domstats()
+        assert "vcpu.0.exits.sum" in stats
+        assert v["vcpu"][0]["kvm_exits_per_sec"] >= 0
+        assert v["status"] == "running"
