@@ -644,7 +644,8 @@ def test_listened_by_finds_the_listening_socket_of_a_pid_without_connecting() ->
 
 
 def test_the_second_monitor_of_a_vm_is_left_free() -> None:
-    """FAKE QEMU with two sockets answering as one VM (same UUID): only the first is polled."""
+    """FAKE QEMU with two sockets answering as one VM (one process: this one): only the first is
+    polled."""
     uuid = "8f2b3c1e-0d1a-4c5e-9b7a-112233445566"
     answers = {"query-status": {"status": "running"}, "query-uuid": {"UUID": uuid.upper()}, "query-name": {"name": "twin"}}
 
@@ -655,10 +656,11 @@ def test_the_second_monitor_of_a_vm_is_left_free() -> None:
                 collector = QmpCollector([str(a), str(b)], 1.0)
                 try:
                     observations, problems = await collector.poll()
-                    assert [(o.id, o.name) for o in observations] == [(uuid, "twin")]  # the UUID, lower case
+                    # The id is the socket's name; the UUID is kept beside it, lower case.
+                    assert [(o.id, o.uuid, o.name) for o in observations] == [("a", uuid, "twin")]
                     assert list(problems) == [str(b)] and str(a) in problems[str(b)]
                     observations, problems = await collector.poll()
-                    assert [o.id for o in observations] == [uuid] and list(problems) == [str(b)]
+                    assert [o.id for o in observations] == ["a"] and list(problems) == [str(b)]
                     assert set(collector.connections) == {str(a)}
                     assert len(accepts) == 2  # b was connected once, then left alone
                 finally:

@@ -470,10 +470,12 @@ class BalloonObservation(Wire, kw_only=True):
 class VmObservation(Wire, kw_only=True):
     """What a collector read about one VM this tick: the input of the core's VmSampler."""
 
-    # The VM's id in the API: libvirt's UUID; for QMP, the UUID QEMU reports, or the socket's
-    # name (Proxmox: the vmid) when it reports none.
+    # The VM's id in the API: libvirt's UUID; for QMP the socket's name without ".qmp" (Proxmox:
+    # the vmid), since a QMP VM has a socket but not always a UUID.
     id: str
     name: str
+    # The SMBIOS UUID: libvirt's domain UUID; QMP query-uuid when not all zero.
+    uuid: str | None = None
     origin: VmOrigin
     status: VmStatus
     status_reason: str | None = None
@@ -599,6 +601,8 @@ class VmMetrics(Wire, kw_only=True):
     timestamp: float
     id: str
     name: str
+    # The SMBIOS UUID (for libvirt the same as id); GET /api/vms/{ref} finds a VM by it too.
+    uuid: str | None = None
     origin: VmOrigin
     status: VmStatus
     status_reason: str | None = None

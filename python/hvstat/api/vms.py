@@ -16,12 +16,12 @@ STATUSES = frozenset(typing.get_args(VmStatus))
 
 
 def resolve(vms: typing.Mapping[str, VmMetrics], ref: str) -> VmMetrics:
-    """The VM whose id (libvirt UUID, QMP id) is `ref` (UUIDs in any letter case), or whose name
-    is `ref`. Two VMs of the same name (libvirt and a bare QEMU) are a conflict, not a guess."""
+    """The VM whose id (libvirt UUID, QMP id) or UUID is `ref` (UUIDs in any letter case), or
+    whose name is `ref`. Two VMs of the same name (libvirt and a bare QEMU) are a conflict, not a guess."""
     if ref in vms:
         return vms[ref]
     lowered = ref.lower()
-    matches = {v.id: v for v in vms.values() if v.id.lower() == lowered or v.name == ref}
+    matches = {v.id: v for v in vms.values() if v.id.lower() == lowered or (v.uuid or "").lower() == lowered or v.name == ref}
     if len(matches) == 1:
         return next(iter(matches.values()))
     if matches:

@@ -192,6 +192,7 @@ def observation(uuid: str, name: str, stats: dict[str, Any], pid: int | None, un
     return VmObservation(
         id=uuid,
         name=name,
+        uuid=uuid,
         origin="libvirt",
         status=status,
         status_reason=reason,

@@ -255,6 +255,7 @@ class _Static:
 
     id: str
     name: str
+    uuid: str | None = None
     memory_max_bytes: int | None = None
     vcpus_max: int | None = None
     balloon_path: str | None = None
@@ -455,7 +456,9 @@ class QmpCollector:
         name = named.get("name") if isinstance(named, dict) else None
         uuid = await ask("id", "query-uuid")
         uuid = uuid.get("UUID") if isinstance(uuid, dict) else None
-        vid = uuid.lower() if isinstance(uuid, str) and uuid and uuid != ZERO_UUID else stem
+        # The id is the socket's name: Proxmox's vmid (which its UUID does not carry), stable
+        # whatever QEMU was started with; the UUID is kept beside it.
+        uuid = uuid.lower() if isinstance(uuid, str) and uuid and uuid != ZERO_UUID else None
         memory = await ask("memory_max_bytes", "query-memory-size-summary")
         memory_max = None
         if isinstance(memory, dict) and _int(memory.get("base-memory")) is not None:
@@ -486,7 +489,8 @@ class QmpCollector:
                 for x in schemas or ()
             )
         return _Static(
-            id=vid,
+            id=stem,
+            uuid=uuid,
             name=name if isinstance(name, str) and name else stem,
             memory_max_bytes=memory_max,
             vcpus_max=vcpus_max,
@@ -552,6 +556,7 @@ class QmpCollector:
 
         return VmObservation(
             id=st.id,
+            uuid=st.uuid,
             name=st.name,
             origin="qmp",
             status=status,
@@ -633,15 +638,17 @@ class QmpCollector:
 
 
 def _unique(observations: list[tuple[str, VmObservation]]) -> tuple[list[VmObservation], dict[str, str]]:
-    """Two sockets reporting one id (a VM's second monitor in the globs; two VMs with one UUID):
-    the first path by name keeps it. Returns (observations, {other path: the path kept})."""
-    seen: dict[str, str] = {}
+    """Two sockets of one QEMU process (a VM's second monitor in the globs): the first path by name
+    keeps it. The same process is the same peer pid (else the same UUID, else the same id).
+    Returns (observations, {other path: the path kept})."""
+    seen: dict[object, str] = {}
     out = []
     duplicates = {}
     for path, o in sorted(observations, key=lambda x: x[0]):
-        if o.id in seen:
-            duplicates[path] = seen[o.id]
+        key: object = ("pid", o.pid) if o.pid is not None else ("uuid", o.uuid) if o.uuid else ("id", o.id)
+        if key in seen:
+            duplicates[path] = seen[key]
             continue
-        seen[o.id] = path
+        seen[key] = path
         out.append(o)
     return out, duplicates

@@ -169,9 +169,12 @@ pub struct BalloonObservation {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct VmObservation {
-    /// libvirt's UUID; for QMP the UUID QEMU reports, or the socket's name.
+    /// libvirt's UUID; for QMP the socket's name without `.qmp` (Proxmox: the vmid).
     pub id: String,
     pub name: String,
+    /// The SMBIOS UUID (libvirt: the domain's; QMP: `query-uuid` when not all zero).
+    #[serde(default)]
+    pub uuid: Option<String>,
     pub origin: VmOrigin,
     pub status: VmStatus,
     #[serde(default)]
@@ -212,6 +215,7 @@ impl VmObservation {
         VmObservation {
             id: id.into(),
             name: name.into(),
+            uuid: None,
             origin,
             status,
             status_reason: None,
