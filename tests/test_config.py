@@ -244,8 +244,8 @@ def test_serve_with_bad_config_exits_2(tmp_path: Path, toml: str, env: dict[str,
 
 
 def test_serve_refuses_unauthenticated_non_loopback_bind(tmp_path: Path, free_port: Any) -> None:
-    """DESIGN.md, Security: any bind but loopback needs a token or an explicit opt-out; hvstat has no
-    token yet, so without the opt-out it must refuse before binding."""
+    """DESIGN.md, Security: any bind but loopback needs a token or an explicit opt-out; with neither
+    it must refuse before binding (tokens and the opt-out: tests/test_security.py)."""
     p = write(tmp_path, "")
     # Were the check missing, the server would run until run_cli's timeout kills it.
     r = run_cli("serve", "--config", str(p), "--host", "0.0.0.0", "--port", str(free_port()))

@@ -18,6 +18,7 @@ import re
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -191,6 +192,78 @@ def test_dashboard_live_detail_and_restart(tmp_path: Path, fake_containers: Any,
 
     errors = [(p, t, m) for p, t, m in console if t in ("error", "pageerror") and not (p == "down" and RECONNECT_NOISE.search(m))]
     assert errors == [], errors
+
+
+# The app under uvicorn, its container source replaced by a feeder of N synthetic guests per second
+# (argv: port, N): the table's behaviour with a thousand guests, without a thousand cgroups.
+SYNTHETIC_SERVER = r"""
+import asyncio, random, sys, time
+import uvicorn
+from hvstat.app import create_app
+from hvstat.config import ContainerSettings, MonitoringSettings, Settings, VmSettings
+from hvstat.models import ContainerMetrics, ContainersSample
+port, n = int(sys.argv[1]), int(sys.argv[2])
+app = create_app(Settings(monitoring=MonitoringSettings(node_metrics_interval=1), containers=ContainerSettings(enabled=False), vms=VmSettings(enabled=False)))
+rng = random.Random(1)
+def sample(ts):
+    return ContainersSample(timestamp=ts, interval_secs=1.0, host_cpus=2, containers=[ContainerMetrics(
+        timestamp=ts, id=f"{i:064x}", name=f"guest-{i:04d}", runtime="docker", cgroup_path=f"/docker/{i:064x}",
+        state="running", processes=1, cpu_usage_percent=rng.random() * 50, memory_usage_bytes=rng.randint(1 << 20, 1 << 30),
+        memory_limit_bytes=1 << 30, block_read_bytes=0, block_write_bytes=0, network_mode="own",
+        network_rx_bytes=0, network_tx_bytes=0) for i in range(n)])
+async def feed():
+    while not hasattr(app.state, "hvstat"):
+        await asyncio.sleep(0.05)
+    hub = app.state.hvstat.hub
+    hub.containers_enabled = True
+    while True:
+        hub.publish_containers(sample(time.time()))
+        await asyncio.sleep(1)
+async def main():
+    asyncio.create_task(feed())
+    await uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")).serve()
+asyncio.run(main())
+"""
+
+
+def test_a_thousand_guests_keep_the_page_light(tmp_path: Path, browser: Any) -> None:
+    """Only the rows in view are in the DOM; sorting, filtering and scrolling work on all of them."""
+    port = free_port()
+    log_path = tmp_path / "synthetic.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen([sys.executable, "-c", SYNTHETIC_SERVER, str(port), "1000"], stdout=log, stderr=subprocess.STDOUT, env=clean_env())
+    try:
+        page = browser.new_page(viewport={"width": 1400, "height": 1000}, bypass_csp=True)
+        errors: list[str] = []
+        page.on("console", lambda m: m.type == "error" and errors.append(m.text))
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        deadline = time.monotonic() + WAIT_SECS
+        while True:
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
+                    break
+            assert proc.poll() is None and time.monotonic() < deadline, log_path.read_text()
+            time.sleep(0.1)
+        page.goto(f"http://127.0.0.1:{port}/")
+        page.wait_for_function("document.querySelector('#containers-count').textContent === '1000'", timeout=20_000)
+        rendered = page.eval_on_selector_all("#containers tbody tr[data-id]", "rows => rows.length")
+        assert 0 < rendered <= 60, rendered
+        # Sorted by CPU, busiest first: the first row is the largest value of the latest summary.
+        page.click('#containers th button:text("CPU")')
+        page.wait_for_timeout(300)
+        cpus = page.eval_on_selector_all("#containers tbody tr[data-id] td:nth-child(4)", "tds => tds.map(td => parseFloat(td.innerText))")
+        assert cpus == sorted(cpus, reverse=True) and cpus[0] > 45, cpus[:5]
+        # Scrolled to the end: the last rows are rendered, still only a screenful.
+        page.click('#containers th button:text("Name")')
+        page.eval_on_selector("#containers", "t => { t.parentElement.scrollTop = 1e9; }")
+        page.wait_for_selector('#containers tr[data-id$="3e7"]')  # guest-0999
+        assert page.eval_on_selector_all("#containers tbody tr[data-id]", "rows => rows.length") <= 60
+        page.fill("#containers-filter", "guest-09")
+        page.wait_for_function("document.querySelector('#containers-count').textContent === '100 of 1000'")
+        assert errors == [], errors
+    finally:
+        proc.kill()
+        proc.wait(timeout=WAIT_SECS)
 
 
 def test_root_serves_json_to_scripts_and_the_page_to_browsers(serve: str) -> None:

@@ -10,6 +10,7 @@ deleting its cgroup directory.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 import shutil
@@ -27,7 +28,6 @@ import pytest
 from starlette.testclient import TestClient
 
 from helpers import FIXTURE_HOSTS, WAIT_SECS
-from hvstat.api import history as history_api
 from hvstat.app import create_app
 from hvstat.config import ConfigError, ContainerSettings, MonitoringSettings, Settings, load_settings
 from hvstat.models import ContainerMetrics, ContainersSample, History, NodeMetrics
@@ -524,9 +524,17 @@ def test_fine_step_over_an_old_range_is_refused(client: TestClient) -> None:
     assert "hint" in body["detail"]
 
 
-def test_too_many_points(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(history_api, "MAX_POINTS", 2)
-    body = _check_error(client.get(NODE), 400, "too many points")
+def test_too_many_points(client: TestClient) -> None:
+    """monitoring.history_max_points, set to 2 on the running app (a server with that setting:
+    tests/test_security.py)."""
+    app_state = client.app.state  # type: ignore[attr-defined]
+    state = app_state.hvstat
+    monitoring = msgspec.structs.replace(state.settings.monitoring, history_max_points=2)
+    app_state.hvstat = dataclasses.replace(state, settings=msgspec.structs.replace(state.settings, monitoring=monitoring))
+    try:
+        body = _check_error(client.get(NODE), 400, "too many points")
+    finally:
+        app_state.hvstat = state
     assert body["detail"]["max_points"] == 2 and body["detail"]["points"] > 2
 
 

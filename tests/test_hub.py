@@ -7,6 +7,8 @@ under Starlette's TestClient; tests/test_ws.py does it over real sockets."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import logging
 from collections.abc import Iterator
 from typing import Any
@@ -492,6 +494,33 @@ def test_max_clients() -> None:
     assert a.ended.is_set()
     assert hub.connect("d") is not None
     assert make_hub(max_clients=0).connect("x") is None
+
+
+def test_pace_gc_collects_just_after_a_node_publish_and_restores_the_gc() -> None:
+    hub = make_hub()
+    thresholds = gc.get_threshold()
+
+    async def run() -> None:
+        task = asyncio.create_task(hub.pace_gc(every=0.5, after=0.05))
+        await asyncio.sleep(0.1)
+        # Automatic full collections are off; what existed at start is out of the GC's way.
+        assert gc.get_threshold() == (thresholds[0], thresholds[1], 1 << 30) and gc.get_freeze_count() > 0
+        await asyncio.sleep(0.6)
+        assert hub.gc_runs == 0, "it waits for a node publish"
+        hub.publish_node(node_sample(T0 + 1))
+        await asyncio.sleep(0.02)
+        assert hub.gc_runs == 0, "not in the middle of the fan-out"
+        await asyncio.sleep(0.3)
+        assert hub.gc_runs == 1 and hub.gc_last_ms is not None
+        # No node sample for a whole period: it collects anyway.
+        await asyncio.sleep(1.3)
+        assert hub.gc_runs == 2
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    asyncio.run(run())
+    assert gc.get_threshold() == thresholds and gc.get_freeze_count() == 0
 
 
 # --- what clients send ------------------------------------------------------------------------------------

@@ -7,16 +7,18 @@ import contextlib
 import logging
 import resource
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.routing import Route
 
 from hvstat import __version__
 from hvstat.api import alerts as alert_routes
 from hvstat.api import containers, history, prometheus, rest, ui, vms, ws
+from hvstat.api.auth import SecurityMiddleware, load_tokens, security_middleware_options, warn_if_readable_by_others
 from hvstat.api.openapi import openapi
 from hvstat.api.responses import ApiError, MsgspecResponse, check_params, on_api_error, on_http_exception, on_unexpected
 from hvstat.alerts.engine import AlertEngine, both
@@ -24,6 +26,7 @@ from hvstat.alerts.notify import QueueNotifier, build_notifiers
 from hvstat.alerts.rules import compile_rules
 from hvstat.config import Settings
 from hvstat.hub import Hub
+from hvstat.reload import Reloader
 from hvstat.sources.base import Source
 from hvstat.sources.containers import ContainerSource
 from hvstat.sources.node import NodeSource
@@ -93,7 +96,14 @@ def alert_engine(settings: Settings, hub: Hub, notifiers: list[QueueNotifier]) -
     )
 
 
-def create_app(settings: Settings) -> Starlette:
+def create_app(settings: Settings, reload_settings: Callable[[], Settings] | None = None) -> Starlette:
+    """``reload_settings`` (``hvstat serve`` passes it) loads the config again on SIGHUP (hvstat/reload.py)."""
+    # Tokens are read once, here (load_settings validated them already); the middleware checks
+    # every request before any route runs (hvstat/api/auth.py).
+    tokens = load_tokens(settings.server)
+    if settings.server.token_file is not None:
+        warn_if_readable_by_others(settings.server.token_file)
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         raise_fd_limit()
@@ -134,10 +144,16 @@ def create_app(settings: Settings) -> Starlette:
             n.start()
         app.state.hvstat = AppState(settings, store, node, guests, sources, __version__, time.monotonic(), hub, alerts=alerts, vm_source=vm_source)
         tasks = [asyncio.create_task(s.run(), name=f"source:{s.name}") for s in sources]
+        tasks.append(asyncio.create_task(hub.pace_gc(), name="hub:gc"))  # full GCs between fan-outs
         log.info("hvstat %s: sources started: %s", __version__, ", ".join(s.name for s in sources))
+        reloader = Reloader(reload_settings, settings, hub) if reload_settings is not None else None
+        if reloader is not None and reloader.install():
+            log.info("SIGHUP reloads the configuration")
         try:
             yield
         finally:
+            if reloader is not None:
+                reloader.uninstall()
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -145,6 +161,7 @@ def create_app(settings: Settings) -> Starlette:
                 await vm_source.close()
             # Queued notifications get a short grace to go out.
             await asyncio.gather(*(n.aclose() for n in notifiers), return_exceptions=True)
+            log.info("sources stopped")
 
     return Starlette(
         routes=[
@@ -159,5 +176,6 @@ def create_app(settings: Settings) -> Starlette:
             Route("/openapi.json", openapi, methods=["GET"]),
         ],
         lifespan=lifespan,
+        middleware=[Middleware(SecurityMiddleware, **security_middleware_options(settings.server, tokens))],
         exception_handlers={ApiError: on_api_error, HTTPException: on_http_exception, Exception: on_unexpected},
     )

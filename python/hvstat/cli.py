@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 import time
+from collections.abc import Callable
+from types import FrameType
 
 import msgspec
 
 from hvstat import __version__
 from hvstat._native import ConfigError as CoreConfigError
 from hvstat._native import ContainerSampler, NodeSampler
-from hvstat.config import ConfigError, Settings, check_bind, is_loopback, load_settings
+from hvstat.config import ConfigError, Settings, check_bind, has_tokens, is_loopback, load_settings
 from hvstat.models import node_metrics_decoder
 from hvstat.sources.node import PRIME_SECS
 
@@ -49,7 +52,30 @@ def _settings(args: argparse.Namespace) -> Settings:
     return settings
 
 
-def _serve(settings: Settings) -> None:
+def _reload_loader(args: argparse.Namespace) -> Callable[[], Settings]:
+    """What SIGHUP loads (hvstat/reload.py): the same file, environment and --host/--port as at
+    start, checked as at start; raises on anything invalid."""
+
+    def load() -> Settings:
+        settings = _settings(args)
+        check_bind(settings.server)
+        NodeSampler(settings.node.core_config_json())
+        if settings.containers.enabled:
+            ContainerSampler(settings.containers.core_config_json(settings.node))
+        return settings
+
+    return load
+
+
+def _exit_cleanly(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(0)
+
+
+def _sighup_too_early(signum: int, frame: FrameType | None) -> None:
+    logging.getLogger("hvstat").warning("SIGHUP before the service had started (or while it stops): ignored")
+
+
+def _serve(settings: Settings, reload_settings: Callable[[], Settings] | None = None) -> None:
     import uvicorn
 
     from hvstat.app import create_app
@@ -60,17 +86,35 @@ def _serve(settings: Settings) -> None:
     NodeSampler(settings.node.core_config_json())
     if settings.containers.enabled:
         ContainerSampler(settings.containers.core_config_json(settings.node))
-    logging.basicConfig(level=settings.logging.level.upper(), format="%(levelname)s %(name)s: %(message)s")
-    if settings.server.allow_unauthenticated_remote and not is_loopback(settings.server.host):
+    from hvstat.logs import configure_logging
+
+    # Text or JSON lines ([logging] format), for hvstat's loggers and uvicorn's alike.
+    configure_logging(settings.logging)
+    if settings.server.allow_unauthenticated_remote and not is_loopback(settings.server.host) and not has_tokens(settings.server):
         logging.getLogger("hvstat").warning(
             "serving on %s without authentication (server.allow_unauthenticated_remote)", settings.server.host
         )
+    # SIGTERM (systemctl stop): uvicorn stops serving and runs the lifespan's shutdown (sources
+    # stopped, notifications flushed), then raises the signal it caught again so that its previous
+    # handler runs: this one, which makes that a clean exit 0 (instead of death by SIGTERM). Before
+    # uvicorn takes SIGTERM over, it exits 0 at once. SIGHUP, whose default action is to terminate,
+    # is the lifespan's (a reload) once the sources run; until then it is logged and ignored (a
+    # Python handler, not SIG_IGN, which child processes would inherit).
+    signal.signal(signal.SIGTERM, _exit_cleanly)
+    signal.signal(signal.SIGHUP, _sighup_too_early)
     uvicorn.run(
-        create_app(settings),
+        create_app(settings, reload_settings=reload_settings),
         host=settings.server.host,
         port=settings.server.port,
         log_level=settings.logging.level,
         access_log=settings.logging.level == "debug",
+        log_config=None,  # configure_logging's, above
+        # [server] tls_cert / tls_key: HTTPS and wss:// on the same port; None serves plain HTTP.
+        ssl_certfile=settings.server.tls_cert,
+        ssl_keyfile=settings.server.tls_key,
+        # A client message over 64 KiB gets an error from the hub (docs/websocket.md); uvicorn's
+        # default frame limit of 16 MiB would let every connection make the server buffer that much.
+        ws_max_size=1 << 20,
         # /ws sends the same encoded bytes to every client (hub.py). permessage-deflate, which
         # browsers and the websockets package offer, would compress them again for each client
         # (its context differs per connection): 5x the CPU of the whole fan-out at 1000 clients
@@ -98,6 +142,7 @@ def _check_config(settings: Settings) -> None:
         alerts["email"]["password"] = "***"
     if alerts.get("webhook"):
         alerts["webhook"]["headers"] = {k: "***" for k in alerts["webhook"].get("headers", {})}
+    effective["server"]["tokens"] = ["***" for _ in settings.server.tokens]
     effective["node"] = effective_node
     effective["containers"] = {
         "enabled": settings.containers.enabled,
@@ -111,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = _settings(args)
         if args.command == "serve":
-            _serve(settings)
+            _serve(settings, _reload_loader(args))
         elif args.command == "snapshot":
             _snapshot(settings, args.interval, args.pretty)
         elif args.command == "check-config":
@@ -119,6 +164,8 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, CoreConfigError) as e:
         print(f"hvstat: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C: uvicorn stopped cleanly, then raised SIGINT again
+        return 130
     return 0
 
 

@@ -36,8 +36,29 @@ class _Table(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
 class ServerSettings(_Table, kw_only=True):
     host: str = "127.0.0.1"
     port: Port = 9106
-    # hvstat has no authentication yet: binding anywhere but loopback must be asked for explicitly.
+    # API tokens (docs/operations.md, "Security"). With any token set, every request needs one
+    # (Authorization: Bearer; for /ws also ?token= or a first "auth" message), loopback or not.
+    tokens: list[str] = []
+    # A file of tokens, one per line ("#" starts a comment line); read at start.
+    token_file: str | None = None
+    # Binding anywhere but loopback needs a token; this serves it without one (a warning is logged).
     allow_unauthenticated_remote: bool = False
+    # Paths answered without a token (exact paths): /health for load balancers. The dashboard's
+    # static page and files (/ui/...) never need one; the data they load does.
+    public_paths: list[str] = msgspec.field(default_factory=lambda: ["/health"])
+    # Origins (scheme://host[:port]) whose pages may open /ws, or ["*"]. Empty: the page's host
+    # must be the Host the request came to (same origin); a request without Origin (not a
+    # browser) is always let through to the token check.
+    allowed_origins: list[str] = []
+    # TLS: PEM certificate (chain) and key, handed to uvicorn; both or neither.
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    # Request limits: a body over this is a 413 (hvstat has only GET routes), a query string over
+    # this a 414.
+    max_body_bytes: Annotated[int, msgspec.Meta(ge=0, le=1 << 20)] = 0
+    max_query_bytes: Annotated[int, msgspec.Meta(ge=64, le=65536)] = 4096
+    # Seconds a /ws client without a token in its handshake has to send {"type": "auth", ...}.
+    ws_auth_timeout: Annotated[float, msgspec.Meta(gt=0, le=60)] = 5.0
 
 
 class MonitoringSettings(_Table, kw_only=True):
@@ -53,6 +74,8 @@ class MonitoringSettings(_Table, kw_only=True):
     max_ws_clients: Annotated[int, msgspec.Meta(ge=0)] = 100
     # Messages a WebSocket client may have waiting; one more and it is disconnected as too slow.
     ws_queue_size: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 16
+    # Points (timestamps) one history answer may hold; more is a 400 "too many points".
+    history_max_points: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 10_000
 
 
 class NodeSettings(_Table, kw_only=True):
@@ -132,6 +155,9 @@ class VmSettings(_Table, kw_only=True):
 
 class LoggingSettings(_Table, kw_only=True):
     level: Literal["debug", "info", "warning", "error"] = "info"
+    # "text": "LEVEL logger: message" lines; "json": one JSON object per line (ts, level, logger,
+    # msg and any extra fields), uvicorn's error and access logs included (hvstat/logs.py).
+    format: Literal["text", "json"] = "text"
 
 
 class AlertRuleSelect(_Table, kw_only=True):
@@ -305,7 +331,33 @@ def load_settings(path: str | os.PathLike[str] | None = None, environ: dict[str,
     except msgspec.ValidationError as e:
         raise ConfigError(_name_rule(_explain(str(e), origins, path), data)) from None
     _check_alerts(settings.alerts, path)
+    _check_server(settings.server, path)
     return settings
+
+
+def _check_server(server: ServerSettings, path: object) -> None:
+    """What the types cannot say: tokens well formed and the token file readable (hvstat.api.auth),
+    TLS files readable and given together, paths and origins well formed."""
+    from hvstat.api.auth import load_tokens
+
+    where = f" (in {path})" if path else ""
+    try:
+        load_tokens(server)
+    except ConfigError as e:
+        raise ConfigError(f"{e}{where}") from None
+    if (server.tls_cert is None) != (server.tls_key is None):
+        raise ConfigError(f"config key server.{'tls_key' if server.tls_key is None else 'tls_cert'}{where}: tls_cert and tls_key go together")
+    for key in ("tls_cert", "tls_key"):
+        file = getattr(server, key)
+        if file is not None and not os.access(file, os.R_OK):
+            raise ConfigError(f"config key server.{key}{where}: cannot read {file}")
+    bad = [p for p in server.public_paths if not p.startswith("/")]
+    if bad:
+        raise ConfigError(f"config key server.public_paths{where}: not a path (must start with /): {', '.join(map(repr, bad))}")
+    for origin in server.allowed_origins:
+        parts = urllib.parse.urlsplit(origin)
+        if origin != "*" and (parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("", "/") or parts.query):
+            raise ConfigError(f"config key server.allowed_origins{where}: {origin!r} is not an origin (scheme://host[:port], or \"*\")")
 
 
 def _name_rule(msg: str, data: dict[str, Any]) -> str:
@@ -367,12 +419,18 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def has_tokens(server: ServerSettings) -> bool:
+    """Whether any token is configured (a token file, validated at load, holds at least one)."""
+    return bool(server.tokens) or server.token_file is not None
+
+
 def check_bind(server: ServerSettings) -> None:
-    """Refuse a non-loopback bind unless the operator opted in (there is no authentication yet)."""
-    if not is_loopback(server.host) and not server.allow_unauthenticated_remote:
+    """Refuse a non-loopback bind without tokens unless the operator opted out explicitly."""
+    if not is_loopback(server.host) and not has_tokens(server) and not server.allow_unauthenticated_remote:
         raise ConfigError(
-            f"config key server.host: {server.host!r} is not a loopback address and hvstat has no authentication; "
-            "set server.allow_unauthenticated_remote = true (HVSTAT_SERVER_ALLOW_UNAUTHENTICATED_REMOTE=1) "
+            f"config key server.host: {server.host!r} is not a loopback address and no token is configured; "
+            "set server.tokens or server.token_file (docs/operations.md, Security), or "
+            "server.allow_unauthenticated_remote = true (HVSTAT_SERVER_ALLOW_UNAUTHENTICATED_REMOTE=1) "
             "to serve it unauthenticated anyway"
         )
 

@@ -16,6 +16,14 @@
   message per VM) is one entry, a ``Batch``, so that the bound counts ticks, not VMs.
 - **max_ws_clients.** ``connect`` refuses the client past the limit; the route closes it with
   1013 ("try again later") and a reason.
+- **Full garbage collections at a quiet moment** (``pace_gc``). With 1000 connections the process
+  holds a few hundred thousand objects that the cyclic GC tracks (each connection's tasks, queue,
+  protocol objects); a full collection of them took 36-88 ms here, and landing in the middle of a
+  fan-out it held every client behind it (it was the whole tail of bench/ws_fanout.py: p99 146 ms
+  with 1000 clients). So automatic full collections are off while the hub runs; ``pace_gc`` does
+  one every minute, 0.2 s after a node fan-out was queued (the sends are done by then, the next
+  tick is far). What exists at start is frozen out of the GC (``gc.freeze``): it lives as long as
+  the process. Young generations are collected as usual.
 - Runs on the event loop only: the sources publish from their tick's done-callback (after the
   store was written), the route calls ``connect``/``handle``/``disconnect``.
 
@@ -25,8 +33,11 @@ The hub knows nothing of WebSocket framing: ``api/ws.py`` moves Frames between q
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import logging
 import socket
+import time
 from collections.abc import Callable, Iterable
 
 import msgspec
@@ -68,6 +79,9 @@ MAX_CLIENT_MESSAGE_BYTES = 64 * 1024
 CLOSE_TOO_SLOW = 1008  # policy violation: it did not keep up with its bounded queue
 CLOSE_TOO_MANY = 1013  # try again later: max_ws_clients reached
 CLIENT_TYPES = {m.__struct_config__.tag: m for m in CLIENT_MESSAGES}
+# pace_gc: a full collection this often, this long after a node fan-out was queued.
+GC_EVERY_SECS = 60.0
+GC_AFTER_PUBLISH_SECS = 0.2
 
 
 def node_id() -> str:
@@ -190,6 +204,10 @@ class Hub:
         self.frames_encoded = 0
         self.dropped_slow = 0
         self.refused = 0
+        self.gc_runs = 0
+        self.gc_last_ms: float | None = None
+        # Set after each node publish: pace_gc waits for it.
+        self._node_published = asyncio.Event()
 
     # --- clients ---
 
@@ -347,6 +365,7 @@ class Hub:
 
     def publish_node(self, sample: NodeMetrics) -> None:
         """Topic ``node``: one NodeMetrics message, encoded once, to every subscriber."""
+        self._node_published.set()
         subscribers = [c for c in self._clients.values() if "node" in c.topics]
         if not subscribers:
             return
@@ -502,6 +521,34 @@ class Hub:
         self.frames_encoded += 1
         for c in clients:
             self._offer(c, frame)
+
+    # --- garbage collection ---
+
+    async def pace_gc(self, every: float = GC_EVERY_SECS, after: float = GC_AFTER_PUBLISH_SECS) -> None:
+        """Run for the server's life (a lifespan task): full collections at a moment of the hub's
+        choosing instead of in the middle of a fan-out (see the module docstring). Undone when
+        cancelled."""
+        thresholds = gc.get_threshold()
+        gc.collect()
+        gc.freeze()
+        # The full generation's threshold counts young-generation collections; this many never come.
+        gc.set_threshold(thresholds[0], thresholds[1], 1 << 30)
+        try:
+            while True:
+                await asyncio.sleep(every)
+                self._node_published.clear()
+                # No node sample for a whole period (its source is failing): collect anyway.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._node_published.wait(), every)
+                    await asyncio.sleep(after)
+                started = time.perf_counter()
+                gc.collect()
+                self.gc_runs += 1
+                self.gc_last_ms = (time.perf_counter() - started) * 1000
+                log.debug("full garbage collection: %.1f ms, %d clients", self.gc_last_ms, len(self._clients))
+        finally:
+            gc.set_threshold(*thresholds)
+            gc.unfreeze()
 
     def publish(self, message: WsMessage, topics: Iterable[str]) -> None:
         """``message``, encoded once, to every client subscribed to any of ``topics`` (each client

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from hvstat.alerts.engine import AlertEngine
 from hvstat.config import Settings
@@ -12,6 +13,9 @@ from hvstat.sources.containers import ContainerSource
 from hvstat.sources.node import NodeSource
 from hvstat.sources.vms import VmSource
 from hvstat.store import Store
+
+if TYPE_CHECKING:
+    from hvstat.remote_write import RemoteWriter
 
 
 @dataclass(frozen=True)
@@ -28,3 +32,5 @@ class AppState:
     alerts: AlertEngine | None = None
     # None when [vms] enabled = false.
     vm_source: VmSource | None = None
+    # None when [remote_write] enabled = false.
+    remote_write: RemoteWriter | None = None

@@ -21,8 +21,6 @@ from hvstat.state import AppState
 from hvstat.store import HistoryQueryError, Kind, Series, Store
 
 PARAMS = {"since", "until", "step", "fields"}
-# Points (timestamps) per answer at most: about 1.5 MB of JSON with every container field.
-MAX_POINTS = 10_000
 # The range when `since` is not given: this long before `until`.
 DEFAULT_RANGE_SECS = 3600.0
 
@@ -72,7 +70,9 @@ def _answer(request: Request, store: Store, kind: Kind, series: Series | None, e
         # History is on but this entity has none yet (the node's first tick failed).
         series = Series(len(kind.fields), 0, 0, 1.0)
     try:
-        result = store.query(kind, series, since=since, until=until, step=step, fields=fields, max_points=MAX_POINTS)
+        # monitoring.history_max_points (default 10000: about 1.5 MB of JSON with every container field).
+        max_points = request.app.state.hvstat.settings.monitoring.history_max_points
+        result = store.query(kind, series, since=since, until=until, step=step, fields=fields, max_points=max_points)
     except HistoryQueryError as e:
         raise ApiError(400, e.error, e.detail) from None
     return MsgspecResponse(

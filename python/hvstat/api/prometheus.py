@@ -21,24 +21,32 @@ Rules (docs/prometheus.md, "Rules"):
 This is a direct renderer, not prometheus_client's exposition: bench/prometheus.py renders the same
 store both ways and the parsed outputs are equal; the numbers and the choice are in bench/README.md,
 "Prometheus /metrics".
+
+One walk, two sinks: the ``_node``, ``_containers``, ``_vms`` and ``_own`` walks hand every family's
+series to a sink as (label key, value) pairs. ``_Exposition`` makes them exposition lines (its label
+keys are the label text, built once per entity); ``SeriesSink`` makes ``(name, labels, value)``
+tuples, which remote write (hvstat.remote_write) encodes. So both export exactly the same series.
 """
 
 from __future__ import annotations
 
+import functools
 import operator
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from itertools import repeat
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from starlette.requests import Request
 from starlette.responses import Response
 
 from hvstat.api.responses import check_params
-from hvstat.models import ContainerMetrics, NodeMetrics, Pressure, SourceHealth, VmMetrics
+from hvstat.models import ContainerMetrics, NodeMetrics, SourceHealth, VmMetrics
 from hvstat.state import AppState
 
 if TYPE_CHECKING:
     from hvstat.alerts.engine import AlertEngine
+    from hvstat.remote_write import RemoteWriteStatus
 
 CONTENT_TYPE_TEXT = "text/plain; version=0.0.4; charset=utf-8"
 CONTENT_TYPE_OPENMETRICS = "application/openmetrics-text; version=1.0.0; charset=utf-8"
@@ -97,7 +105,10 @@ def info(name: str, help: str, labels: tuple[str, ...], source: str = "") -> Fam
     return _family(name, "info", help, labels, "", source)
 
 
-# --- label values ------------------------------------------------------------------------------------
+# --- label values and the two sinks ------------------------------------------------------------------
+
+# A sample's value: a number (an int is exact, as the sample has it), or None / "max" (left out).
+Value = float | int | None
 
 
 def escape(value: str) -> str:
@@ -106,43 +117,89 @@ def escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
-def _labels(**kv: str) -> str:
-    return "{" + ",".join(f'{k}="{escape(v)}"' for k, v in kv.items()) + "}"
+@functools.cache
+def _label_format(names: tuple[str, ...], opening: str) -> Any:
+    """``'{a="{}",b="{}"} '.format`` for ``names`` (``opening`` "{" for a new label set, "," to
+    extend one whose "} " was cut off)."""
+    head = "{{" if opening == "{" else ","  # a brace is doubled in a str.format template
+    return (head + ",".join(f'{n}="{{}}"' for n in names) + "}} ").format
 
 
-def _value(v: float | int | bool) -> str:
-    # int and float print as Go's ParseFloat reads them (repr of a float: 1e-05, 1.5e+20); JSON
-    # cannot carry NaN or Inf, so neither can reach here. bool is an int, but prints as True.
-    if v is True:
-        return "1"
-    if v is False:
-        return "0"
-    return repr(v)
+class Sink(Protocol):
+    """Where a walk puts its series. A label key is whatever the sink wants per label set: the
+    walks build one per entity and reuse it in every family of that entity."""
+
+    unlabelled: Any
+
+    def key(self, **labels: str) -> Any: ...
+
+    def keys(self, names: tuple[str, ...], rows: Iterable[Sequence[Any]], *, raw: bool = False) -> list[Any]:
+        """A key per row of label values. ``raw``: the values need no escaping (ints, constants)."""
+        ...
+
+    def extend(self, keys: Iterable[Any], names: tuple[str, ...], rows: Iterable[Sequence[Any]], *, raw: bool = False) -> list[Any]:
+        """Each labelled key with the labels of its row added."""
+        ...
+
+    def extend_const(self, keys: Iterable[Any], **labels: str) -> list[Any]:
+        """Each labelled key with the same constant labels (values that need no escaping) added."""
+        ...
+
+    def add(self, fam: Family, pairs: Iterable[tuple[Any, Any]], *, limits: bool = False) -> None:
+        """The family's series: (key, value) pairs; a None value (and with ``limits``, a "max")
+        leaves its series out."""
+        ...
+
+    def one(self, fam: Family, value: Value, key: Any = None) -> None: ...
 
 
 class _Exposition:
-    """Collects the output; a family with no sample this scrape is left out entirely."""
+    """The text sink: a key is the label text with its braces and the space before the value
+    (``'{a="x"} '``; ``" "`` unlabelled). Collects the output; a family with no sample this
+    scrape is left out entirely."""
 
     __slots__ = ("chunks", "openmetrics")
+    unlabelled = " "
 
     def __init__(self, openmetrics: bool) -> None:
         self.chunks: list[str] = []
         self.openmetrics = openmetrics
 
-    def add(self, fam: Family, lines: list[str]) -> None:
+    def key(self, **labels: str) -> str:
+        return "{" + ",".join(f'{k}="{escape(v)}"' for k, v in labels.items()) + "} "
+
+    def keys(self, names: tuple[str, ...], rows: Iterable[Sequence[Any]], *, raw: bool = False) -> list[str]:
+        fmt = _label_format(names, "{")
+        if raw:
+            return [fmt(*row) for row in rows]
+        return [fmt(*map(escape, row)) for row in rows]
+
+    def extend(self, keys: Iterable[str], names: tuple[str, ...], rows: Iterable[Sequence[Any]], *, raw: bool = False) -> list[str]:
+        fmt = _label_format(names, ",")
+        if raw:
+            return [k[:-2] + fmt(*row) for k, row in zip(keys, rows)]
+        return [k[:-2] + fmt(*map(escape, row)) for k, row in zip(keys, rows)]
+
+    def extend_const(self, keys: Iterable[str], **labels: str) -> list[str]:
+        tail = "".join(f',{k}="{v}"' for k, v in labels.items()) + "} "
+        return [k[:-2] + tail for k in keys]
+
+    def add(self, fam: Family, pairs: Iterable[tuple[str, Any]], *, limits: bool = False) -> None:
+        # f"{v}" of an int or float is its repr, which Go's ParseFloat reads (1e-05, 1.5e+20); JSON
+        # cannot carry NaN or Inf, so neither can reach here. The walks turn bools into ints.
+        name = fam.name
+        if limits:
+            lines = [f"{name}{k}{v}\n" for k, v in pairs if v is not None and v != "max"]
+        else:
+            lines = [f"{name}{k}{v}\n" for k, v in pairs if v is not None]
         if lines:
             self.chunks.append(fam.openmetrics_header if self.openmetrics else fam.text_header)
             self.chunks.extend(lines)
 
-    def one(self, fam: Family, value: float | int | bool | None, labels: str = "") -> None:
+    def one(self, fam: Family, value: Value, key: str | None = None) -> None:
         if value is not None:
-            self.add(fam, [f"{fam.name}{labels} {_value(value)}\n"])
-
-    def fields(self, obj: object | None, table: Iterable[tuple[Family, str]]) -> None:
-        """One unlabelled series per (family, attribute) of ``obj``."""
-        if obj is not None:
-            for fam, attr in table:
-                self.one(fam, getattr(obj, attr))
+            self.chunks.append(fam.openmetrics_header if self.openmetrics else fam.text_header)
+            self.chunks.append(f"{fam.name}{key or ' '}{value}\n")
 
     def finish(self) -> bytes:
         if self.openmetrics:
@@ -150,6 +207,51 @@ class _Exposition:
         # Label values come from the kernel and runtimes' metadata, decoded lossily to str by the
         # core; "replace" keeps one odd character from failing the whole scrape.
         return "".join(self.chunks).encode("utf-8", "replace")
+
+
+Labels = tuple[tuple[str, str], ...]
+
+
+class SeriesSink:
+    """The tuple sink: ``series`` gets a ``(name, labels, value)`` per series, ``labels`` a tuple
+    of (label name, value) pairs in the family's label order, shared by all series of one entity."""
+
+    __slots__ = ("series",)
+    unlabelled: Labels = ()
+
+    def __init__(self) -> None:
+        self.series: list[tuple[str, Labels, float | int]] = []
+
+    def key(self, **labels: str) -> Labels:
+        return tuple(labels.items())
+
+    def keys(self, names: tuple[str, ...], rows: Iterable[Sequence[Any]], *, raw: bool = False) -> list[Labels]:
+        return [tuple(zip(names, map(str, row))) for row in rows]
+
+    def extend(self, keys: Iterable[Labels], names: tuple[str, ...], rows: Iterable[Sequence[Any]], *, raw: bool = False) -> list[Labels]:
+        return [k + tuple(zip(names, map(str, row))) for k, row in zip(keys, rows)]
+
+    def extend_const(self, keys: Iterable[Labels], **labels: str) -> list[Labels]:
+        tail = tuple(labels.items())
+        return [k + tail for k in keys]
+
+    def add(self, fam: Family, pairs: Iterable[tuple[Labels, Any]], *, limits: bool = False) -> None:
+        name = fam.name
+        if limits:
+            self.series.extend([(name, k, v) for k, v in pairs if v is not None and v != "max"])
+        else:
+            self.series.extend([(name, k, v) for k, v in pairs if v is not None])
+
+    def one(self, fam: Family, value: Value, key: Labels | None = None) -> None:
+        if value is not None:
+            self.series.append((fam.name, key or (), value))
+
+
+def _fields(out: Sink, obj: object | None, table: Iterable[tuple[Family, str]]) -> None:
+    """One unlabelled series per (family, attribute) of ``obj``."""
+    if obj is not None:
+        for fam, attr in table:
+            out.one(fam, getattr(obj, attr))
 
 
 # --- node --------------------------------------------------------------------------------------------
@@ -304,72 +406,61 @@ NODE_TEMPERATURE = gauge(
 )
 
 
-def _pressure_lines(fam: Family, resource: str, p: Pressure | None, attr: str, out: list[str]) -> None:
-    """The node's lines of one pressure family for one resource (``full`` is null for cpu before
-    Linux 5.13: no line then)."""
-    if p is None:
-        return
-    for kind, line in (("some", p.some), ("full", p.full)):
-        if line is not None:
-            v = getattr(line, attr)
-            # total= is in microseconds; avg10= and friends are percent with two decimals, so six
-            # decimals of a ratio keep all of it and drop the float noise of the division.
-            v = v / 1e6 if attr == "total_usec" else round(v / 100, 6)
-            out.append(f'{fam.name}{{resource="{resource}",kind="{kind}"}} {_value(v)}\n')
+_cpu_modes = operator.attrgetter(*CPU_MODES)
 
 
-def _node(out: _Exposition, node: NodeMetrics) -> None:
+def _node(out: Sink, node: NodeMetrics) -> None:
     cpu = node.cpu
     if cpu is not None:
-        lines = []
-        for pc in cpu.per_cpu:
-            secs = pc.seconds_total
-            for mode in CPU_MODES:
-                v = getattr(secs, mode)
-                if v is not None:
-                    lines.append(f'hvstat_node_cpu_seconds_total{{cpu="{pc.cpu}",mode="{mode}"}} {_value(v)}\n')
-        out.add(NODE_CPU_SECONDS, lines)
-    out.fields(cpu, NODE_CPU)
-    out.fields(node, NODE_TOP)
-    out.fields(node.memory, NODE_MEMORY)
-    out.fields(node.swap, NODE_SWAP)
-    out.fields(node.hugepages, NODE_HUGEPAGES)
-    out.fields(node.ksm, NODE_KSM)
-    out.fields(node.vm, NODE_VM)
+        pcs = cpu.per_cpu
+        keys = out.keys(("cpu", "mode"), [(pc.cpu, mode) for pc in pcs for mode in CPU_MODES], raw=True)
+        out.add(NODE_CPU_SECONDS, zip(keys, [v for pc in pcs for v in _cpu_modes(pc.seconds_total)]))
+    _fields(out, cpu, NODE_CPU)
+    _fields(out, node, NODE_TOP)
+    _fields(out, node.memory, NODE_MEMORY)
+    _fields(out, node.swap, NODE_SWAP)
+    _fields(out, node.hugepages, NODE_HUGEPAGES)
+    _fields(out, node.ksm, NODE_KSM)
+    _fields(out, node.vm, NODE_VM)
 
     pressure = node.pressure
     if pressure is not None:
-        resources = (("cpu", pressure.cpu), ("memory", pressure.memory), ("io", pressure.io))
-        lines = []
-        for resource, p in resources:
-            _pressure_lines(NODE_PRESSURE_STALL, resource, p, "total_usec", lines)
-        out.add(NODE_PRESSURE_STALL, lines)
+        # ``full`` is null for cpu before Linux 5.13: no series then.
+        lines = [
+            (resource, kind, line)
+            for resource, p in (("cpu", pressure.cpu), ("memory", pressure.memory), ("io", pressure.io))
+            if p is not None
+            for kind, line in (("some", p.some), ("full", p.full))
+            if line is not None
+        ]
+        keys = out.keys(PRESSURE_LABELS, [(r, k) for r, k, _ in lines], raw=True)
+        # total= is in microseconds; avg10= and friends are percent with two decimals, so six
+        # decimals of a ratio keep all of it and drop the float noise of the division.
+        out.add(NODE_PRESSURE_STALL, zip(keys, [line.total_usec / 1e6 for _, _, line in lines]))
         for fam, attr in NODE_PRESSURE_AVG:
-            lines = []
-            for resource, p in resources:
-                _pressure_lines(fam, resource, p, attr, lines)
-            out.add(fam, lines)
+            out.add(fam, zip(keys, [round(getattr(line, attr) / 100, 6) for _, _, line in lines]))
 
-    disks = [(d, _labels(device=d.name)) for d in node.disks]
+    disks = node.disks
+    keys = out.keys(DISK_LABELS, [(d.name,) for d in disks])
     for fam, attr in NODE_DISK:
-        out.add(fam, [f"{fam.name}{lab} {_value(v)}\n" for d, lab in disks if (v := getattr(d, attr)) is not None])
+        out.add(fam, zip(keys, [getattr(d, attr) for d in disks]))
 
-    ifaces = [(i, _labels(device=i.name, kind=i.kind)) for i in node.interfaces]
+    ifaces = node.interfaces
+    keys = out.keys(NET_LABELS, [(i.name, i.kind) for i in ifaces])
     for fam, attr in NODE_NET:
-        out.add(fam, [f"{fam.name}{lab} {_value(v)}\n" for i, lab in ifaces if (v := getattr(i, attr)) is not None])
+        out.add(fam, zip(keys, [getattr(i, attr) for i in ifaces]))
 
-    fss = [(f, _labels(mountpoint=f.mount_point, device=f.device, fstype=f.fs_type)) for f in node.filesystems]
+    fss = node.filesystems
+    keys = out.keys(FS_LABELS, [(f.mount_point, f.device, f.fs_type) for f in fss])
     for fam, attr in NODE_FS:
-        out.add(fam, [f"{fam.name}{lab} {_value(v)}\n" for f, lab in fss if (v := getattr(f, attr)) is not None])
+        col = [getattr(f, attr) for f in fss]
+        if attr == "read_only":
+            col = [int(v) for v in col]  # a bool would print as True
+        out.add(fam, zip(keys, col))
 
-    out.add(
-        NODE_TEMPERATURE,
-        [
-            f"{NODE_TEMPERATURE.name}{_labels(sensor=t.sensor, kind=t.kind, label=t.label or '')} {_value(t.celsius)}\n"
-            for t in node.temperatures
-            if t.celsius is not None
-        ],
-    )
+    temps = node.temperatures
+    keys = out.keys(NODE_TEMPERATURE.labels, [(t.sensor, t.kind, t.label or "") for t in temps])
+    out.add(NODE_TEMPERATURE, zip(keys, [t.celsius for t in temps]))
 
 
 # --- containers --------------------------------------------------------------------------------------
@@ -426,41 +517,35 @@ CONTAINER_PRESSURE_STALL = counter(
 )
 _container_values = operator.attrgetter(*(attr for _, attr in CONTAINER_FIELDS))
 _network_values = operator.attrgetter(*(attr for _, attr in CONTAINER_NETWORK))
+# Fields that may hold "max" (no limit): their series is left out then.
+_LIMIT_FIELDS = {"memory_limit_bytes", "pids_max"}
 
 
-def _containers(out: _Exposition, containers: Iterable[ContainerMetrics]) -> None:
-    # This is what a scrape of 1000 containers costs, so it works column by column: the label text
+def _containers(out: Sink, containers: Iterable[ContainerMetrics]) -> None:
+    # This is what a scrape of 1000 containers costs, so it works column by column: the label key
     # of each container is built once, the values of all fields are fetched per container in one
     # C call (attrgetter) and transposed (zip), and each family's lines are one comprehension.
     cs = list(containers)
     if not cs:
         return
-    bases = [f'id="{escape(c.id)}",name="{escape(c.name)}",runtime="{c.runtime}"' for c in cs]
-    labs = ["{" + b + "} " for b in bases]
-    out.add(
-        CONTAINER_INFO,
-        [f'hvstat_container_info{{{b},cgroup_path="{escape(c.cgroup_path)}",state="{c.state}"}} 1\n' for b, c in zip(bases, cs)],
-    )
-    # f"{v}" of an int or float is its repr, which Go's ParseFloat reads; limits of "max" are skipped.
-    for (fam, _), col in zip(CONTAINER_FIELDS, zip(*map(_container_values, cs))):
-        name = fam.name
-        out.add(fam, [f"{name}{lab}{v}\n" for lab, v in zip(labs, col) if v is not None and v != "max"])
-    own = [(lab, c) for lab, c in zip(labs, cs) if c.network_mode == "own"]
+    bases = out.keys(CONTAINER_LABELS, [(c.id, c.name, c.runtime) for c in cs])
+    out.add(CONTAINER_INFO, zip(out.extend(bases, ("cgroup_path", "state"), [(c.cgroup_path, c.state) for c in cs]), repeat(1)))
+    for (fam, attr), col in zip(CONTAINER_FIELDS, zip(*map(_container_values, cs))):
+        out.add(fam, zip(bases, col), limits=attr in _LIMIT_FIELDS)
+    own = [(b, c) for b, c in zip(bases, cs) if c.network_mode == "own"]
     if own:
-        own_labs = [lab for lab, _ in own]
+        own_bases = [b for b, _ in own]
         for (fam, _), col in zip(CONTAINER_NETWORK, zip(*(_network_values(c) for _, c in own))):
-            name = fam.name
-            out.add(fam, [f"{name}{lab}{v}\n" for lab, v in zip(own_labs, col) if v is not None])
-    stall: list[str] = []
-    name = CONTAINER_PRESSURE_STALL.name
+            out.add(fam, zip(own_bases, col))
+    stall: list[tuple[Any, float]] = []
     for resource, attr in (("cpu", "pressure_cpu"), ("memory", "pressure_memory"), ("io", "pressure_io")):
-        ps = [getattr(c, attr) for c in cs]
-        stall += [f'{name}{{{b},resource="{resource}",kind="some"}} {p.some.total_usec / 1e6}\n' for b, p in zip(bases, ps) if p is not None]
-        stall += [
-            f'{name}{{{b},resource="{resource}",kind="full"}} {p.full.total_usec / 1e6}\n'
-            for b, p in zip(bases, ps)
-            if p is not None and p.full is not None
-        ]
+        with_p = [(b, p) for b, c in zip(bases, cs) if (p := getattr(c, attr)) is not None]
+        if with_p:
+            some = out.extend_const([b for b, _ in with_p], resource=resource, kind="some")
+            stall += zip(some, [p.some.total_usec / 1e6 for _, p in with_p])
+            with_full = [(b, p.full) for b, p in with_p if p.full is not None]
+            full = out.extend_const([b for b, _ in with_full], resource=resource, kind="full")
+            stall += zip(full, [f.total_usec / 1e6 for _, f in with_full])
     out.add(CONTAINER_PRESSURE_STALL, stall)
 
 
@@ -527,34 +612,26 @@ VM_NIC = tuple(
 _vm_values = operator.attrgetter(*(attr for _, attr in VM_FIELDS))
 
 
-def _vms(out: _Exposition, vms: Iterable[VmMetrics]) -> None:
+def _vms(out: Sink, vms: Iterable[VmMetrics]) -> None:
     vs = list(vms)
     if not vs:
         return
-    bases = [f'vm="{escape(v.id)}",name="{escape(v.name)}"' for v in vs]
-    out.add(VM_INFO, [f'hvstat_vm_info{{{b},origin="{v.origin}",status="{v.status}"}} 1\n' for b, v in zip(bases, vs)])
+    bases = out.keys(VM_LABELS, [(v.id, v.name) for v in vs])
+    out.add(VM_INFO, zip(out.extend(bases, ("origin", "status"), [(v.origin, v.status) for v in vs]), repeat(1)))
     for (fam, _), col in zip(VM_FIELDS, zip(*map(_vm_values, vs))):
-        out.add(fam, [f"{fam.name}{{{b}}} {v}\n" for b, v in zip(bases, col) if v is not None])
+        out.add(fam, zip(bases, col))
+    vcpus = [(b, c) for b, v in zip(bases, vs) for c in v.vcpu]
+    keys = out.extend([b for b, _ in vcpus], ("vcpu",), [(c.index,) for _, c in vcpus], raw=True)
     for fam, attr in VM_VCPU:
-        out.add(
-            fam,
-            [
-                f'{fam.name}{{{b},vcpu="{c.index}"}} {getattr(c, attr)}\n'
-                for b, v in zip(bases, vs)
-                for c in v.vcpu
-                if getattr(c, attr) is not None
-            ],
-        )
+        out.add(fam, zip(keys, [getattr(c, attr) for _, c in vcpus]))
+    disks = [(b, d) for b, v in zip(bases, vs) for d in v.disks]
+    keys = out.extend([b for b, _ in disks], ("disk",), [(d.name,) for _, d in disks])
     for fam, attr in VM_DISK:
-        out.add(
-            fam,
-            [f'{fam.name}{{{b},disk="{escape(d.name)}"}} {getattr(d, attr)}\n' for b, v in zip(bases, vs) for d in v.disks if getattr(d, attr) is not None],
-        )
+        out.add(fam, zip(keys, [getattr(d, attr) for _, d in disks]))
+    nics = [(b, n) for b, v in zip(bases, vs) for n in v.nics]
+    keys = out.extend([b for b, _ in nics], ("interface",), [(n.name,) for _, n in nics])
     for fam, attr in VM_NIC:
-        out.add(
-            fam,
-            [f'{fam.name}{{{b},interface="{escape(n.name)}"}} {getattr(n, attr)}\n' for b, v in zip(bases, vs) for n in v.nics if getattr(n, attr) is not None],
-        )
+        out.add(fam, zip(keys, [getattr(n, attr) for _, n in nics]))
 
 
 # --- alerts ------------------------------------------------------------------------------------------
@@ -584,12 +661,15 @@ ALERT_NOTIFIER_RETRIES = counter(
 )
 
 
-def _alerts(out: _Exposition, alerts: AlertEngine) -> None:
-    out.add(ALERTS_FIRING, [f"{ALERTS_FIRING.name}{_labels(rule=r, severity=s)} {n}\n" for r, s, n in alerts.firing_by_rule()])
-    ns = [(n, _labels(notifier=n.name)) for n in alerts.notifier_status()]
+def _alerts(out: Sink, alerts: AlertEngine) -> None:
+    firing = alerts.firing_by_rule()
+    keys = out.keys(ALERTS_FIRING.labels, [(r, s) for r, s, _ in firing])
+    out.add(ALERTS_FIRING, zip(keys, [n for _, _, n in firing]))
+    ns = alerts.notifier_status()
+    keys = out.keys(NOTIFIER_LABELS, [(n.name,) for n in ns])
     for fam, attr in ALERT_NOTIFIER:
-        out.add(fam, [f"{fam.name}{lab} {getattr(n, attr)}\n" for n, lab in ns])
-    out.add(ALERT_NOTIFIER_RETRIES, [f"{ALERT_NOTIFIER_RETRIES.name}{lab} {n.retries}\n" for n, lab in ns])
+        out.add(fam, zip(keys, [getattr(n, attr) for n in ns]))
+    out.add(ALERT_NOTIFIER_RETRIES, zip(keys, [n.retries for n in ns]))
 
 
 # --- hvstat itself -----------------------------------------------------------------------------------
@@ -610,15 +690,105 @@ SOURCE_FAILURES = gauge(
 BUILD_INFO = info("hvstat_build_info", "1, with the version of hvstat as a label.", ("version",), "hvstat.__version__")
 
 
-def _sources(out: _Exposition, sources: Iterable[SourceHealth]) -> None:
-    hs = [(h, _labels(source=h.name)) for h in sources]
-    out.add(SOURCE_UP, [f"{SOURCE_UP.name}{lab} {int(h.consecutive_failures == 0 and h.last_success is not None)}\n" for h, lab in hs])
-    out.add(SOURCE_DURATION, [f"{SOURCE_DURATION.name}{lab} {_value(h.last_duration_secs)}\n" for h, lab in hs if h.last_duration_secs is not None])
-    out.add(SOURCE_LAST_SUCCESS, [f"{SOURCE_LAST_SUCCESS.name}{lab} {_value(h.last_success)}\n" for h, lab in hs if h.last_success is not None])
-    out.add(SOURCE_FAILURES, [f"{SOURCE_FAILURES.name}{lab} {h.consecutive_failures}\n" for h, lab in hs])
+def _sources(out: Sink, sources: Iterable[SourceHealth]) -> None:
+    hs = list(sources)
+    keys = out.keys(SOURCE_LABELS, [(h.name,) for h in hs])
+    out.add(SOURCE_UP, zip(keys, [int(h.consecutive_failures == 0 and h.last_success is not None) for h in hs]))
+    out.add(SOURCE_DURATION, zip(keys, [h.last_duration_secs for h in hs]))
+    out.add(SOURCE_LAST_SUCCESS, zip(keys, [h.last_success for h in hs]))
+    out.add(SOURCE_FAILURES, zip(keys, [h.consecutive_failures for h in hs]))
+
+
+REMOTE_WRITE_SENT = counter(
+    "hvstat_remote_write_samples_sent_total",
+    "Samples the remote-write receiver accepted (a 2xx answer).",
+    unit="samples",
+    source="[remote_write]: samples of batches answered 2xx",
+)
+REMOTE_WRITE_FAILED = counter(
+    "hvstat_remote_write_samples_failed_total",
+    "Samples of batches the receiver refused with a 4xx other than 429 (malformed or out of order): dropped, not retried.",
+    unit="samples",
+    source="[remote_write]: samples of batches answered 4xx (not 429)",
+)
+REMOTE_WRITE_DROPPED = counter(
+    "hvstat_remote_write_samples_dropped_total",
+    "Samples never sent: the oldest batches, dropped to keep the buffer within buffer_max_bytes, or unreadable.",
+    unit="samples",
+    source="[remote_write]: samples of batches removed unsent from buffer_dir",
+)
+REMOTE_WRITE_RETRIES = counter(
+    "hvstat_remote_write_retries_total",
+    "Sends that failed and will be retried (5xx, 429, timeout, connection error).",
+    unit="attempts",
+    source="[remote_write]: failed attempts that keep the batch",
+)
+REMOTE_WRITE_BUFFER_BYTES = gauge(
+    "hvstat_remote_write_buffer_bytes",
+    "Bytes of batches in the on-disk buffer waiting to be sent.",
+    unit="bytes",
+    source="[remote_write]: sizes of the batch files in buffer_dir",
+)
+REMOTE_WRITE_BUFFER_SAMPLES = gauge(
+    "hvstat_remote_write_buffer_samples",
+    "Samples in the on-disk buffer waiting to be sent.",
+    unit="samples",
+    source="[remote_write]: samples of the batch files in buffer_dir",
+)
+REMOTE_WRITE_LAST_SUCCESS = gauge(
+    "hvstat_remote_write_last_success_timestamp_seconds",
+    "When the receiver last accepted a batch, unix seconds; absent until it has.",
+    unit="seconds",
+    source="[remote_write]: time of the last 2xx",
+)
+
+
+def _remote_write(out: Sink, rw: RemoteWriteStatus) -> None:
+    out.one(REMOTE_WRITE_SENT, rw.samples_sent)
+    out.one(REMOTE_WRITE_FAILED, rw.samples_failed)
+    out.one(REMOTE_WRITE_DROPPED, rw.samples_dropped)
+    out.one(REMOTE_WRITE_RETRIES, rw.retries)
+    out.one(REMOTE_WRITE_BUFFER_BYTES, rw.buffer_bytes)
+    out.one(REMOTE_WRITE_BUFFER_SAMPLES, rw.buffer_samples)
+    out.one(REMOTE_WRITE_LAST_SUCCESS, rw.last_success)
+
+
+def _own(
+    out: Sink,
+    sources: Iterable[SourceHealth],
+    version: str,
+    alerts: AlertEngine | None = None,
+    remote_write: RemoteWriteStatus | None = None,
+) -> None:
+    """hvstat's own series: alerts, source health, build info, remote write."""
+    if alerts is not None:
+        _alerts(out, alerts)
+    _sources(out, sources)
+    out.one(BUILD_INFO, 1, out.key(version=version))
+    if remote_write is not None:
+        _remote_write(out, remote_write)
 
 
 # --- the endpoint ------------------------------------------------------------------------------------
+
+
+def collect(
+    out: Sink,
+    node: NodeMetrics | None,
+    containers: Iterable[ContainerMetrics],
+    sources: Iterable[SourceHealth],
+    version: str,
+    *,
+    vms: Iterable[VmMetrics] = (),
+    alerts: AlertEngine | None = None,
+    remote_write: RemoteWriteStatus | None = None,
+) -> None:
+    """Every series of one scrape into ``out``: node, containers, VMs, hvstat's own."""
+    if node is not None:
+        _node(out, node)
+    _containers(out, containers)
+    _vms(out, vms)
+    _own(out, sources, version, alerts, remote_write)
 
 
 def render(
@@ -629,19 +799,20 @@ def render(
     *,
     vms: Iterable[VmMetrics] = (),
     alerts: AlertEngine | None = None,
+    remote_write: RemoteWriteStatus | None = None,
     openmetrics: bool = False,
 ) -> bytes:
     """The whole exposition of one scrape: node, containers, VMs, hvstat's own health."""
     out = _Exposition(openmetrics)
-    if node is not None:
-        _node(out, node)
-    _containers(out, containers)
-    _vms(out, vms)
-    if alerts is not None:
-        _alerts(out, alerts)
-    _sources(out, sources)
-    out.one(BUILD_INFO, 1, _labels(version=version))
+    collect(out, node, containers, sources, version, vms=vms, alerts=alerts, remote_write=remote_write)
     return out.finish()
+
+
+# The walks for one sample of each kind, for remote write.
+collect_node = _node
+collect_containers = _containers
+collect_vms = _vms
+collect_own = _own
 
 
 def wants_openmetrics(accept: str) -> bool:
@@ -676,6 +847,7 @@ async def metrics(request: Request) -> Response:
         state.version,
         vms=state.store.vms.values(),
         alerts=state.alerts,
+        remote_write=None if state.remote_write is None else state.remote_write.status(),
         openmetrics=om,
     )
     return Response(body, media_type=CONTENT_TYPE_OPENMETRICS if om else CONTENT_TYPE_TEXT)

@@ -23,6 +23,7 @@ import msgspec
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket
 
+from hvstat.api.auth import authenticate_websocket
 from hvstat.api.containers import resolve
 from hvstat.api.responses import ApiError
 from hvstat.api.vms import resolve as resolve_vm
@@ -86,6 +87,10 @@ async def ws_endpoint(websocket: WebSocket) -> None:
     hub = state.hub
     peer = f"{websocket.client.host}:{websocket.client.port}" if websocket.client else "?"
     await websocket.accept()
+    # Tokens (hvstat/api/auth.py): checked after the accept so that a refusal's close code and
+    # reason reach a browser; before hub.connect, so an unauthenticated peer takes no slot.
+    if not await authenticate_websocket(websocket):
+        return
     client = hub.connect(peer)
     if client is None:
         # Accept-then-close rather than an HTTP 503: a browser sees the code and the reason.

@@ -133,7 +133,8 @@ function onNode(s) {
 // missed since `after`, the last sample seen before.
 async function loadNodeHistory(after = null) {
   const since = Math.max(Date.now() / 1000 - range, after ?? 0);
-  const hist = await getJSON(`/api/monitoring/node/history?since=${since.toFixed(3)}`);
+  // A 404 is "history is disabled": the charts then start with the page.
+  const hist = await getJSON(`/api/monitoring/node/history?since=${since.toFixed(3)}`, true);
   if (!hist) return;
   for (const c of nodeCharts) {
     const cols = c.series.map((s) => column(hist, s.field));
@@ -236,19 +237,20 @@ const containers = new GuestTable($("containers"), {
   emptyText: "No containers found",
   onOpen: (id) => openDetail("container", id),
   columns: [
-    { key: "name", label: "Name", text: (d) => d.name, cls: "name" },
-    { key: "runtime", label: "Runtime", text: (d) => d.runtime },
-    { key: "state", label: "State", text: (d) => d.state, cls: "state" },
-    { key: "cpu", label: "CPU", num: true, text: (d) => f.pct(d.cpu_usage_percent), sort: (d) => d.cpu_usage_percent, bar: (d) => d.cpu_usage_percent },
-    { key: "mem", label: "Memory", num: true, text: (d) => f.bytes(d.memory_usage_bytes), sort: (d) => d.memory_usage_bytes },
+    { key: "name", label: "Name", width: "27%", text: (d) => d.name, cls: "name" },
+    { key: "runtime", label: "Runtime", width: "11%", text: (d) => d.runtime },
+    { key: "state", label: "State", width: "11%", text: (d) => d.state, cls: "state" },
+    { key: "cpu", label: "CPU", width: "11%", num: true, text: (d) => f.pct(d.cpu_usage_percent), sort: (d) => d.cpu_usage_percent, bar: (d) => d.cpu_usage_percent },
+    { key: "mem", label: "Memory", width: "13%", num: true, text: (d) => f.bytes(d.memory_usage_bytes), sort: (d) => d.memory_usage_bytes },
     {
       key: "limit",
       label: "Limit",
+      width: "13%",
       num: true,
       text: (d) => f.limit(d.memory_limit_bytes),
       sort: (d) => (d.memory_limit_bytes === "max" ? Infinity : d.memory_limit_bytes),
     },
-    { key: "memp", label: "Mem of limit", num: true, text: (d) => f.pct(memOfLimit(d)), sort: memOfLimit, bar: memOfLimit },
+    { key: "memp", label: "Mem of limit", width: "14%", num: true, text: (d) => f.pct(memOfLimit(d)), sort: memOfLimit, bar: memOfLimit },
   ],
 });
 
@@ -257,15 +259,15 @@ const vms = new GuestTable($("vms"), {
   emptyText: "No virtual machines found",
   onOpen: (id) => openDetail("vm", id),
   columns: [
-    { key: "name", label: "Name", text: (d) => d.name, cls: "name" },
-    { key: "origin", label: "Source", text: (d) => d.origin },
-    { key: "status", label: "Status", text: (d) => d.status, cls: "state" },
-    { key: "vcpus", label: "vCPUs", num: true, text: (d) => f.int(d.vcpus), sort: (d) => d.vcpus },
-    { key: "cpu", label: "CPU (host)", num: true, text: (d) => f.pct(d.cpu_usage_percent), sort: (d) => d.cpu_usage_percent, bar: (d) => d.cpu_usage_percent },
-    { key: "vcpu", label: "CPU (vCPUs)", num: true, text: (d) => f.pct(d.cpu_vcpu_percent), sort: (d) => d.cpu_vcpu_percent },
-    { key: "memp", label: "Memory (guest)", num: true, text: (d) => f.pct(d.memory_usage_percent), sort: (d) => d.memory_usage_percent, bar: (d) => d.memory_usage_percent },
-    { key: "rss", label: "RSS", num: true, text: (d) => f.bytes(d.memory_rss_bytes), sort: (d) => d.memory_rss_bytes },
-    { key: "max", label: "Max memory", num: true, text: (d) => f.bytes(d.memory_max_bytes), sort: (d) => d.memory_max_bytes },
+    { key: "name", label: "Name", width: "20%", text: (d) => d.name, cls: "name" },
+    { key: "origin", label: "Source", width: "8%", text: (d) => d.origin },
+    { key: "status", label: "Status", width: "11%", text: (d) => d.status, cls: "state" },
+    { key: "vcpus", label: "vCPUs", width: "7%", num: true, text: (d) => f.int(d.vcpus), sort: (d) => d.vcpus },
+    { key: "cpu", label: "CPU (host)", width: "10%", num: true, text: (d) => f.pct(d.cpu_usage_percent), sort: (d) => d.cpu_usage_percent, bar: (d) => d.cpu_usage_percent },
+    { key: "vcpu", label: "CPU (vCPUs)", width: "10%", num: true, text: (d) => f.pct(d.cpu_vcpu_percent), sort: (d) => d.cpu_vcpu_percent },
+    { key: "memp", label: "Memory (guest)", width: "12%", num: true, text: (d) => f.pct(d.memory_usage_percent), sort: (d) => d.memory_usage_percent, bar: (d) => d.memory_usage_percent },
+    { key: "rss", label: "RSS", width: "10%", num: true, text: (d) => f.bytes(d.memory_rss_bytes), sort: (d) => d.memory_rss_bytes },
+    { key: "max", label: "Max memory", width: "12%", num: true, text: (d) => f.bytes(d.memory_max_bytes), sort: (d) => d.memory_max_bytes },
   ],
 });
 

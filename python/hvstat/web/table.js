@@ -1,28 +1,46 @@
-// A live, sortable, filterable table of guests, keyed by id. Updates only mark it dirty; the next
-// animation frame renders it incrementally: a cell's text is written only when it changed, rows are
-// re-ordered only when the order changed, and nothing is read back from the layout. With a
-// thousand guests a tick costs a few thousand string comparisons and the handful of DOM writes
-// for the values that moved.
+// A live, sortable, filterable table of guests, keyed by id, that stays cheap with a thousand rows:
+//
+// - Updates only mark it dirty; the next animation frame renders it (frame.js).
+// - Only the rows in view (plus a few above and below) are in the DOM: spacer rows stand in for
+//   the rest, so a tick lays out a screenful of rows, not a thousand (a table re-lays out every row
+//   when one cell changes). Rows have a fixed height and the columns fixed widths (colgroup,
+//   table-layout: fixed), so nothing has to be measured.
+// - A cell's text is written only when it changed, rows are moved only when out of place, and
+//   nothing is read back from the layout while rendering: the scroll position and the viewport's
+//   height come from the scroll event and a ResizeObserver.
 
 import { schedule, setText } from "./frame.js";
 
+const ROW_HEIGHT = 33; // px; style.css sets the same on table.guests rows
+const OVERSCAN = 8;
+
 export class GuestTable {
-  // columns: [{key, label, text(row) -> string, sort(row) -> number|string|null, num?, bar?(row)
-  // -> percent|null, cls?}]. onOpen(id) when a row is chosen (click or Enter).
+  // columns: [{key, label, width (CSS), text(row) -> string, sort(row) -> number|string|null, num?,
+  // bar?(row) -> percent|null, cls?}]. onOpen(id) when a row is chosen (click or Enter).
   constructor(table, { columns, onOpen, emptyText, sortKey, sortDesc = false, countEl }) {
     this.table = table;
+    this.wrap = table.parentElement;
     this.columns = columns;
     this.onOpen = onOpen;
     this.emptyText = emptyText;
     this.countEl = countEl;
-    this.rows = new Map(); // id -> {data, tr, cells: [{td, text, bar}], visible}
-    this.order = [];
+    this.rows = new Map(); // id -> {data, tr, cells: [{text, bar, barValue}]}
+    this.shown = []; // the rows now in the DOM, in order
     this.filter = "";
     this.sortKey = sortKey ?? columns[0].key;
     this.sortDesc = sortDesc;
     this.note = null;
+    this.scrollTop = 0;
+    this.viewHeight = 480;
     this.render = this.render.bind(this);
 
+    const colgroup = document.createElement("colgroup");
+    for (const c of columns) {
+      const col = document.createElement("col");
+      if (c.width) col.style.width = c.width;
+      colgroup.append(col);
+    }
+    table.append(colgroup);
     const thead = table.createTHead();
     const hr = thead.insertRow();
     this.ths = columns.map((c) => {
@@ -38,11 +56,22 @@ export class GuestTable {
       return th;
     });
     this.tbody = table.createTBody();
+    const spacer = () => {
+      const tr = document.createElement("tr");
+      tr.className = "spacer";
+      tr.setAttribute("aria-hidden", "true");
+      tr.insertCell().colSpan = columns.length;
+      return tr;
+    };
+    this.topSpacer = spacer();
+    this.bottomSpacer = spacer();
+    this.spacerHeights = [-1, -1];
     this.empty = document.createElement("tr");
     this.empty.className = "empty";
-    const td = this.empty.insertCell();
-    td.colSpan = columns.length;
-    this.emptyCell = td;
+    this.emptyCell = this.empty.insertCell();
+    this.emptyCell.colSpan = columns.length;
+    this.tbody.append(this.topSpacer, this.bottomSpacer);
+
     this.tbody.addEventListener("click", (e) => {
       const tr = e.target.closest("tr[data-id]");
       if (tr) this.onOpen(tr.dataset.id);
@@ -54,6 +83,18 @@ export class GuestTable {
         this.onOpen(tr.dataset.id);
       }
     });
+    this.wrap.addEventListener(
+      "scroll",
+      () => {
+        this.scrollTop = this.wrap.scrollTop;
+        schedule(this.render);
+      },
+      { passive: true },
+    );
+    new ResizeObserver((entries) => {
+      this.viewHeight = entries[entries.length - 1].contentRect.height;
+      schedule(this.render);
+    }).observe(this.wrap);
     this.updateSortMarks();
   }
 
@@ -86,11 +127,13 @@ export class GuestTable {
     const seen = new Set();
     for (const data of list) {
       seen.add(data.id);
-      this.upsert(data);
+      const row = this.rows.get(data.id);
+      if (row) row.data = data;
+      else this.rows.set(data.id, { data, tr: null, cells: null });
     }
     for (const [id, row] of this.rows) {
       if (!seen.has(id)) {
-        row.tr.remove();
+        if (row.tr) row.tr.remove();
         this.rows.delete(id);
       }
     }
@@ -106,31 +149,26 @@ export class GuestTable {
     schedule(this.render);
   }
 
-  upsert(data) {
-    let row = this.rows.get(data.id);
-    if (!row) {
-      const tr = document.createElement("tr");
-      tr.dataset.id = data.id;
-      tr.tabIndex = 0;
-      const cells = this.columns.map((c) => {
-        const td = tr.insertCell();
-        if (c.num) td.className = "num";
-        if (c.cls) td.classList.add(c.cls);
-        let bar = null;
-        if (c.bar) {
-          bar = document.createElement("span");
-          bar.className = "bar";
-          td.append(bar);
-        }
-        const text = document.createElement("span");
-        td.append(text);
-        return { td, text, bar, barValue: null };
-      });
-      row = { data, tr, cells };
-      this.rows.set(data.id, row);
-    } else {
-      row.data = data;
-    }
+  // A row's elements, made when it first comes into view.
+  build(row) {
+    const tr = document.createElement("tr");
+    tr.dataset.id = row.data.id;
+    tr.tabIndex = 0;
+    row.cells = this.columns.map((c) => {
+      const td = tr.insertCell();
+      if (c.num) td.className = "num";
+      if (c.cls) td.classList.add(c.cls);
+      let bar = null;
+      if (c.bar) {
+        bar = document.createElement("span");
+        bar.className = "bar";
+        td.append(bar);
+      }
+      const text = document.createElement("span");
+      td.append(text);
+      return { text, bar, barValue: null };
+    });
+    row.tr = tr;
   }
 
   matches(row) {
@@ -154,43 +192,56 @@ export class GuestTable {
   }
 
   render() {
-    const visible = [];
-    for (const row of this.rows.values()) if (this.matches(row)) visible.push(row);
-    visible.sort(this.compare());
-    for (const row of visible) {
+    const all = [];
+    for (const row of this.rows.values()) if (this.matches(row)) all.push(row);
+    all.sort(this.compare());
+    const first = Math.max(0, Math.floor(this.scrollTop / ROW_HEIGHT) - OVERSCAN);
+    const last = Math.min(all.length, Math.ceil((this.scrollTop + this.viewHeight) / ROW_HEIGHT) + OVERSCAN);
+    const slice = all.slice(first, last);
+
+    for (const row of slice) {
+      if (!row.tr) this.build(row);
       this.columns.forEach((c, i) => {
         const cell = row.cells[i];
         setText(cell.text, c.text(row.data));
         if (cell.bar) {
           const p = c.bar(row.data);
-          const w = p == null ? 0 : Math.max(0, Math.min(100, p));
+          const w = p == null ? 0 : Math.round(Math.max(0, Math.min(100, p)));
           if (w !== cell.barValue) {
             cell.barValue = w;
-            cell.bar.style.width = `${w}%`;
+            cell.bar.style.setProperty("--p", String(w));
           }
         }
       });
       const state = row.data.state ?? row.data.status;
       if (row.tr.dataset.state !== state) row.tr.dataset.state = state;
     }
-    const same = this.order.length === visible.length && visible.every((r, i) => r === this.order[i]);
-    if (!same) {
-      const shown = new Set(visible);
-      for (const row of this.order) if (!shown.has(row) && row.tr.parentNode) row.tr.remove();
-      // Move only the rows that are out of place (a new row is inserted where it belongs).
-      if (this.empty.parentNode) this.empty.remove();
-      let cur = this.tbody.firstChild;
-      for (const row of visible) {
-        if (row.tr === cur) cur = cur.nextSibling;
-        else this.tbody.insertBefore(row.tr, cur);
-      }
-      this.order = visible;
+
+    // Rows that left the view go; the slice is put in order between the spacers, moving only
+    // the rows that are out of place.
+    const keep = new Set(slice);
+    for (const row of this.shown) if (!keep.has(row) && row.tr) row.tr.remove();
+    let cur = this.topSpacer.nextSibling;
+    for (const row of slice) {
+      if (row.tr === cur) cur = cur.nextSibling;
+      else this.tbody.insertBefore(row.tr, cur);
     }
-    const emptyText = this.rows.size === 0 ? this.note ?? this.emptyText : visible.length === 0 ? "No match for the filter" : null;
+    this.shown = slice;
+    this.setSpacer(0, this.topSpacer, first * ROW_HEIGHT);
+    this.setSpacer(1, this.bottomSpacer, (all.length - last) * ROW_HEIGHT);
+
+    const emptyText = this.rows.size === 0 ? this.note ?? this.emptyText : all.length === 0 ? "No match for the filter" : null;
     if (emptyText) {
       setText(this.emptyCell, emptyText);
       if (!this.empty.parentNode) this.tbody.append(this.empty);
     } else if (this.empty.parentNode) this.empty.remove();
-    if (this.countEl) setText(this.countEl, visible.length === this.rows.size ? String(this.rows.size) : `${visible.length} of ${this.rows.size}`);
+    if (this.countEl) setText(this.countEl, all.length === this.rows.size ? String(this.rows.size) : `${all.length} of ${this.rows.size}`);
+  }
+
+  setSpacer(i, tr, px) {
+    if (this.spacerHeights[i] === px) return;
+    this.spacerHeights[i] = px;
+    tr.style.height = `${px}px`;
+    tr.hidden = px === 0;
   }
 }

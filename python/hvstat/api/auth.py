@@ -1,0 +1,389 @@
+"""Tokens, WebSocket Origin checks and request limits: one pure ASGI middleware in front of every
+route, plus the WebSocket's first-message authentication (called by ws.py after the accept).
+
+Policy (docs/operations.md, "Security"; docs/api.md, "Authentication"):
+
+- Tokens come from ``[server] tokens`` and ``[server] token_file`` (one per line, ``#`` comments).
+  With at least one token every request needs one, whatever the bind address; without any, only a
+  loopback bind (or ``allow_unauthenticated_remote``) is allowed at all (config.check_bind).
+- REST: ``Authorization: Bearer <token>``; a missing or wrong one is a 401 with the JSON error body
+  and ``WWW-Authenticate: Bearer``. ``[server] public_paths`` (default ``/health``, for load
+  balancers) and the dashboard's static shell (``/ui/<file>`` and ``/`` answered as HTML: the same
+  bytes for every hvstat of a version, no data) need none.
+- WebSocket: the same header, or ``?token=`` (browsers cannot set headers on a WebSocket), or a
+  first message ``{"type": "auth", "token": "..."}`` within ``ws_auth_timeout`` seconds. A refusal
+  is accept-then-close with code 4401 and a reason, which a browser can read (it cannot read the
+  body of an HTTP answer to its upgrade). A wrong Origin is refused at the handshake (403).
+- Every token given is compared with every configured one by ``hmac.compare_digest`` (constant
+  time for equal lengths), without stopping at the first match: how long the check takes says
+  nothing about which token matched or how much of one did.
+- Limits: a request body over ``max_body_bytes`` is a 413 (hvstat only has GET routes: a body is
+  never needed), a query string over ``max_query_bytes`` a 414.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import os
+import re
+import stat
+import urllib.parse
+from dataclasses import dataclass
+from collections.abc import Iterable
+from typing import Any
+
+import msgspec
+from starlette.requests import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.websockets import WebSocket
+
+from hvstat.api.ui import _wants_html
+from hvstat.config import ConfigError, ServerSettings
+from hvstat.models import ErrorBody, encoder
+
+log = logging.getLogger(__name__)
+
+# WebSocket close code for "authentication failed": 4000-4999 are the application's (RFC 6455
+# 7.4.2); 4401 mirrors HTTP 401, as several WebSocket APIs do.
+CLOSE_UNAUTHORIZED = 4401
+# The scope key under which the middleware leaves a _WsAuth for ws.py.
+WS_AUTH_KEY = "hvstat.ws_auth"
+# Token characters: RFC 6750's b64token (what fits in "Authorization: Bearer ..." unquoted).
+_TOKEN_RE = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+MIN_TOKEN_CHARS = 16
+# Secrets in log lines: query parameters named token (uvicorn logs "WebSocket /ws?token=..." and
+# the access log every path with its query string) and Authorization headers (at debug level the
+# websockets package logs every handshake header through uvicorn's logger).
+_TOKEN_IN_QUERY = re.compile(r"(?i)([?&]token=)[^&\s\"']*")
+_AUTHORIZATION = re.compile(r"(?i)(authorization:\s*(?:\S+\s+)?)[^\s\"']+")
+# ... and the first message {"type": "auth", "token": "..."}, which it logs too (debug level).
+_TOKEN_IN_JSON = re.compile(r'(?i)("token"\s*:\s*")[^"]*')
+
+
+class _AuthMessage(msgspec.Struct, frozen=True, kw_only=True):
+    type: str
+    token: str | None = None
+
+
+_auth_decoder = msgspec.json.Decoder(_AuthMessage)
+
+
+@dataclass(frozen=True)
+class _WsAuth:
+    # "ok" (no token needed, or a valid one in the handshake), "pending" (none given: the first
+    # message must carry it), "invalid" (a wrong one given).
+    state: str
+    tokens: Tokens
+    timeout: float
+
+
+def redact(text: str) -> str:
+    """``text`` with the value of every ``token=`` query parameter, ``"token": "..."`` JSON member
+    and Authorization header (after its scheme) replaced by ``***``."""
+    low = text.lower()
+    if "token" in low:
+        text = _TOKEN_IN_JSON.sub(r"\1***", _TOKEN_IN_QUERY.sub(r"\1***", text))
+    if "authorization" in low:
+        text = _AUTHORIZATION.sub(r"\1***", text)
+    return text
+
+
+def check_token(token: str, where: str) -> None:
+    if len(token) < MIN_TOKEN_CHARS:
+        raise ConfigError(f"config key {where}: a token of {len(token)} characters is too short (at least {MIN_TOKEN_CHARS}; e.g. `openssl rand -hex 32`)")
+    if not _TOKEN_RE.fullmatch(token):
+        raise ConfigError(f"config key {where}: a token may hold only letters, digits and -._~+/ (then = at the end)")
+
+
+def read_token_file(path: str) -> list[str]:
+    """The tokens of ``path``: one per line; blank lines and lines starting with ``#`` are skipped,
+    surrounding whitespace is dropped. Raises ConfigError naming ``server.token_file``."""
+    try:
+        text = open(path, encoding="utf-8").read()
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"config key server.token_file: cannot read {path}: {e}") from None
+    tokens = []
+    for n, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        if line and not line.startswith("#"):
+            check_token(line, f"server.token_file ({path}, line {n})")
+            tokens.append(line)
+    if not tokens:
+        raise ConfigError(f"config key server.token_file: {path} holds no token")
+    return tokens
+
+
+def load_tokens(server: ServerSettings) -> tuple[str, ...]:
+    """Every configured token (``tokens`` and ``token_file``), checked; () when none is set."""
+    for i, t in enumerate(server.tokens):
+        check_token(t, f"server.tokens[{i}]")
+    from_file = read_token_file(server.token_file) if server.token_file is not None else []
+    return tuple(dict.fromkeys([*server.tokens, *from_file]))
+
+
+def warn_if_readable_by_others(path: str) -> None:
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return
+    if mode & stat.S_IROTH:
+        log.warning("token file %s is readable by every user (mode %o); chmod 0640 or 0600", path, stat.S_IMODE(mode))
+
+
+class Tokens:
+    """The configured tokens, as bytes, compared in constant time."""
+
+    def __init__(self, tokens: Iterable[str]) -> None:
+        self._tokens = tuple(t.encode() for t in tokens)
+
+    def __bool__(self) -> bool:
+        return bool(self._tokens)
+
+    def valid(self, given: str) -> bool:
+        candidate = given.encode("utf-8", "replace")
+        found = False
+        for t in self._tokens:
+            # No early exit: every configured token is compared whatever the outcome.
+            found |= hmac.compare_digest(candidate, t)
+        return found
+
+
+def bearer(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header; "" for another scheme, None
+    when there is no Authorization header."""
+    for name, value in headers:
+        if name == b"authorization":
+            scheme, _, token = value.decode("latin-1").strip().partition(" ")
+            return token.strip() if scheme.lower() == "bearer" else ""
+    return None
+
+
+def _header(scope: Scope, wanted: bytes) -> str | None:
+    for name, value in scope["headers"]:
+        if name == wanted:
+            return value.decode("latin-1")
+    return None
+
+
+def _host_port(netloc: str, scheme: str) -> tuple[str, int | None]:
+    default = {"http": 80, "ws": 80, "https": 443, "wss": 443}.get(scheme)
+    try:
+        parts = urllib.parse.urlsplit(f"//{netloc}")
+        return (parts.hostname or "").lower(), parts.port or default
+    except ValueError:
+        return "", None
+
+
+def origin_allowed(origin: str | None, host: str | None, allowed: tuple[str, ...]) -> bool:
+    """No Origin (not a browser) is allowed. Otherwise: any if ``"*"`` is allowed, else an exact
+    entry of ``allowed``, else (the default) the Origin's host and port must be the Host header's."""
+    if origin is None:
+        return True
+    if "*" in allowed:
+        return True
+    origin = origin.strip().rstrip("/").lower()
+    if origin in allowed:
+        return True
+    if allowed or host is None:
+        return False
+    try:
+        parts = urllib.parse.urlsplit(origin)
+    except ValueError:  # e.g. "http://[bad": not an origin a browser sends
+        return False
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return False
+    # The Host header carries no scheme: the Origin's decides the default port of both.
+    theirs = _host_port(parts.netloc, parts.scheme)
+    return bool(theirs[0]) and theirs == _host_port(host, parts.scheme)
+
+
+class SecurityMiddleware:
+    """Request limits, Origin checks and tokens, before any route runs (see the module docstring)."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        tokens: Tokens,
+        public_paths: Iterable[str] = ("/health",),
+        allowed_origins: Iterable[str] = (),
+        max_body_bytes: int = 0,
+        max_query_bytes: int = 4096,
+        ws_auth_timeout: float = 5.0,
+    ) -> None:
+        self.app = app
+        self.tokens = tokens
+        self.public_paths = frozenset(public_paths)
+        self.allowed_origins = tuple(o.rstrip("/").lower() for o in allowed_origins)
+        self.max_body_bytes = max_body_bytes
+        self.max_query_bytes = max_query_bytes
+        self.ws_auth_timeout = ws_auth_timeout
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            await self._http(scope, receive, send)
+        elif scope["type"] == "websocket":
+            await self._websocket(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+    def _public(self, scope: Scope) -> bool:
+        path = scope["path"]
+        if path in self.public_paths or path.startswith("/ui/"):
+            return True
+        # The dashboard's page itself; the JSON index at the same path needs a token.
+        return path == "/" and _wants_html(Request(scope))
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        query = scope.get("query_string", b"")
+        if len(query) > self.max_query_bytes:
+            await _error(send, 414, "query string too long", {"bytes": len(query), "max_bytes": self.max_query_bytes, "setting": "server.max_query_bytes"})
+            return
+        length = _header(scope, b"content-length")
+        chunked = _header(scope, b"transfer-encoding") is not None
+        too_large = {"max_bytes": self.max_body_bytes, "setting": "server.max_body_bytes"}
+        if length is not None:
+            try:
+                n = int(length)
+            except ValueError:
+                await _error(send, 400, "bad Content-Length", {"content-length": length})
+                return
+            if n > self.max_body_bytes:
+                await _error(send, 413, "request body too large", {"bytes": n, **too_large}, close=True)
+                return
+        elif chunked:
+            # No length up front: read it (no route reads bodies), at most max_body_bytes + 1.
+            body, more = b"", True
+            while more and len(body) <= self.max_body_bytes:
+                message = await receive()
+                if message["type"] != "http.request":
+                    return
+                body += message.get("body", b"")
+                more = message.get("more_body", False)
+            if len(body) > self.max_body_bytes:
+                await _error(send, 413, "request body too large", too_large, close=True)
+                return
+            receive = _replay(body, receive)
+        if self.tokens and not self._public(scope):
+            given = bearer(scope["headers"])
+            if not given:
+                error = "authentication required" if given is None else "not a Bearer token"
+                await _error(send, 401, error, {"hint": "send Authorization: Bearer <token>"}, {"WWW-Authenticate": 'Bearer realm="hvstat"'})
+                return
+            if not self.tokens.valid(given):
+                await _error(send, 401, "invalid token", None, {"WWW-Authenticate": 'Bearer realm="hvstat", error="invalid_token"'})
+                return
+        await self.app(scope, receive, send)
+
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        query = scope.get("query_string", b"")
+        if len(query) > self.max_query_bytes:
+            await _deny(scope, send, 414, "query string too long", {"bytes": len(query), "max_bytes": self.max_query_bytes})
+            return
+        origin = _header(scope, b"origin")
+        if not origin_allowed(origin, _header(scope, b"host"), self.allowed_origins):
+            log.info("WebSocket refused: Origin %r not allowed (server.allowed_origins)", origin)
+            await _deny(scope, send, 403, "origin not allowed", {"origin": origin, "setting": "server.allowed_origins"})
+            return
+        state = "ok"
+        if self.tokens:
+            given = bearer(scope["headers"])
+            if not given:
+                values = urllib.parse.parse_qs(query.decode("latin-1")).get("token")
+                given = values[-1] if values else None
+            state = "pending" if not given else ("ok" if self.tokens.valid(given) else "invalid")
+        scope[WS_AUTH_KEY] = _WsAuth(state, self.tokens, self.ws_auth_timeout)
+        await self.app(scope, receive, send)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
+
+async def _error(
+    send: Send, status: int, error: str, detail: Any, headers: dict[str, str] | None = None, *, close: bool = False
+) -> None:
+    body = encoder.encode(ErrorBody(error=error, detail=detail))
+    raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    raw += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
+    if close:
+        # The unread body would otherwise be read (and thrown away) to reuse the connection.
+        raw.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _deny(scope: Scope, send: Send, status: int, error: str, detail: Any) -> None:
+    """Refuse a WebSocket handshake with an HTTP answer (JSON body where the server supports the
+    ASGI denial-response extension, as uvicorn does; else a bare 403)."""
+    if "websocket.http.response" in scope.get("extensions", {}):
+        body = encoder.encode(ErrorBody(error=error, detail=detail))
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        await send({"type": "websocket.http.response.start", "status": status, "headers": headers})
+        await send({"type": "websocket.http.response.body", "body": body})
+    else:
+        await send({"type": "websocket.close", "code": 1008, "reason": error})
+
+
+async def authenticate_websocket(websocket: WebSocket) -> bool:
+    """Called by ws.py right after the accept: True when the client may go on. A client that gave
+    no token in the handshake has ``ws_auth_timeout`` seconds to send ``{"type": "auth", "token":
+    ...}`` as its first message; anything else is closed with 4401 and a reason."""
+    auth: _WsAuth | None = websocket.scope.get(WS_AUTH_KEY)
+    if auth is None or auth.state == "ok":
+        return True
+    tokens, timeout = auth.tokens, auth.timeout
+    if auth.state == "invalid":
+        await _refuse(websocket, "invalid token")
+        return False
+    try:
+        message = await asyncio.wait_for(websocket.receive(), timeout)
+    except asyncio.TimeoutError:
+        await _refuse(websocket, f'authentication required: send {{"type": "auth", "token": ...}} within {timeout:g} s')
+        return False
+    if message["type"] == "websocket.disconnect":
+        return False
+    raw = message.get("text") or message.get("bytes") or b""
+    try:
+        first: _AuthMessage | None = _auth_decoder.decode(raw)
+    except msgspec.DecodeError:
+        first = None
+    if first is None or first.type != "auth" or not first.token:
+        await _refuse(websocket, 'authentication required: the first message must be {"type": "auth", "token": ...}')
+        return False
+    if not tokens.valid(first.token):
+        await _refuse(websocket, "invalid token")
+        return False
+    return True
+
+
+async def _refuse(websocket: WebSocket, reason: str) -> None:
+    peer = f"{websocket.client.host}:{websocket.client.port}" if websocket.client else "?"
+    log.info("WebSocket client %s refused: %s", peer, reason)
+    try:
+        await asyncio.wait_for(websocket.close(CLOSE_UNAUTHORIZED, reason), 5.0)
+    except Exception:  # noqa: BLE001 - the peer may be gone already; nothing to do about it
+        pass
+
+
+def security_middleware_options(server: ServerSettings, tokens: tuple[str, ...]) -> dict[str, Any]:
+    """The middleware's keyword arguments from ``[server]``."""
+    return {
+        "tokens": Tokens(tokens),
+        "public_paths": server.public_paths,
+        "allowed_origins": server.allowed_origins,
+        "max_body_bytes": server.max_body_bytes,
+        "max_query_bytes": server.max_query_bytes,
+        "ws_auth_timeout": server.ws_auth_timeout,
+    }
