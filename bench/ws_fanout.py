@@ -43,6 +43,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import os
 import resource
@@ -324,15 +325,24 @@ class Result:
 
 async def measure(deliveries: Deliveries, n: int, ticks: int, interval: float, pid: int) -> Window:
     """Wait for ``ticks`` node samples that every client received (or timed out on), from the next
-    sample on; the delay of each."""
+    sample on; the delay of each. The bench's own garbage collector is off meanwhile: a full
+    collection of its thousand connections' objects would stall the reading of the sockets, and
+    show up as the server's delay."""
     await asyncio.sleep(interval / 2)
     deliveries.by_sample.clear()
-    cpu0, t0, wall0 = cpu_secs(pid), time.monotonic(), time.time()
-    await asyncio.sleep(ticks * interval)
-    cpu1, t1, wall1 = cpu_secs(pid), time.monotonic(), time.time()
-    # Give the stragglers of the last sample a moment, then take the samples taken in the window.
-    await asyncio.sleep(min(1.0, interval))
-    deliveries.digest()
+    gc.collect()
+    gc.freeze()
+    gc.disable()
+    try:
+        cpu0, t0, wall0 = cpu_secs(pid), time.monotonic(), time.time()
+        await asyncio.sleep(ticks * interval)
+        cpu1, t1, wall1 = cpu_secs(pid), time.monotonic(), time.time()
+        # Give the stragglers of the last sample a moment, then take the samples taken in the window.
+        await asyncio.sleep(min(1.0, interval))
+        deliveries.digest()
+    finally:
+        gc.enable()
+        gc.unfreeze()
     samples = sorted(ts for ts in deliveries.by_sample if wall0 <= ts < wall1)
     w = Window(ticks=len(samples))
     last: list[float] = []

@@ -26,7 +26,9 @@ from hvstat.alerts.notify import QueueNotifier, build_notifiers
 from hvstat.alerts.rules import compile_rules
 from hvstat.config import Settings
 from hvstat.hub import Hub
+from hvstat.models import SourceHealth
 from hvstat.reload import Reloader
+from hvstat.remote_write import RemoteWriter
 from hvstat.sources.base import Source
 from hvstat.sources.containers import ContainerSource
 from hvstat.sources.node import NodeSource
@@ -96,6 +98,18 @@ def alert_engine(settings: Settings, hub: Hub, notifiers: list[QueueNotifier]) -
     )
 
 
+def remote_writer(settings: Settings, sources: Callable[[], list[SourceHealth]], alerts: AlertEngine | None) -> RemoteWriter | None:
+    """``[remote_write]``'s writer, or None when it is off. Its batches come every
+    ``remote_write.interval`` seconds (default: the node's interval)."""
+    rw = settings.remote_write
+    if not rw.enabled:
+        return None
+    interval = rw.interval if rw.interval is not None else settings.monitoring.node_metrics_interval
+    writer = RemoteWriter(rw, interval, version=__version__, sources=sources, alerts=alerts)
+    log.info("remote write to %s every %gs, buffered in %s", rw.url, interval, rw.buffer_dir)
+    return writer
+
+
 def create_app(settings: Settings, reload_settings: Callable[[], Settings] | None = None) -> Starlette:
     """``reload_settings`` (``hvstat serve`` passes it) loads the config again on SIGHUP (hvstat/reload.py)."""
     # Tokens are read once, here (load_settings validated them already); the middleware checks
@@ -126,6 +140,13 @@ def create_app(settings: Settings, reload_settings: Callable[[], Settings] | Non
         on_node = hub.publish_node if alerts is None else both(hub.publish_node, alerts.on_node)
         on_containers = hub.publish_containers if alerts is None else both(hub.publish_containers, alerts.on_containers)
         on_vms = hub.publish_vms if alerts is None else both(hub.publish_vms, alerts.on_vms)
+        # Remote write queues every published sample for its next batch (hvstat/remote_write.py).
+        source_list: list[Source] = []
+        remote_write = remote_writer(settings, lambda: [s.health() for s in source_list], alerts)
+        if remote_write is not None:
+            on_node = both(on_node, remote_write.on_node)
+            on_containers = both(on_containers, remote_write.on_containers)
+            on_vms = both(on_vms, remote_write.on_vms)
         node = NodeSource(settings.node, m.node_metrics_interval, store, publish=on_node)
         guests = (
             ContainerSource(settings.containers, settings.node, m.vm_metrics_interval, store, publish=on_containers)
@@ -138,11 +159,16 @@ def create_app(settings: Settings, reload_settings: Callable[[], Settings] | Non
             else None
         )
         sources: tuple[Source, ...] = tuple(s for s in (node, guests, vm_source) if s is not None)
+        source_list.extend(sources)
         # Every source takes its first sample before the server accepts requests.
         await asyncio.gather(*(s.start() for s in sources))
         for n in notifiers:
             n.start()
-        app.state.hvstat = AppState(settings, store, node, guests, sources, __version__, time.monotonic(), hub, alerts=alerts, vm_source=vm_source)
+        if remote_write is not None:
+            remote_write.start()
+        app.state.hvstat = AppState(
+            settings, store, node, guests, sources, __version__, time.monotonic(), hub, alerts=alerts, vm_source=vm_source, remote_write=remote_write
+        )
         tasks = [asyncio.create_task(s.run(), name=f"source:{s.name}") for s in sources]
         tasks.append(asyncio.create_task(hub.pace_gc(), name="hub:gc"))  # full GCs between fan-outs
         log.info("hvstat %s: sources started: %s", __version__, ", ".join(s.name for s in sources))
@@ -159,6 +185,8 @@ def create_app(settings: Settings, reload_settings: Callable[[], Settings] | Non
             await asyncio.gather(*tasks, return_exceptions=True)
             if vm_source is not None:
                 await vm_source.close()
+            if remote_write is not None:
+                await remote_write.aclose()  # what is still queued goes to the buffer, for the next start
             # Queued notifications get a short grace to go out.
             await asyncio.gather(*(n.aclose() for n in notifiers), return_exceptions=True)
             log.info("sources stopped")

@@ -86,6 +86,12 @@ def _serve(settings: Settings, reload_settings: Callable[[], Settings] | None = 
     NodeSampler(settings.node.core_config_json())
     if settings.containers.enabled:
         ContainerSampler(settings.containers.core_config_json(settings.node))
+    if settings.remote_write.enabled:
+        from hvstat.remote_write import check_buffer_dir
+
+        problem = check_buffer_dir(settings.remote_write)
+        if problem is not None:
+            raise ConfigError(f"config key remote_write.buffer_dir: {problem}")
     from hvstat.logs import configure_logging
 
     # Text or JSON lines ([logging] format), for hvstat's loggers and uvicorn's alike.
@@ -143,6 +149,7 @@ def _check_config(settings: Settings) -> None:
     if alerts.get("webhook"):
         alerts["webhook"]["headers"] = {k: "***" for k in alerts["webhook"].get("headers", {})}
     effective["server"]["tokens"] = ["***" for _ in settings.server.tokens]
+    effective["remote_write"]["headers"] = {k: "***" for k in settings.remote_write.headers}
     effective["node"] = effective_node
     effective["containers"] = {
         "enabled": settings.containers.enabled,
@@ -164,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, CoreConfigError) as e:
         print(f"hvstat: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:  # Ctrl-C: uvicorn stopped cleanly, then raised SIGINT again
+    except KeyboardInterrupt:  # Ctrl-C before uvicorn handles SIGINT (it stops cleanly, exit 0, after)
         return 130
     return 0
 

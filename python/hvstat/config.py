@@ -258,6 +258,36 @@ class AlertSettings(_Table, kw_only=True):
     email: EmailSettings | None = None
 
 
+class RemoteWriteSettings(_Table, kw_only=True):
+    """``[remote_write]``: push the series of /metrics to a Prometheus remote-write 1.0 receiver
+    (Prometheus with --web.enable-remote-write-receiver, VictoriaMetrics, Mimir...), through an
+    on-disk buffer so that an outage of the receiver loses nothing (hvstat/remote_write.py,
+    docs/operations.md "Remote write")."""
+
+    enabled: bool = False
+    # The receiver's write endpoint, e.g. http://prom:9090/api/v1/write.
+    url: str | None = None
+    # Seconds between batches; default: monitoring.node_metrics_interval. Every sample a source
+    # takes is sent once, with its own timestamp, whatever this interval.
+    interval: Seconds | None = None
+    # Extra request headers, e.g. Authorization = "Bearer ..." (shown as *** by check-config).
+    headers: dict[str, str] = {}
+    # Seconds per request (connect, send, answer); more counts as a failure and is retried.
+    timeout: Annotated[float, msgspec.Meta(gt=0, le=300)] = 10.0
+    # Where batches wait until the receiver accepted them (created if missing).
+    buffer_dir: str = "/var/lib/hvstat/remote-write"
+    # Bytes of batches kept on disk (compressed); past it the oldest batches are dropped (counted
+    # in hvstat_remote_write_samples_dropped_total).
+    buffer_max_bytes: Annotated[int, msgspec.Meta(ge=1 << 16, le=1 << 40)] = 256 << 20
+    # A failed send is retried after `backoff` seconds, doubling up to `backoff_max`, each wait
+    # with jitter (between half and all of it); retries go on until the batch is sent or dropped.
+    backoff: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 1.0
+    backoff_max: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 60.0
+    tls_verify: bool = True
+    # A CA bundle (PEM) to verify the receiver with instead of the system's.
+    ca_file: str | None = None
+
+
 class Settings(_Table, kw_only=True):
     server: ServerSettings = ServerSettings()
     monitoring: MonitoringSettings = MonitoringSettings()
@@ -266,6 +296,7 @@ class Settings(_Table, kw_only=True):
     vms: VmSettings = VmSettings()
     logging: LoggingSettings = LoggingSettings()
     alerts: AlertSettings = AlertSettings()
+    remote_write: RemoteWriteSettings = RemoteWriteSettings()
 
 
 _TABLES = {f.name: f.type for f in msgspec.structs.fields(Settings)}
@@ -276,7 +307,13 @@ def _env_key(table: str, key: str) -> str:
 
 
 def _env_value(raw: str, annotation: Any) -> Any:
-    """Environment values are strings; lists are given as JSON arrays or comma-separated."""
+    """Environment values are strings; lists are given as JSON arrays or comma-separated, tables
+    (dict keys) as JSON objects."""
+    if "dict" in repr(annotation):
+        try:
+            return msgspec.json.decode(raw)
+        except msgspec.DecodeError:
+            return raw
     if "list" in repr(annotation):
         raw = raw.strip()
         if raw.startswith("["):
@@ -331,6 +368,7 @@ def load_settings(path: str | os.PathLike[str] | None = None, environ: dict[str,
     except msgspec.ValidationError as e:
         raise ConfigError(_name_rule(_explain(str(e), origins, path), data)) from None
     _check_alerts(settings.alerts, path)
+    _check_remote_write(settings.remote_write, path)
     _check_server(settings.server, path)
     return settings
 
@@ -358,6 +396,26 @@ def _check_server(server: ServerSettings, path: object) -> None:
         parts = urllib.parse.urlsplit(origin)
         if origin != "*" and (parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("", "/") or parts.query):
             raise ConfigError(f"config key server.allowed_origins{where}: {origin!r} is not an origin (scheme://host[:port], or \"*\")")
+
+
+def _check_remote_write(rw: RemoteWriteSettings, path: object) -> None:
+    """What the types cannot say: the URL (required when enabled), headers that hvstat sets itself,
+    the CA file."""
+    where = f" (in {path})" if path else ""
+    if rw.url is not None:
+        url = urllib.parse.urlsplit(rw.url)
+        if url.scheme not in ("http", "https") or not url.hostname:
+            raise ConfigError(f"config key remote_write.url{where}: {rw.url!r} is not an http:// or https:// URL")
+    elif rw.enabled:
+        raise ConfigError(f"config key remote_write.url{where}: remote_write is enabled but has no url")
+    own = {"content-encoding", "content-type", "x-prometheus-remote-write-version", "content-length", "host"}
+    bad = [k for k in rw.headers if k.lower() in own or any(c in k + rw.headers[k] for c in "\r\n")]
+    if bad:
+        raise ConfigError(f"config key remote_write.headers{where}: hvstat sets these itself or they hold a line break: {', '.join(bad)}")
+    if rw.ca_file is not None and not os.access(rw.ca_file, os.R_OK):
+        raise ConfigError(f"config key remote_write.ca_file{where}: cannot read {rw.ca_file}")
+    if rw.backoff_max < rw.backoff:
+        raise ConfigError(f"config key remote_write.backoff_max{where}: less than backoff ({rw.backoff})")
 
 
 def _name_rule(msg: str, data: dict[str, Any]) -> str:

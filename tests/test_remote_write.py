@@ -1,0 +1,448 @@
+"""Remote write ([remote_write], hvstat/remote_write.py).
+
+- The series pushed are the series of /metrics: the same walk into a SeriesSink, compared with the
+  text exposition parsed by prometheus_client's parser.
+- The protobuf: encoded, snappy-compressed, decoded again; labels sorted, one TimeSeries per series.
+- The on-disk buffer: bounded (oldest dropped first, counted; never the batch being sent), found
+  again after a restart in order, torn files detected.
+- The answers, from a real HTTP receiver on loopback (http.server, started here): 5xx and 429
+  retried with backoff, 4xx dropped and counted, 2xx removes the batch.
+- A real ``hvstat serve`` whose receiver is down buffers; restarted with the receiver up, the
+  batches of the first run arrive first.
+- A real Prometheus 2.42 (``--web.enable-remote-write-receiver``) receiving from a real
+  ``hvstat serve`` every 0.5 s; the receiver is stopped mid-run and started again on the same
+  storage, and every node sample hvstat took (its own history API lists them) is in Prometheus.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import http.server
+import os
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families as parse_text
+
+from conftest import free_port, running_server
+from helpers import WAIT_SECS
+from hvstat import __version__
+from hvstat._core import NodeSampler
+from hvstat.api import prometheus as P
+from hvstat.config import ConfigError, RemoteWriteSettings, load_settings
+from hvstat.models import node_metrics_decoder
+from hvstat.remote_write import (
+    HEADERS,
+    Buffer,
+    CorruptBatch,
+    RemoteWriter,
+    decode_write_request,
+    encode_write_request,
+    snappy_compress,
+    snappy_decompress,
+)
+from test_prometheus import Case, case, node, recorded  # noqa: F401 - the fixtures of the /metrics tests
+
+# --- the same series as /metrics -------------------------------------------------------------------
+
+
+def test_series_sink_yields_exactly_the_exposition(case: Case) -> None:  # noqa: F811
+    text = case.render()
+    expected = {}
+    for f in parse_text(text):
+        for s in f.samples:
+            expected[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    sink = P.SeriesSink()
+    P.collect(sink, case.node, case.containers, case.sources, __version__)
+    got = {}
+    for name, labels, value in sink.series:
+        key = (name, tuple(sorted(labels)))
+        assert key not in got, f"duplicate series {key}"
+        assert not isinstance(value, bool), key
+        got[key] = float(value)
+    assert got.keys() == expected.keys(), got.keys() ^ expected.keys()
+    assert got == expected
+    # Label order within a key is the family's (the encoder sorts).
+    fams = {f.name: f for f in P.FAMILIES}
+    for name, labels, _ in sink.series:
+        assert tuple(k for k, _ in labels) == fams[name].labels or name.endswith("_info") or name == "hvstat_container_pressure_stall_seconds_total"
+
+
+def test_write_request_round_trip() -> None:
+    hostile = 'a"b\\c\nd é'
+    groups = [
+        (1_700_000_000_123, [("x_total", (("zone", "1"), ("alpha", hostile)), 3.5), ("g", (), 7)]),
+        (1_700_000_001_123, [("x_total", (("zone", "1"), ("alpha", hostile)), 2**53)]),
+    ]
+    request, count = encode_write_request(groups)
+    assert count == 3
+    decoded = decode_write_request(snappy_decompress(snappy_compress(request)))
+    assert decoded == [
+        ({"__name__": "x_total", "alpha": hostile, "zone": "1"}, [(1_700_000_000_123, 3.5), (1_700_000_001_123, float(2**53))]),
+        ({"__name__": "g"}, [(1_700_000_000_123, 7.0)]),
+    ]
+    # Sorted by name on the wire: __name__, alpha, zone.
+    assert list(decoded[0][0]) == ["__name__", "alpha", "zone"]
+
+
+# --- the buffer ------------------------------------------------------------------------------------
+
+
+def test_buffer_is_bounded_and_drops_the_oldest_first(tmp_path: Path) -> None:
+    b = Buffer(tmp_path, max_bytes=3 * 1016 + 100)  # three batches of 1000 + 16 header bytes
+    batches = [b.append(bytes([i]) * 1000, samples=10 + i) for i in range(5)]
+    assert [x.seq for x in b._batches] == [3, 4, 5]
+    assert b.dropped_samples == 10 + 11 and b.dropped_batches == 2
+    assert b.bytes == 3 * 1016 and b.samples == 12 + 13 + 14
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"{s:016d}.batch" for s in (3, 4, 5)]
+    # The batch being sent is never dropped: the next oldest goes instead.
+    sending = b.claim_oldest()
+    assert sending is batches[2]
+    b.append(b"\x07" * 1000, samples=1)
+    assert [x.seq for x in b._batches] == [3, 5, 6]
+    assert b.read(sending) == b"\x02" * 1000
+    b.remove(sending)
+    assert [x.seq for x in b._batches] == [5, 6] and b.dropped_samples == 10 + 11 + 13
+    # A batch larger than the whole buffer is dropped at once, and counted.
+    assert b.append(b"\x00" * 5000, samples=99) is None
+    assert b.dropped_samples == 10 + 11 + 13 + 99
+
+
+def test_buffer_survives_a_restart_and_detects_torn_files(tmp_path: Path) -> None:
+    b = Buffer(tmp_path, max_bytes=1 << 20)
+    for i in range(3):
+        b.append(f"batch {i}".encode(), samples=i + 1)
+    (tmp_path / ".tmp-0000000000000009").write_bytes(b"half written")
+    again = Buffer(tmp_path, max_bytes=1 << 20)
+    assert [(x.seq, x.samples) for x in again._batches] == [(1, 1), (2, 2), (3, 3)]
+    assert again.samples == 6 and not (tmp_path / ".tmp-0000000000000009").exists()
+    assert again.read(again.claim_oldest()) == b"batch 0"
+    assert again.append(b"new", samples=1).seq == 4  # sequence numbers go on
+    # A file with a bad CRC (a torn write after a power loss) is refused on read...
+    p = again._batches[1].path
+    p.write_bytes(p.read_bytes()[:-1] + b"X")
+    with pytest.raises(CorruptBatch):
+        again.read(again._batches[1])
+    # ... and one without our header is dropped (and counted) when the buffer is opened.
+    (tmp_path / "0000000000000099.batch").write_bytes(b"garbage")
+    third = Buffer(tmp_path, max_bytes=1 << 20)
+    assert 99 not in [x.seq for x in third._batches] and third.dropped_batches == 1
+
+
+# --- a real HTTP receiver on loopback --------------------------------------------------------------
+
+
+class Receiver:
+    """A remote-write receiver on 127.0.0.1: answers each POST with the next status of
+    ``statuses`` (204 once they run out), records every request it accepted (2xx) decoded, and the
+    headers of all."""
+
+    def __init__(self, port: int = 0) -> None:
+        self.statuses: list[int] = []
+        self.accepted: list[list[tuple[dict[str, str], list[tuple[int, float]]]]] = []
+        self.seen: list[int] = []
+        self.headers: list[dict[str, str]] = []
+        self.lock = threading.Lock()
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                with receiver.lock:
+                    status = receiver.statuses.pop(0) if receiver.statuses else 204
+                    receiver.seen.append(status)
+                    receiver.headers.append(dict(self.headers))
+                    if 200 <= status < 300:
+                        receiver.accepted.append(decode_write_request(snappy_decompress(body)))
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/api/v1/write"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> Receiver:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=10)
+
+    def timestamps(self, name: str, **labels: str) -> list[int]:
+        with self.lock:
+            return [
+                t
+                for request in self.accepted
+                for ls, samples in request
+                if ls["__name__"] == name and all(ls.get(k) == v for k, v in labels.items())
+                for t, _ in samples
+            ]
+
+
+def live_node() -> Any:
+    s = NodeSampler()
+    s.prime()
+    time.sleep(0.1)
+    return node_metrics_decoder.decode(s.sample())
+
+
+async def _until(cond: Any, what: str, secs: float = 20.0) -> None:
+    deadline = time.monotonic() + secs
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out: {what}")
+        await asyncio.sleep(0.02)
+
+
+def test_answers_retry_drop_and_send(tmp_path: Path) -> None:
+    sample = live_node()
+    with Receiver() as rx:
+        settings = RemoteWriteSettings(
+            enabled=True, url=rx.url, buffer_dir=str(tmp_path), backoff=0.05, backoff_max=0.2, headers={"Authorization": "Bearer s3cret"}
+        )
+
+        async def run() -> None:
+            # interval 3600: batches are made by the explicit flush() calls below only.
+            w = RemoteWriter(settings, 3600, version="9.9.9")
+            w.start()
+            try:
+                # 503, 429 and a refused connection would all be retried; 503 then 429 here.
+                rx.statuses[:] = [503, 429]
+                w.on_node(sample)
+                first = await w.flush()
+                assert first is not None
+                # Counted as sent on the 2xx, removed from the buffer just after: wait for both.
+                await _until(lambda: w.samples_sent == first.samples and w.status().buffer_samples == 0, "first batch sent after two retries")
+                assert rx.seen == [503, 429, 204] and w.retries == 2 and w.samples_failed == 0
+                assert w.status().buffer_samples == 0 and w.status().last_success is not None
+                # 400 (malformed, out of order): dropped and counted, and the next batch goes on.
+                rx.statuses[:] = [400]
+                w.on_node(sample)
+                refused = await w.flush()
+                second = await w.flush()
+                assert refused is not None and second is not None
+                await _until(
+                    lambda: w.samples_sent == first.samples + second.samples and not list(tmp_path.glob("*.batch")),
+                    "batch after the refused one sent",
+                )
+                assert w.samples_failed == refused.samples and rx.seen[3:] == [400, 204]
+                assert w.status().samples_dropped == 0 and not list(tmp_path.glob("*.batch"))
+            finally:
+                await w.aclose()
+
+        asyncio.run(run())
+        h = rx.headers[0]
+        assert h["Authorization"] == "Bearer s3cret"
+        for k, v in HEADERS.items():
+            assert h[k] == v
+        # The first accepted batch: the node sample at its own timestamp, plus hvstat's own series.
+        ts = round(sample.timestamp * 1000)
+        assert set(rx.timestamps("hvstat_node_cpu_seconds_total", cpu="0", mode="user")) == {ts}
+        assert rx.timestamps("hvstat_build_info", version="9.9.9")
+
+
+# --- a real hvstat serve ---------------------------------------------------------------------------
+
+
+def _config(url: str, buffer_dir: Path, **extra: Any) -> str:
+    lines = [
+        "[monitoring]",
+        "node_metrics_interval = 0.5",
+        "vm_metrics_interval = 1",
+        "[vms]",
+        "enabled = false",
+        "[remote_write]",
+        "enabled = true",
+        f'url = "{url}"',
+        f'buffer_dir = "{buffer_dir}"',
+        "interval = 1",
+        "backoff = 0.2",
+        "backoff_max = 1",
+        *(f"{k} = {v}" for k, v in extra.items()),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def node_history(base: str) -> list[int]:
+    """Every node sample's timestamp (ms) in hvstat's history (full resolution)."""
+    r = httpx.get(f"{base}/api/monitoring/node/history", params={"fields": "cpu_usage", "since": time.time() - 600}, timeout=10)
+    body = r.json()
+    assert r.status_code == 200 and body["resolution"] == "full", body
+    return [round(t * 1000) for t in body["timestamps"]]
+
+
+def metric(base: str, name: str) -> float | None:
+    for f in parse_text(httpx.get(f"{base}/metrics", timeout=10).text):
+        for s in f.samples:
+            if s.name == name:
+                return s.value
+    return None
+
+
+def test_config_keys_and_environment() -> None:
+    s = load_settings(environ={"HVSTAT_REMOTE_WRITE_ENABLED": "1", "HVSTAT_REMOTE_WRITE_URL": "http://r:9090/api/v1/write", "HVSTAT_REMOTE_WRITE_HEADERS": '{"Authorization": "Bearer x"}', "HVSTAT_REMOTE_WRITE_INTERVAL": "2.5"})
+    rw = s.remote_write
+    assert rw.enabled and rw.url == "http://r:9090/api/v1/write" and rw.headers == {"Authorization": "Bearer x"} and rw.interval == 2.5
+    assert rw.buffer_dir == "/var/lib/hvstat/remote-write" and rw.buffer_max_bytes == 256 << 20
+    with pytest.raises(ConfigError, match="remote_write.url.*no url"):
+        load_settings(environ={"HVSTAT_REMOTE_WRITE_ENABLED": "true"})
+    with pytest.raises(ConfigError, match="remote_write.url"):
+        load_settings(environ={"HVSTAT_REMOTE_WRITE_URL": "ftp://x"})
+    with pytest.raises(ConfigError, match="remote_write.headers"):
+        load_settings(environ={"HVSTAT_REMOTE_WRITE_URL": "http://x/", "HVSTAT_REMOTE_WRITE_HEADERS": '{"Content-Encoding": "gzip"}'})
+    with pytest.raises(ConfigError, match="remote_write.buffer_max_bytes"):
+        load_settings(environ={"HVSTAT_REMOTE_WRITE_BUFFER_MAX_BYTES": "10"})
+
+
+def test_restart_sends_the_buffer_of_the_previous_run_first(tmp_path: Path) -> None:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/api/v1/write"
+    buffer_dir = tmp_path / "buffer"
+    # Run 1: nothing listens on the receiver's port: every batch stays in the buffer.
+    (tmp_path / "run1").mkdir()
+    with running_server(tmp_path / "run1", _config(url, buffer_dir)) as base:
+        time.sleep(3.5)
+        first_run = node_history(base)
+        assert (metric(base, "hvstat_remote_write_retries_total") or 0) >= 1
+        assert metric(base, "hvstat_remote_write_samples_sent_total") == 0
+        assert (metric(base, "hvstat_remote_write_buffer_samples") or 0) > 0
+    left = sorted(buffer_dir.glob("*.batch"))
+    assert left, "no batch left in the buffer"
+    # Run 2, the receiver up: the first run's batches come first, then the new ones.
+    with Receiver(port) as rx:
+        (tmp_path / "run2").mkdir()
+        with running_server(tmp_path / "run2", _config(url, buffer_dir)) as base:
+            deadline = time.monotonic() + WAIT_SECS
+            while not set(first_run) <= set(rx.timestamps("hvstat_node_cpu_seconds_total", cpu="0", mode="user")):
+                assert time.monotonic() < deadline, "the first run's samples did not arrive"
+                time.sleep(0.2)
+            second_run = node_history(base)
+        got = rx.timestamps("hvstat_node_cpu_seconds_total", cpu="0", mode="user")
+    assert set(first_run) <= set(got)
+    assert got == sorted(got), "batches arrived out of order"
+    assert min(second_run) > max(first_run)
+    # The first run's samples were the first to arrive.
+    assert got[: len(first_run)] == sorted(first_run)
+
+
+# --- a real Prometheus -----------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def prometheus_receiver(workdir: Path, port: int) -> Iterator[str]:
+    """Debian's Prometheus 2.42 on 127.0.0.1:``port`` as a remote-write receiver only (no scrape
+    jobs), its TSDB in ``workdir/tsdb``; stopped with SIGTERM (it then writes its head) and reaped."""
+    exe = shutil.which("prometheus")
+    if exe is None:
+        pytest.skip("the prometheus binary is not installed (Debian package prometheus; scripts/setup)")
+    config = workdir / "prometheus.yml"
+    # Batches buffered during an outage arrive late; within the head block they are in order per
+    # series anyway, and the out-of-order window (2.39+, a config key, not a flag) also takes
+    # samples older than the head's range after a long outage.
+    config.write_text("global:\n  scrape_interval: 1m\nstorage:\n  tsdb:\n    out_of_order_time_window: 1h\n")
+    base = f"http://127.0.0.1:{port}"
+    with open(workdir / "prometheus.log", "ab") as log:
+        proc = subprocess.Popen(
+            [
+                exe,
+                f"--config.file={config}",
+                f"--storage.tsdb.path={workdir / 'tsdb'}",
+                f"--web.listen-address=127.0.0.1:{port}",
+                "--web.enable-remote-write-receiver",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=workdir,
+        )
+        try:
+            deadline = time.monotonic() + WAIT_SECS
+            while True:
+                if proc.poll() is not None:
+                    raise AssertionError(f"prometheus exited with {proc.returncode}:\n{(workdir / 'prometheus.log').read_text()[-4000:]}")
+                with contextlib.suppress(httpx.TransportError):
+                    if httpx.get(f"{base}/-/ready", timeout=2).status_code == 200:
+                        break
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"prometheus not ready within {WAIT_SECS}s")
+                time.sleep(0.2)
+            yield base
+        finally:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(timeout=WAIT_SECS / 2)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait(timeout=WAIT_SECS / 2)
+
+
+def raw_samples(prom: str, selector: str, window: str = "10m") -> list[int]:
+    """Every raw sample's timestamp (ms) of the one series ``selector`` over the last ``window``."""
+    r = httpx.get(f"{prom}/api/v1/query", params={"query": f"{selector}[{window}]"}, timeout=10)
+    body = r.json()
+    assert body["status"] == "success", body
+    result = body["data"]["result"]
+    assert len(result) <= 1, result
+    return [round(float(t) * 1000) for t, _ in result[0]["values"]] if result else []
+
+
+def test_prometheus_receiver_outage_loses_no_sample(tmp_path: Path) -> None:
+    if shutil.which("prometheus") is None:
+        pytest.skip("the prometheus binary is not installed (Debian package prometheus; scripts/setup)")
+    port = free_port()
+    prom_dir = tmp_path / "prom"
+    prom_dir.mkdir()
+    serve_dir = tmp_path / "serve"
+    serve_dir.mkdir()
+    url = f"http://127.0.0.1:{port}/api/v1/write"
+    selector = 'hvstat_node_cpu_seconds_total{cpu="0",mode="user"}'
+    with running_server(serve_dir, _config(url, tmp_path / "buffer")) as base:
+        with prometheus_receiver(prom_dir, port) as prom:
+            deadline = time.monotonic() + WAIT_SECS
+            while len(raw_samples(prom, selector)) < 4:
+                assert time.monotonic() < deadline, "no samples reached Prometheus"
+                time.sleep(0.25)
+        # The receiver is down: hvstat goes on sampling every 0.5 s and buffering.
+        down_from = time.time()
+        time.sleep(4)
+        assert (metric(base, "hvstat_remote_write_buffer_samples") or 0) > 0
+        assert (metric(base, "hvstat_remote_write_retries_total") or 0) >= 1
+        down_until = time.time()
+        with prometheus_receiver(prom_dir, port) as prom:
+            deadline = time.monotonic() + WAIT_SECS
+            while metric(base, "hvstat_remote_write_buffer_samples") != 0 or (metric(base, "hvstat_remote_write_last_success_timestamp_seconds") or 0) < down_until:
+                assert time.monotonic() < deadline, f"the buffer did not drain:\n{(prom_dir / 'prometheus.log').read_text()[-3000:]}"
+                time.sleep(0.25)
+            produced = node_history(base)
+            # The sample taken last may still be queued for the next batch.
+            time.sleep(2.5)
+            stored = raw_samples(prom, selector)
+            up = raw_samples(prom, 'hvstat_source_up{source="node"}')
+            assert metric(base, "hvstat_remote_write_samples_failed_total") == 0
+            assert metric(base, "hvstat_remote_write_samples_dropped_total") == 0
+    missing = sorted(set(produced) - set(stored))
+    assert not missing, f"{len(missing)} of {len(produced)} samples missing in Prometheus: {missing[:10]}"
+    during = [t for t in produced if down_from * 1000 < t < down_until * 1000]
+    assert len(during) >= 6, f"only {len(during)} samples were taken while the receiver was down"
+    assert len(stored) == len(set(stored))
+    # hvstat's own series come once per batch, also for the batches of the outage.
+    assert sum(down_from * 1000 < t < down_until * 1000 for t in up) >= 3
+    # Prometheus stopped first, then hvstat: the samples queued at its shutdown went to the buffer
+    # as one batch, for its next start.
+    assert len(os.listdir(tmp_path / "buffer")) <= 1
