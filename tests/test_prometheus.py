@@ -633,3 +633,27 @@ def test_prometheus_scraped_openmetrics(stack: Stack) -> None:
     assert meta.get("hvstat_container", [{}])[0].get("type") == "info"
     assert meta["hvstat_node_memory_total_bytes"][0]["help"] == "Memory: MemTotal, bytes."
     assert "hvstat_node_cpu_seconds_total" not in meta
+
+
+def test_websocket_hub_series_count_real_clients(serve: str) -> None:
+    """A real /ws client is counted in hvstat_ws_clients while it is connected, and not after."""
+    import asyncio
+
+    import websockets
+
+    async def run() -> tuple[float, float, float]:
+        async with websockets.connect(serve.replace("http", "ws", 1) + "/ws") as ws:
+            await ws.recv()  # hello
+            text = await asyncio.to_thread(lambda: httpx.get(f"{serve}/metrics", timeout=10).text)
+            connected = one(text, "hvstat_ws_clients")
+            encoded = one(text, "hvstat_ws_messages_encoded_total")
+        for _ in range(50):
+            text = await asyncio.to_thread(lambda: httpx.get(f"{serve}/metrics", timeout=10).text)
+            if one(text, "hvstat_ws_clients") == connected - 1:
+                break
+            await asyncio.sleep(0.1)
+        return connected, one(text, "hvstat_ws_clients"), encoded
+
+    connected, after, encoded = asyncio.run(run())
+    assert connected >= 1 and after == connected - 1
+    assert encoded >= 1  # at least this client's hello

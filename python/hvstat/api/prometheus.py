@@ -46,6 +46,7 @@ from hvstat.state import AppState
 
 if TYPE_CHECKING:
     from hvstat.alerts.engine import AlertEngine
+    from hvstat.hub import Hub
     from hvstat.remote_write import RemoteWriteStatus
 
 CONTENT_TYPE_TEXT = "text/plain; version=0.0.4; charset=utf-8"
@@ -758,6 +759,34 @@ REMOTE_WRITE_LAST_SUCCESS = gauge(
 )
 
 
+WS_CLIENTS = gauge("hvstat_ws_clients", "WebSocket clients connected to /ws now.", unit="clients", source="the hub's clients")
+WS_DROPPED = counter(
+    "hvstat_ws_clients_dropped_total",
+    "WebSocket clients closed because they fell behind (their queue of ws_queue_size messages was full).",
+    unit="clients",
+    source="the hub: slow clients closed (code 1008)",
+)
+WS_REFUSED = counter(
+    "hvstat_ws_clients_refused_total",
+    "WebSocket connections refused because max_ws_clients were connected.",
+    unit="clients",
+    source="the hub: refusals (code 1013)",
+)
+WS_ENCODED = counter(
+    "hvstat_ws_messages_encoded_total",
+    "Messages the hub encoded (once each, however many clients got it).",
+    unit="messages",
+    source="the hub: frames encoded",
+)
+
+
+def _hub(out: Sink, hub: Hub) -> None:
+    out.one(WS_CLIENTS, len(hub.clients))
+    out.one(WS_DROPPED, hub.dropped_slow)
+    out.one(WS_REFUSED, hub.refused)
+    out.one(WS_ENCODED, hub.frames_encoded)
+
+
 def _remote_write(out: Sink, rw: RemoteWriteStatus) -> None:
     out.one(REMOTE_WRITE_SENT, rw.samples_sent)
     out.one(REMOTE_WRITE_FAILED, rw.samples_failed)
@@ -774,14 +803,17 @@ def _own(
     version: str,
     alerts: AlertEngine | None = None,
     remote_write: RemoteWriteStatus | None = None,
+    hub: Hub | None = None,
 ) -> None:
-    """hvstat's own series: alerts, source health, build info, remote write."""
+    """hvstat's own series: alerts, source health, build info, remote write, the WebSocket hub."""
     if alerts is not None:
         _alerts(out, alerts)
     _sources(out, sources)
     out.one(BUILD_INFO, 1, out.key(version=version))
     if remote_write is not None:
         _remote_write(out, remote_write)
+    if hub is not None:
+        _hub(out, hub)
 
 
 # --- the endpoint ------------------------------------------------------------------------------------
@@ -797,13 +829,14 @@ def collect(
     vms: Iterable[VmMetrics] = (),
     alerts: AlertEngine | None = None,
     remote_write: RemoteWriteStatus | None = None,
+    hub: Hub | None = None,
 ) -> None:
     """Every series of one scrape into ``out``: node, containers, VMs, hvstat's own."""
     if node is not None:
         _node(out, node)
     _containers(out, containers)
     _vms(out, vms)
-    _own(out, sources, version, alerts, remote_write)
+    _own(out, sources, version, alerts, remote_write, hub)
 
 
 def render(
@@ -815,11 +848,12 @@ def render(
     vms: Iterable[VmMetrics] = (),
     alerts: AlertEngine | None = None,
     remote_write: RemoteWriteStatus | None = None,
+    hub: Hub | None = None,
     openmetrics: bool = False,
 ) -> bytes:
     """The whole exposition of one scrape: node, containers, VMs, hvstat's own health."""
     out = _Exposition(openmetrics)
-    collect(out, node, containers, sources, version, vms=vms, alerts=alerts, remote_write=remote_write)
+    collect(out, node, containers, sources, version, vms=vms, alerts=alerts, remote_write=remote_write, hub=hub)
     return out.finish()
 
 
@@ -863,6 +897,7 @@ async def metrics(request: Request) -> Response:
         vms=state.store.vms.values(),
         alerts=state.alerts,
         remote_write=None if state.remote_write is None else state.remote_write.status(),
+        hub=state.hub,
         openmetrics=om,
     )
     return Response(body, media_type=CONTENT_TYPE_OPENMETRICS if om else CONTENT_TYPE_TEXT)
