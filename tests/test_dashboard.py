@@ -28,7 +28,7 @@ import httpx
 import pytest
 
 import cgroups
-from conftest import free_port
+from conftest import free_port, running_server
 from helpers import WAIT_SECS, clean_env, hvstat_exe
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright for Python is not installed (pip install -e '.[test]')")
@@ -192,6 +192,42 @@ def test_dashboard_live_detail_and_restart(tmp_path: Path, fake_containers: Any,
 
     errors = [(p, t, m) for p, t, m in console if t in ("error", "pageerror") and not (p == "down" and RECONNECT_NOISE.search(m))]
     assert errors == [], errors
+
+
+TOKEN = "dashboard-test-token-0123456789abcdef"
+
+
+def test_a_server_with_tokens_asks_for_one(tmp_path: Path, browser: Any) -> None:
+    """With [server] tokens the page loads (its shell needs no token), says it needs one, takes it
+    in the banner (a wrong one is refused), then goes live; ?token= in the URL works too and is
+    removed from the address bar. REST calls (history) carry it as a bearer token."""
+    config = f'[server]\ntokens = ["{TOKEN}"]\n\n[monitoring]\nnode_metrics_interval = 1\n\n[containers]\nenabled = false\n'
+    with running_server(tmp_path, config) as base:
+        page = browser.new_page(bypass_csp=True)
+        errors: list[str] = []
+        page.on("console", lambda m: m.type == "error" and errors.append(m.text))
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(base + "/")
+        page.wait_for_selector("#token-form:not([hidden])", timeout=15_000)
+        assert "Authentication required" in page.inner_text("#banner")
+        assert page.get_attribute("#conn", "data-state") == "auth"
+        page.fill("#token-input", "wrong-token-wrong-token-wrong")
+        page.click("#token-form button")
+        page.wait_for_function("document.querySelector('#banner-text').textContent.includes('invalid token')", timeout=10_000)
+        page.fill("#token-input", TOKEN)
+        page.click("#token-form button")
+        page.wait_for_selector("#conn[data-state=open]", timeout=10_000)
+        assert page.is_hidden("#banner")
+        wait_node_after(page, wait_node_after(page, 0))
+        # The node history came through the bearer token: the charts hold more than the live points.
+        page.wait_for_function("Number(document.querySelector('#chart-mem').dataset.points) >= 3", timeout=10_000)
+
+        other = browser.new_page(bypass_csp=True)
+        other.on("console", lambda m: m.type == "error" and errors.append(m.text))
+        other.goto(f"{base}/?token={TOKEN}&range=300")
+        other.wait_for_selector("#conn[data-state=open]", timeout=15_000)
+        assert "token" not in other.url and other.url.endswith("/?range=300")
+        assert errors == [], errors
 
 
 # The app under uvicorn, its container source replaced by a feeder of N synthetic guests per second

@@ -523,6 +523,24 @@ def test_pace_gc_collects_just_after_a_node_publish_and_restores_the_gc() -> Non
     assert gc.get_threshold() == thresholds and gc.get_freeze_count() == 0
 
 
+def test_pace_gc_of_several_hubs_restores_the_gc_when_the_last_stops() -> None:
+    a, b = make_hub(), make_hub()
+    thresholds = gc.get_threshold()
+
+    async def run() -> None:
+        ta = asyncio.create_task(a.pace_gc(every=10))
+        tb = asyncio.create_task(b.pace_gc(every=10))
+        await asyncio.sleep(0.05)
+        ta.cancel()
+        await asyncio.wait([ta])
+        assert gc.get_threshold()[2] == 1 << 30, "the other hub still runs"
+        tb.cancel()
+        await asyncio.wait([tb])
+
+    asyncio.run(run())
+    assert gc.get_threshold() == thresholds and gc.get_freeze_count() == 0
+
+
 # --- what clients send ------------------------------------------------------------------------------------
 
 

@@ -89,6 +89,31 @@ def node_id() -> str:
     return socket.gethostname()
 
 
+# Hubs pacing the GC in this process (tests run several apps at once): the first to start turns
+# automatic full collections off, the last to stop turns them back on.
+_gc_pacers = 0
+_gc_thresholds: tuple[int, int, int] = (0, 0, 0)
+
+
+def _gc_pacing_start() -> None:
+    global _gc_pacers, _gc_thresholds
+    _gc_pacers += 1
+    if _gc_pacers == 1:
+        _gc_thresholds = gc.get_threshold()
+        gc.collect()
+        gc.freeze()
+        # The full generation's threshold counts young-generation collections; this many never come.
+        gc.set_threshold(_gc_thresholds[0], _gc_thresholds[1], 1 << 30)
+
+
+def _gc_pacing_stop() -> None:
+    global _gc_pacers
+    _gc_pacers -= 1
+    if _gc_pacers == 0:
+        gc.set_threshold(*_gc_thresholds)
+        gc.unfreeze()
+
+
 class Frame:
     """One encoded message. ``data`` is what msgspec wrote; ``text`` is the same, decoded once,
     because an ASGI text frame takes a str."""
@@ -528,11 +553,7 @@ class Hub:
         """Run for the server's life (a lifespan task): full collections at a moment of the hub's
         choosing instead of in the middle of a fan-out (see the module docstring). Undone when
         cancelled."""
-        thresholds = gc.get_threshold()
-        gc.collect()
-        gc.freeze()
-        # The full generation's threshold counts young-generation collections; this many never come.
-        gc.set_threshold(thresholds[0], thresholds[1], 1 << 30)
+        _gc_pacing_start()
         try:
             while True:
                 await asyncio.sleep(every)
@@ -547,8 +568,7 @@ class Hub:
                 self.gc_last_ms = (time.perf_counter() - started) * 1000
                 log.debug("full garbage collection: %.1f ms, %d clients", self.gc_last_ms, len(self._clients))
         finally:
-            gc.set_threshold(*thresholds)
-            gc.unfreeze()
+            _gc_pacing_stop()
 
     def publish(self, message: WsMessage, topics: Iterable[str]) -> None:
         """``message``, encoded once, to every client subscribed to any of ``topics`` (each client

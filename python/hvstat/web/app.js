@@ -46,7 +46,7 @@ const nodeCharts = [
       { label: "irq", color: "--c5", stacked: true },
       { label: "steal", color: "--c4", stacked: true },
       { label: "iowait", color: "--c3", stacked: true },
-      { label: "busy", color: "--fg", field: "cpu_usage" },
+      { label: "busy", color: "--muted", field: "cpu_usage" },
     ],
     pick(s) {
       const c = s.cpu?.total ?? {};
@@ -517,9 +517,38 @@ function renderAlerts() {
 
 // --- the connection --------------------------------------------------------------------------------
 
+// --- the API token ---------------------------------------------------------------------------------
+// Only when the server has tokens configured (docs/api.md, "Authentication"). Given once as
+// ?token=... in the page's URL (then removed from the address bar) or typed into the banner; kept
+// in this tab's sessionStorage only.
+
+const TOKEN_KEY = "hvstat.token";
+{
+  const url = new URL(location.href);
+  const given = url.searchParams.get("token");
+  if (given) {
+    sessionStorage.setItem(TOKEN_KEY, given);
+    url.searchParams.delete("token");
+    history.replaceState(null, "", url.pathname + url.search + url.hash);
+  }
+}
+const token = () => sessionStorage.getItem(TOKEN_KEY);
+
+$("token-form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  const value = $("token-input").value.trim();
+  if (!value) return;
+  sessionStorage.setItem(TOKEN_KEY, value);
+  $("token-input").value = "";
+  live.connect();
+});
+
 async function getJSON(url, quiet404 = false) {
   try {
-    const r = await fetch(url, { headers: { Accept: "application/json" } });
+    const headers = { Accept: "application/json" };
+    const t = token();
+    if (t) headers.Authorization = `Bearer ${t}`;
+    const r = await fetch(url, { headers });
     if (!r.ok) {
       if (!(quiet404 && r.status === 404)) console.warn(`${url}: HTTP ${r.status}`);
       return null;
@@ -586,7 +615,8 @@ function onMessage(m) {
       break;
     case "error":
       if (d && m.detail?.topic === d.topic) note(`${m.error}: ${d.id}`);
-      else console.warn("hvstat /ws:", m.error, m.detail);
+      // A server without tokens does not expect the auth message a remembered token sends.
+      else if (m.detail?.type !== "auth") console.warn("hvstat /ws:", m.error, m.detail);
       break;
     default:
       break;
@@ -600,6 +630,9 @@ function onState(s) {
   conn.dataset.state = s.state;
   const banner = $("banner");
   clearInterval(countdown);
+  const asking = s.state === "auth";
+  $("token-form").hidden = !asking;
+  $("retry-now").hidden = asking;
   if (s.state === "open") {
     setText($("conn-text"), "live");
     banner.hidden = true;
@@ -610,9 +643,17 @@ function onState(s) {
     setText($("conn-text"), s.attempt ? "reconnecting" : "connecting");
     return;
   }
-  setText($("conn-text"), "disconnected");
   document.body.classList.add("offline");
   banner.hidden = false;
+  if (asking) {
+    setText($("conn-text"), "not connected");
+    setText($("banner-title"), "Authentication required");
+    setText($("banner-text"), token() ? `(${s.reason || "invalid token"})` : "(this hvstat asks for an API token)");
+    $("token-input").focus();
+    return;
+  }
+  setText($("conn-text"), "disconnected");
+  setText($("banner-title"), "Disconnected, retrying");
   const why = s.code === 1013 ? "the server has too many clients" : s.code === 1008 ? "the connection fell behind" : s.reason || "the server is unreachable";
   const tick = () => {
     const secs = Math.max(0, Math.ceil((s.retryAt - Date.now()) / 1000));
@@ -622,7 +663,7 @@ function onState(s) {
   countdown = setInterval(tick, 1000);
 }
 
-const live = new Live(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`, { onHello, onMessage, onState });
+const live = new Live(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`, { onHello, onMessage, onState, token });
 $("retry-now").addEventListener("click", () => live.retryNow());
 live.setTopics(BASE_TOPICS);
 live.start();

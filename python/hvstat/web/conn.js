@@ -1,12 +1,17 @@
-// The /ws connection: connect, subscribe, hand messages on; on any close, retry with a growing
-// delay (0.5 s doubling up to 15 s, with jitter so that a restarted server is not hit by every
-// dashboard at once), and start again from the hello. Protocol: docs/websocket.md.
+// The /ws connection: connect, authenticate when there is a token, subscribe, hand messages on; on
+// any close, retry with a growing delay (0.5 s doubling up to 15 s, with jitter so that a restarted
+// server is not hit by every dashboard at once), and start again from the hello. A close with
+// 4401 (authentication failed) is not retried: the page asks for a token, then calls connect().
+// Protocol: docs/websocket.md; authentication: docs/api.md.
+
+const CLOSE_UNAUTHORIZED = 4401;
 
 const FIRST_DELAY = 0.5;
 const MAX_DELAY = 15;
 
 export class Live {
-  // handlers: onHello(msg), onMessage(msg), onState({state, attempt, retryAt, code, reason}).
+  // handlers: onHello(msg), onMessage(msg), onState({state, attempt, retryAt, code, reason}),
+  // token() -> the API token or null.
   constructor(url, handlers) {
     this.url = url;
     this.h = handlers;
@@ -48,6 +53,11 @@ export class Live {
     this.setState("connecting");
     const ws = new WebSocket(this.url);
     this.ws = ws;
+    // The token goes in the first message, not in the URL (which ends up in logs and history).
+    ws.onopen = () => {
+      const token = this.h.token();
+      if (token) ws.send(JSON.stringify({ type: "auth", token }));
+    };
     ws.onmessage = (ev) => {
       let msg;
       try {
@@ -67,7 +77,8 @@ export class Live {
     ws.onclose = (ev) => {
       if (this.ws !== ws) return;
       this.ws = null;
-      this.retry(ev.code, ev.reason);
+      if (ev.code === CLOSE_UNAUTHORIZED) this.setState("auth", { code: ev.code, reason: ev.reason });
+      else this.retry(ev.code, ev.reason);
     };
   }
 
