@@ -194,6 +194,46 @@ def test_dashboard_live_detail_and_restart(tmp_path: Path, fake_containers: Any,
     assert errors == [], errors
 
 
+def test_a_libvirt_guest_in_the_vms_table_and_its_detail_view(tmp_path: Path, browser: Any, libvirt_uri: str) -> None:
+    """A real libvirt guest (tests/virt.py, a TCG domain) while a real ``hvstat serve`` samples it
+    every second: it is listed in the "Virtual machines" table as running, and its row opens its
+    detail view, whose first chart gets drawn from history and live samples on the vm:<id> topic."""
+    import virt
+
+    config = (
+        "[monitoring]\nnode_metrics_interval = 1\nvm_metrics_interval = 1\n\n[containers]\nenabled = false\n\n"
+        f'[vms]\nlibvirt = "on"\nlibvirt_uri = "{libvirt_uri}"\n'
+    )
+    with virt.libvirt_domain(mode="idle", vcpus=1) as dom:
+        dom.wait_ready(60)
+        with running_server(tmp_path, config) as base:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000}, bypass_csp=True)
+            errors: list[str] = []
+            page.on("console", lambda m: m.type == "error" and errors.append(m.text))
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(base + "/")
+            page.wait_for_selector("#conn[data-state=open]", timeout=15_000)
+
+            row = f'#vms tr[data-id="{dom.uuid}"]'
+            page.wait_for_selector(row, timeout=20_000)
+            page.wait_for_function("sel => document.querySelector(sel)?.innerText.includes('running')", arg=row, timeout=15_000)
+            text = page.inner_text(row)
+            assert dom.name in text and "libvirt" in text and "running" in text, text
+
+            page.click(row)
+            page.wait_for_selector("#detail:not([hidden])")
+            assert page.text_content("#detail-kind") == "Virtual machine"
+            assert page.inner_text("#detail-title") == dom.name
+            assert page.url.endswith(f"#/vm/{dom.uuid}")
+            page.wait_for_function("Number(document.querySelector('.detail .chart').dataset.points) >= 2", timeout=20_000)
+            assert canvas_ink(page, ".detail .chart") > 0
+            page.wait_for_function("document.querySelector('#detail-facts').innerText.includes('running')", timeout=10_000)
+            assert "libvirt" in page.inner_text("#detail-facts")
+            page.keyboard.press("Escape")
+            page.wait_for_selector("#detail", state="hidden")
+            assert errors == [], errors
+
+
 TOKEN = "dashboard-test-token-0123456789abcdef"
 
 
