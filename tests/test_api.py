@@ -128,6 +128,7 @@ def test_health(client: TestClient) -> None:
     assert node.last_success is not None and 0 <= t1 - node.last_success < FRESH_SECS + LOOP_INTERVAL
     assert node.last_duration_secs is not None and node.last_duration_secs > 0
     assert node.interval_secs == LOOP_INTERVAL
+    assert health.remote_write is None  # [remote_write] is off by default
 
 
 def test_health_rejects_params(client: TestClient) -> None:
@@ -161,6 +162,21 @@ def test_openapi(client: TestClient) -> None:
 
     walk(doc)
     assert {r.rsplit("/", 1)[1] for r in refs} <= set(schemas)
+
+
+def test_openapi_lists_every_http_route_with_its_methods(client: TestClient) -> None:
+    """The document is written by hand next to the models: this keeps it from missing a route."""
+    from starlette.routing import Route
+
+    paths = client.get("/openapi.json").json()["paths"]
+    routes = [r for r in client.app.routes if isinstance(r, Route)]  # type: ignore[attr-defined]
+    assert len(routes) > 10
+    for route in routes:
+        path = route.path.replace(":path}", "}")
+        assert path in paths, f"{path} is not in /openapi.json"
+        methods = {m.lower() for m in route.methods or ()} - {"head"}
+        assert methods == set(paths[path]), (path, methods, set(paths[path]))
+    assert set(paths) == {r.path.replace(":path}", "}") for r in routes}, "a path in /openapi.json that no route serves"
 
 
 def test_openapi_marks_contract_fields_required(client: TestClient) -> None:

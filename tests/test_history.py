@@ -29,7 +29,7 @@ from starlette.testclient import TestClient
 
 from helpers import FIXTURE_HOSTS, WAIT_SECS
 from hvstat.app import create_app
-from hvstat.config import ConfigError, ContainerSettings, MonitoringSettings, Settings, load_settings
+from hvstat.config import ConfigError, ContainerSettings, MonitoringSettings, Settings, VmSettings, load_settings
 from hvstat.models import ContainerMetrics, ContainersSample, History, NodeMetrics
 from hvstat.store import (
     CONTAINER_HISTORY_FIELDS,
@@ -564,7 +564,7 @@ def test_container_history_errors(client: TestClient) -> None:
 
 def test_openapi_lists_the_history_routes(client: TestClient) -> None:
     doc = client.get("/openapi.json").json()
-    for path in (NODE, "/api/containers/{ref}/history"):
+    for path in (NODE, "/api/containers/{ref}/history", "/api/vms/{ref}/history"):
         ok = doc["paths"][path]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
         assert ok == {"$ref": "#/components/schemas/History"}
     assert {"entity", "step", "timestamps", "series", "resolution"} <= set(doc["components"]["schemas"]["History"]["required"])
@@ -598,10 +598,15 @@ def test_history_disabled_is_404(tmp_path: Path) -> None:
         _check_error(c.get(f"/api/containers/{ID_A}/history"), 404, "history is disabled")
 
 
-def test_container_history_when_containers_are_off() -> None:
-    settings = Settings(monitoring=MonitoringSettings(node_metrics_interval=LOOP_INTERVAL), containers=ContainerSettings(enabled=False))
+def test_guest_history_when_containers_and_vms_are_off() -> None:
+    settings = Settings(
+        monitoring=MonitoringSettings(node_metrics_interval=LOOP_INTERVAL), containers=ContainerSettings(enabled=False), vms=VmSettings(enabled=False)
+    )
     with TestClient(create_app(settings)) as c:
         _check_error(c.get(f"/api/containers/{ID_A}/history"), 404, "container monitoring is disabled")
+        for path in ("/api/vms", "/api/vms/events", "/api/vms/some-vm/metrics", "/api/vms/some-vm/history"):
+            body = _check_error(c.get(path), 404, "VM monitoring is disabled")
+            assert body["detail"] == {"setting": "vms.enabled"}
         assert c.get(NODE).status_code == 200
 
 

@@ -49,6 +49,7 @@ from hvstat.remote_write import (
     encode_write_request,
     snappy_compress,
     snappy_decompress,
+    url_without_credentials,
 )
 from test_prometheus import Case, case, node, recorded  # noqa: F401 - the fixtures of the /metrics tests
 
@@ -294,6 +295,11 @@ def metric(base: str, name: str) -> float | None:
     return None
 
 
+def test_health_shows_the_url_without_credentials() -> None:
+    assert url_without_credentials("https://u:p%40ss@rw.example:8428/api/v1/write?x=1") == "https://rw.example:8428/api/v1/write?x=1"
+    assert url_without_credentials("http://127.0.0.1:9090/api/v1/write") == "http://127.0.0.1:9090/api/v1/write"
+
+
 def test_config_keys_and_environment() -> None:
     s = load_settings(environ={"HVSTAT_REMOTE_WRITE_ENABLED": "1", "HVSTAT_REMOTE_WRITE_URL": "http://r:9090/api/v1/write", "HVSTAT_REMOTE_WRITE_HEADERS": '{"Authorization": "Bearer x"}', "HVSTAT_REMOTE_WRITE_INTERVAL": "2.5"})
     rw = s.remote_write
@@ -321,6 +327,11 @@ def test_restart_sends_the_buffer_of_the_previous_run_first(tmp_path: Path) -> N
         assert (metric(base, "hvstat_remote_write_retries_total") or 0) >= 1
         assert metric(base, "hvstat_remote_write_samples_sent_total") == 0
         assert (metric(base, "hvstat_remote_write_buffer_samples") or 0) > 0
+        health = httpx.get(f"{base}/health", timeout=10).json()
+        rw = health["remote_write"]
+        assert health["status"] == "degraded" and rw["status"] == "degraded", health
+        assert rw["url"] == url and rw["last_success"] is None and rw["buffer_samples"] > 0
+        assert rw["error"].startswith("ConnectError"), rw
     left = sorted(buffer_dir.glob("*.batch"))
     assert left, "no batch left in the buffer"
     # Run 2, the receiver up: the first run's batches come first, then the new ones.
@@ -423,6 +434,8 @@ def test_prometheus_receiver_outage_loses_no_sample(tmp_path: Path) -> None:
         time.sleep(4)
         assert (metric(base, "hvstat_remote_write_buffer_samples") or 0) > 0
         assert (metric(base, "hvstat_remote_write_retries_total") or 0) >= 1
+        rw = httpx.get(f"{base}/health", timeout=10).json()["remote_write"]
+        assert rw["status"] == "degraded" and rw["error"] and rw["last_failure"] > down_from, rw
         down_until = time.time()
         with prometheus_receiver(prom_dir, port) as prom:
             deadline = time.monotonic() + WAIT_SECS
@@ -436,6 +449,9 @@ def test_prometheus_receiver_outage_loses_no_sample(tmp_path: Path) -> None:
             up = raw_samples(prom, 'hvstat_source_up{source="node"}')
             assert metric(base, "hvstat_remote_write_samples_failed_total") == 0
             assert metric(base, "hvstat_remote_write_samples_dropped_total") == 0
+            health = httpx.get(f"{base}/health", timeout=10).json()
+            assert health["remote_write"]["status"] == "ok" and health["remote_write"]["error"] is None, health
+            assert health["status"] == "ok", health
     missing = sorted(set(produced) - set(stored))
     assert not missing, f"{len(missing)} of {len(produced)} samples missing in Prometheus: {missing[:10]}"
     during = [t for t in produced if down_from * 1000 < t < down_until * 1000]

@@ -172,6 +172,67 @@ def test_pause_resume_and_destroy_are_status_changes(vm_server: str) -> None:
     assert vm(vm_server, uuid) is None
 
 
+@pytest.mark.parametrize(
+    ("path", "params", "error"),
+    [
+        ("/api/vms", {"origin": "xen"}, "unknown origin"),
+        ("/api/vms", {"status": "asleep"}, "unknown status"),
+        ("/api/vms", {"bogus": "1"}, "unknown query parameter"),
+        ("/api/vms/events", {"since": "yesterday"}, "bad since"),
+        ("/api/vms/events", {"since": "nan"}, "bad since"),
+        ("/api/vms/no-such-vm/metrics", {"fields": "x"}, "unknown query parameter"),
+    ],
+)
+def test_vm_routes_answer_bad_parameters_with_400(vm_server: str, path: str, params: dict[str, str], error: str) -> None:
+    r = httpx.get(f"{vm_server}{path}", params=params, timeout=10)
+    assert r.status_code == 400 and r.headers["content-type"].startswith("application/json"), r.text
+    assert r.json()["error"] == error, r.json()
+
+
+def test_vm_list_filters(vm_server: str) -> None:
+    with virt.libvirt_domain(mode="idle", vcpus=1) as dom:
+        dom.wait_ready(60)
+        fresh_vm(vm_server, dom.uuid, time.time() - 60)
+        for params, present in (({"origin": "libvirt"}, True), ({"origin": "qmp"}, False), ({"status": "running"}, True), ({"status": "paused"}, False)):
+            ids = {v["id"] for v in httpx.get(f"{vm_server}/api/vms", params=params, timeout=10).json()["vms"]}
+            assert (dom.uuid in ids) is present, params
+
+
+def history(base: str, ref: str, **params: str) -> httpx.Response:
+    return httpx.get(f"{base}/api/vms/{ref}/history", params=params, timeout=10)
+
+
+def test_history_by_every_reference_and_after_the_vm_vanished(vm_server: str) -> None:
+    with virt.libvirt_domain(mode="busy", vcpus=1) as dom:
+        dom.wait_ready(60)
+        wait_for(lambda: len(history(vm_server, dom.uuid).json().get("timestamps", ())) >= 3)
+        for ref in (dom.uuid, dom.uuid.upper(), dom.name):
+            r = history(vm_server, ref)
+            assert r.status_code == 200, r.text
+            h = r.json()
+            assert (h["entity"], h["name"], h["resolution"]) == (f"vm:{dom.uuid}", dom.name, "full")
+        # The busy guest's CPU is in its history, as the metrics route served it.
+        cpu = history(vm_server, dom.uuid, fields="cpu_vcpu_percent").json()
+        assert list(cpu["series"]) == ["cpu_vcpu_percent"]
+        assert max(x for x in cpu["series"]["cpu_vcpu_percent"] if x is not None) > 50
+        latest = vm(vm_server, dom.uuid)
+        assert latest is not None and latest["timestamp"] >= cpu["timestamps"][-1]
+        stats = history(vm_server, dom.name, step="60", fields="memory_rss_bytes").json()
+        assert stats["resolution"] == "min/avg/max" and type(stats["series"]["memory_rss_bytes"]["max"][-1]) is int
+        for params, error in (({"fields": "cpu_usage"}, "unknown field in 'fields'"), ({"since": "9", "until": "1"}, "bad range"), ({"x": "1"}, "unknown query parameter")):
+            r = history(vm_server, dom.uuid, **params)
+            assert r.status_code == 400 and r.json()["error"] == error, r.text
+        uuid, name = dom.uuid, dom.name
+    # Destroyed (transient: gone): its history stays reachable by its id, and grows no more.
+    wait_for(lambda: vm(vm_server, uuid) is None)
+    gone = history(vm_server, uuid)
+    assert gone.status_code == 200 and gone.json()["entity"] == f"vm:{uuid}"
+    time.sleep(2 * INTERVAL)
+    assert history(vm_server, uuid).json()["timestamps"] == gone.json()["timestamps"]
+    r = history(vm_server, name)
+    assert r.status_code == 404 and r.json()["error"] == "no such VM"
+
+
 def test_pause_is_pushed_on_the_websocket(vm_server: str) -> None:
     ws_url = vm_server.replace("http", "ws", 1) + "/ws"
 
@@ -224,6 +285,9 @@ def test_bare_qemu_over_qmp(vm_server: str) -> None:
         assert sorted(c["tid"] for c in v["vcpu"]) == sorted(c["thread-id"] for c in q.qmp("query-cpus-fast"))
         assert {c["origin"] for c in v["vcpu"]} == {"thread"}
         assert v["disks"] and v["memory_balloon_bytes"] == q.qmp("query-balloon")["actual"]
+        # By its QMP id (the socket's name), in the REST routes and in history.
+        h = wait_for(lambda: (r := history(vm_server, q.name)).status_code == 200 and len(r.json()["timestamps"]) >= 2 and r.json())
+        assert h["entity"] == f"vm:{q.name}"
 
 
 

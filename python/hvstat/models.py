@@ -711,6 +711,22 @@ class SourceHealth(Wire, kw_only=True):
     error: str | None = None
 
 
+class RemoteWriteHealth(Wire, kw_only=True):
+    """``GET /health`` ``remote_write``: whether the receiver takes the batches. ``degraded`` from a
+    failed send (unreachable, 5xx, 429) until the next accepted batch; the samples wait in the
+    buffer meanwhile."""
+
+    status: Literal["ok", "degraded"]
+    url: str  # without user and password
+    error: str | None = None  # the last failed send, null after a success
+    last_success: float | None = None
+    last_failure: float | None = None
+    buffer_samples: int
+    buffer_bytes: int
+    samples_dropped: int  # the buffer's bound, oldest first
+    samples_failed: int  # refused by the receiver (4xx): dropped, retrying cannot help
+
+
 class Health(Wire, kw_only=True):
     """``GET /health``."""
 
@@ -718,6 +734,7 @@ class Health(Wire, kw_only=True):
     version: str
     uptime_secs: float
     sources: list[SourceHealth]
+    remote_write: RemoteWriteHealth | None = None  # null when [remote_write] is off
 
 
 class ErrorBody(Wire, kw_only=True):

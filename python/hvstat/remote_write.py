@@ -51,6 +51,7 @@ import zlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -58,6 +59,7 @@ import msgspec
 
 from hvstat.api import prometheus as P
 from hvstat.config import RemoteWriteSettings
+from hvstat.models import RemoteWriteHealth
 
 if TYPE_CHECKING:
     from hvstat.alerts.engine import AlertEngine
@@ -400,7 +402,8 @@ class RemoteWriter:
         self.samples_failed = 0
         self.retries = 0
         self.last_success: float | None = None
-        self._failing = False
+        self.last_failure: float | None = None
+        self.last_error: str | None = None  # of the last failed send; None after a success
 
     # Publish hooks: on the event loop, O(1).
     def on_node(self, sample: NodeMetrics) -> None:
@@ -422,6 +425,20 @@ class RemoteWriter:
             buffer_bytes=b.bytes,
             buffer_samples=b.samples,
             last_success=self.last_success,
+        )
+
+    def health(self) -> RemoteWriteHealth:
+        b = self.buffer
+        return RemoteWriteHealth(
+            status="ok" if self.last_error is None else "degraded",
+            url=url_without_credentials(self.url),
+            error=self.last_error,
+            last_success=self.last_success,
+            last_failure=self.last_failure,
+            buffer_samples=b.samples,
+            buffer_bytes=b.bytes,
+            samples_dropped=b.dropped_samples,
+            samples_failed=self.samples_failed,
         )
 
     def start(self) -> None:
@@ -513,8 +530,9 @@ class RemoteWriter:
                 continue
             try:
                 retry = await self._post(batch, payload)
-            except Exception:  # noqa: BLE001 - a bug must not end the sending: keep the batch, retry
+            except Exception as e:  # noqa: BLE001 - a bug must not end the sending: keep the batch, retry
                 log.exception("remote write: sending a batch failed unexpectedly")
+                self.last_error, self.last_failure = f"{type(e).__name__}: {e}", time.time()
                 retry = True
             if not retry:
                 backoff = self.settings.backoff
@@ -538,9 +556,9 @@ class RemoteWriter:
         if 200 <= r.status_code < 300:
             self.samples_sent += batch.samples
             self.last_success = time.time()
-            if self._failing:
+            if self.last_error is not None:
                 log.info("remote write: %s accepts batches again", self.url)
-                self._failing = False
+                self.last_error = None
             return False
         if r.status_code == 429 or r.status_code >= 500:
             self._note_failure(f"HTTP {r.status_code}: {r.text[:200]}")
@@ -557,11 +575,19 @@ class RemoteWriter:
 
     def _note_failure(self, what: str) -> None:
         # The first failure of an outage is a warning; the retries after it only debug lines.
-        if not self._failing:
+        if self.last_error is None:
             log.warning("remote write: sending to %s failed (%s); batches are kept in %s and retried", self.url, what, self.buffer.dir)
-            self._failing = True
         else:
             log.debug("remote write: retry failed: %s", what)
+        self.last_error, self.last_failure = what, time.time()
+
+
+def url_without_credentials(url: str) -> str:
+    """``url`` with any ``user:password@`` taken out, for /health."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
 
 
 def check_buffer_dir(settings: RemoteWriteSettings) -> str | None:

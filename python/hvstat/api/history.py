@@ -9,6 +9,8 @@ min/avg/max buckets), ``fields`` (comma-separated; default all of the kind's his
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from starlette.requests import Request
 from starlette.routing import Route
@@ -102,40 +104,36 @@ async def node_history(request: Request) -> MsgspecResponse:
     return _answer(request, store, store.node_kind, store.series("node"), "node", None)
 
 
+def _guest_history(request: Request, entity: str, guests: Mapping[str, Any], resolve_ref: Callable[[Mapping[str, Any], str], Any], kind: Kind) -> MsgspecResponse:
+    """A container's or a VM's history: by any reference its ``/metrics`` route takes, or, once it
+    vanished, by its full id for as long as its history is kept."""
+    store = _store(request)
+    ref = request.path_params["ref"]
+    series = store.series(entity, ref)
+    if series is not None and ref not in guests:
+        gid = ref  # vanished, still in history
+    else:
+        gid = resolve_ref(guests, ref).id
+        series = store.series(entity, gid)
+    return _answer(request, store, kind, series, f"{entity}:{gid}", series.name if series else None)
+
+
 async def container_history(request: Request) -> MsgspecResponse:
-    """By id, unique id prefix or name as ``/metrics``; a container that vanished by its full id,
-    as long as its history is kept."""
+    """By id, unique id prefix or name."""
     check_params(request, PARAMS)
     state: AppState = request.app.state.hvstat
     if state.container_source is None:
         raise ApiError(404, "container monitoring is disabled", {"setting": "containers.enabled"})
-    store = _store(request)
-    ref = request.path_params["ref"]
-    series = store.series("container", ref)
-    if series is not None and ref not in store.containers:
-        cid = ref  # vanished, still in history
-    else:
-        cid = resolve(store.containers, ref).id
-        series = store.series("container", cid)
-    return _answer(request, store, store.container_kind, series, f"container:{cid}", series.name if series else None)
+    return _guest_history(request, "container", state.store.containers, resolve, state.store.container_kind)
 
 
 async def vm_history(request: Request) -> MsgspecResponse:
-    """By UUID, QMP id or name as ``/metrics``; a VM that vanished by its id, as long as its
-    history is kept."""
+    """By UUID, QMP id or name."""
     check_params(request, PARAMS)
     state: AppState = request.app.state.hvstat
     if state.vm_source is None:
         raise ApiError(404, "VM monitoring is disabled", {"setting": "vms.enabled"})
-    store = _store(request)
-    ref = request.path_params["ref"]
-    series = store.series("vm", ref)
-    if series is not None and ref not in store.vms:
-        vid = ref  # vanished, still in history
-    else:
-        vid = resolve_vm(store.vms, ref).id
-        series = store.series("vm", vid)
-    return _answer(request, store, store.vm_kind, series, f"vm:{vid}", series.name if series else None)
+    return _guest_history(request, "vm", state.store.vms, resolve_vm, state.store.vm_kind)
 
 
 routes = [

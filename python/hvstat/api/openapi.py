@@ -2,13 +2,28 @@
 
 from __future__ import annotations
 
+import typing
 from functools import cache
 
 import msgspec
 from starlette.requests import Request
 
 from hvstat.api.responses import MsgspecResponse, check_params
-from hvstat.models import AlertList, AlertRuleList, ContainerList, ContainerMetrics, ErrorBody, Health, History, NodeMetrics
+from hvstat.models import (
+    AlertList,
+    AlertRuleList,
+    ContainerList,
+    ContainerMetrics,
+    ErrorBody,
+    Health,
+    History,
+    NodeMetrics,
+    VmList,
+    VmMetrics,
+    VmOrigin,
+    VmStatus,
+    VmStatusChangedMessage,
+)
 
 
 def _json(schema: dict[str, object], description: str) -> dict[str, object]:
@@ -39,7 +54,10 @@ def document(version: str) -> dict[str, object]:
     (alert_list, alert_rules), alert_components = msgspec.json.schema_components(
         [AlertList, AlertRuleList], ref_template="#/components/schemas/{name}"
     )
-    components = {**components, **alert_components}
+    (vm_list, vm, vm_events), vm_components = msgspec.json.schema_components(
+        [VmList, VmMetrics, list[VmStatusChangedMessage]], ref_template="#/components/schemas/{name}"
+    )
+    components = {**components, **alert_components, **vm_components}
     bad_param = _json(error, "unknown or repeated query parameter")
     any_object = _json({"type": "object"}, "JSON object")
     return {
@@ -117,6 +135,58 @@ def document(version: str) -> dict[str, object]:
                     },
                 }
             },
+            "/api/vms": {
+                "get": {
+                    "summary": "Every VM (libvirt domains and bare QEMUs over QMP) with its latest headline numbers",
+                    "parameters": [
+                        {"name": "origin", "in": "query", "required": False, "schema": {"enum": sorted(typing.get_args(VmOrigin))}},
+                        {"name": "status", "in": "query", "required": False, "schema": {"enum": sorted(typing.get_args(VmStatus))}},
+                    ],
+                    "responses": {
+                        "200": _json(vm_list, "the VMs"),
+                        "400": _json(error, "unknown parameter, origin or status"),
+                        "404": _json(error, "VM monitoring is disabled"),
+                        "503": _json(error, "no VM sample yet"),
+                    },
+                }
+            },
+            "/api/vms/events": {
+                "get": {
+                    "summary": "Recent VmStatusChanged events (started, stopped, paused, vanished), oldest first",
+                    "parameters": [{"name": "since", "in": "query", "required": False, "description": "Unix seconds", "schema": {"type": "number"}}],
+                    "responses": {
+                        "200": _json(vm_events, "the events"),
+                        "400": _json(error, "unknown parameter, bad since"),
+                        "404": _json(error, "VM monitoring is disabled"),
+                    },
+                }
+            },
+            "/api/vms/{ref}/metrics": {
+                "get": {
+                    "summary": "One VM's latest sample, by libvirt UUID (any letter case), QMP id or name",
+                    "parameters": [{"name": "ref", "in": "path", "required": True, "schema": {"type": "string"}}],
+                    "responses": {
+                        "200": _json(vm, "the VM's sample"),
+                        "404": _json(error, "no such VM, or VM monitoring disabled"),
+                        "409": _json(error, "the reference matches several VMs"),
+                    },
+                }
+            },
+            "/api/vms/{ref}/history": {
+                "get": {
+                    "summary": "One VM's history, by UUID, QMP id or name; a vanished VM's by its id",
+                    "parameters": [
+                        {"name": "ref", "in": "path", "required": True, "schema": {"type": "string"}},
+                        *_history_parameters(),
+                    ],
+                    "responses": {
+                        "200": _json(history, "the history"),
+                        "400": _json(error, "unknown parameter, bad range, bad step, step too fine for the range, too many points, unknown field"),
+                        "404": _json(error, "no such VM, VM monitoring disabled, or history disabled"),
+                        "409": _json(error, "the reference matches several VMs"),
+                    },
+                }
+            },
             "/api/alerts": {
                 "get": {
                     "summary": "Active alerts (pending, firing), recently resolved ones, and the notifiers' counters (docs/alerts.md)",
@@ -167,7 +237,26 @@ def document(version: str) -> dict[str, object]:
             "/openapi.json": {
                 "get": {"summary": "This document", "responses": {"200": any_object, "400": bad_param}}
             },
-            "/": {"get": {"summary": "Service name, version and endpoints", "responses": {"200": any_object, "400": bad_param}}},
+            "/": {
+                "get": {
+                    "summary": "The dashboard for a browser (text/html ranked above application/json in Accept); else the same JSON index as /api",
+                    "responses": {
+                        "200": {
+                            "description": "the dashboard's page, or the JSON index",
+                            "content": {"text/html": {"schema": {"type": "string"}}, "application/json": {"schema": {"type": "object"}}},
+                        },
+                        "400": bad_param,
+                    },
+                }
+            },
+            "/api": {"get": {"summary": "Service name, version and endpoints", "responses": {"200": any_object, "400": bad_param}}},
+            "/ui/{name}": {
+                "get": {
+                    "summary": "The dashboard's static files (ETag, Cache-Control: no-cache)",
+                    "parameters": [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}],
+                    "responses": {"200": {"description": "the file"}, "304": {"description": "not modified"}, "404": _json(error, "no such file")},
+                }
+            },
         },
         "components": {"schemas": components},
     }

@@ -38,8 +38,10 @@ async def health(request: Request) -> MsgspecResponse:
     check_params(request, set())
     state: AppState = request.app.state.hvstat
     sources = [s.health() for s in state.sources]
-    status = max((s.status for s in sources), key=["ok", "degraded", "error"].index, default="ok")
-    body = Health(status=status, version=state.version, uptime_secs=time.monotonic() - state.started, sources=sources)
+    remote_write = state.remote_write.health() if state.remote_write is not None else None
+    statuses = [s.status for s in sources] + ([remote_write.status] if remote_write is not None else [])
+    status = max(statuses, key=["ok", "degraded", "error"].index, default="ok")
+    body = Health(status=status, version=state.version, uptime_secs=time.monotonic() - state.started, sources=sources, remote_write=remote_write)
     return MsgspecResponse(body, status_code=200 if status != "error" else 503)
 
 

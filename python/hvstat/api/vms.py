@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import typing
 
 from starlette.requests import Request
@@ -71,6 +72,8 @@ async def vm_events(request: Request) -> MsgspecResponse:
             since = float(raw)
         except ValueError:
             raise ApiError(400, "bad since", {"since": raw, "reason": "not a number"}) from None
+        if not math.isfinite(since):
+            raise ApiError(400, "bad since", {"since": raw, "reason": "not a finite number"})
         events = [e for e in events if e.timestamp >= since]
     return MsgspecResponse(events)
 
