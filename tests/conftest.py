@@ -59,9 +59,10 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 @contextlib.contextmanager
-def running_server(workdir: Path, config_text: str = "", env: dict[str, str] | None = None) -> Iterator[str]:
-    """Start ``hvstat serve --config <file> --port <free port>``, wait until /health answers, yield
-    the base URL; always terminate and reap the process, also when startup fails."""
+def running_server(workdir: Path, config_text: str = "", env: dict[str, str] | None = None, exe: list[str] | None = None) -> Iterator[str]:
+    """Start ``hvstat serve --config <file> --port <free port>`` (``exe``, default the installed
+    console script), wait until /health answers, yield the base URL; always terminate and reap the
+    process, also when startup fails."""
     config = workdir / "hvstat.toml"
     config.write_text(config_text)
     port = free_port()
@@ -69,7 +70,7 @@ def running_server(workdir: Path, config_text: str = "", env: dict[str, str] | N
     log_path = workdir / f"serve-{port}.log"
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
-            [*hvstat_exe(), "serve", "--config", str(config), "--host", "127.0.0.1", "--port", str(port)],
+            [*(exe or hvstat_exe()), "serve", "--config", str(config), "--host", "127.0.0.1", "--port", str(port)],
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

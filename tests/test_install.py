@@ -6,6 +6,7 @@ any other way (a developer's editable install), they skip."""
 
 from __future__ import annotations
 
+import asyncio
 import importlib.metadata
 import json
 import os
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import websockets
 
 from conftest import running_server
 from helpers import WAIT_SECS, clean_env, hvstat_exe
@@ -97,6 +99,38 @@ def test_libvirt_is_an_optional_extra() -> None:
 @pytest.mark.skipif(os.environ.get("TEST_HVSTAT_NO_RUST") != "1", reason="a Rust toolchain is on the system PATH here")
 def test_no_rust_toolchain_on_path() -> None:
     assert shutil.which("cargo") is None and shutil.which("rustc") is None, os.environ.get("PATH")
+
+
+def test_the_wheel_alone_brings_what_serve_and_ws_need(tmp_path: Path) -> None:
+    """``pip install <wheel>``, no extras, into a fresh venv (a container-only host): pip finds
+    nothing missing or in conflict, no test or libvirt package comes along, and the server it
+    installs answers REST and ``/ws`` (uvicorn alone has no WebSocket implementation)."""
+    assert WHEEL is not None
+    venv = tmp_path / "bare"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=WAIT_SECS * 6)
+    py = str(venv / "bin" / "python")
+    pip = [py, "-m", "pip", "--disable-pip-version-check", "-q"]
+    done = subprocess.run([*pip, "install", WHEEL], capture_output=True, text=True, timeout=600, env=clean_env())
+    assert done.returncode == 0, done.stdout + done.stderr
+    check = subprocess.run([*pip, "check"], capture_output=True, text=True, timeout=WAIT_SECS * 6)
+    assert check.returncode == 0, check.stdout + check.stderr
+    listed = subprocess.run(
+        [py, "-c", "import importlib.metadata as m, json; print(json.dumps(sorted(d.metadata['Name'].lower() for d in m.distributions())))"],
+        capture_output=True, text=True, check=True, timeout=WAIT_SECS * 6,
+    )
+    installed = set(json.loads(listed.stdout))
+    assert {"hvstat", "uvicorn", "websockets", "starlette", "msgspec"} <= installed, installed
+    assert not installed & {"libvirt-python", "pytest", "playwright", "psutil"}, installed
+    workdir = tmp_path / "serve"
+    workdir.mkdir()
+    with running_server(workdir, exe=[str(venv / "bin" / "hvstat")]) as base:
+        assert httpx.get(f"{base}/api/monitoring/node/metrics", timeout=10).status_code == 200
+
+        async def hello() -> dict[str, object]:
+            async with websockets.connect(base.replace("http", "ws", 1) + "/ws") as ws:
+                return json.loads(await asyncio.wait_for(ws.recv(), WAIT_SECS))
+
+        assert asyncio.run(hello())["type"] == "hello"
 
 
 def test_installed_console_script_serves_the_api_and_the_dashboard(tmp_path: Path) -> None:

@@ -126,6 +126,10 @@ def _serve(settings: Settings, reload_settings: Callable[[], Settings] | None = 
         # (its context differs per connection): 5x the CPU of the whole fan-out at 1000 clients
         # (bench/README.md, "WebSocket fan-out"). Dashboards use the slim topics instead.
         ws_per_message_deflate=False,
+        # The sans-I/O protocol of the websockets package (a dependency): the legacy one is
+        # deprecated, and took about 20 % more server CPU per fan-out at 1000 clients, with a
+        # longer tail (bench/README.md, "WebSocket fan-out").
+        ws="websockets-sansio",
     )
 
 
