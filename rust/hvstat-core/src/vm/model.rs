@@ -152,7 +152,7 @@ pub struct VmMetrics {
     pub memory_unused_bytes: Option<u64>,
     /// (available - usable) / available, from the guest's balloon driver.
     pub memory_usage_percent: Option<f64>,
-    /// The host's view: VmRSS of the QEMU process.
+    /// The host's view: the QEMU process's resident set (/proc/<pid>/statm, what status shows as VmRSS).
     pub memory_rss_bytes: Option<u64>,
     pub memory_swap_in_bytes: Option<u64>,
     pub memory_swap_out_bytes: Option<u64>,

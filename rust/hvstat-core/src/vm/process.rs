@@ -1,7 +1,8 @@
-//! The host's side of a VM: its QEMU process in /proc/<pid>. Readers for stat, status, io, cgroup and
-//! net/dev are kept open for as long as the process is the same one (same pid and start time); the
-//! vCPU threads (task/<tid>/{stat,schedstat}) and the process's tap interfaces (fd/ + fdinfo/) are
-//! found once and looked for again only when something says they changed.
+//! The host's side of a VM: its QEMU process in /proc/<pid>. Readers for stat, statm, io, cgroup and
+//! net/dev are kept open for as long as the process is the same one (same pid and start time); stat,
+//! statm and io are read every tick, cgroup only every [`CGROUP_REREAD`]. The vCPU threads
+//! (task/<tid>/{stat,schedstat}) and the process's tap interfaces (fd/ + fdinfo/) are found once and
+//! looked for again only when something says they changed.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -11,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::parse::u64_of;
 use crate::procfs::fdinfo::{self, TunIff};
 use crate::procfs::net_dev::{self, NetDev};
-use crate::procfs::pid::{self, CgroupMembership, PidIo};
+use crate::procfs::pid::{self, CgroupMembership, PidIo, PidStatm};
 use crate::read::{FileReader, Shape};
 
 /// The vCPU index in a QEMU vCPU thread's name, `CPU <n>/<accel>` (`CPU 0/TCG`, `CPU 12/KVM`), with or
@@ -52,10 +53,12 @@ pub struct ProcessReading {
     pub threads: u64,
     pub user_ns: u64,
     pub system_ns: u64,
-    /// VmRSS of /proc/<pid>/status.
+    /// Resident set: /proc/<pid>/statm's resident pages × the page size, the number
+    /// /proc/<pid>/status shows as VmRSS.
     pub rss_bytes: Option<u64>,
     /// /proc/<pid>/io (needs ptrace access to the process).
     pub io: Option<PidIo>,
+    /// From /proc/<pid>/cgroup as of its latest read (see [`CGROUP_REREAD`]).
     pub cgroup_path: Option<String>,
 }
 
@@ -101,6 +104,10 @@ pub struct Tap {
 /// with a new tap), in addition to a scan whenever a known tap is missing from net/dev.
 pub const TAP_RESCAN: Duration = Duration::from_secs(60);
 
+/// How often /proc/<pid>/cgroup is read again after the process's first tick (it cost 4.2 µs of
+/// kernel time per VM and read, bench/README.md "VMs"); in between, the path read last is reported.
+pub const CGROUP_REREAD: Duration = Duration::from_secs(60);
+
 struct ThreadFiles {
     stat: FileReader,
     schedstat: FileReader,
@@ -118,6 +125,12 @@ struct TapNames {
     scanned_at: Instant,
 }
 
+/// The cgroup path picked from the latest successful read of /proc/<pid>/cgroup.
+struct CgroupRead {
+    path: Option<String>,
+    read_at: Instant,
+}
+
 /// The open readers of one QEMU process (one pid and start time).
 pub struct QemuProcess {
     pid: u32,
@@ -125,13 +138,15 @@ pub struct QemuProcess {
     starttime_ticks: Option<u64>,
     num_threads: Option<u64>,
     stat: FileReader,
-    status: FileReader,
+    statm: FileReader,
     io: FileReader,
     cgroup: FileReader,
     net_dev: FileReader,
     threads: HashMap<u32, ThreadFiles>,
     vcpu_threads: Option<VcpuThreads>,
     taps: Option<TapNames>,
+    /// `None` until cgroup was read successfully (and again after a failed re-read).
+    cgroup_read: Option<CgroupRead>,
 }
 
 impl QemuProcess {
@@ -141,7 +156,7 @@ impl QemuProcess {
         QemuProcess {
             pid,
             stat: at("stat", Shape::Whole),
-            status: at("status", Shape::Whole),
+            statm: at("statm", Shape::Whole),
             io: at("io", Shape::Whole),
             cgroup: at("cgroup", Shape::Whole),
             net_dev: at("net/dev", Shape::Records),
@@ -151,6 +166,7 @@ impl QemuProcess {
             threads: HashMap::new(),
             vcpu_threads: None,
             taps: None,
+            cgroup_read: None,
         }
     }
 
@@ -158,9 +174,10 @@ impl QemuProcess {
         self.pid
     }
 
-    /// Every file a tick reads through this process's kept readers.
+    /// Every file a tick reads through this process's kept readers. cgroup is not one of them: it is
+    /// read on the first tick and then every [`CGROUP_REREAD`] (like the fd table's scans for taps).
     pub fn paths(&self) -> Vec<PathBuf> {
-        let mut v: Vec<PathBuf> = [&self.stat, &self.status, &self.io, &self.cgroup].iter().map(|r| r.path().to_owned()).collect();
+        let mut v: Vec<PathBuf> = [&self.stat, &self.statm, &self.io].iter().map(|r| r.path().to_owned()).collect();
         if self.taps.is_some() {
             v.push(self.net_dev.path().to_owned());
         }
@@ -176,10 +193,18 @@ impl QemuProcess {
         self.starttime_ticks
     }
 
-    /// Read stat, status, io and cgroup. `Err(Gone)` when the process exited (or is a zombie) or its
-    /// pid now belongs to another process than the one these readers were opened for: the caller
-    /// starts over with new readers. `errors` gets (field, reason) for the parts that failed.
-    pub fn read(&mut self, hz: u64, btime: Option<u64>, errors: &mut Vec<(String, String)>) -> Result<ProcessReading> {
+    /// Read stat, statm and io, and cgroup when it is due (the first read, then every
+    /// [`CGROUP_REREAD`] after `now`'s clock). `Err(Gone)` when the process exited (or is a zombie)
+    /// or its pid now belongs to another process than the one these readers were opened for: the
+    /// caller starts over with new readers. `errors` gets (field, reason) for the parts that failed.
+    pub fn read(
+        &mut self,
+        hz: u64,
+        page_size_bytes: u64,
+        btime: Option<u64>,
+        now: Instant,
+        errors: &mut Vec<(String, String)>,
+    ) -> Result<ProcessReading> {
         let stat = self.stat.parse(pid::parse_stat)?;
         if matches!(stat.state, 'Z' | 'X') {
             // Exited, not yet reaped by its parent: nothing of the VM is left in it.
@@ -201,23 +226,27 @@ impl QemuProcess {
             system_ns: ticks_to_ns(stat.stime_ticks, hz),
             ..Default::default()
         };
-        match self.status.parse(pid::parse_status) {
-            Ok(s) => {
-                r.rss_bytes = s.vm_rss_bytes;
-                if s.vm_rss_bytes.is_none() {
-                    errors.push(("memory_rss_bytes".into(), format!("{} has no VmRSS line", self.status.path().display())));
-                }
-            }
+        match self.statm.parse(pid::parse_statm).map(|m| rss_bytes(&m, page_size_bytes)) {
+            Ok(Ok(bytes)) => r.rss_bytes = Some(bytes),
+            Ok(Err(why)) => errors.push(("memory_rss_bytes".into(), format!("{}: {why}", self.statm.path().display()))),
             Err(e) => errors.push(("memory_rss_bytes".into(), e.to_string())),
         }
         match self.io.parse(pid::parse_io) {
             Ok(io) => r.io = Some(io),
             Err(e) => errors.push(("process.read_bytes".into(), e.to_string())),
         }
-        match self.cgroup.parse(pid::parse_cgroup) {
-            Ok(lines) => r.cgroup_path = pick_cgroup_path(&lines),
-            Err(e) => errors.push(("process.cgroup_path".into(), e.to_string())),
+        // Re-read now and then, not once: a QEMU's cgroup can change after start (libvirt moves it into .../emulator).
+        let due = self.cgroup_read.as_ref().is_none_or(|c| now.saturating_duration_since(c.read_at) >= CGROUP_REREAD);
+        if due {
+            self.cgroup_read = match self.cgroup.parse(pid::parse_cgroup) {
+                Ok(lines) => Some(CgroupRead { path: pick_cgroup_path(&lines), read_at: now }),
+                Err(e) => {
+                    errors.push(("process.cgroup_path".into(), e.to_string()));
+                    None
+                }
+            };
         }
+        r.cgroup_path = self.cgroup_read.as_ref().and_then(|c| c.path.clone());
         Ok(r)
     }
 
@@ -287,6 +316,17 @@ impl QemuProcess {
         let names = self.taps.as_ref().map(|t| t.names.as_slice()).unwrap_or_default();
         Ok(names.iter().map(|n| Tap { name: n.clone(), dev: devs.iter().find(|d| &d.name == n).cloned() }).collect())
     }
+}
+
+/// The resident set in bytes, or why there is none: a process without a memory map (exiting, past
+/// exit_mm()) shows seven zeros in statm where status would have no VmRSS line at all.
+fn rss_bytes(m: &PidStatm, page_size_bytes: u64) -> std::result::Result<u64, String> {
+    if m.size_pages == 0 {
+        return Err("all zero: the process has no memory map (it is exiting)".into());
+    }
+    m.resident_pages
+        .checked_mul(page_size_bytes)
+        .ok_or_else(|| format!("{} resident pages of {page_size_bytes} bytes overflow", m.resident_pages))
 }
 
 fn ticks_to_ns(ticks: u64, hz: u64) -> u64 {

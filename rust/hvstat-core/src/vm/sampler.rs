@@ -45,6 +45,8 @@ pub struct VmSampler {
     /// Boot time (unix seconds) from /proc/stat, read once: it only moves with clock adjustments.
     btime: Option<u64>,
     hz: u64,
+    /// The unit of /proc/<pid>/statm.
+    page_size_bytes: u64,
     tracked: HashMap<String, Tracked>,
     previous_at: Option<Instant>,
 }
@@ -61,6 +63,7 @@ impl VmSampler {
             cpus_online: FileReader::new(config.sys_root.join("devices/system/cpu/online"), Shape::Whole),
             btime: None,
             hz: user_hz(),
+            page_size_bytes: page_size(),
             tracked: HashMap::new(),
             previous_at: None,
             config,
@@ -116,7 +119,7 @@ impl VmSampler {
                 appeared.push(obs.id.clone());
                 Tracked::default()
             });
-            let raw = read_vm(t, obs, &self.config.proc_root, self.hz, self.btime, now);
+            let raw = read_vm(t, obs, &self.config.proc_root, self.hz, self.page_size_bytes, self.btime, now);
             // Counters first, then the clock.
             let at = (self.clock)();
             let prev = t.previous.as_ref().map(|(r, a)| (r, at.saturating_duration_since(*a).as_secs_f64()));
@@ -134,7 +137,15 @@ impl VmSampler {
 
 /// Read what /proc says about one VM's QEMU process this tick (nothing when the observation names no
 /// process) and put it with the observation.
-fn read_vm(t: &mut Tracked, obs: VmObservation, proc_root: &Path, hz: u64, btime: Option<u64>, now: Instant) -> RawVm {
+fn read_vm(
+    t: &mut Tracked,
+    obs: VmObservation,
+    proc_root: &Path,
+    hz: u64,
+    page_size_bytes: u64,
+    btime: Option<u64>,
+    now: Instant,
+) -> RawVm {
     let mut raw = RawVm::new(obs);
     raw.vcpus = raw.obs.vcpus.iter().map(VcpuReading::from_observation).collect();
     let Some(pid) = raw.obs.pid else {
@@ -146,13 +157,13 @@ fn read_vm(t: &mut Tracked, obs: VmObservation, proc_root: &Path, hz: u64, btime
     }
     let Some(p) = t.process.as_mut() else { return raw };
     let mut errors = Vec::new();
-    let mut reading = p.read(hz, btime, &mut errors);
+    let mut reading = p.read(hz, page_size_bytes, btime, now, &mut errors);
     if reading.as_ref().is_err_and(|e| e.is_gone()) && p.starttime_ticks().is_some() {
         // The process these readers were opened for is gone; the pid may belong to a new QEMU (the
         // VM restarted and got its old pid back, or the collector reports the new process by now).
         *p = QemuProcess::new(proc_root, pid);
         errors.clear();
-        reading = p.read(hz, btime, &mut errors);
+        reading = p.read(hz, page_size_bytes, btime, now, &mut errors);
     }
     raw.errors = errors;
     match reading {
@@ -280,6 +291,13 @@ fn user_hz() -> u64 {
     if hz > 0 { hz as u64 } else { 100 }
 }
 
+/// The page size, the unit of /proc/<pid>/statm (sysconf(_SC_PAGESIZE); 4096 when it fails).
+fn page_size() -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    let p = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    if p > 0 { p as u64 } else { 4096 }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -321,7 +339,8 @@ mod tests {
             t.write("sys/devices/system/cpu/online", "0-3\n");
             t.write("proc/stat", &format!("cpu  1 2 3 4\ncpu0 1 2 3 4\nbtime {BTIME}\n"));
             t.process(0, 0, 6, 1000);
-            t.write(&format!("proc/{PID}/status"), "Name:\tqemu-system-x86\nTgid:\t4242\nVmRSS:\t  204800 kB\nThreads:\t6\n");
+            // 51200 resident pages: 200 MiB with 4 KiB pages.
+            t.write(&format!("proc/{PID}/statm"), "245760 51200 4096 1500 0 120000 0\n");
             t.write(&format!("proc/{PID}/io"), &io_text(0, 0));
             t.write(&format!("proc/{PID}/cgroup"), "4:cpu:/machine/qemu-3-web.libvirt-qemu/emulator\n0::/\n");
             t.write(&format!("proc/{PID}/net/dev"), &net_dev(0, 0));
@@ -397,8 +416,8 @@ mod tests {
         let v = &first["vms"][0];
         assert_eq!(v["process"]["pid"], PID);
         assert_eq!(v["process"]["threads"], 6);
-        assert_eq!(v["process"]["rss_bytes"], 204800 * 1024);
-        assert_eq!(v["memory_rss_bytes"], 204800 * 1024);
+        assert_eq!(v["process"]["rss_bytes"], 51200 * page_size());
+        assert_eq!(v["memory_rss_bytes"], 51200 * page_size());
         assert_eq!(v["process"]["started_at"], BTIME as f64 + 1000.0 / hz as f64);
         assert_eq!(v["process"]["cgroup_path"], "/machine/qemu-3-web.libvirt-qemu/emulator", "v2 is / here: the cpu line");
         assert_eq!(v["vcpus"], 2);
@@ -455,11 +474,10 @@ mod tests {
         assert_eq!(
             rel,
             [
-                "proc/4242/cgroup",
                 "proc/4242/io",
                 "proc/4242/net/dev",
                 "proc/4242/stat",
-                "proc/4242/status",
+                "proc/4242/statm",
                 "proc/4242/task/4243/schedstat",
                 "proc/4242/task/4243/stat",
                 "proc/4242/task/4244/schedstat",
@@ -561,11 +579,11 @@ mod tests {
         assert!(v["vms"][0]["process"].is_null());
         assert_eq!(v["vms"][0]["unavailable"]["nics"], "no NIC counters: the collector has none and there is no QEMU process to find taps in");
 
-        tree.write(&format!("proc/{PID}/status"), "VmRSS:\t12\n");
+        tree.write(&format!("proc/{PID}/statm"), "245760 51200\n");
         tree.write(&format!("proc/{PID}/fdinfo/7"), "pos:\t0\niff:\tno/slash\n");
         let v = &sample(&mut s, vec![qmp_vm(Some(PID))])["vms"][0];
         let why = &v["unavailable"];
-        assert!(why["memory_rss_bytes"].as_str().unwrap().contains(&format!("proc/{PID}/status:1: VmRSS")), "{why}");
+        assert!(why["memory_rss_bytes"].as_str().unwrap().ends_with(&format!("proc/{PID}/statm:1: shared: missing")), "{why}");
         assert!(why["nics"].as_str().unwrap().contains(&format!("proc/{PID}/fdinfo/7:2: iff: not an interface name")), "{why}");
         assert!(v["memory_rss_bytes"].is_null());
         assert_eq!(v["process"]["threads"], 6, "the rest of the process is still read");
@@ -574,6 +592,52 @@ mod tests {
         let v = &sample(&mut s, vec![qmp_vm(Some(PID))])["vms"][0];
         assert!(v["process"].is_null());
         assert!(v["unavailable"]["process"].as_str().unwrap().contains(&format!("proc/{PID}/stat:1: no \"(comm)\"")), "{}", v["unavailable"]);
+    }
+
+    #[test]
+    fn cgroup_is_read_on_the_first_tick_then_every_reread_interval() {
+        use crate::vm::process::CGROUP_REREAD;
+        let tree = Tree::new();
+        let (mut s, clock) = tree.sampler();
+        let cgroup = |s: &mut VmSampler| sample(s, vec![qmp_vm(Some(PID))])["vms"][0]["process"]["cgroup_path"].clone();
+        assert_eq!(cgroup(&mut s), "/machine/qemu-3-web.libvirt-qemu/emulator");
+
+        // Moved (libvirt's move into emulator, or an admin's): seen at the next re-read, not before.
+        tree.write(&format!("proc/{PID}/cgroup"), "0::/machine.slice/machine-qemu\\x2d3\\x2dweb.scope/libvirt/emulator\n");
+        advance(&clock, CGROUP_REREAD.as_secs() - 1);
+        assert_eq!(cgroup(&mut s), "/machine/qemu-3-web.libvirt-qemu/emulator", "the path read last, in between");
+        advance(&clock, 1);
+        assert_eq!(cgroup(&mut s), "/machine.slice/machine-qemu\\x2d3\\x2dweb.scope/libvirt/emulator");
+
+        // A failed re-read: null with the reason, and tried again on the next tick.
+        tree.write(&format!("proc/{PID}/cgroup"), "garbage\n");
+        advance(&clock, CGROUP_REREAD.as_secs());
+        let v = &sample(&mut s, vec![qmp_vm(Some(PID))])["vms"][0];
+        assert!(v["process"]["cgroup_path"].is_null());
+        let why = v["unavailable"]["process.cgroup_path"].as_str().unwrap();
+        assert!(why.contains(&format!("proc/{PID}/cgroup:1: expected")), "{why}");
+        tree.write(&format!("proc/{PID}/cgroup"), "0::/a\n");
+        advance(&clock, 1);
+        assert_eq!(cgroup(&mut s), "/a");
+
+        // A restarted QEMU (same pid, new start time) gets new readers, which read it at once.
+        tree.write(&format!("proc/{PID}/cgroup"), "0::/b\n");
+        tree.process(0, 0, 6, 5000);
+        advance(&clock, 1);
+        assert_eq!(cgroup(&mut s), "/b");
+    }
+
+    #[test]
+    fn rss_of_a_process_without_a_memory_map_is_null_with_its_reason() {
+        let tree = Tree::new();
+        let (mut s, _clock) = tree.sampler();
+        // What statm shows once the process has dropped its mm while exiting (status: no VmRSS line).
+        tree.write(&format!("proc/{PID}/statm"), "0 0 0 0 0 0 0\n");
+        let v = &sample(&mut s, vec![qmp_vm(Some(PID))])["vms"][0];
+        assert!(v["memory_rss_bytes"].is_null() && v["process"]["rss_bytes"].is_null());
+        let why = v["unavailable"]["memory_rss_bytes"].as_str().unwrap();
+        assert!(why.ends_with(&format!("proc/{PID}/statm: all zero: the process has no memory map (it is exiting)")), "{why}");
+        assert_eq!(v["process"]["threads"], 6, "the rest of the process is still read");
     }
 
     #[test]
@@ -593,6 +657,23 @@ mod tests {
         assert_eq!(p["pid"], pid);
         assert_eq!(p["threads"], 1);
         assert!(p["rss_bytes"].as_u64().unwrap() > 0);
+        // statm's resident pages are status's VmRSS: equal whenever VmRSS holds still around a sample
+        // (it grows while sleep is still starting).
+        let vm_rss = || {
+            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+            let kb = status.lines().find_map(|l| l.strip_prefix("VmRSS:")).unwrap().trim().trim_end_matches(" kB");
+            kb.parse::<u64>().unwrap() * 1024
+        };
+        let mut probe = VmSampler::new(VmConfig::default());
+        let same = (0..100).find_map(|_| {
+            let before = vm_rss();
+            let rss = sample(&mut probe, vec![qmp_vm(Some(pid))])["vms"][0]["process"]["rss_bytes"].as_u64();
+            let steady = before == vm_rss();
+            std::thread::sleep(Duration::from_millis(10));
+            steady.then_some((rss, before))
+        });
+        let (rss, vm_rss) = same.expect("VmRSS held still around one of 100 samples");
+        assert_eq!(rss, Some(vm_rss));
         let started = p["started_at"].as_f64().unwrap();
         assert!((started - unix_now()).abs() < 60.0, "started just now: {started}");
         assert_eq!(v["vms"][0]["unavailable"]["nics"], NO_TAP_TEXT);
