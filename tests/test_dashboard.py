@@ -106,6 +106,16 @@ def canvas_ink(page: Any, selector: str) -> int:
     )
 
 
+def inked(page: Any, selector: str, timeout: float = 15.0) -> int:
+    """``canvas_ink`` once it is not 0, waiting up to ``timeout``: a chart is drawn on the next
+    animation frame, and a line needs two points with a value (a guest's first sample has no
+    rates yet), so the points count alone can be ahead of the ink."""
+    deadline = time.monotonic() + timeout
+    while (n := canvas_ink(page, selector)) == 0 and time.monotonic() < deadline:
+        page.wait_for_timeout(100)
+    return n
+
+
 def node_ts(page: Any) -> float:
     return float(page.get_attribute("#overview", "data-ts") or 0)
 
@@ -144,7 +154,7 @@ def test_dashboard_live_detail_and_restart(tmp_path: Path, fake_containers: Any,
         assert re.fullmatch(r"\d+\.\d %", page.inner_text("#mem-big"))
         assert page.inner_text("#node-name") == socket.gethostname()
         page.wait_for_function("Number(document.querySelector('#chart-cpu').dataset.points) >= 2", timeout=10_000)
-        assert canvas_ink(page, "#chart-cpu") > 0
+        assert inked(page, "#chart-cpu") > 0
 
         # The test's container, by the name its runtime metadata gives it.
         row = f'#containers tr[data-id="{cid}"]'
@@ -161,7 +171,7 @@ def test_dashboard_live_detail_and_restart(tmp_path: Path, fake_containers: Any,
         assert page.inner_text("#detail-title") == "dash-web"
         assert page.url.endswith(f"#/container/{cid}")
         page.wait_for_function("Number(document.querySelector('.detail .chart').dataset.points) >= 2", timeout=15_000)
-        assert canvas_ink(page, ".detail .chart") > 0
+        assert inked(page, ".detail .chart") > 0
         page.wait_for_function("document.querySelector('#detail-facts').innerText.includes('running')", timeout=10_000)
         before_kill = node_ts(page)
         detail_points = int(page.get_attribute(".detail .chart", "data-points") or 0)
@@ -226,7 +236,7 @@ def test_a_libvirt_guest_in_the_vms_table_and_its_detail_view(tmp_path: Path, br
             assert page.inner_text("#detail-title") == dom.name
             assert page.url.endswith(f"#/vm/{dom.uuid}")
             page.wait_for_function("Number(document.querySelector('.detail .chart').dataset.points) >= 2", timeout=20_000)
-            assert canvas_ink(page, ".detail .chart") > 0
+            assert inked(page, ".detail .chart") > 0
             page.wait_for_function("document.querySelector('#detail-facts').innerText.includes('running')", timeout=10_000)
             assert "libvirt" in page.inner_text("#detail-facts")
             page.keyboard.press("Escape")
@@ -259,8 +269,10 @@ def test_a_server_with_tokens_asks_for_one(tmp_path: Path, browser: Any) -> None
         page.wait_for_selector("#conn[data-state=open]", timeout=10_000)
         assert page.is_hidden("#banner")
         wait_node_after(page, wait_node_after(page, 0))
-        # The node history came through the bearer token: the charts hold more than the live points.
-        page.wait_for_function("Number(document.querySelector('#chart-mem').dataset.points) >= 3", timeout=10_000)
+        # The node history came through the bearer token: the charts hold more than the live points
+        # (the CPU modes, swap and the disk total have history columns too).
+        for chart in ("#chart-mem", "#chart-cpu", "#chart-disk"):
+            page.wait_for_function(f"Number(document.querySelector('{chart}').dataset.points) >= 3", timeout=10_000)
 
         other = browser.new_page(bypass_csp=True)
         other.on("console", lambda m: m.type == "error" and errors.append(m.text))

@@ -228,6 +228,7 @@ def test_node_values_equal_the_sample(case: Case) -> None:
     for d in node.disks:
         assert one(text, "hvstat_node_disk_read_bytes_total", device=d.name) == d.read_bytes_total
         assert one(text, "hvstat_node_disk_io_time_seconds_total", device=d.name) == d.io_time_secs_total
+        assert one(text, "hvstat_node_disk_stacked", device=d.name) == int(d.stacked)
     for i in node.interfaces:
         assert one(text, "hvstat_node_network_receive_bytes_total", device=i.name, kind=i.kind) == i.rx_bytes_total
         assert one(text, "hvstat_node_network_transmit_drops_total", device=i.name) == i.tx_dropped_total

@@ -486,7 +486,10 @@ def test_killed_and_quit_vms_disappear_without_an_exception() -> None:
 
                 observations, problems = await collector.poll()
                 assert set(by_id(observations)) == {c.name}
-                assert "refused" in problems[str(a.qmp_path)]  # a stale socket: reported, retried later
+                # A stale socket: reported, retried later. Refused on a new connection; reset when
+                # the kept one was still open as the process died with unread bytes in it.
+                problem = problems[str(a.qmp_path)]
+                assert "refused" in problem or "reset by peer" in problem, problem
                 assert str(b.qmp_path) not in problems  # gone with its socket: forgotten
                 assert set(collector.connections) == {str(c.qmp_path)}
 

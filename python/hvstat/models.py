@@ -149,6 +149,8 @@ class Disk(Wire, kw_only=True):
     name: str
     major: int
     minor: int
+    # On top of other devices (LVM, md, a zvol): left out of disk_total, which would count it twice.
+    stacked: bool
     read_bytes_per_sec: float | None = None
     write_bytes_per_sec: float | None = None
     reads_per_sec: float | None = None
@@ -167,6 +169,14 @@ class Disk(Wire, kw_only=True):
     io_time_secs_total: float
     discarded_bytes_total: int | None = None
     flushes_total: int | None = None
+
+
+class DiskTotal(Wire, kw_only=True):
+    disks: list[str]
+    read_bytes_per_sec: float | None = None
+    write_bytes_per_sec: float | None = None
+    reads_per_sec: float | None = None
+    writes_per_sec: float | None = None
 
 
 class Interface(Wire, kw_only=True):
@@ -242,6 +252,7 @@ class NodeMetrics(Wire, kw_only=True):
     vm: VmActivity | None = None
     pressure: PressureAll | None = None
     disks: list[Disk] = []
+    disk_total: DiskTotal | None = None
     interfaces: list[Interface] = []
     network: NetworkTotal | None = None
     filesystems: list[Filesystem] = []

@@ -27,7 +27,7 @@ At the defaults (3600 s at full resolution, 60 s buckets, 86400 s retention), CP
 - a container (F = 8, sampled every 10 s: full_cap 361, coarse_cap 1440): **364,768 bytes**
   (356 KiB), so 1000 containers take at most 365 MB; 92 % of it is the bucket ring
   (``history_bucket = 300`` brings a container to 97,504 bytes);
-- the node (F = 11, sampled every 5 s: full_cap 721): **530,356 bytes**.
+- the node (F = 21, sampled every 5 s: full_cap 721): **995,916 bytes**.
 
 The arrays grow as samples come and stop at these sizes, so a short-lived container costs only what
 it used. A container that vanishes keeps its history until its newest sample is older than
@@ -81,6 +81,25 @@ def _network(attr: str) -> Callable[[NodeMetrics], float | None]:
     return get
 
 
+def _disk_total(attr: str) -> Callable[[NodeMetrics], float | None]:
+    def get(s: NodeMetrics) -> float | None:
+        return None if s.disk_total is None else getattr(s.disk_total, attr)
+
+    return get
+
+
+def _cpu_mode(mode: str) -> Callable[[NodeMetrics], float | None]:
+    def get(s: NodeMetrics) -> float | None:
+        return None if s.cpu is None else getattr(s.cpu.total, mode)
+
+    return get
+
+
+def _swap_used_percent(s: NodeMetrics) -> float | None:
+    # No swap is null, not 0% (as the dashboard shows it).
+    return s.swap.used_percent if s.swap is not None and s.swap.total_bytes else None
+
+
 def _pressure_some_avg10(resource: str) -> Callable[[NodeMetrics], float | None]:
     def get(s: NodeMetrics) -> float | None:
         p = None if s.pressure is None else getattr(s.pressure, resource)
@@ -94,6 +113,11 @@ NODE_HISTORY_FIELDS: tuple[HistoryField, ...] = (
         HistoryField(n, attrgetter(n))
         for n in ("cpu_usage", "memory_usage", "disk_usage", "load_average_1m", "load_average_5m", "load_average_15m")
     ),
+    # The CPU modes the dashboard stacks, from cpu.total.
+    *(HistoryField(f"cpu_{m}_percent", _cpu_mode(m)) for m in ("user", "nice", "system", "irq", "softirq", "steal", "iowait")),
+    HistoryField("swap_used_percent", _swap_used_percent),
+    HistoryField("disk_read_bytes_per_sec", _disk_total("read_bytes_per_sec")),
+    HistoryField("disk_write_bytes_per_sec", _disk_total("write_bytes_per_sec")),
     HistoryField("network_rx_bytes_per_sec", _network("rx_bytes_per_sec")),
     HistoryField("network_tx_bytes_per_sec", _network("tx_bytes_per_sec")),
     *(HistoryField(f"pressure_{r}_some_avg10", _pressure_some_avg10(r)) for r in ("cpu", "memory", "io")),

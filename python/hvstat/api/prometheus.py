@@ -384,6 +384,7 @@ _disk = {
 }
 NODE_DISK = tuple((counter(n, h, DISK_LABELS, u, f"disks[].{attr}"), attr) for attr, (n, h, u) in _disk.items()) + (
     (gauge("hvstat_node_disk_ios_in_progress", "I/Os in flight right now.", DISK_LABELS, "I/Os", "disks[].in_progress"), "in_progress"),
+    (gauge("hvstat_node_disk_stacked", "1 if the device is built on other block devices (LVM, md, a ZFS zvol), else 0.", DISK_LABELS, "boolean", "disks[].stacked"), "stacked"),
 )
 
 NET_LABELS = ("device", "kind")
@@ -463,7 +464,9 @@ def _node(out: Sink, node: NodeMetrics) -> None:
     # As for containers: each entity's values in one attrgetter call, transposed to columns.
     disks = node.disks
     keys = out.keys(DISK_LABELS, [(d.name,) for d in disks])
-    for (fam, _), col in zip(NODE_DISK, zip(*map(_disk_values, disks))):
+    for (fam, attr), col in zip(NODE_DISK, zip(*map(_disk_values, disks))):
+        if attr == "stacked":
+            col = [int(v) for v in col]  # a bool would print as True
         out.add(fam, zip(keys, col))
 
     ifaces = node.interfaces

@@ -32,26 +32,26 @@ const state = {
 
 // --- node overview ------------------------------------------------------------------------------
 
-// Each series: label, colour, and the history field that fills it before the page was open (null:
-// live only). `pick(sample)` gives the series' values from a node sample, in order.
+// Each series: label, colour, and the history field that fills it before the page was open (a list
+// of fields: their sum, as `pick` adds them). `pick(sample)` gives the series' values from a node
+// sample, in order.
 const nodeCharts = [
   {
     id: "chart-cpu",
     kind: "pct",
     max: 100,
     series: [
-      { label: "user", color: "--c1", stacked: true },
-      { label: "nice", color: "--c6", stacked: true },
-      { label: "system", color: "--c2", stacked: true },
-      { label: "irq", color: "--c5", stacked: true },
-      { label: "steal", color: "--c4", stacked: true },
-      { label: "iowait", color: "--c3", stacked: true },
+      { label: "user", color: "--c1", stacked: true, field: "cpu_user_percent" },
+      { label: "nice", color: "--c6", stacked: true, field: "cpu_nice_percent" },
+      { label: "system", color: "--c2", stacked: true, field: "cpu_system_percent" },
+      { label: "irq", color: "--c5", stacked: true, field: ["cpu_irq_percent", "cpu_softirq_percent"] },
+      { label: "steal", color: "--c4", stacked: true, field: "cpu_steal_percent" },
+      { label: "iowait", color: "--c3", stacked: true, field: "cpu_iowait_percent" },
       { label: "busy", color: "--muted", field: "cpu_usage" },
     ],
     pick(s) {
       const c = s.cpu?.total ?? {};
-      const irq = c.irq == null && c.softirq == null ? null : (c.irq ?? 0) + (c.softirq ?? 0);
-      return [c.user, c.nice, c.system, irq, c.steal, c.iowait, s.cpu_usage];
+      return [c.user, c.nice, c.system, add(c.irq, c.softirq), c.steal, c.iowait, s.cpu_usage];
     },
   },
   {
@@ -60,7 +60,7 @@ const nodeCharts = [
     max: 100,
     series: [
       { label: "used", color: "--c1", field: "memory_usage" },
-      { label: "swap", color: "--c3" },
+      { label: "swap", color: "--c3", field: "swap_used_percent" },
     ],
     pick: (s) => [s.memory_usage, s.swap?.total_bytes ? s.swap.used_percent : null],
   },
@@ -90,11 +90,12 @@ const nodeCharts = [
     id: "chart-disk",
     kind: "rate",
     floor: 1024,
+    // The host total: disks[] also lists LVM and md devices, whose I/O is counted again beneath them.
     series: [
-      { label: "read", color: "--c1" },
-      { label: "write", color: "--c2" },
+      { label: "read", color: "--c1", field: "disk_read_bytes_per_sec" },
+      { label: "write", color: "--c2", field: "disk_write_bytes_per_sec" },
     ],
-    pick: (s) => [sum(s.disks, "read_bytes_per_sec"), sum(s.disks, "write_bytes_per_sec")],
+    pick: (s) => [s.disk_total?.read_bytes_per_sec ?? null, s.disk_total?.write_bytes_per_sec ?? null],
   },
   {
     id: "chart-net",
@@ -109,14 +110,19 @@ const nodeCharts = [
 ];
 for (const c of nodeCharts) c.chart = new TimeChart($(c.id), { ...c, window: range });
 
-function sum(list, key) {
-  let total = null;
-  for (const x of list ?? []) if (x[key] != null) total = (total ?? 0) + x[key];
-  return total;
+// a + b where either may be unknown: null only when both are.
+function add(a, b) {
+  return a == null && b == null ? null : (a ?? 0) + (b ?? 0);
 }
 
-// History answers: a plain list per field at full resolution, {min, avg, max} when coarser.
+// History answers: a plain list per field at full resolution, {min, avg, max} when coarser. A list
+// of fields gives their sum per point.
 function column(hist, field) {
+  if (Array.isArray(field)) {
+    const cols = field.map((fl) => column(hist, fl));
+    if (cols.every((c) => c == null)) return null;
+    return hist.timestamps.map((_, j) => cols.reduce((acc, c) => add(acc, c ? c[j] : null), null));
+  }
   const s = field ? hist.series[field] : null;
   if (s == null) return null;
   return Array.isArray(s) ? s : s.avg;
@@ -180,7 +186,7 @@ function renderOverview() {
   setText($("psi-sub"), p.cpu || p.memory || p.io ? `cpu ${psi("cpu")} \u00b7 memory ${psi("memory")} \u00b7 io ${psi("io")}` : s.unavailable?.pressure ?? "not available on this kernel");
 
   const disks = s.disks ?? [];
-  setText($("disk-big"), `R ${f.rate(sum(disks, "read_bytes_per_sec"))} \u00b7 W ${f.rate(sum(disks, "write_bytes_per_sec"))}`);
+  setText($("disk-big"), `R ${f.rate(s.disk_total?.read_bytes_per_sec ?? null)} \u00b7 W ${f.rate(s.disk_total?.write_bytes_per_sec ?? null)}`);
   miniRows(
     $("disks").tBodies[0],
     disks.map((d) => [d.name, f.rate(d.read_bytes_per_sec), f.rate(d.write_bytes_per_sec), f.pct(d.busy_percent)]),

@@ -294,3 +294,190 @@ fn temperatures_from_thermal_zones_and_hwmon_without_duplicates() {
     );
     assert!(v["unavailable"].get("temperatures").is_none());
 }
+
+// --- stacked disks and the disk total ------------------------------------------------------------
+
+/// (major, minor, name, whole device); what the stacked ones sit on is in `stacked_tree`.
+const STACK: [(u32, u32, &str, bool); 7] = [
+    (8, 0, "sda", true),
+    (8, 16, "sdb", true),
+    (8, 17, "sdb1", false),
+    (9, 0, "md0", true),
+    (252, 0, "dm-0", true),
+    (230, 0, "zd0", true),
+    (259, 0, "nvme0n1", true),
+];
+
+/// A diskstats line per device of `STACK`, with the counters of device i scaled by `k[i]`: reads,
+/// sectors read, writes and sectors written (20 fields, as since Linux 5.5).
+fn stack_diskstats(k: [u64; 7]) -> String {
+    STACK
+        .iter()
+        .zip(k)
+        .map(|(&(maj, min, name, _), k)| {
+            format!("{maj:4} {min:7} {name} {} 0 {} 10 {} 0 {} 20 0 {} 30 0 0 0 0 0 0\n", 3 * k, 40 * k, 5 * k, 72 * k, k)
+        })
+        .collect()
+}
+
+/// The `tree` host with a stack of devices instead of its disks: dm-0 (LVM) on sda, md0 on sdb1,
+/// a zvol, and two disks beneath nothing. `sysfs`: also /sys/dev/block with the slaves links as
+/// the kernel makes them (else only /sys/block, as in most fixture trees, and names decide).
+fn stacked_tree(root: &Path, sysfs: bool) {
+    tree(root);
+    write(root, "proc/diskstats", &stack_diskstats([1; 7]));
+    for &(maj, min, name, whole) in &STACK {
+        if whole {
+            fs::create_dir_all(root.join("sys/block").join(name)).unwrap();
+        }
+        if sysfs {
+            fs::create_dir_all(root.join(format!("sys/dev/block/{maj}:{min}/slaves"))).unwrap();
+        }
+    }
+    if sysfs {
+        write(root, "sys/dev/block/252:0/slaves/sda", "");
+        write(root, "sys/dev/block/9:0/slaves/sdb1", "");
+        // A zvol: sysfs lists nothing beneath it, but its I/O lands on the pool's disks.
+    }
+}
+
+fn rate(v: &Value) -> f64 {
+    v.as_f64().unwrap_or_else(|| panic!("expected a rate, got {v}"))
+}
+
+const RATES: [&str; 4] = ["read_bytes_per_sec", "write_bytes_per_sec", "reads_per_sec", "writes_per_sec"];
+
+#[test]
+fn stacked_disks_are_flagged_from_sysfs_or_by_name() {
+    for sysfs in [true, false] {
+        let dir = tempfile::tempdir().unwrap();
+        stacked_tree(dir.path(), sysfs);
+        let v = json(&mut sampler(dir.path(), |_| {}));
+        let flags: Vec<(&str, bool)> =
+            v["disks"].as_array().unwrap().iter().map(|d| (d["name"].as_str().unwrap(), d["stacked"].as_bool().unwrap())).collect();
+        assert_eq!(
+            flags,
+            [("sda", false), ("sdb", false), ("md0", true), ("dm-0", true), ("zd0", true), ("nvme0n1", false)],
+            "sysfs: {sysfs}"
+        );
+    }
+}
+
+#[test]
+fn the_disk_total_is_the_sum_of_the_disks_that_are_not_stacked() {
+    for sysfs in [true, false] {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        stacked_tree(root, sysfs);
+        let mut s = sampler(root, |_| {});
+
+        // First sample: which disks are summed is known, the rates are not, and `rates` says why.
+        let v = json(&mut s);
+        let total = &v["disk_total"];
+        assert_eq!(total["disks"], serde_json::json!(["sda", "sdb", "nvme0n1"]));
+        for r in RATES {
+            assert!(total[r].is_null(), "{r}");
+        }
+        assert!(v["unavailable"]["rates"].as_str().unwrap().contains("first sample"));
+        assert!(v["unavailable"].get("disk_total").is_none());
+
+        // Every device moves, the stacked ones too: the total has only sda, sdb and nvme0n1.
+        write(root, "proc/diskstats", &stack_diskstats([3, 5, 4, 100, 200, 300, 7]));
+        let v = json(&mut s);
+        let dt = rate(&v["interval_secs"]);
+        let disks = v["disks"].as_array().unwrap();
+        for r in RATES {
+            // Summed as a client would, in list order: equal to the last bit.
+            let sum: f64 = disks.iter().filter(|d| d["stacked"] == false).map(|d| rate(&d[r])).sum();
+            assert_eq!(rate(&v["disk_total"][r]), sum, "{r}");
+        }
+        // sda +2, sdb +4, nvme0n1 +6 units: 40 sectors of 512 bytes read per unit.
+        assert!(close(rate(&v["disk_total"]["read_bytes_per_sec"]) * dt, 12.0 * 40.0 * 512.0));
+        assert!(close(rate(&v["disk_total"]["writes_per_sec"]) * dt, 12.0 * 5.0));
+        assert!(v["unavailable"].as_object().unwrap().keys().all(|k| !k.starts_with("disk")), "{}", v["unavailable"]);
+    }
+}
+
+#[test]
+fn a_disk_counter_that_went_down_makes_the_total_null_not_negative() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    stacked_tree(root, true);
+    let mut s = sampler(root, |_| {});
+    write(root, "proc/diskstats", &stack_diskstats([10; 7]));
+    s.prime();
+    // sdb was reset: all its counters went down, the others moved on.
+    write(root, "proc/diskstats", &stack_diskstats([20, 1, 1, 20, 20, 20, 20]));
+    let v = json(&mut s);
+    for r in RATES {
+        assert!(v["disk_total"][r].is_null(), "{r}");
+    }
+    assert_eq!(v["disk_total"]["disks"], serde_json::json!(["sda", "sdb", "nvme0n1"]));
+    assert!(v["unavailable"]["disk_total"].as_str().unwrap().contains("went down"));
+    assert!(v["unavailable"]["disks.sdb"].as_str().unwrap().contains("went down"));
+    // A stacked device going down does not touch the total.
+    write(root, "proc/diskstats", &stack_diskstats([30, 2, 2, 1, 1, 1, 30]));
+    let v = json(&mut s);
+    let dt = rate(&v["interval_secs"]);
+    assert!(close(rate(&v["disk_total"]["reads_per_sec"]) * dt, 3.0 * (10 + 1 + 10) as f64));
+    assert!(v["unavailable"].get("disk_total").is_none());
+}
+
+#[test]
+fn a_disk_that_appeared_makes_the_total_null_for_one_interval() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    stacked_tree(root, false);
+    fs::create_dir_all(root.join("sys/block/sdc")).unwrap();
+    let mut s = sampler(root, |_| {});
+    s.prime();
+    let with_sdc = |k: u64| format!("{}   8      32 sdc {k} 0 {k} 1 0 0 0 0 0 1 1 0 0 0 0 0 0\n", stack_diskstats([k; 7]));
+    write(root, "proc/diskstats", &with_sdc(2));
+    let v = json(&mut s);
+    assert_eq!(v["disk_total"]["disks"], serde_json::json!(["sda", "sdb", "nvme0n1", "sdc"]));
+    assert!(v["disk_total"]["read_bytes_per_sec"].is_null());
+    assert!(v["unavailable"]["disk_total"].as_str().unwrap().contains("appeared"));
+    write(root, "proc/diskstats", &with_sdc(3));
+    let v = json(&mut s);
+    assert!(rate(&v["disk_total"]["read_bytes_per_sec"]) > 0.0);
+    assert!(v["unavailable"].get("disk_total").is_none());
+}
+
+#[test]
+fn disks_beyond_max_disks_still_count_in_the_total() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    stacked_tree(root, true);
+    let mut s = sampler(root, |c| c.max_disks = 1);
+    s.prime();
+    write(root, "proc/diskstats", &stack_diskstats([2, 3, 3, 9, 9, 9, 4]));
+    let v = json(&mut s);
+    let dt = rate(&v["interval_secs"]);
+    assert_eq!(v["disks"].as_array().unwrap().len(), 1);
+    assert!(v["unavailable"]["disks"].as_str().unwrap().contains("max_disks"));
+    assert_eq!(v["disk_total"]["disks"], serde_json::json!(["sda", "sdb", "nvme0n1"]));
+    // sda +1, sdb +2, nvme0n1 +3 units of 3 reads.
+    assert!(close(rate(&v["disk_total"]["reads_per_sec"]) * dt, 3.0 * 6.0));
+}
+
+#[test]
+fn with_no_disk_to_sum_the_total_is_an_empty_sum_as_for_the_network() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    stacked_tree(root, true);
+    // Only the stacked devices are let through the filter.
+    let mut s = sampler(root, |c| c.disk_include = vec!["dm-*".into(), "md*".into()]);
+    s.prime();
+    write(root, "proc/diskstats", &stack_diskstats([2; 7]));
+    let v = json(&mut s);
+    assert_eq!(v["disks"].as_array().unwrap().len(), 2);
+    assert_eq!(v["disk_total"]["disks"], serde_json::json!([]));
+    for r in RATES {
+        assert_eq!(v["disk_total"][r], 0.0, "{r}");
+    }
+    // /proc/diskstats unusable: no total at all, and `disks` says why.
+    write(root, "proc/diskstats", "garbage\n");
+    let v = json(&mut s);
+    assert!(v["disk_total"].is_null());
+    assert!(v["unavailable"]["disks"].as_str().unwrap().contains("diskstats"), "{}", v["unavailable"]);
+}

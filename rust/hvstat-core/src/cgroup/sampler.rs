@@ -19,6 +19,7 @@ use crate::error::Result;
 use crate::parse::{fields, lines, single_u64, u64_of, ParseError, ParseResult};
 use crate::procfs::{mountinfo, net_dev, pid, pressure};
 use crate::read::{FileReader, Shape};
+use crate::sysfs::block::has_slaves;
 use crate::sysfs::cpu::parse_cpu_count;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -438,11 +439,6 @@ fn unix_now() -> f64 {
 
 fn dir_exists(dir: &Path) -> bool {
     !dir.as_os_str().is_empty() && dir.is_dir()
-}
-
-fn has_slaves(sys_root: &Path, major: u32, minor: u32) -> bool {
-    let dir = sys_root.join(format!("dev/block/{major}:{minor}/slaves"));
-    std::fs::read_dir(dir).is_ok_and(|mut d| d.next().is_some())
 }
 
 fn sysconf_cpus() -> Option<u64> {

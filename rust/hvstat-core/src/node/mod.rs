@@ -19,7 +19,7 @@ pub use model::NodeMetrics;
 use crate::error::Result;
 use crate::procfs::{diskstats, loadavg, meminfo, mountinfo, net_dev, pressure, stat, uptime, vmstat};
 use crate::read::{statvfs, FileReader, FsStat, Shape};
-use crate::sysfs::{hwmon, ksm, thermal};
+use crate::sysfs::{block, hwmon, ksm, thermal};
 
 /// One tick's cumulative readings. Each source is a `Result` so the model can say why it is null.
 #[derive(Debug)]
@@ -80,8 +80,8 @@ pub struct NodeSampler {
     ksm: Vec<FileReader>,
     mountinfo: FileReader,
     temps: Vec<TempReader>,
-    /// Whole disk or partition, per device name; /sys/block lists only whole disks.
-    whole_disk: HashMap<String, bool>,
+    /// Whole disk or partition, stacked or not, per device name.
+    disk_class: HashMap<String, DiskClass>,
     /// Backed by a device (has /sys/class/net/<name>/device), per interface name.
     net_has_device: HashMap<String, Option<bool>>,
     previous: Option<RawNode>,
@@ -119,7 +119,7 @@ impl NodeSampler {
             ksm: ksm::FILES.iter().map(|f| FileReader::new(ksm_dir.join(f), Shape::Whole)).collect(),
             mountinfo: FileReader::first_of(vec![p("1/mountinfo"), p("self/mountinfo")], Shape::Records),
             temps: discover_temperatures(&config.sys_root),
-            whole_disk: HashMap::new(),
+            disk_class: HashMap::new(),
             net_has_device: HashMap::new(),
             previous: None,
             readings: 0,
@@ -153,7 +153,7 @@ impl NodeSampler {
         let ctx = model::Context {
             config: &self.config,
             filters: &self.filters,
-            whole_disk: &self.whole_disk,
+            disk_class: &self.disk_class,
             net_has_device: &self.net_has_device,
         };
         let metrics = model::build(&raw, self.previous.as_ref(), &ctx);
@@ -183,13 +183,11 @@ impl NodeSampler {
         };
 
         if let Ok(disks) = &diskstats {
-            learn(&mut self.whole_disk, disks.iter().map(|d| d.name.as_str()), |name| {
-                is_whole_disk(&self.config.sys_root, name)
-            });
+            learn(&mut self.disk_class, disks, |d| &d.name, |d| DiskClass::of(&self.config.sys_root, d));
         }
         if let Ok(ifaces) = &net_dev {
-            learn(&mut self.net_has_device, ifaces.iter().map(|i| i.name.as_str()), |name| {
-                let dir = self.config.sys_root.join("class/net").join(name);
+            learn(&mut self.net_has_device, ifaces, |i| &i.name, |i| {
+                let dir = self.config.sys_root.join("class/net").join(&i.name);
                 dir.is_dir().then(|| dir.join("device").exists())
             });
         }
@@ -294,15 +292,32 @@ impl NodeSampler {
 
 }
 
-/// Remember `classify(name)` for every current name and forget names that are gone, so the cache
-/// stays as big as the device list and a reused name is classified afresh.
-fn learn<'a, V>(cache: &mut HashMap<String, V>, names: impl Iterator<Item = &'a str>, classify: impl Fn(&str) -> V) {
-    let current: std::collections::HashSet<&str> = names.collect();
+/// Remember `classify(item)` under every current item's name and forget names that are gone, so the
+/// cache stays as big as the device list and a reused name is classified afresh.
+fn learn<T, V>(cache: &mut HashMap<String, V>, items: &[T], name: impl Fn(&T) -> &str, classify: impl Fn(&T) -> V) {
+    let current: std::collections::HashSet<&str> = items.iter().map(&name).collect();
     cache.retain(|k, _| current.contains(k.as_str()));
-    for name in current {
-        if !cache.contains_key(name) {
-            cache.insert(name.to_owned(), classify(name));
+    for item in items {
+        if !cache.contains_key(name(item)) {
+            cache.insert(name(item).to_owned(), classify(item));
         }
+    }
+}
+
+/// What a device of /proc/diskstats is, looked up once per device name.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct DiskClass {
+    /// A whole device, not a partition (whose I/O is already counted in its disk).
+    pub whole: bool,
+    /// Built on other block devices, whose own lines count its I/O again: left out of `disk_total`.
+    pub stacked: bool,
+}
+
+impl DiskClass {
+    fn of(sys_root: &Path, d: &diskstats::DiskStat) -> DiskClass {
+        let whole = is_whole_disk(sys_root, &d.name);
+        // Partitions are never reported: no need to look at their (always empty) slaves.
+        DiskClass { whole, stacked: whole && is_stacked(sys_root, &d.name, d.major, d.minor) }
     }
 }
 
@@ -315,6 +330,33 @@ fn is_whole_disk(sys_root: &Path, name: &str) -> bool {
     } else {
         !looks_like_partition(name)
     }
+}
+
+/// sysfs lists what a device is built on in /sys/dev/block/<major>:<minor>/slaves. Without
+/// /sys/dev/block (a fixture that records only /sys/block, some containers), judge by the name.
+fn is_stacked(sys_root: &Path, name: &str, major: u32, minor: u32) -> bool {
+    // A ZFS zvol's I/O lands again on its pool's disks, but zvols list no slaves: always stacked.
+    if is_zvol(name) {
+        return true;
+    }
+    if sys_root.join("dev/block").is_dir() {
+        block::has_slaves(sys_root, major, minor)
+    } else {
+        looks_stacked(name)
+    }
+}
+
+/// `zd0`, `zd16`: the names ZFS gives zvols (whose partitions are `zd0p1`).
+fn is_zvol(name: &str) -> bool {
+    name.strip_prefix("zd").is_some_and(|n| n.bytes().next().is_some_and(|c| c.is_ascii_digit()))
+}
+
+/// For trees without /sys/dev/block: the drivers that build devices on other block devices.
+/// device-mapper (`dm-0`), MD RAID (`md0`, `md127`, `md_d0`), bcache (`bcache0`), DRBD (`drbd0`).
+/// rbd, nbd and loop devices are backed by the network or a file, not by block devices.
+fn looks_stacked(name: &str) -> bool {
+    let numbered = |prefix: &str| name.strip_prefix(prefix).is_some_and(|n| !n.is_empty() && n.bytes().all(|c| c.is_ascii_digit()));
+    name.starts_with("dm-") || numbered("md") || name.starts_with("md_d") || numbered("bcache") || numbered("drbd")
 }
 
 fn slot_is_run(path: &Path) -> bool {
@@ -414,5 +456,39 @@ mod tests {
         for d in ["sda", "nvme0n1", "mmcblk0", "dm-0", "md127", "loop0", "sr0", "vda", "123"] {
             assert!(!looks_like_partition(d), "{d}");
         }
+    }
+
+    #[test]
+    fn stacked_names() {
+        for d in ["dm-0", "dm-12", "md0", "md127", "md_d0", "bcache0", "drbd1"] {
+            assert!(looks_stacked(d), "{d}");
+        }
+        for d in ["sda", "vda", "nvme0n1", "rbd0", "nbd3", "loop0", "sr0", "mdx", "md", "bcache", "drbd"] {
+            assert!(!looks_stacked(d), "{d}");
+        }
+        for z in ["zd0", "zd16", "zd0p1"] {
+            assert!(is_zvol(z), "{z}");
+        }
+        for d in ["zd", "zram0", "zdx"] {
+            assert!(!is_zvol(d), "{d}");
+        }
+    }
+
+    #[test]
+    fn stacked_from_sysfs_when_it_is_there() {
+        let dir = tempfile::tempdir().unwrap();
+        let sys = dir.path();
+        std::fs::create_dir_all(sys.join("dev/block/252:0/slaves/nvme0n1p2")).unwrap();
+        std::fs::create_dir_all(sys.join("dev/block/252:1/slaves")).unwrap();
+        std::fs::create_dir_all(sys.join("dev/block/230:0/slaves")).unwrap();
+        assert!(is_stacked(sys, "dm-0", 252, 0));
+        // sysfs says: built on nothing (a dm device with no table yet), whatever the name.
+        assert!(!is_stacked(sys, "dm-1", 252, 1));
+        // A zvol has an empty slaves directory but is stacked all the same.
+        assert!(is_stacked(sys, "zd0", 230, 0));
+        assert!(!is_stacked(sys, "sda", 8, 0), "no directory: not stacked");
+        let bare = tempfile::tempdir().unwrap();
+        assert!(is_stacked(bare.path(), "dm-1", 252, 1), "no /sys/dev/block: by name");
+        assert!(!is_stacked(bare.path(), "sda", 8, 0));
     }
 }

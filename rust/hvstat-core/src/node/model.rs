@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use serde::Serialize;
 
 use super::config::{Filters, NodeConfig};
-use super::{RawNode, PRESSURE_KINDS};
+use super::{DiskClass, RawNode, PRESSURE_KINDS};
 use crate::error::Error;
 use crate::procfs::{diskstats::DiskStat, net_dev::NetDev, pressure::PsiLine, stat::CpuTicks};
 use crate::rate::{self, cpu_percent, per_sec, per_sec_opt, percent, CpuPercent};
@@ -16,7 +16,7 @@ use crate::read::FsStat;
 pub(crate) struct Context<'a> {
     pub config: &'a NodeConfig,
     pub filters: &'a Filters,
-    pub whole_disk: &'a HashMap<String, bool>,
+    pub disk_class: &'a HashMap<String, DiskClass>,
     pub net_has_device: &'a HashMap<String, Option<bool>>,
 }
 
@@ -45,6 +45,7 @@ pub struct NodeMetrics {
     pub vm: Option<VmActivity>,
     pub pressure: Option<PressureAll>,
     pub disks: Vec<Disk>,
+    pub disk_total: Option<DiskTotal>,
     pub interfaces: Vec<Interface>,
     pub network: Option<NetworkTotal>,
     pub filesystems: Vec<Filesystem>,
@@ -196,6 +197,9 @@ pub struct Disk {
     pub name: String,
     pub major: u32,
     pub minor: u32,
+    /// Built on other block devices (device-mapper, MD, bcache; a ZFS zvol): its I/O is also
+    /// counted on the devices beneath, so it is left out of `disk_total`.
+    pub stacked: bool,
     pub read_bytes_per_sec: Option<f64>,
     pub write_bytes_per_sec: Option<f64>,
     pub reads_per_sec: Option<f64>,
@@ -216,6 +220,16 @@ pub struct Disk {
     pub io_time_secs_total: f64,
     pub discarded_bytes_total: Option<u64>,
     pub flushes_total: Option<u64>,
+}
+
+/// Sum over the disks that are not stacked on others, so that I/O through LVM or MD counts once.
+#[derive(Debug, Clone, Serialize)]
+pub struct DiskTotal {
+    pub disks: Vec<String>,
+    pub read_bytes_per_sec: Option<f64>,
+    pub write_bytes_per_sec: Option<f64>,
+    pub reads_per_sec: Option<f64>,
+    pub writes_per_sec: Option<f64>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
@@ -371,6 +385,7 @@ pub(crate) fn build(cur: &RawNode, prev: Option<&RawNode>, ctx: &Context) -> Nod
         vm: build_vm(cur, prev, dt, &mut why),
         pressure: build_pressure(cur, prev, dt, &mut why),
         disks: build_disks(cur, prev, dt, ctx, &mut why),
+        disk_total: build_disk_total(cur, prev, dt, ctx, &mut why),
         interfaces: build_interfaces(cur, prev, dt, ctx, &mut why),
         network: build_network_total(cur, prev, dt, ctx, &mut why),
         filesystems: build_filesystems(cur, &mut why),
@@ -386,6 +401,38 @@ pub(crate) fn build(cur: &RawNode, prev: Option<&RawNode>, ctx: &Context) -> Nod
             .collect(),
         unavailable: why.0,
     }
+}
+
+fn build_disk_total(cur: &RawNode, prev: Option<&RawNode>, dt: f64, ctx: &Context, why: &mut Reasons) -> Option<DiskTotal> {
+    let disks = cur.diskstats.as_ref().ok()?;
+    // As for the network total: every disk that passes the filters and is not stacked counts, also
+    // those beyond the cardinality cap, so the cap never changes the total.
+    let summed: Vec<&DiskStat> = disks
+        .iter()
+        .filter(|d| {
+            let class = ctx.disk_class.get(&d.name);
+            class.is_none_or(|c| c.whole && !c.stacked) && ctx.filters.disks.allows(&d.name)
+        })
+        .collect();
+    let prev_map = prev.and_then(|p| p.diskstats.as_ref().ok()).map(|v| by_name(v.iter().map(|d| (d.name.as_str(), d))));
+    // Each disk's rate exactly as `build_disks` computes it, so the total is the sum of the listed
+    // disks' values to the last bit.
+    let sum_rate = |f: fn(&DiskStat) -> u64, scale: f64| -> Option<f64> {
+        let prev_map = prev_map.as_ref()?;
+        summed.iter().map(|d| per_sec(prev_map.get(d.name.as_str()).map(|p| f(p)), f(d), dt).map(|r| r * scale)).sum()
+    };
+    let total = DiskTotal {
+        disks: summed.iter().map(|d| d.name.clone()).collect(),
+        read_bytes_per_sec: sum_rate(|d| d.sectors_read, 512.0),
+        write_bytes_per_sec: sum_rate(|d| d.sectors_written, 512.0),
+        reads_per_sec: sum_rate(|d| d.reads_completed, 1.0),
+        writes_per_sec: sum_rate(|d| d.writes_completed, 1.0),
+    };
+    let rates = [total.read_bytes_per_sec, total.write_bytes_per_sec, total.reads_per_sec, total.writes_per_sec];
+    if prev_map.is_some() && rates.iter().any(Option::is_none) {
+        why.add("disk_total", "a disk appeared or its counters went down; totals resume next interval");
+    }
+    Some(total)
 }
 
 fn build_network_total(cur: &RawNode, prev: Option<&RawNode>, dt: f64, ctx: &Context, why: &mut Reasons) -> Option<NetworkTotal> {
@@ -666,7 +713,7 @@ fn build_disks(cur: &RawNode, prev: Option<&RawNode>, dt: f64, ctx: &Context, wh
     let prev_map = prev.and_then(|p| p.diskstats.as_ref().ok()).map(|v| by_name(v.iter().map(|d| (d.name.as_str(), d))));
     let selected: Vec<&DiskStat> = disks
         .iter()
-        .filter(|d| ctx.whole_disk.get(&d.name).copied().unwrap_or(true) && ctx.filters.disks.allows(&d.name))
+        .filter(|d| ctx.disk_class.get(&d.name).is_none_or(|c| c.whole) && ctx.filters.disks.allows(&d.name))
         .collect();
     if selected.len() > ctx.config.max_disks {
         why.add("disks", format!("{} disks match; only the first {} (node.max_disks) are reported", selected.len(), ctx.config.max_disks));
@@ -700,6 +747,7 @@ fn build_disks(cur: &RawNode, prev: Option<&RawNode>, dt: f64, ctx: &Context, wh
                 name: d.name.clone(),
                 major: d.major,
                 minor: d.minor,
+                stacked: ctx.disk_class.get(&d.name).is_some_and(|c| c.stacked),
                 read_bytes_per_sec: r(|d| d.sectors_read).map(|x| x * 512.0),
                 write_bytes_per_sec: r(|d| d.sectors_written).map(|x| x * 512.0),
                 reads_per_sec: r(|d| d.reads_completed),
