@@ -19,6 +19,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -202,6 +203,55 @@ def test_dashboard_live_detail_and_restart(tmp_path: Path, fake_containers: Any,
 
     errors = [(p, t, m) for p, t, m in console if t in ("error", "pageerror") and not (p == "down" and RECONNECT_NOISE.search(m))]
     assert errors == [], errors
+
+
+def test_stacked_disks_are_marked_and_left_out_of_the_total(tmp_path: Path, browser: Any) -> None:
+    """A recorded host with LVM (dm-0 and dm-1 on nvme0n1, tests/fixtures/hosts/linux-6.8-full) read
+    by a real ``hvstat serve``: the disk table marks the stacked devices, and the card's total is the
+    sample's ``disk_total`` (nvme0n1 alone), not the sum of the table."""
+    import shutil
+
+    tree = tmp_path / "host"
+    shutil.copytree(Path(__file__).parent / "fixtures" / "hosts" / "linux-6.8-full", tree, symlinks=True)
+    config = (
+        "[monitoring]\nnode_metrics_interval = 1\n\n[containers]\nenabled = false\n\n[vms]\nenabled = false\n\n"
+        f'[node]\nproc_root = "{tree}/proc"\nsys_root = "{tree}/sys"\nrootfs = "{tree}"\n'
+    )
+    diskstats = tree / "proc" / "diskstats"
+    stop = threading.Event()
+
+    def read_through_lvm() -> None:
+        # Every 0.1 s 1 MiB is read through dm-0, so from nvme0n1 too: the same bytes, twice listed.
+        lines = diskstats.read_text().splitlines()
+        while not stop.wait(0.1):
+            for i, line in enumerate(lines):
+                f = line.split()
+                if f[2] in ("nvme0n1", "dm-0"):
+                    f[5] = str(int(f[5]) + 2048)
+                    lines[i] = " ".join(f)
+            diskstats.write_text("\n".join(lines) + "\n")
+
+    writer = threading.Thread(target=read_through_lvm, daemon=True)
+    writer.start()
+    try:
+        with running_server(tmp_path, config) as base:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000}, bypass_csp=True)
+            page.goto(base + "/")
+            page.wait_for_function("document.querySelectorAll('#disks tbody tr').length === 3", timeout=15_000)
+            names = [page.inner_text(f"#disks tbody tr:nth-child({i}) td:first-child") for i in (1, 2, 3)]
+            assert names == ["nvme0n1", "dm-0 (stacked)", "dm-1 (stacked)"], names
+            # A sample with rates: the card's read total is nvme0n1's read (one sample renders both).
+            page.wait_for_function("!/^R (\\u2014|0 B)/.test(document.querySelector('#disk-big').innerText)", timeout=15_000)
+            big, nvme_read = page.evaluate(
+                "() => [document.querySelector('#disk-big').innerText, document.querySelector('#disks tbody tr td:nth-child(2)').innerText]"
+            )
+            assert big.startswith(f"R {nvme_read} \u00b7"), (big, nvme_read)
+            total = httpx.get(f"{base}/api/monitoring/node/metrics", timeout=10).json()["disk_total"]
+            assert total["disks"] == ["nvme0n1"] and total["read_bytes_per_sec"] > 0, total
+            page.close()
+    finally:
+        stop.set()
+        writer.join()
 
 
 def test_a_libvirt_guest_in_the_vms_table_and_its_detail_view(tmp_path: Path, browser: Any, libvirt_uri: str) -> None:

@@ -189,7 +189,8 @@ function renderOverview() {
   setText($("disk-big"), `R ${f.rate(s.disk_total?.read_bytes_per_sec ?? null)} \u00b7 W ${f.rate(s.disk_total?.write_bytes_per_sec ?? null)}`);
   miniRows(
     $("disks").tBodies[0],
-    disks.map((d) => [d.name, f.rate(d.read_bytes_per_sec), f.rate(d.write_bytes_per_sec), f.pct(d.busy_percent)]),
+    // A stacked device (LVM, md) is left out of the total above: its I/O is its disks' I/O.
+    disks.map((d) => [d.stacked ? `${d.name} (stacked)` : d.name, f.rate(d.read_bytes_per_sec), f.rate(d.write_bytes_per_sec), f.pct(d.busy_percent)]),
   );
   setText($("net-big"), `\u2193 ${f.rate(s.network?.rx_bytes_per_sec ?? null)} \u00b7 \u2191 ${f.rate(s.network?.tx_bytes_per_sec ?? null)}`);
   // Busiest interfaces first, loopback last; at most eight.
