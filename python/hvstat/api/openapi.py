@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import typing
+from collections.abc import Iterable
 from functools import cache
 
 import msgspec
 from starlette.requests import Request
 
+from hvstat.api.containers import RUNTIMES, STATES
 from hvstat.api.responses import MsgspecResponse, check_params
+from hvstat.api.rest import NODE_FIELDS
 from hvstat.models import (
     AlertList,
     AlertRuleList,
@@ -24,13 +27,27 @@ from hvstat.models import (
     VmStatus,
     VmStatusChangedMessage,
 )
+from hvstat.store import CONTAINER_HISTORY_FIELDS, NODE_HISTORY_FIELDS, VM_HISTORY_FIELDS, HistoryField
 
 
 def _json(schema: dict[str, object], description: str) -> dict[str, object]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
-def _history_parameters() -> list[dict[str, object]]:
+def _field_list(description: str, fields: Iterable[str]) -> dict[str, object]:
+    """``?fields=a,b``: a comma-separated list of known names (OpenAPI's form style, not exploded)."""
+    return {
+        "name": "fields",
+        "in": "query",
+        "required": False,
+        "description": description,
+        "style": "form",
+        "explode": False,
+        "schema": {"type": "array", "minItems": 1, "items": {"enum": sorted(fields)}},
+    }
+
+
+def _history_parameters(fields: Iterable[HistoryField]) -> list[dict[str, object]]:
     number = {"type": "number", "minimum": 0}
     return [
         {"name": "since", "in": "query", "required": False, "description": "Unix seconds; default: one hour before `until`", "schema": number},
@@ -42,7 +59,7 @@ def _history_parameters() -> list[dict[str, object]]:
             "description": "Seconds per point; below history_bucket only within the full-resolution window, from history_bucket up a multiple of it",
             "schema": {"type": "number", "exclusiveMinimum": 0},
         },
-        {"name": "fields", "in": "query", "required": False, "description": "Comma-separated history fields; default: all", "schema": {"type": "string"}},
+        _field_list("History fields; default: all", (f.name for f in fields)),
     ]
 
 
@@ -68,16 +85,13 @@ def document(version: str) -> dict[str, object]:
                 "get": {
                     "summary": "The latest node sample",
                     "parameters": [
-                        {
-                            "name": "fields",
-                            "in": "query",
-                            "required": False,
-                            "description": "Comma-separated top-level fields; the response then holds only those keys",
-                            "schema": {"type": "string"},
-                        }
+                        _field_list("Top-level fields; the response then holds only those keys", NODE_FIELDS)
                     ],
                     "responses": {
-                        "200": _json(node, "the node sample (or, with ?fields=, an object with just those keys)"),
+                        "200": _json(
+                            {"anyOf": [node, {"type": "object", "description": "with ?fields=: an object with just those keys of NodeMetrics"}]},
+                            "the node sample (or, with ?fields=, an object with just those keys)",
+                        ),
                         "400": _json(error, "unknown parameter, empty or unknown field"),
                         "503": _json(error, "no node sample yet"),
                     },
@@ -87,8 +101,8 @@ def document(version: str) -> dict[str, object]:
                 "get": {
                     "summary": "Every container (cgroup guest) with its latest headline numbers",
                     "parameters": [
-                        {"name": "runtime", "in": "query", "required": False, "schema": {"type": "string"}},
-                        {"name": "state", "in": "query", "required": False, "schema": {"type": "string"}},
+                        {"name": "runtime", "in": "query", "required": False, "schema": {"enum": sorted(RUNTIMES)}},
+                        {"name": "state", "in": "query", "required": False, "schema": {"enum": sorted(STATES)}},
                     ],
                     "responses": {
                         "200": _json(container_list, "the containers"),
@@ -112,7 +126,7 @@ def document(version: str) -> dict[str, object]:
             "/api/monitoring/node/history": {
                 "get": {
                     "summary": "The node's history: every sample, or min/avg/max per step",
-                    "parameters": _history_parameters(),
+                    "parameters": _history_parameters(NODE_HISTORY_FIELDS),
                     "responses": {
                         "200": _json(history, "the history"),
                         "400": _json(error, "unknown parameter, bad range, bad step, step too fine for the range, too many points, unknown field"),
@@ -125,7 +139,7 @@ def document(version: str) -> dict[str, object]:
                     "summary": "One container's history, by id, unique id prefix (12+ characters) or name; a vanished container's by its full id",
                     "parameters": [
                         {"name": "ref", "in": "path", "required": True, "schema": {"type": "string"}},
-                        *_history_parameters(),
+                        *_history_parameters(CONTAINER_HISTORY_FIELDS),
                     ],
                     "responses": {
                         "200": _json(history, "the history"),
@@ -177,7 +191,7 @@ def document(version: str) -> dict[str, object]:
                     "summary": "One VM's history, by UUID, QMP id or name; a vanished VM's by its id",
                     "parameters": [
                         {"name": "ref", "in": "path", "required": True, "schema": {"type": "string"}},
-                        *_history_parameters(),
+                        *_history_parameters(VM_HISTORY_FIELDS),
                     ],
                     "responses": {
                         "200": _json(history, "the history"),
