@@ -5,6 +5,7 @@ from __future__ import annotations
 import typing
 from collections.abc import Iterable
 from functools import cache
+from typing import Any
 
 import msgspec
 from starlette.requests import Request
@@ -77,7 +78,7 @@ def document(version: str) -> dict[str, object]:
     components = {**components, **alert_components, **vm_components}
     bad_param = _json(error, "unknown or repeated query parameter")
     any_object = _json({"type": "object"}, "JSON object")
-    return {
+    doc: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {"title": "hvstat", "version": version},
         "paths": {
@@ -274,6 +275,13 @@ def document(version: str) -> dict[str, object]:
         },
         "components": {"schemas": components},
     }
+    # What the request guard (hvstat/api/auth.py) may answer on any route, before the route runs.
+    for path_item in doc["paths"].values():
+        responses = path_item["get"]["responses"]
+        responses.setdefault("401", _json(error, "a token is configured and the request has none, or a wrong one ([server] tokens)"))
+        responses.setdefault("413", _json(error, "request body larger than server.max_body_bytes"))
+        responses.setdefault("414", _json(error, "query string longer than server.max_query_bytes"))
+    return doc
 
 
 async def openapi(request: Request) -> MsgspecResponse:
