@@ -3,7 +3,9 @@
 Against real bare QEMUs (tests/virt.py ``qmp_qemu``: TCG, and KVM for query-stats), each with two
 monitor sockets: one for the code under test, one (``vm.qmp``) that the test uses as its oracle and
 to drive the VM. Oracles: the QEMU pidfile, raw QMP reads on the second socket taken just before
-and just after the poll (every counter hvstat reports must lie between them).
+and just after the poll (every counter hvstat reports must lie between them), ``qemu-img info``
+of the disk image, and for what the disk sizes mean, libvirt's ``virsh domstats`` of a domain
+whose raw QMP answers go through the same mapping.
 
 Protocol edge cases that QEMU will not produce on demand (events before an answer, a huge answer,
 EOF in the middle of a line, an answer that comes too late, a peer that is not QMP) run against
@@ -34,10 +36,14 @@ import virt
 from helpers import WAIT_SECS
 from hvstat.models import VmObservation
 from hvstat.qmp import QmpClient, QmpConnectionError, QmpError, QmpTimeout
+from hvstat.sources import vms_qmp
 from hvstat.sources.vms_qmp import (
+    IMAGE_KEY,
     NOT_REPORTED,
+    DiskImage,
     QmpCollector,
     balloon_from,
+    disk_images,
     disks_from,
     kvm_vcpu_stats,
     listened_by,
@@ -438,6 +444,78 @@ def test_observation_matches_raw_qmp_of_a_busy_guest() -> None:
         run(go())
 
 
+def qemu_img_info(image: Path) -> dict[str, Any]:
+    """``qemu-img info`` of an image a running QEMU holds (``-U``: share its lock, read only)."""
+    out = subprocess.run(["qemu-img", "info", "-U", "--output=json", str(image)], capture_output=True, text=True, check=True, timeout=30)
+    return json.loads(out.stdout)
+
+
+def raw_file_offset(blockstats: list[dict[str, Any]], device: str) -> int:
+    """wr_highest_offset of the image file's node (the format node's ``parent``), as libvirt reads it."""
+    (entry,) = [e for e in blockstats if e.get("device") == device]
+    return entry["parent"]["stats"]["wr_highest_offset"]
+
+
+@needs_qemu
+def test_disk_image_fields_match_qemu_img_and_raw_qmp() -> None:
+    """The guest writes 1 MiB at the start of its 16 MiB qcow2 disk every second (io mode). Oracles:
+    ``qemu-img info`` of the image file (the host's view) and raw QMP on the second socket, read
+    before and after the poll: the file only grows, so every size must lie between the two."""
+    with virt.qmp_qemu("io", vcpus=1) as vm:
+        vm.wait_ready()
+        wait_for(lambda: raw_disks(vm)["disk0"]["wr_bytes"] >= 1 << 20)  # one round of writes done
+
+        async def go() -> None:
+            collector = QmpCollector([str(vm.qmp_path)], 5.0)
+            try:
+                before_img, before_stats = qemu_img_info(vm.disk), vm.qmp("query-blockstats")
+                (o,), problems = await collector.poll()
+                after_stats, after_img = vm.qmp("query-blockstats"), qemu_img_info(vm.disk)
+                size = vm.disk.stat().st_size
+                (block,) = vm.qmp("query-block")
+                assert problems == {} and IMAGE_KEY not in o.unavailable
+                (d,) = o.disks
+                assert d.name == "disk0"
+                assert d.path == str(vm.disk) == block["inserted"]["file"]
+                assert d.capacity_bytes == before_img["virtual-size"] == after_img["virtual-size"] == virt.DISK_MIB << 20
+                assert before_img["actual-size"] <= d.physical_bytes <= after_img["actual-size"]
+                # libvirt's allocation: how far into the image file QEMU wrote (not the guest's offset).
+                lo, hi = raw_file_offset(before_stats, "disk0"), raw_file_offset(after_stats, "disk0")
+                assert lo <= d.allocation_bytes <= hi
+                # 1 MiB of data clusters plus the qcow2 header before them, and within the file.
+                assert 1 << 20 < d.allocation_bytes <= size
+            finally:
+                await collector.close()
+
+        run(go())
+
+
+@needs_qemu
+def test_disk_image_fields_mean_what_libvirt_means() -> None:
+    """libvirt's own block.0.path/capacity/allocation/physical (``virsh domstats``) against the
+    mapping applied to the same QEMU's raw query-block and query-blockstats (read through libvirt:
+    its monitor is libvirt's), for an io guest. Retried until domstats did not change across the read."""
+    with virt.libvirt_domain(mode="io", vcpus=1, tap=False) as dom:
+        dom.wait_ready(60)
+        keys = ("block.0.path", "block.0.capacity", "block.0.allocation", "block.0.physical")
+
+        def raw(command: str) -> Any:
+            return json.loads(virt.virsh("qemu-monitor-command", dom.name, json.dumps({"execute": command})))["return"]
+
+        wait_for(lambda: dom.virsh_domstats().get("block.0.wr.bytes", 0) > 0)
+        for _attempt in range(10):
+            before = dom.virsh_domstats()
+            images, blockstats = disk_images(raw("query-block")), raw("query-blockstats")
+            after = dom.virsh_domstats()
+            if all(before.get(k) == after.get(k) for k in keys):
+                break
+        else:
+            raise AssertionError("libvirt's block sizes changed during every read")
+        (d,) = disks_from(blockstats, images)  # -blockdev: named by qdev
+        assert (d.path, d.capacity_bytes, d.allocation_bytes, d.physical_bytes) == tuple(after[k] for k in keys)
+        assert d.allocation_bytes != blockstats[0]["stats"]["wr_highest_offset"]  # not the guest's offset
+
+
 @needs_qemu
 def test_firmware_only_vm_explains_missing_balloon_stats_and_status_follows_stop_and_cont() -> None:
     with virt.qmp_qemu(vcpus=1) as vm:
@@ -748,6 +826,90 @@ def test_a_refused_command_marks_its_field_unavailable_and_keeps_the_vm() -> Non
     run(go())
 
 
+BLOCKSTATS = [{
+    "device": "drive-scsi0", "qdev": "scsi0", "node-name": "#block163",
+    "stats": {"rd_bytes": 512, "wr_bytes": 4096, "wr_highest_offset": 4096},
+    "parent": {"node-name": "#block012", "stats": {"wr_highest_offset": 393216}},
+}]
+QUERY_BLOCK = [{
+    "device": "drive-scsi0", "qdev": "scsi0", "removable": False,
+    "inserted": {"file": "/var/lib/vz/images/100/vm-100-disk-0.qcow2", "drv": "qcow2", "node-name": "#block163",
+                 "image": {"filename": "/var/lib/vz/images/100/vm-100-disk-0.qcow2", "format": "qcow2",
+                           "virtual-size": 34359738368, "actual-size": 1318912}},
+}]
+
+
+def test_query_block_is_asked_once_per_qemu_and_again_after_the_refresh_interval(monkeypatch: pytest.MonkeyPatch) -> None:
+    """FAKE QEMU that records the commands it gets; polled without keep_open (a connection per
+    poll), so the answer is kept per QEMU process, not per connection."""
+    monkeypatch.setattr(vms_qmp, "IMAGE_REFRESH_SECS", 1.0)
+    answers: dict[str, Any] = {
+        "query-status": {"status": "running"},
+        "query-blockstats": json.loads(json.dumps(BLOCKSTATS)),
+        "query-block": json.loads(json.dumps(QUERY_BLOCK)),
+    }
+
+    def disk(o: VmObservation) -> tuple[Any, ...]:
+        (d,) = o.disks
+        return d.name, d.path, d.capacity_bytes, d.physical_bytes, d.allocation_bytes
+
+    async def go() -> None:
+        accepts: list[int] = []
+        commands: list[str] = []
+        async with fake_server(mini_qemu(answers, accepted=accepts, commands=commands), "100.qmp") as path:
+            collector = QmpCollector([str(path)], 1.0, keep_open=False)
+            try:
+                (o,), _ = await collector.poll()
+                assert disk(o) == ("drive-scsi0", "/var/lib/vz/images/100/vm-100-disk-0.qcow2", 32 << 30, 1318912, 393216)
+                # The image grows and the guest writes further: the allocation (query-blockstats,
+                # every poll) follows at once, the physical size (query-block) at the next refresh.
+                answers["query-block"][0]["inserted"]["image"]["actual-size"] = 2 << 20
+                answers["query-blockstats"][0]["parent"]["stats"]["wr_highest_offset"] = 3 << 20
+                for _ in range(2):
+                    (o,), _ = await collector.poll()
+                    assert disk(o)[3:] == (1318912, 3 << 20)
+                assert commands.count("query-block") == 1 and commands.count("query-blockstats") == 3
+                await asyncio.sleep(1.0)
+                (o,), _ = await collector.poll()
+                assert disk(o)[3:] == (2 << 20, 3 << 20)
+                assert commands.count("query-block") == 2 and commands.count("query-blockstats") == 4
+                assert len(accepts) == 4 and commands.count("query-name") == 1  # one QEMU throughout
+                assert IMAGE_KEY not in o.unavailable
+            finally:
+                await collector.close()
+
+    run(go())
+
+
+def test_a_refused_query_block_leaves_the_image_fields_null_and_keeps_the_vm() -> None:
+    """FAKE QEMU whose query-block fails (as it does when QEMU cannot stat an image): the disk
+    stays, with its counters and the allocation, and the reason is kept until the next attempt."""
+    answers = {
+        "query-status": {"status": "running"},
+        "query-blockstats": BLOCKSTATS,
+        "query-block": RuntimeError("Could not stat image"),
+    }
+
+    async def go() -> None:
+        commands: list[str] = []
+        async with fake_server(mini_qemu(answers, commands=commands), "101.qmp") as path:
+            collector = QmpCollector([str(path)], 1.0)
+            try:
+                for _ in range(2):
+                    (o,), problems = await collector.poll()
+                    assert problems == {} and (o.id, o.status) == ("101", "running")
+                    (d,) = o.disks
+                    assert (d.name, d.read_bytes, d.write_bytes, d.allocation_bytes) == ("drive-scsi0", 512, 4096, 393216)
+                    assert (d.path, d.capacity_bytes, d.physical_bytes) == (None, None, None)
+                    assert o.unavailable[IMAGE_KEY] == "query-block: GenericError: Could not stat image"
+                    assert "disks" not in o.unavailable
+                assert commands.count("query-block") == 1  # a refusal is not asked again before the refresh
+            finally:
+                await collector.close()
+
+    run(go())
+
+
 def test_a_stuck_monitor_is_not_asked_again_until_it_answers() -> None:
     """FAKE QEMU that stops answering after its statics (the main loop blocked, say on storage)."""
     gate = asyncio.Event()
@@ -869,6 +1031,59 @@ def test_blockstats_are_named_by_device_else_qdev_and_anonymous_nodes_are_skippe
     assert (d0.name, d1.name) == ("disk0", "virtio-disk1")
     assert (d0.read_bytes, d0.write_bytes, d0.read_ops, d0.write_ops, d0.flush_ops) == (512, 4096, 1, 2, 3)
     assert (d0.read_time_ns, d0.write_time_ns, d0.flush_time_ns, d0.path, d0.capacity_bytes) == (52368, 7, 9, None, None)
+
+
+def test_disk_images_and_allocation_map_like_libvirt() -> None:
+    """Shapes recorded from QEMU 7.2: a -drive qcow2 file, a raw block device (a loop device), an
+    empty CD-ROM, a -blockdev disk under a throttle filter (named by qdev; QEMU calls such a node
+    "json:{...}"), offsets changed to tell the nodes apart; plus a network disk and a disk missing
+    from query-block, written by hand (no NBD server here; a hot-plug between two query-blocks)."""
+    throttled = ('json:{"throttle-group": "tg0", "driver": "throttle", "file": {"driver": "qcow2", '
+                 '"file": {"driver": "file", "filename": "/tmp/a.qcow2"}}}')
+    query_block = [
+        {"device": "disk0", "qdev": "/machine/peripheral-anon/device[0]/virtio-backend", "inserted": {
+            "file": "/tmp/hvstat-vm-aaae1486/disk.qcow2", "drv": "qcow2",
+            "image": {"virtual-size": 16777216, "filename": "/tmp/hvstat-vm-aaae1486/disk.qcow2", "format": "qcow2", "actual-size": 1314816}}},
+        {"device": "blk0", "qdev": "/machine/peripheral/vblk0/virtio-backend", "inserted": {
+            "file": "/dev/loop0", "drv": "raw", "image": {"virtual-size": 8388608, "filename": "/dev/loop0", "format": "raw", "actual-size": 0}}},
+        {"device": "cd0", "qdev": "/machine/peripheral-anon/device[1]", "removable": True, "tray_open": False},
+        {"device": "", "qdev": "/machine/peripheral/vblk1/virtio-backend", "inserted": {
+            "file": throttled, "drv": "throttle", "image": {"virtual-size": 16777216, "filename": throttled, "actual-size": 200704}}},
+        {"device": "nbd0", "qdev": "nbd0dev", "inserted": {
+            "file": "nbd+unix:///exp?socket=/run/nbd.sock", "drv": "raw", "image": {"virtual-size": 1073741824}}},
+    ]
+    images = disk_images(query_block)
+    assert images == {
+        "disk0": DiskImage(path="/tmp/hvstat-vm-aaae1486/disk.qcow2", capacity_bytes=16777216, physical_bytes=1314816),
+        "blk0": DiskImage(path="/dev/loop0", capacity_bytes=8388608, physical_bytes=None),  # a device has no blocks: unknown, not 0
+        "cd0": DiskImage(),  # no medium
+        # The file under the throttle and qcow2 nodes of QEMU's json:{...} name.
+        "/machine/peripheral/vblk1/virtio-backend": DiskImage(path="/tmp/a.qcow2", capacity_bytes=16777216, physical_bytes=200704),
+        "nbd0": DiskImage(path=None, capacity_bytes=1073741824, physical_bytes=None),  # network storage: no path, no size on the host
+    }
+
+    stats = {"rd_bytes": 1, "wr_bytes": 2, "wr_highest_offset": 1048576}
+    blockstats = [
+        {"device": "disk0", "qdev": "/machine/peripheral-anon/device[0]/virtio-backend", "node-name": "#block158", "stats": stats,
+         "parent": {"node-name": "#block092", "stats": {"wr_highest_offset": 1376256}, "driver-specific": {"driver": "file"}}},
+        {"device": "cd0", "qdev": "/machine/peripheral-anon/device[1]", "stats": stats},  # no medium, no parent
+        {"device": "", "qdev": "/machine/peripheral/vblk1/virtio-backend", "node-name": "t1", "stats": stats,
+         "parent": {"node-name": "q1", "stats": {"wr_highest_offset": 65536},
+                    "parent": {"node-name": "f1", "stats": {"wr_highest_offset": 327680}, "driver-specific": {"driver": "file"}}}},
+        {"device": "new0", "qdev": "new0dev", "stats": stats, "parent": {"stats": {"wr_highest_offset": 0}}},  # hot-plugged since query-block
+    ]
+    # A level that names its child by node name, and text that is not JSON: no path.
+    by_node_name = 'json:{"driver": "throttle", "throttle-group": "tg0", "file": "node-qcow2"}'
+    for name in (by_node_name, "json:{not json", 'json:["/tmp/a.qcow2"]'):
+        (image,) = disk_images([{"device": "x", "inserted": {"file": name, "image": {"virtual-size": 1}}}]).values()
+        assert image.path is None and image.capacity_bytes == 1, name
+
+    d0, cd, throttle, new = disks_from(blockstats, images)
+    assert (d0.path, d0.capacity_bytes, d0.physical_bytes, d0.allocation_bytes) == ("/tmp/hvstat-vm-aaae1486/disk.qcow2", 16777216, 1314816, 1376256)
+    assert (cd.name, cd.path, cd.capacity_bytes, cd.allocation_bytes, cd.read_bytes) == ("cd0", None, None, None, 1)
+    assert (throttle.capacity_bytes, throttle.allocation_bytes) == (16777216, 327680)  # the file's offset, under the filter
+    assert (new.name, new.path, new.capacity_bytes, new.allocation_bytes) == ("new0", None, None, 0)
+    assert [d.path for d in disks_from(blockstats)] == [None] * 4  # no query-block answer
 
 
 def test_vcpus_join_kvm_stats_by_qom_path() -> None:

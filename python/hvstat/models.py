@@ -428,7 +428,8 @@ class VcpuObservation(Wire, kw_only=True):
 
 
 class DiskObservation(Wire, kw_only=True):
-    """One disk (libvirt ``block.<n>.*``; QMP ``query-blockstats``). Cumulative counters."""
+    """One disk (libvirt ``block.<n>.*``; QMP ``query-blockstats`` for the counters and the
+    allocation, ``query-block`` every 60 s for the path and sizes). Cumulative counters."""
 
     name: str
     path: str | None = None

@@ -15,10 +15,11 @@ they come. That holds the monitor: a socket that others also use one request at 
 own ``<vmid>.qmp``, used by qm and pvestatd) needs ``keep_open=False``, which connects for each
 poll and leaves the monitor free in between. Once per QEMU process: query-name, query-uuid,
 query-memory-size-summary, query-hotpluggable-cpus, the balloon device's QOM path and whether KVM
-offers query-stats. Per poll: query-status, query-cpus-fast, query-stats (KVM), query-blockstats,
-query-balloon and the balloon's guest-stats. Every socket is polled concurrently and the whole poll
-is bounded; a socket that fails is retried with jittered exponential backoff and reported in the
-problems, never raised.
+offers query-stats. Once per QEMU process and then every IMAGE_REFRESH_SECS: query-block (each
+disk's image: path, capacity, size on the host). Per poll: query-status, query-cpus-fast,
+query-stats (KVM), query-blockstats, query-balloon and the balloon's guest-stats. Every socket is
+polled concurrently and the whole poll is bounded; a socket that fails is retried with jittered
+exponential backoff and reported in the problems, never raised.
 
 hvstat is read-only here too: it never sets ``guest-stats-polling-interval`` (or anything else).
 The guest's balloon statistics (the guest's own view of its memory) exist only when whoever runs
@@ -31,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import glob
+import json
 import logging
 import os
 import random
@@ -58,6 +60,12 @@ NOT_REPORTED = 2**64 - 1
 ZERO_UUID = "00000000-0000-0000-0000-000000000000"
 KVM_VCPU_STATS = ["exits", "halt_exits"]
 GUEST_STATS_RECHECK_SECS = 60.0
+# query-block is asked when a QEMU process is first seen and then at most this often (its answer
+# changes only when a disk is resized, hot-plugged or grows on the host; each command costs QEMU
+# ~0.5 ms, bench/README.md "VMs"), its last answer used in between.
+IMAGE_REFRESH_SECS = 60.0
+# The `unavailable` key for query-block's fields: disks[].path, capacity_bytes, physical_bytes.
+IMAGE_KEY = "disks.image"
 # Types of a virtio-balloon's QOM child: virtio-balloon-pci (and its -transitional and
 # -non-transitional variants), -ccw (s390x), -device (virtio-mmio, no proxy).
 _BALLOON_TYPE = re.compile(r"child<virtio-balloon(-[a-z-]+)?>")
@@ -132,21 +140,114 @@ def vcpus_from(cpus_fast: list[Any], kvm: Mapping[str, Mapping[str, int]] | None
     return sorted(out, key=lambda v: v.index)
 
 
-def disks_from(blockstats: list[Any]) -> list[DiskObservation]:
-    """query-blockstats: one entry per block backend, named by its drive id (``device``) or, for a
-    -blockdev disk without one, by ``qdev`` (the device's id, or its QOM path when it has none).
-    The top-level ``stats`` are the guest's requests; ``parent`` (the format's file) is not read."""
+def _disk_name(entry: Mapping[str, Any]) -> str | None:
+    """A block backend's name in query-blockstats and query-block alike: its drive id (``device``)
+    or, for a -blockdev disk without one, ``qdev`` (the device's id, or its QOM path when it has
+    none). None for a node no device uses."""
+    name = entry.get("device") or entry.get("qdev")
+    return name if isinstance(name, str) and name else None
+
+
+@dataclass(frozen=True)
+class DiskImage:
+    """One disk's image as query-block describes it, meaning what libvirt's ``block.<n>.*`` means."""
+
+    path: str | None = None
+    capacity_bytes: int | None = None
+    physical_bytes: int | None = None
+
+
+def disk_images(query_block: list[Any]) -> dict[str, DiskImage]:
+    """query-block -> {disk name: DiskImage}; a drive without a medium (an empty CD-ROM) maps to
+    an empty DiskImage. From ``inserted`` (the top node of the disk's chain, whose ``image`` is
+    ImageInfo, qapi/block-core.json):
+
+    - path: ``inserted.file``, the top image's file name, as libvirt's block.<n>.path is the disk's
+      source (not a backing file). Only a local file or device (an absolute path): libvirt reports
+      no path for network storage, whose QEMU name is a URL (``nbd://``, ``rbd:``): null. A node
+      with options a file name cannot express (a -blockdev throttle filter on top, say) is called
+      ``json:{...}`` by QEMU: its nested ``file`` options are followed down to the protocol
+      node's ``filename`` (``_json_filename``).
+    - capacity_bytes: ``image.virtual-size``, the size the guest sees.
+    - physical_bytes: ``image.actual-size``, the space the image takes on the host (allocated
+      blocks, st_blocks x 512). QEMU says 0 for a block device (a device node has no blocks) and
+      leaves it out where the driver cannot tell (network storage). libvirt then measures the
+      device itself (qemuDomainStorageUpdatePhysical), or takes the capacity when it is left out
+      (qemuMonitorJSONBlockStatsUpdateCapacityData: "not thin provisioned"); QMP tells neither,
+      so both are null here."""
+    out: dict[str, DiskImage] = {}
+    for entry in query_block:
+        name = _disk_name(entry) if isinstance(entry, dict) else None
+        if name is None:
+            continue
+        inserted = entry.get("inserted")
+        if not isinstance(inserted, dict):
+            out[name] = DiskImage()
+            continue
+        image = inserted.get("image") if isinstance(inserted.get("image"), dict) else {}
+        file = inserted.get("file", image.get("filename"))
+        if isinstance(file, str) and file.startswith("json:"):
+            file = _json_filename(file)
+        physical = _int(image.get("actual-size"))
+        out[name] = DiskImage(
+            path=file if isinstance(file, str) and file.startswith("/") else None,
+            capacity_bytes=_int(image.get("virtual-size")),
+            physical_bytes=physical if physical else None,
+        )
+    return out
+
+
+def _json_filename(name: str) -> str | None:
+    """The protocol node's ``filename`` inside QEMU's ``json:{...}`` node name, following the
+    nested ``file`` options (throttle -> qcow2 -> file); None when a level names its child by
+    node name (a string) instead, or the text is not such JSON."""
+    try:
+        node = json.loads(name[len("json:") :])
+    except ValueError:
+        return None
+    for _ in range(16):  # a chain is a few levels deep; never loop on a malformed one
+        if not isinstance(node, dict):
+            return None
+        filename = node.get("filename")
+        if isinstance(filename, str):
+            return filename
+        node = node.get("file")
+    return None
+
+
+def _highest_offset(entry: Mapping[str, Any]) -> int | None:
+    """libvirt's block.<n>.allocation: ``wr_highest_offset`` of the node under the disk's format
+    node, i.e. how far into the image file (or device) this QEMU process has written, which is
+    what a thin volume under a qcow2 needs (qemuMonitorJSONBlockStatsCollectData reads
+    ``parent.stats``). The top-level ``stats`` have the guest's offset instead. ``parent`` nests
+    (BlockStats.parent, qapi/block-core.json): below a filter on top (throttle) the first parent
+    is the format node, so the innermost one is taken, which is the file or device."""
+    parent = entry.get("parent")
+    if not isinstance(parent, dict):
+        return None
+    while isinstance(parent.get("parent"), dict):
+        parent = parent["parent"]
+    stats = parent.get("stats")
+    return _int(stats.get("wr_highest_offset")) if isinstance(stats, dict) else None
+
+
+def disks_from(blockstats: list[Any], images: Mapping[str, DiskImage] | None = None) -> list[DiskObservation]:
+    """query-blockstats: one entry per block backend (named as _disk_name says), joined by name
+    with query-block's ``images``. The top-level ``stats`` are the guest's requests; the
+    allocation comes from the innermost ``parent`` (see _highest_offset)."""
     out = []
     for entry in blockstats:
         if not isinstance(entry, dict):
             continue
-        name = entry.get("device") or entry.get("qdev")
-        if not isinstance(name, str) or not name:
+        name = _disk_name(entry)
+        if name is None:
             continue
         s = entry.get("stats") if isinstance(entry.get("stats"), dict) else {}
+        image = (images or {}).get(name, DiskImage())
         out.append(
             DiskObservation(
                 name=name,
+                path=image.path,
                 read_bytes=_int(s.get("rd_bytes")),
                 write_bytes=_int(s.get("wr_bytes")),
                 read_ops=_int(s.get("rd_operations")),
@@ -155,6 +256,9 @@ def disks_from(blockstats: list[Any]) -> list[DiskObservation]:
                 read_time_ns=_int(s.get("rd_total_time_ns")),
                 write_time_ns=_int(s.get("wr_total_time_ns")),
                 flush_time_ns=_int(s.get("flush_total_time_ns")),
+                capacity_bytes=image.capacity_bytes,
+                allocation_bytes=_highest_offset(entry),
+                physical_bytes=image.physical_bytes,
             )
         )
     return out
@@ -264,6 +368,16 @@ class _Static:
 
 
 @dataclass
+class _Images:
+    """query-block for one QEMU process: the last answer (None before the first), when it was
+    last asked (monotonic) and, while there is no answer, why."""
+
+    by_disk: dict[str, DiskImage] | None = None
+    asked_at: float | None = None
+    error: str | None = None
+
+
+@dataclass
 class _Socket:
     path: str
     inode: int = 0
@@ -282,6 +396,8 @@ class _Socket:
     # (until when, why): the guest reported no balloon stats and polling is off; not asked again
     # before then (see _why_no_guest_stats).
     no_guest_stats: tuple[float, str] | None = None
+    # Kept per QEMU process, like static (see _observe).
+    images: _Images = field(default_factory=_Images)
 
 
 @dataclass
@@ -424,7 +540,7 @@ class QmpCollector:
                 log.warning("QMP %s: the peer is excluded QEMU pid %s (libvirt's): disconnected at once", s.path, client.pid)
                 raise _Skipped
             if s.static is None or s.static_pid != client.pid:  # a new QEMU (or never asked)
-                s.static, s.no_guest_stats = None, None
+                s.static, s.no_guest_stats, s.images = None, None, _Images()
                 try:
                     static = await self._static(client, s.path)
                 except BaseException:
@@ -538,6 +654,19 @@ class QmpCollector:
             kvm = kvm_vcpu_stats(answer) if answer is not None else None
 
         blocks = await ask("disks", "query-blockstats")
+        images = s.images
+        if images.asked_at is None or time.monotonic() >= images.asked_at + IMAGE_REFRESH_SECS:
+            if behind is None:  # else nothing is sent (ask notes why): due again at the next poll
+                images.asked_at = time.monotonic()
+            answer = await ask(IMAGE_KEY, "query-block")
+            if isinstance(answer, list):
+                images.by_disk, images.error = disk_images(answer), None
+            elif images.by_disk is None:
+                images.error = unavailable.setdefault(IMAGE_KEY, "query-block: the answer is not a list")
+            else:  # a failed refresh: the previous answer stands until the next attempt
+                log.debug("QMP %s: query-block: %s; keeping its previous answer", s.path, unavailable.pop(IMAGE_KEY, "not a list"))
+        elif images.by_disk is None and images.error is not None:
+            unavailable[IMAGE_KEY] = images.error
 
         balloon = None
         size = await ask("balloon", "query-balloon")
@@ -566,7 +695,7 @@ class QmpCollector:
             vcpus_max=st.vcpus_max,
             memory_max_bytes=st.memory_max_bytes,
             vcpus=vcpus_from(cpus, kvm) if cpus is not None else [],
-            disks=disks_from(blocks) if isinstance(blocks, list) else [],
+            disks=disks_from(blocks, images.by_disk) if isinstance(blocks, list) else [],
             nics=None,  # QMP has no NIC counters; the core reads the QEMU process's taps
             balloon=balloon,
             unavailable=unavailable,
@@ -593,7 +722,7 @@ class QmpCollector:
         """Close the connection and schedule the next attempt: 1 s, 2 s, 4 s ... 60 s, +-25 %."""
         if s.client is not None:
             await s.client.close()
-        s.client, s.static, s.no_guest_stats = None, None, None
+        s.client, s.static, s.no_guest_stats, s.images = None, None, None, _Images()
         s.failures += 1
         delay = min(BACKOFF_MAX_SECS, BACKOFF_MIN_SECS * 2 ** (s.failures - 1)) * random.uniform(0.75, 1.25)
         s.retry_at = time.monotonic() + delay
