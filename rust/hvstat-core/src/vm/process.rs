@@ -2,7 +2,8 @@
 //! net/dev are kept open for as long as the process is the same one (same pid and start time); stat,
 //! statm and io are read every tick, cgroup only every [`CGROUP_REREAD`]. The vCPU threads
 //! (task/<tid>/{stat,schedstat}) and the process's tap interfaces (fd/ + fdinfo/) are found once and
-//! looked for again only when something says they changed.
+//! looked for again only when something says they changed. net/dev is the same file for every process
+//! of a network namespace: a tick reads it through one of them per namespace ([`NetDevByNamespace`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -96,8 +97,59 @@ pub struct ThreadReading {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tap {
     pub name: String,
-    /// `None`: the interface is not in the process's /proc/<pid>/net/dev (another namespace).
+    /// `None`: the interface is not in the net/dev of the process's network namespace (it is in another one).
     pub dev: Option<NetDev>,
+}
+
+/// Which net/dev a process's taps are looked up in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NetDevKey {
+    /// The inode of the process's network namespace (/proc/<pid>/ns/net): shared by its processes.
+    Netns(u64),
+    /// A process whose namespace is unknown (its ns/net link could not be read): its own file.
+    Process(u32),
+}
+
+/// One tick's parsed /proc/<pid>/net/dev, once per network namespace. /proc/<pid>/net shows the
+/// namespace of <pid> (proc_tgid_net_lookup() in fs/proc/proc_net.c), so every process of a
+/// namespace has the same net/dev: the first process of a namespace whose taps need it reads it
+/// through its kept reader, and the others of that namespace share the result. A read that fails is
+/// that process's own error and fills nothing: the next process of the namespace reads its own file
+/// (the first one may just have exited). Cleared at the start of every tick.
+#[derive(Debug, Default)]
+pub struct NetDevByNamespace {
+    /// The namespaces read this tick, searched in order: usually one, the host's. Even one per VM
+    /// costs a comparison per pair of VMs, far below the 9 µs of a net/dev read.
+    parsed: Vec<(NetDevKey, Vec<NetDev>)>,
+    /// Every net/dev this tick read (or tried to), in order.
+    read: Vec<PathBuf>,
+}
+
+impl NetDevByNamespace {
+    /// Forget the previous tick's.
+    pub fn clear(&mut self) {
+        self.parsed.clear();
+        self.read.clear();
+    }
+
+    /// The files this tick read: one per network namespace, plus any whose read failed and those of
+    /// processes whose namespace is unknown.
+    pub fn paths(&self) -> &[PathBuf] {
+        &self.read
+    }
+
+    /// The namespace's parsed net/dev, read through `reader` if no process of it read it this tick.
+    fn get(&mut self, key: NetDevKey, reader: &mut FileReader) -> Result<&[NetDev]> {
+        let i = match self.parsed.iter().position(|(k, _)| *k == key) {
+            Some(i) => i,
+            None => {
+                self.read.push(reader.path().to_owned());
+                self.parsed.push((key, reader.parse(net_dev::parse)?));
+                self.parsed.len() - 1
+            }
+        };
+        Ok(&self.parsed[i].1)
+    }
 }
 
 /// How often the fd table is scanned for taps even when nothing suggests a change (a NIC hot-plugged
@@ -142,6 +194,9 @@ pub struct QemuProcess {
     io: FileReader,
     cgroup: FileReader,
     net_dev: FileReader,
+    /// The inode of the process's network namespace, read with the fd table's scans for taps (`None`
+    /// before the first, or when ns/net could not be read).
+    netns: Option<u64>,
     threads: HashMap<u32, ThreadFiles>,
     vcpu_threads: Option<VcpuThreads>,
     taps: Option<TapNames>,
@@ -160,6 +215,7 @@ impl QemuProcess {
             io: at("io", Shape::Whole),
             cgroup: at("cgroup", Shape::Whole),
             net_dev: at("net/dev", Shape::Records),
+            netns: None,
             dir,
             starttime_ticks: None,
             num_threads: None,
@@ -174,13 +230,12 @@ impl QemuProcess {
         self.pid
     }
 
-    /// Every file a tick reads through this process's kept readers. cgroup is not one of them: it is
-    /// read on the first tick and then every [`CGROUP_REREAD`] (like the fd table's scans for taps).
+    /// Every file a tick reads through this process's kept readers but net/dev. cgroup is not one of
+    /// them: it is read on the first tick and then every [`CGROUP_REREAD`] (like the fd table's scans
+    /// for taps). net/dev is read through one process per network namespace, which the tick's
+    /// [`NetDevByNamespace::paths`] names.
     pub fn paths(&self) -> Vec<PathBuf> {
         let mut v: Vec<PathBuf> = [&self.stat, &self.statm, &self.io].iter().map(|r| r.path().to_owned()).collect();
-        if self.taps.is_some() {
-            v.push(self.net_dev.path().to_owned());
-        }
         for t in self.threads.values() {
             v.push(t.stat.path().to_owned());
             v.push(t.schedstat.path().to_owned());
@@ -300,21 +355,44 @@ impl QemuProcess {
         self.threads.retain(|tid, _| keep.contains(tid));
     }
 
-    /// The process's taps with their counters from its own /proc/<pid>/net/dev (QEMU's network
-    /// namespace, where a tap it was given lives). The names come from the fd table (see
-    /// [`scan_taps`]), scanned again when a known tap is missing from net/dev or every [`TAP_RESCAN`].
-    pub fn read_taps(&mut self, now: Instant) -> Result<Vec<Tap>> {
-        let devs = self.net_dev.parse(net_dev::parse)?;
-        let missing = |names: &[String]| names.iter().any(|n| !devs.iter().any(|d| &d.name == n));
-        let due = match &self.taps {
-            None => true,
-            Some(t) => missing(&t.names) || now.saturating_duration_since(t.scanned_at) >= TAP_RESCAN,
-        };
-        if due {
+    /// The process's taps with their counters from the net/dev of its network namespace (where a
+    /// tap QEMU was given lives), taken from `net_devs` or read into it through this process's reader.
+    /// The names come from the fd table (see [`scan_taps`]), scanned again when a known tap is missing
+    /// from net/dev or every [`TAP_RESCAN`]; the namespace is read again with each scan.
+    pub fn read_taps(&mut self, now: Instant, net_devs: &mut NetDevByNamespace) -> Result<Vec<Tap>> {
+        let scheduled = self.taps.as_ref().is_none_or(|t| now.saturating_duration_since(t.scanned_at) >= TAP_RESCAN);
+        // Kept between scans: only setns(2) or unshare(2) moves a process to another netns, and QEMU calls neither.
+        if scheduled {
+            self.read_netns();
+        }
+        let known = |devs: &[NetDev], names: &[String]| names.iter().all(|n| devs.iter().any(|d| &d.name == n));
+        let mut key = self.net_dev_key();
+        let missing = !scheduled && !known(net_devs.get(key, &mut self.net_dev)?, self.taps.as_ref().map_or(&[], |t| &t.names));
+        if missing {
+            self.read_netns();
+            key = self.net_dev_key();
+        }
+        // Already parsed unless the namespace just changed.
+        let devs = net_devs.get(key, &mut self.net_dev)?;
+        if scheduled || missing {
             self.taps = Some(TapNames { names: scan_taps(&self.dir)?, scanned_at: now });
         }
         let names = self.taps.as_ref().map(|t| t.names.as_slice()).unwrap_or_default();
         Ok(names.iter().map(|n| Tap { name: n.clone(), dev: devs.iter().find(|d| &d.name == n).cloned() }).collect())
+    }
+
+    /// Read the process's network namespace again. An open net/dev stays with the namespace it was
+    /// opened in (seq_open_net() takes it at open), so a process seen in another one gets a new reader.
+    fn read_netns(&mut self) {
+        let netns = netns_inode(&self.dir);
+        if self.netns.is_some() && netns.is_some() && netns != self.netns {
+            self.net_dev = FileReader::new(self.dir.join("net/dev"), Shape::Records);
+        }
+        self.netns = netns;
+    }
+
+    fn net_dev_key(&self) -> NetDevKey {
+        self.netns.map_or(NetDevKey::Process(self.pid), NetDevKey::Netns)
     }
 }
 
@@ -327,6 +405,12 @@ fn rss_bytes(m: &PidStatm, page_size_bytes: u64) -> std::result::Result<u64, Str
     m.resident_pages
         .checked_mul(page_size_bytes)
         .ok_or_else(|| format!("{} resident pages of {page_size_bytes} bytes overflow", m.resident_pages))
+}
+
+/// The inode of the network namespace of the process at `dir`: /proc/<pid>/ns/net is a link whose
+/// target reads `net:[<inode>]` (namespaces(7)). Reading it needs ptrace access, as the fd table does.
+fn netns_inode(dir: &Path) -> Option<u64> {
+    pid::parse_ns_link(&std::fs::read_link(dir.join("ns/net")).ok()?.to_string_lossy())
 }
 
 fn ticks_to_ns(ticks: u64, hz: u64) -> u64 {

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::model::{self, RawVm, Taps, VcpuOrigin, VcpuReading, VmsSample};
 use super::observe::{VmObservation, VmObservations};
-use super::process::{ProcessState, QemuProcess};
+use super::process::{NetDevByNamespace, ProcessState, QemuProcess};
 use crate::procfs::stat;
 use crate::read::{FileReader, Shape};
 use crate::sysfs::cpu::parse_cpu_count;
@@ -49,6 +49,8 @@ pub struct VmSampler {
     page_size_bytes: u64,
     tracked: HashMap<String, Tracked>,
     previous_at: Option<Instant>,
+    /// The latest sample's net/dev, one per network namespace.
+    net_devs: NetDevByNamespace,
 }
 
 impl VmSampler {
@@ -66,6 +68,7 @@ impl VmSampler {
             page_size_bytes: page_size(),
             tracked: HashMap::new(),
             previous_at: None,
+            net_devs: NetDevByNamespace::default(),
             config,
         }
     }
@@ -78,6 +81,7 @@ impl VmSampler {
     pub fn paths(&self) -> Vec<PathBuf> {
         let mut v = vec![self.cpus_online.path().to_owned()];
         v.extend(self.tracked.values().filter_map(|t| t.process.as_ref()).flat_map(QemuProcess::paths));
+        v.extend(self.net_devs.paths().iter().cloned());
         v
     }
 
@@ -106,6 +110,15 @@ impl VmSampler {
             self.btime = read_btime(&self.config.proc_root);
         }
 
+        self.net_devs.clear();
+        let mut tick = Tick {
+            proc_root: &self.config.proc_root,
+            hz: self.hz,
+            page_size_bytes: self.page_size_bytes,
+            btime: self.btime,
+            now,
+            net_devs: &mut self.net_devs,
+        };
         let mut seen: HashSet<String> = HashSet::with_capacity(observations.vms.len());
         let mut appeared = Vec::new();
         let mut vms = Vec::with_capacity(observations.vms.len());
@@ -119,7 +132,7 @@ impl VmSampler {
                 appeared.push(obs.id.clone());
                 Tracked::default()
             });
-            let raw = read_vm(t, obs, &self.config.proc_root, self.hz, self.page_size_bytes, self.btime, now);
+            let raw = read_vm(t, obs, &mut tick);
             // Counters first, then the clock.
             let at = (self.clock)();
             let prev = t.previous.as_ref().map(|(r, a)| (r, at.saturating_duration_since(*a).as_secs_f64()));
@@ -135,17 +148,21 @@ impl VmSampler {
     }
 }
 
-/// Read what /proc says about one VM's QEMU process this tick (nothing when the observation names no
-/// process) and put it with the observation.
-fn read_vm(
-    t: &mut Tracked,
-    obs: VmObservation,
-    proc_root: &Path,
+/// What the VMs of one tick read with.
+struct Tick<'a> {
+    proc_root: &'a Path,
     hz: u64,
     page_size_bytes: u64,
     btime: Option<u64>,
     now: Instant,
-) -> RawVm {
+    /// The net/dev of each network namespace an earlier VM of this tick read.
+    net_devs: &'a mut NetDevByNamespace,
+}
+
+/// Read what /proc says about one VM's QEMU process this tick (nothing when the observation names no
+/// process) and put it with the observation.
+fn read_vm(t: &mut Tracked, obs: VmObservation, tick: &mut Tick) -> RawVm {
+    let Tick { proc_root, hz, page_size_bytes, btime, now, .. } = *tick;
     let mut raw = RawVm::new(obs);
     raw.vcpus = raw.obs.vcpus.iter().map(VcpuReading::from_observation).collect();
     let Some(pid) = raw.obs.pid else {
@@ -185,7 +202,7 @@ fn read_vm(
     }
     read_vcpu_threads(p, &mut raw, hz);
     if raw.obs.nics.is_none() {
-        raw.taps = match p.read_taps(now) {
+        raw.taps = match p.read_taps(now, tick.net_devs) {
             Ok(taps) => Taps::Read(taps),
             Err(e) => Taps::Error(format!("finding the QEMU process's taps: {e}")),
         };
@@ -308,10 +325,12 @@ mod tests {
 
     const PID: u32 = 4242;
     const BTIME: u64 = 1795313989;
+    /// readlink /proc/1/ns/net on the test machine: the host's network namespace.
+    const HOST_NETNS: u64 = 4026531833;
 
-    /// A fake /proc and /sys with one QEMU process: threads 4242 (main), 4243 and 4244 (vCPUs 0
-    /// and 1), 4245 (a worker); fds 3 (/dev/null), 7 and 8 (two queues of tap0); its net/dev holds
-    /// lo, eth0 and tap0.
+    /// A fake /proc and /sys with one QEMU process in the host's network namespace: threads 4242
+    /// (main), 4243 and 4244 (vCPUs 0 and 1), 4245 (a worker); fds 3 (/dev/null), 7 and 8 (two
+    /// queues of tap0); its net/dev holds lo, eth0 and tap0.
     struct Tree {
         dir: tempfile::TempDir,
     }
@@ -328,9 +347,16 @@ mod tests {
     }
 
     fn net_dev(tap_rx: u64, tap_tx: u64) -> String {
-        format!(
-            "Inter-|   Receive                                                |  Transmit\n face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed\n    lo:    3193      29    0    0    0     0          0         0     3193      29    0    0    0     0       0          0\n  eth0: 70213669    4594    0    0    0     0          0         0   394360    4242    0    0    0     0       0          0\n  tap0: {tap_rx} 10 0 0 0 0 0 0 {tap_tx} 20 0 1 0 0 0 0\n"
-        )
+        net_dev_with(&[("tap0", tap_rx, tap_tx)])
+    }
+
+    /// A namespace's net/dev with lo, eth0 and these taps (name, host rx bytes, host tx bytes).
+    fn net_dev_with(taps: &[(&str, u64, u64)]) -> String {
+        let mut text = "Inter-|   Receive                                                |  Transmit\n face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed\n    lo:    3193      29    0    0    0     0          0         0     3193      29    0    0    0     0       0          0\n  eth0: 70213669    4594    0    0    0     0          0         0   394360    4242    0    0    0     0       0          0\n".to_string();
+        for (name, rx, tx) in taps {
+            text.push_str(&format!("{name:>6}: {rx} 10 0 0 0 0 0 0 {tx} 20 0 1 0 0 0 0\n"));
+        }
+        text
     }
 
     impl Tree {
@@ -338,23 +364,40 @@ mod tests {
             let t = Tree { dir: tempfile::tempdir().unwrap() };
             t.write("sys/devices/system/cpu/online", "0-3\n");
             t.write("proc/stat", &format!("cpu  1 2 3 4\ncpu0 1 2 3 4\nbtime {BTIME}\n"));
-            t.process(0, 0, 6, 1000);
-            // 51200 resident pages: 200 MiB with 4 KiB pages.
-            t.write(&format!("proc/{PID}/statm"), "245760 51200 4096 1500 0 120000 0\n");
-            t.write(&format!("proc/{PID}/io"), &io_text(0, 0));
-            t.write(&format!("proc/{PID}/cgroup"), "4:cpu:/machine/qemu-3-web.libvirt-qemu/emulator\n0::/\n");
-            t.write(&format!("proc/{PID}/net/dev"), &net_dev(0, 0));
-            for (tid, comm) in [(4242, "qemu-system-x86"), (4243, "CPU 0/TCG"), (4244, "CPU 1/TCG"), (4245, "worker")] {
-                t.write(&format!("proc/{PID}/task/{tid}/comm"), &format!("{comm}\n"));
-                t.thread(tid, 0, 0);
-            }
-            std::fs::create_dir_all(t.path(&format!("proc/{PID}/fd"))).unwrap();
-            for (fd, target) in [(3, "/dev/null"), (7, "/dev/net/tun"), (8, "/dev/net/tun")] {
-                std::os::unix::fs::symlink(target, t.path(&format!("proc/{PID}/fd/{fd}"))).unwrap();
-                let iff = if target == "/dev/net/tun" { "iff:\ttap0\n" } else { "" };
-                t.write(&format!("proc/{PID}/fdinfo/{fd}"), &format!("pos:\t0\nflags:\t02100002\nmnt_id:\t24\nino:\t105\n{iff}"));
-            }
+            t.qemu(PID, "tap0", HOST_NETNS);
             t
+        }
+
+        /// QEMU process `pid`: threads pid (main), pid+1 and pid+2 (vCPUs 0 and 1), pid+3 (a
+        /// worker); fds 3 (/dev/null), 7 and 8 (two queues of `tap`); in network namespace `netns`,
+        /// its net/dev holding lo, eth0 and `tap`.
+        fn qemu(&self, pid: u32, tap: &str, netns: u64) {
+            self.write(&format!("proc/{pid}/stat"), &stat_line(pid, "qemu-system-x86", 'S', 0, 0, 6, 1000));
+            // 51200 resident pages: 200 MiB with 4 KiB pages.
+            self.write(&format!("proc/{pid}/statm"), "245760 51200 4096 1500 0 120000 0\n");
+            self.write(&format!("proc/{pid}/io"), &io_text(0, 0));
+            self.write(&format!("proc/{pid}/cgroup"), "4:cpu:/machine/qemu-3-web.libvirt-qemu/emulator\n0::/\n");
+            self.write(&format!("proc/{pid}/net/dev"), &net_dev_with(&[(tap, 0, 0)]));
+            self.netns(pid, netns);
+            for (tid, comm) in [(pid, "qemu-system-x86"), (pid + 1, "CPU 0/TCG"), (pid + 2, "CPU 1/TCG"), (pid + 3, "worker")] {
+                self.write(&format!("proc/{pid}/task/{tid}/comm"), &format!("{comm}\n"));
+                self.thread_of(pid, tid, 0, 0);
+            }
+            std::fs::create_dir_all(self.path(&format!("proc/{pid}/fd"))).unwrap();
+            for (fd, target) in [(3, "/dev/null"), (7, "/dev/net/tun"), (8, "/dev/net/tun")] {
+                std::os::unix::fs::symlink(target, self.path(&format!("proc/{pid}/fd/{fd}"))).unwrap();
+                let iff = if target == "/dev/net/tun" { format!("iff:\t{tap}\n") } else { String::new() };
+                self.write(&format!("proc/{pid}/fdinfo/{fd}"), &format!("pos:\t0\nflags:\t02100002\nmnt_id:\t24\nino:\t105\n{iff}"));
+            }
+        }
+
+        /// Put process `pid` in network namespace `netns`: /proc/<pid>/ns/net is a magic link whose
+        /// readlink is `net:[<inode>]`; here a plain symlink with that target.
+        fn netns(&self, pid: u32, netns: u64) {
+            let link = self.path(&format!("proc/{pid}/ns/net"));
+            std::fs::create_dir_all(link.parent().unwrap()).unwrap();
+            let _ = std::fs::remove_file(&link);
+            std::os::unix::fs::symlink(format!("net:[{netns}]"), link).unwrap();
         }
 
         fn path(&self, rel: &str) -> PathBuf {
@@ -373,8 +416,12 @@ mod tests {
         }
 
         fn thread(&self, tid: u32, ticks: u64, wait_ns: u64) {
-            self.write(&format!("proc/{PID}/task/{tid}/stat"), &stat_line(tid, "x", 'R', ticks, 0, 6, 1000));
-            self.write(&format!("proc/{PID}/task/{tid}/schedstat"), &format!("{} {wait_ns} 10\n", ticks * 1000));
+            self.thread_of(PID, tid, ticks, wait_ns);
+        }
+
+        fn thread_of(&self, pid: u32, tid: u32, ticks: u64, wait_ns: u64) {
+            self.write(&format!("proc/{pid}/task/{tid}/stat"), &stat_line(tid, "x", 'R', ticks, 0, 6, 1000));
+            self.write(&format!("proc/{pid}/task/{tid}/schedstat"), &format!("{} {wait_ns} 10\n", ticks * 1000));
         }
 
         fn sampler(&self) -> (VmSampler, Arc<Mutex<Instant>>) {
@@ -393,6 +440,31 @@ mod tests {
         let mut o = VmObservation::new("vm-1", "web", VmOrigin::Qmp, VmStatus::Running);
         o.pid = pid;
         o
+    }
+
+    /// A QMP VM named `id` whose QEMU is `pid`.
+    fn qmp_vm_of(id: &str, pid: u32) -> VmObservation {
+        let mut o = VmObservation::new(id, id, VmOrigin::Qmp, VmStatus::Running);
+        o.pid = Some(pid);
+        o
+    }
+
+    /// The NICs of a sampled VM as (name, rx bytes, tx bytes), in the guest's view.
+    fn nics(vm: &Value) -> Vec<(String, u64, u64)> {
+        let nics = vm["nics"].as_array().unwrap_or_else(|| panic!("no nics: {}", vm["unavailable"]));
+        nics.iter().map(|n| (n["name"].as_str().unwrap().to_owned(), n["rx_bytes"].as_u64().unwrap(), n["tx_bytes"].as_u64().unwrap())).collect()
+    }
+
+    fn nic(name: &str, rx: u64, tx: u64) -> (String, u64, u64) {
+        (name.to_owned(), rx, tx)
+    }
+
+    /// The net/dev files among the sampler's paths, sorted, relative to `root`.
+    fn net_dev_paths(s: &VmSampler, root: &Path) -> Vec<String> {
+        let mut v: Vec<String> =
+            s.paths().iter().filter(|p| p.ends_with("net/dev")).map(|p| p.strip_prefix(root).unwrap_or(p).display().to_string()).collect();
+        v.sort();
+        v
     }
 
     fn sample(s: &mut VmSampler, vms: Vec<VmObservation>) -> Value {
@@ -685,6 +757,184 @@ mod tests {
     }
 
     const NO_TAP_TEXT: &str = "no tap interface: QEMU user-mode networking has no counters on the host";
+
+    #[test]
+    fn net_dev_is_read_once_per_network_namespace() {
+        const B: u32 = 5252;
+        const C: u32 = 6262;
+        const OTHER_NETNS: u64 = 4026532601;
+        let tree = Tree::new();
+        tree.qemu(B, "tap1", HOST_NETNS);
+        tree.qemu(C, "tap2", OTHER_NETNS);
+        // The host's namespace holds both taps, as 4242 sees it. 5252's view is garbage: read, it
+        // would fail.
+        tree.write(&format!("proc/{PID}/net/dev"), &net_dev_with(&[("tap0", 100, 200), ("tap1", 300, 400)]));
+        tree.write(&format!("proc/{B}/net/dev"), "garbage\n");
+        tree.write(&format!("proc/{C}/net/dev"), &net_dev_with(&[("tap2", 5, 6)]));
+        let (mut s, _clock) = tree.sampler();
+        let root = tree.dir.path();
+
+        // Each VM gets its own tap's counters (swapped into the guest's view) from one read.
+        let v = sample(&mut s, vec![qmp_vm_of("a", PID), qmp_vm_of("b", B)]);
+        assert_eq!(nics(&v["vms"][0]), [nic("tap0", 200, 100)]);
+        assert_eq!(nics(&v["vms"][1]), [nic("tap1", 400, 300)], "from 4242's read: 5252's file is not read");
+        assert!(v["vms"][1]["unavailable"].get("nics").is_none(), "{}", v["vms"][1]["unavailable"]);
+        assert_eq!(net_dev_paths(&s, root), ["proc/4242/net/dev"]);
+
+        // Another namespace is read on its own.
+        let v = sample(&mut s, vec![qmp_vm_of("a", PID), qmp_vm_of("b", B), qmp_vm_of("c", C)]);
+        assert_eq!(nics(&v["vms"][1]), [nic("tap1", 400, 300)]);
+        assert_eq!(nics(&v["vms"][2]), [nic("tap2", 6, 5)]);
+        assert_eq!(net_dev_paths(&s, root), ["proc/4242/net/dev", "proc/6262/net/dev"]);
+
+        // The first of a namespace fails to read it (it is exiting): that is its own error, as it
+        // was before the sharing, and the next process of the namespace reads its own file.
+        let v = sample(&mut s, vec![qmp_vm_of("c", C), qmp_vm_of("b", B), qmp_vm_of("a", PID)]);
+        let why = v["vms"][1]["unavailable"]["nics"].as_str().unwrap();
+        assert!(why.starts_with("finding the QEMU process's taps: ") && why.contains(&format!("proc/{B}/net/dev:1: expected a header line")), "{why}");
+        assert_eq!(nics(&v["vms"][2]), [nic("tap0", 200, 100)]);
+        assert_eq!(nics(&v["vms"][0]), [nic("tap2", 6, 5)]);
+        assert_eq!(net_dev_paths(&s, root), ["proc/4242/net/dev", "proc/5252/net/dev", "proc/6262/net/dev"], "the failed read was a read");
+
+        // The first process of the namespace is gone: the second one's file is used.
+        tree.write(&format!("proc/{B}/net/dev"), &net_dev_with(&[("tap0", 1000, 2000), ("tap1", 3000, 4000)]));
+        tree.write(&format!("proc/{PID}/stat"), &stat_line(PID, "qemu-system-x86", 'Z', 0, 0, 1, 1000));
+        let v = sample(&mut s, vec![qmp_vm_of("a", PID), qmp_vm_of("b", B), qmp_vm_of("c", C)]);
+        assert_eq!(v["vms"][0]["unavailable"]["process"], "the QEMU process 4242 is gone");
+        assert_eq!(nics(&v["vms"][1]), [nic("tap1", 4000, 3000)]);
+        assert_eq!(net_dev_paths(&s, root), ["proc/5252/net/dev", "proc/6262/net/dev"]);
+    }
+
+    #[test]
+    fn the_network_namespace_is_read_again_with_each_tap_scan() {
+        use crate::vm::process::TAP_RESCAN;
+        const B: u32 = 5252;
+        let tree = Tree::new();
+        tree.qemu(B, "tap1", HOST_NETNS);
+        tree.write(&format!("proc/{PID}/net/dev"), &net_dev_with(&[("tap0", 1, 2), ("tap1", 3, 4)]));
+        tree.write(&format!("proc/{B}/net/dev"), &net_dev_with(&[("tap1", 30, 40)]));
+        let (mut s, clock) = tree.sampler();
+        let root = tree.dir.path();
+        let vms = || vec![qmp_vm_of("a", PID), qmp_vm_of("b", B)];
+        let v = sample(&mut s, vms());
+        assert_eq!(nics(&v["vms"][1]), [nic("tap1", 4, 3)]);
+
+        // 5252 is now elsewhere (setns, which QEMU does not do) and its tap with it: the tap missing
+        // from the shared file makes it scan its fds and read its namespace again, in the same tick.
+        tree.netns(B, 777);
+        tree.write(&format!("proc/{PID}/net/dev"), &net_dev_with(&[("tap0", 1, 2)]));
+        let v = sample(&mut s, vms());
+        assert_eq!(nics(&v["vms"][1]), [nic("tap1", 40, 30)]);
+        assert_eq!(net_dev_paths(&s, root), ["proc/4242/net/dev", "proc/5252/net/dev"]);
+
+        // Back in the host's namespace with its tap still found where it looks: seen at the next
+        // scan (TAP_RESCAN), and from then on it shares 4242's read again.
+        tree.netns(B, HOST_NETNS);
+        tree.write(&format!("proc/{PID}/net/dev"), &net_dev_with(&[("tap0", 1, 2), ("tap1", 5, 6)]));
+        advance(&clock, TAP_RESCAN.as_secs() - 1);
+        assert_eq!(nics(&sample(&mut s, vms())["vms"][1]), [nic("tap1", 40, 30)], "the namespace read last, in between");
+        advance(&clock, 1);
+        assert_eq!(nics(&sample(&mut s, vms())["vms"][1]), [nic("tap1", 6, 5)]);
+        assert_eq!(net_dev_paths(&s, root), ["proc/4242/net/dev"]);
+
+        // A process whose namespace cannot be read shares with nobody and reads its own file.
+        std::fs::remove_file(tree.path(&format!("proc/{PID}/ns/net"))).unwrap();
+        advance(&clock, TAP_RESCAN.as_secs());
+        let v = sample(&mut s, vms());
+        assert_eq!(nics(&v["vms"][0]), [nic("tap0", 2, 1)]);
+        assert_eq!(nics(&v["vms"][1]), [nic("tap1", 40, 30)]);
+        assert_eq!(net_dev_paths(&s, root), ["proc/4242/net/dev", "proc/5252/net/dev"]);
+    }
+
+    /// Processes holding a real tap each, as QEMU does, in this machine's network namespace, and one
+    /// in a namespace of its own (`unshare --net`). Needs root (TUNSETIFF, unshare); skipped without.
+    #[test]
+    fn real_processes_of_one_namespace_share_one_read() {
+        use std::os::fd::AsRawFd;
+        use std::process::{Child, Command};
+
+        /// Kills and reaps the children however the test ends; their taps go with them.
+        struct Children(Vec<Child>);
+        impl Drop for Children {
+            fn drop(&mut self) {
+                for c in &mut self.0 {
+                    let _ = c.kill();
+                    let _ = c.wait();
+                }
+            }
+        }
+
+        /// `sleep` holding a new tap `name` as its stdin: the tap lives while the process does.
+        fn tap_holder(name: &str) -> Option<Child> {
+            let tun = std::fs::OpenOptions::new().read(true).write(true).open("/dev/net/tun").ok()?;
+            // SAFETY: all zeros is a valid ifreq.
+            let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+            for (d, b) in req.ifr_name.iter_mut().zip(name.bytes()) {
+                *d = b as libc::c_char;
+            }
+            req.ifr_ifru.ifru_flags = (libc::IFF_TAP | libc::IFF_NO_PI) as libc::c_short;
+            // SAFETY: a valid fd and a valid ifreq that outlives the call.
+            if unsafe { libc::ioctl(tun.as_raw_fd(), libc::TUNSETIFF, &mut req) } != 0 {
+                return None;
+            }
+            Command::new("sleep").arg("60").stdin(tun).spawn().ok()
+        }
+
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            eprintln!("skipped: needs root for taps and unshare");
+            return;
+        }
+        let tag = std::process::id();
+        let (tap_a, tap_b) = (format!("hvt{tag}a"), format!("hvt{tag}b"));
+        let mut children = Children(vec![]);
+        for name in [&tap_a, &tap_b] {
+            match tap_holder(name) {
+                Some(c) => children.0.push(c),
+                None => {
+                    eprintln!("skipped: cannot make tap {name}");
+                    return;
+                }
+            }
+        }
+        children.0.push(Command::new("unshare").args(["--net", "sleep", "60"]).spawn().unwrap());
+        let pids: Vec<u32> = children.0.iter().map(Child::id).collect();
+        let ns = |pid: u32| std::fs::read_link(format!("/proc/{pid}/ns/net")).ok();
+        // unshare(1) is running by now but may not have entered its namespace and exec'd sleep yet.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while ns(pids[2]) == ns(std::process::id()) || std::fs::read_to_string(format!("/proc/{}/comm", pids[2])).unwrap_or_default() != "sleep\n" {
+            assert!(Instant::now() < deadline, "unshare --net did not get going");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(ns(pids[0]), ns(pids[1]));
+
+        let vms = || vec![qmp_vm_of("a", pids[0]), qmp_vm_of("b", pids[1]), qmp_vm_of("c", pids[2])];
+        let files = |of: &[u32]| {
+            let mut v: Vec<String> = of.iter().map(|pid| format!("proc/{pid}/net/dev")).collect();
+            v.sort();
+            v
+        };
+        let mut s = VmSampler::new(VmConfig::default());
+        let v = sample(&mut s, vms());
+        let host = crate::procfs::net_dev::parse(&std::fs::read("/proc/net/dev").unwrap()).unwrap();
+        for (vm, tap) in [(&v["vms"][0], &tap_a), (&v["vms"][1], &tap_b)] {
+            let h = host.iter().find(|d| &d.name == tap).unwrap();
+            // A tap that is down counts nothing, on either read.
+            assert_eq!(nics(vm), [nic(tap, h.tx_bytes, h.rx_bytes)]);
+        }
+        assert_eq!(v["vms"][2]["unavailable"]["nics"], NO_TAP_TEXT);
+        assert_eq!(net_dev_paths(&s, Path::new("/")), files(&[pids[0], pids[2]]));
+
+        // The first one exits: the second one reads its namespace's file.
+        let mut first = children.0.remove(0);
+        first.kill().unwrap();
+        first.wait().unwrap();
+        let v = sample(&mut s, vms());
+        assert_eq!(v["vms"][0]["unavailable"]["process"], format!("the QEMU process {} is gone", pids[0]));
+        assert_eq!(nics(&v["vms"][1]).len(), 1);
+        assert_eq!(nics(&v["vms"][1])[0].0, tap_b);
+        assert_eq!(net_dev_paths(&s, Path::new("/")), files(&[pids[1], pids[2]]));
+    }
 
     #[test]
     fn bad_input_is_a_decode_error() {
