@@ -4,7 +4,8 @@
 //! The layers, bottom up:
 //! - [`parse`]: byte helpers and [`parse::ParseError`]; every parser in [`procfs`] and [`sysfs`] is a
 //!   pure function `&[u8] -> ParseResult<T>` that never panics.
-//! - [`read`]: [`read::FileReader`] keeps a file open and re-reads it with pread at offset 0.
+//! - [`read`]: [`read::FileReader`] keeps a file open and re-reads it with pread at offset 0;
+//!   [`host`]: sysconf values and namespace identities, shared by the samplers.
 //! - [`rate`]: counter deltas and rates from monotonic time; null on the first sample and on reset.
 //! - [`node`]: the node sampler, bound to injectable roots (proc, sys, rootfs), and the node model,
 //!   a pure function of (current raw sample, previous raw sample, elapsed time).
@@ -16,6 +17,7 @@
 pub mod cgroup;
 pub mod error;
 pub mod filter;
+pub mod host;
 pub mod node;
 pub mod parse;
 pub mod procfs;

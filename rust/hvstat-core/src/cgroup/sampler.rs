@@ -16,6 +16,7 @@ use super::model::{self, ContainersSample};
 use super::names::{Lookup, MetadataRoots};
 use super::{v1, v2, Limit};
 use crate::error::Result;
+use crate::host;
 use crate::parse::{fields, lines, single_u64, u64_of, ParseError, ParseResult};
 use crate::procfs::{mountinfo, net_dev, pid, pressure};
 use crate::read::{FileReader, Shape};
@@ -424,12 +425,8 @@ impl ContainerSampler {
     }
 
     fn host_netns(&self) -> Option<u64> {
-        ["1/ns/net", "self/ns/net"].iter().find_map(|p| ns_inode(&self.config.proc_root.join(p)))
+        ["1/ns/net", "self/ns/net"].iter().find_map(|p| host::ns_inode(&self.config.proc_root.join(p)))
     }
-}
-
-fn ns_inode(link: &Path) -> Option<u64> {
-    pid::parse_ns_link(&std::fs::read_link(link).ok()?.to_string_lossy())
 }
 
 /// Wall-clock now, unix seconds (negative for a clock set before 1970, not a made-up 0).
@@ -478,7 +475,7 @@ fn read_container(t: &mut Tracked, proc_root: &Path, host_netns: Option<u64>) ->
     let net = read_net(&mut t.net, &procs, proc_root, host_netns);
     let at = Instant::now();
 
-    let hz = user_hz();
+    let hz = host::user_hz();
     let ticks_usec = |t: u64| t.saturating_mul(1_000_000) / hz;
     // Prefer v2 cpu.stat (microseconds, also on hybrid hosts) over v1 cpuacct (ns / ticks).
     let cpu_usage_usec = cpu_v2.and_then(|c| c.usage_usec).or(cpuacct_usage.map(|ns| ns / 1000));
@@ -619,7 +616,7 @@ fn read_net(slot: &mut Option<NetMember>, procs: &[u32], proc_root: &Path, host_
     }
     *slot = None;
     let Some(&pid) = procs.first() else { return Net::NoProcess };
-    let ns = ns_inode(&proc_root.join(pid.to_string()).join("ns/net"));
+    let ns = host::ns_inode(&proc_root.join(pid.to_string()).join("ns/net"));
     match (ns, host_netns) {
         (Some(a), Some(b)) if a == b => {
             *slot = Some(NetMember::Host(pid));
@@ -640,8 +637,3 @@ fn read_net(slot: &mut Option<NetMember>, procs: &[u32], proc_root: &Path, host_
     }
 }
 
-fn user_hz() -> u64 {
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if hz > 0 { hz as u64 } else { 100 }
-}

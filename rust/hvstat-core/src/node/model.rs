@@ -9,6 +9,7 @@ use serde::Serialize;
 use super::config::{Filters, NodeConfig};
 use super::{DiskClass, RawNode, PRESSURE_KINDS};
 use crate::error::Error;
+use crate::host;
 use crate::procfs::{diskstats::DiskStat, net_dev::NetDev, pressure::PsiLine, stat::CpuTicks};
 use crate::rate::{self, cpu_percent, per_sec, per_sec_opt, percent, CpuPercent};
 use crate::read::FsStat;
@@ -299,18 +300,6 @@ pub struct TemperatureReading {
     pub celsius: Option<f64>,
 }
 
-fn user_hz() -> f64 {
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if hz > 0 { hz as f64 } else { 100.0 }
-}
-
-fn page_size() -> u64 {
-    // SAFETY: sysconf has no preconditions.
-    let p = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    if p > 0 { p as u64 } else { 4096 }
-}
-
 /// Reasons for nulls, keyed by field path.
 struct Reasons(BTreeMap<String, String>);
 
@@ -511,7 +500,7 @@ fn build_cpu(cur: &RawNode, prev: Option<&RawNode>, dt: f64, why: &mut Reasons) 
             return None;
         }
     };
-    let hz = user_hz();
+    let hz = host::user_hz() as f64;
     let pstat = prev.and_then(|p| p.stat.as_ref().ok());
     let total = pstat.map(|p| cpu_percent(&p.total, &stat.total)).unwrap_or_default();
     let prev_cpus: HashMap<u32, &CpuTicks> = pstat.map(|p| p.cpus.iter().map(|(i, t)| (*i, t)).collect()).unwrap_or_default();
@@ -624,7 +613,7 @@ fn build_ksm(cur: &RawNode, why: &mut Reasons) -> Option<Ksm> {
             pages_unshared: k.pages_unshared,
             pages_volatile: k.pages_volatile,
             full_scans: k.full_scans,
-            saved_bytes: k.pages_sharing.and_then(|p| p.checked_mul(page_size())),
+            saved_bytes: k.pages_sharing.and_then(|p| p.checked_mul(host::page_size())),
         }),
         Err(e) if e.is_gone() => {
             why.add("ksm", "KSM is not available (kernel built without CONFIG_KSM)");

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
+use crate::host;
 use crate::parse::u64_of;
 use crate::procfs::fdinfo::{self, TunIff};
 use crate::procfs::net_dev::{self, NetDev};
@@ -384,7 +385,7 @@ impl QemuProcess {
     /// Read the process's network namespace again. An open net/dev stays with the namespace it was
     /// opened in (seq_open_net() takes it at open), so a process seen in another one gets a new reader.
     fn read_netns(&mut self) {
-        let netns = netns_inode(&self.dir);
+        let netns = host::ns_inode(&self.dir.join("ns/net"));
         if self.netns.is_some() && netns.is_some() && netns != self.netns {
             self.net_dev = FileReader::new(self.dir.join("net/dev"), Shape::Records);
         }
@@ -407,11 +408,6 @@ fn rss_bytes(m: &PidStatm, page_size_bytes: u64) -> std::result::Result<u64, Str
         .ok_or_else(|| format!("{} resident pages of {page_size_bytes} bytes overflow", m.resident_pages))
 }
 
-/// The inode of the network namespace of the process at `dir`: /proc/<pid>/ns/net is a link whose
-/// target reads `net:[<inode>]` (namespaces(7)). Reading it needs ptrace access, as the fd table does.
-fn netns_inode(dir: &Path) -> Option<u64> {
-    pid::parse_ns_link(&std::fs::read_link(dir.join("ns/net")).ok()?.to_string_lossy())
-}
 
 fn ticks_to_ns(ticks: u64, hz: u64) -> u64 {
     u64::try_from(u128::from(ticks) * 1_000_000_000 / u128::from(hz.max(1))).unwrap_or(u64::MAX)

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::model::{self, RawVm, Taps, VcpuOrigin, VcpuReading, VmsSample};
 use super::observe::{VmObservation, VmObservations};
 use super::process::{NetDevByNamespace, ProcessState, QemuProcess};
+use crate::host;
 use crate::procfs::stat;
 use crate::read::{FileReader, Shape};
 use crate::sysfs::cpu::parse_cpu_count;
@@ -64,8 +65,8 @@ impl VmSampler {
             clock: Box::new(clock),
             cpus_online: FileReader::new(config.sys_root.join("devices/system/cpu/online"), Shape::Whole),
             btime: None,
-            hz: user_hz(),
-            page_size_bytes: page_size(),
+            hz: host::user_hz(),
+            page_size_bytes: host::page_size(),
             tracked: HashMap::new(),
             previous_at: None,
             net_devs: NetDevByNamespace::default(),
@@ -301,19 +302,6 @@ fn sysconf_cpus() -> Option<u64> {
     (n > 0).then_some(n as u64)
 }
 
-/// USER_HZ, the unit of /proc/<pid>/stat's times (sysconf(_SC_CLK_TCK); 100 when it fails).
-fn user_hz() -> u64 {
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if hz > 0 { hz as u64 } else { 100 }
-}
-
-/// The page size, the unit of /proc/<pid>/statm (sysconf(_SC_PAGESIZE); 4096 when it fails).
-fn page_size() -> u64 {
-    // SAFETY: sysconf has no preconditions.
-    let p = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    if p > 0 { p as u64 } else { 4096 }
-}
 
 #[cfg(test)]
 mod tests {
@@ -479,7 +467,7 @@ mod tests {
     #[test]
     fn qemu_process_threads_and_taps_with_exact_rates() {
         let tree = Tree::new();
-        let hz = user_hz();
+        let hz = host::user_hz();
         let (mut s, clock) = tree.sampler();
         let first = sample(&mut s, vec![qmp_vm(Some(PID))]);
         assert_eq!(first["appeared"], serde_json::json!(["vm-1"]));
@@ -488,8 +476,8 @@ mod tests {
         let v = &first["vms"][0];
         assert_eq!(v["process"]["pid"], PID);
         assert_eq!(v["process"]["threads"], 6);
-        assert_eq!(v["process"]["rss_bytes"], 51200 * page_size());
-        assert_eq!(v["memory_rss_bytes"], 51200 * page_size());
+        assert_eq!(v["process"]["rss_bytes"], 51200 * host::page_size());
+        assert_eq!(v["memory_rss_bytes"], 51200 * host::page_size());
         assert_eq!(v["process"]["started_at"], BTIME as f64 + 1000.0 / hz as f64);
         assert_eq!(v["process"]["cgroup_path"], "/machine/qemu-3-web.libvirt-qemu/emulator", "v2 is / here: the cpu line");
         assert_eq!(v["vcpus"], 2);
@@ -562,7 +550,7 @@ mod tests {
     #[test]
     fn a_new_start_time_is_a_restart_and_a_new_thread_count_a_rescan() {
         let tree = Tree::new();
-        let hz = user_hz();
+        let hz = host::user_hz();
         let (mut s, clock) = tree.sampler();
         sample(&mut s, vec![qmp_vm(Some(PID))]);
 
