@@ -430,6 +430,12 @@ _net_values = operator.attrgetter(*(attr for _, attr in NODE_NET))
 _fs_values = operator.attrgetter(*(attr for _, attr in NODE_FS))
 
 
+def _exposed(fam: Family, col: Sequence[Any]) -> Sequence[Any]:
+    """A column as the exposition wants it: a boolean family's True and False as 1 and 0 (a bool
+    would print as True)."""
+    return [int(v) for v in col] if fam.unit == "boolean" else col
+
+
 def _node(out: Sink, node: NodeMetrics) -> None:
     cpu = node.cpu
     if cpu is not None:
@@ -464,10 +470,8 @@ def _node(out: Sink, node: NodeMetrics) -> None:
     # As for containers: each entity's values in one attrgetter call, transposed to columns.
     disks = node.disks
     keys = out.keys(DISK_LABELS, [(d.name,) for d in disks])
-    for (fam, attr), col in zip(NODE_DISK, zip(*map(_disk_values, disks))):
-        if attr == "stacked":
-            col = [int(v) for v in col]  # a bool would print as True
-        out.add(fam, zip(keys, col))
+    for (fam, _), col in zip(NODE_DISK, zip(*map(_disk_values, disks))):
+        out.add(fam, zip(keys, _exposed(fam, col)))
 
     ifaces = node.interfaces
     keys = out.keys(NET_LABELS, [(i.name, i.kind) for i in ifaces])
@@ -476,10 +480,8 @@ def _node(out: Sink, node: NodeMetrics) -> None:
 
     fss = node.filesystems
     keys = out.keys(FS_LABELS, [(f.mount_point, f.device, f.fs_type) for f in fss])
-    for (fam, attr), col in zip(NODE_FS, zip(*map(_fs_values, fss))):
-        if attr == "read_only":
-            col = [int(v) for v in col]  # a bool would print as True
-        out.add(fam, zip(keys, col))
+    for (fam, _), col in zip(NODE_FS, zip(*map(_fs_values, fss))):
+        out.add(fam, zip(keys, _exposed(fam, col)))
 
     temps = node.temperatures
     keys = out.keys(NODE_TEMPERATURE.labels, [(t.sensor, t.kind, t.label or "") for t in temps])
