@@ -1074,7 +1074,7 @@ def test_disk_images_and_allocation_map_like_libvirt() -> None:
     ]
     # A level that names its child by node name, and text that is not JSON: no path.
     by_node_name = 'json:{"driver": "throttle", "throttle-group": "tg0", "file": "node-qcow2"}'
-    for name in (by_node_name, "json:{not json", 'json:["/tmp/a.qcow2"]'):
+    for name in (by_node_name, "json:{not json", 'json:["/tmp/a.qcow2"]', "json:" + '{"file": ' * 100_000):
         (image,) = disk_images([{"device": "x", "inserted": {"file": name, "image": {"virtual-size": 1}}}]).values()
         assert image.path is None and image.capacity_bytes == 1, name
 

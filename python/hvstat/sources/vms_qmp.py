@@ -203,7 +203,7 @@ def _json_filename(name: str) -> str | None:
     node name (a string) instead, or the text is not such JSON."""
     try:
         node = json.loads(name[len("json:") :])
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested past the parser's depth
         return None
     for _ in range(16):  # a chain is a few levels deep; never loop on a malformed one
         if not isinstance(node, dict):
