@@ -1,21 +1,64 @@
-"""Shared fixtures: node samplers, a free loopback port, and a real ``hvstat serve`` subprocess."""
+"""Shared fixtures: node samplers, a free loopback port, and a real ``hvstat serve`` subprocess;
+and the markers every test must carry (pyproject.toml lists them)."""
 
 from __future__ import annotations
 
 import contextlib
 import json
+import os
 import socket
 import subprocess
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
-from helpers import WAIT_SECS, clean_env, hvstat_exe
+from helpers import WAIT_SECS, clean_env, http_ok, hvstat_exe, wait_ready
 from hvstat._core import NodeSampler
+
+# --- markers: `unit`, or what the test needs (pyproject.toml [tool.pytest.ini_options] says what
+# each means). `pytest -m unit` runs anywhere, unprivileged, in seconds.
+
+UNIT = "unit"
+NEEDS = frozenset({"root", "cgroups", "network", "containers", "libvirt", "qemu", "server", "browser", "prometheus", "live"})
+# Needs that only root has on a test machine: a test marked with one of them is also marked `root`
+# here, so that `-m "not root"` leaves it out and an unprivileged run skips it.
+IMPLY_ROOT = frozenset({"cgroups", "network", "containers", "libvirt", "qemu"})
+# A fixture that makes a test need something: a test using it must carry the marker.
+FIXTURE_NEEDS = {"fake_containers": "cgroups", "netns_factory": "network", "libvirt_uri": "libvirt", "serve": "server"}
+
+
+def _marker_errors(item: pytest.Item) -> list[str]:
+    names = {m.name for m in item.iter_markers()}
+    needs = names & NEEDS
+    if UNIT in names and needs:
+        return [f"{item.nodeid}: marked `unit` and also {sorted(needs)}; a unit test needs none of them"]
+    if UNIT not in names and not needs:
+        return [f"{item.nodeid}: no marker; mark it `unit` or with what it needs: {sorted(NEEDS)}"]
+    fixtures = set(getattr(item, "fixturenames", ()))
+    if "fake_containers" in fixtures:
+        fixtures.discard("netns_factory")  # fake_containers depends on it only for teardown order
+    return [
+        f"{item.nodeid}: uses the fixture {fx!r} but is not marked `{mark}`"
+        for fx, mark in FIXTURE_NEEDS.items()
+        if fx in fixtures and mark not in names
+    ]
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects: `pytest -m unit` also refuses an unmarked test
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    errors = [e for item in items for e in _marker_errors(item)]
+    if errors:
+        raise pytest.UsageError("tests without the right markers (see [tool.pytest.ini_options] markers in pyproject.toml):\n" + "\n".join(errors))
+    unprivileged = os.geteuid() != 0
+    for item in items:
+        names = {m.name for m in item.iter_markers()}
+        if names & IMPLY_ROOT and "root" not in names:
+            item.add_marker(pytest.mark.root)
+            names.add("root")
+        if unprivileged and "root" in names:
+            item.add_marker(pytest.mark.skip(reason="needs root (marked `root`)"))
 
 
 @pytest.fixture
@@ -77,18 +120,7 @@ def running_server(workdir: Path, config_text: str = "", env: dict[str, str] | N
             env=clean_env(**(env or {})),
         )
         try:
-            deadline = time.monotonic() + WAIT_SECS
-            while True:
-                if proc.poll() is not None:
-                    raise AssertionError(f"hvstat serve exited with {proc.returncode}:\n{log_path.read_text()}")
-                try:
-                    if httpx.get(f"{base}/health", timeout=2.0).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise AssertionError(f"hvstat serve did not answer /health within {WAIT_SECS}s:\n{log_path.read_text()}")
-                time.sleep(0.1)
+            wait_ready(http_ok(f"{base}/health"), "hvstat serve answering /health", proc=proc, log=log_path)
             yield base
         finally:
             _stop(proc)

@@ -8,11 +8,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import sys
 import sysconfig
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 TESTS_DIR = Path(__file__).resolve().parent
 FIXTURE_HOSTS = TESTS_DIR / "fixtures" / "hosts"
@@ -20,6 +22,85 @@ FIXTURE_HOSTS = TESTS_DIR / "fixtures" / "hosts"
 # Generous upper bound for anything a test waits on (a server starting, a subprocess exiting), so
 # that a broken build fails the test instead of hanging the suite. Not an assertion on speed.
 WAIT_SECS = 60.0
+
+T = TypeVar("T")
+
+# How much of a process's log a readiness failure quotes (its end: where the error is).
+LOG_TAIL_CHARS = 3000
+
+
+def log_tail(log: Path | Callable[[], str] | None, chars: int = LOG_TAIL_CHARS) -> str:
+    """The last ``chars`` characters of a log file (or of what a callable returns), "" if none."""
+    if log is None:
+        return ""
+    try:
+        text = log() if callable(log) else log.read_text(errors="replace")
+    except OSError as e:
+        return f"(could not read {log}: {e})"
+    return text[-chars:]
+
+
+def wait_ready(
+    ready: Callable[[], T],
+    what: str,
+    *,
+    timeout: float = WAIT_SECS,
+    every: float = 0.1,
+    proc: subprocess.Popen[Any] | None = None,
+    log: Path | Callable[[], str] | None = None,
+    ignore: tuple[type[BaseException], ...] = (),
+) -> T:
+    """Poll ``ready()`` every ``every`` seconds until it returns something truthy, and return that.
+
+    The one wait loop of the tests: a process a test started answering (``proc``, a server's
+    /health, a QMP socket), a daemon coming up, a value reaching what the test waits for. It raises
+    AssertionError, naming ``what`` and quoting the end of ``log`` (a file, or a callable giving
+    text; by default what ``proc`` wrote to a pipe), when ``proc`` has exited before it was ready
+    or when ``timeout`` passed. Exceptions of the types in ``ignore`` count as "not yet" (a
+    connection refused while a server starts). ``timeout`` bounds a broken build's hang; it is not
+    an assertion on speed."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            got = ready()
+        except ignore:
+            got = None  # type: ignore[assignment]
+        if got:
+            return got
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"{what}: the process exited with {proc.returncode} before it was ready\n{_proc_log(proc, log)}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not ready within {timeout:g}s\n{_proc_log(proc, log)}")
+        time.sleep(every)
+
+
+def _proc_log(proc: subprocess.Popen[Any] | None, log: Path | Callable[[], str] | None) -> str:
+    """``log``'s tail; else, for a process that has exited, what it wrote to its stdout/stderr pipes."""
+    if log is not None or proc is None or proc.poll() is None:
+        return log_tail(log)
+    out = []
+    for pipe in (proc.stdout, proc.stderr):
+        if pipe is not None and not pipe.closed:
+            data = pipe.read()
+            out.append(data.decode(errors="replace") if isinstance(data, bytes) else data)
+    return "".join(out)[-LOG_TAIL_CHARS:]
+
+
+def http_ok(url: str, *ok: int, timeout: float = 2.0) -> Callable[[], Any]:
+    """A ``wait_ready`` predicate: GET ``url``; the response when its status is in ``ok`` (default
+    200), else None, also while nothing listens yet (a transport error)."""
+    import httpx
+
+    statuses = ok or (200,)
+
+    def check() -> Any:
+        try:
+            r = httpx.get(url, timeout=timeout)
+        except httpx.TransportError:
+            return None
+        return r if r.status_code in statuses else None
+
+    return check
 
 
 def hvstat_exe() -> list[str]:

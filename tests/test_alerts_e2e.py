@@ -23,6 +23,8 @@ from conftest import running_server
 from helpers import WAIT_SECS
 from hvstat.models import AlertResolvedMessage, AlertTriggeredMessage
 
+pytestmark = [pytest.mark.cgroups, pytest.mark.server]
+
 INTERVAL = 0.5
 # A busy loop uses one core; half a core leaves room for a machine that is busy with other work.
 THRESHOLD_CORES = 0.3

@@ -29,6 +29,8 @@ from hvstat.models import (
 from hvstat.store import Store
 from test_alerts_rules import container, fs, node, vm
 
+pytestmark = pytest.mark.unit
+
 Message = AlertTriggeredMessage | AlertResolvedMessage
 
 

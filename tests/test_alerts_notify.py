@@ -23,6 +23,8 @@ from hvstat.config import AlertRuleSettings, EmailSettings, WebhookSettings
 from hvstat.models import AlertResolvedMessage, AlertTriggeredMessage
 from test_alerts_rules import node
 
+pytestmark = pytest.mark.unit
+
 T = TypeVar("T")
 FAST = {"backoff": 0.01, "backoff_max": 0.05}
 

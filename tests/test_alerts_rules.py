@@ -26,6 +26,8 @@ from hvstat.models import (
     VmMetrics,
 )
 
+pytestmark = pytest.mark.unit
+
 REPO = Path(__file__).resolve().parent.parent
 DOC = REPO / "docs" / "alerts.md"
 T = 1_800_000_000.0

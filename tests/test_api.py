@@ -62,6 +62,7 @@ def _check_error(r: httpx.Response, status: int) -> dict[str, Any]:
 # --- TestClient -------------------------------------------------------------------------------------
 
 
+@pytest.mark.unit
 def test_first_request_has_real_values() -> None:
     """A fresh app (own lifespan): its very first answer already has a CPU usage (the source primes)."""
     with TestClient(create_app(_settings())) as c:
@@ -74,6 +75,7 @@ def test_first_request_has_real_values() -> None:
     assert "rates" not in body["unavailable"]
 
 
+@pytest.mark.unit
 def test_fields_selects_exactly_those(client: TestClient) -> None:
     r = client.get(NODE, params={"fields": "cpu_usage,memory_usage"})
     assert r.status_code == 200
@@ -82,6 +84,7 @@ def test_fields_selects_exactly_those(client: TestClient) -> None:
     assert body["cpu_usage"] is not None and body["memory_usage"] is not None
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("query", "where"),
     [
@@ -97,16 +100,19 @@ def test_bad_query_is_400_with_json_error(client: TestClient, query: str, where:
     assert where in body["detail"], body
 
 
+@pytest.mark.unit
 def test_unknown_field_error_names_it(client: TestClient) -> None:
     body = _check_error(client.get(NODE, params={"fields": "cpu_usage,nope"}), 400)
     assert body["detail"]["unknown"] == ["nope"]
 
 
+@pytest.mark.unit
 def test_unknown_path_is_404_json(client: TestClient) -> None:
     body = _check_error(client.get("/api/nope"), 404)
     assert body["detail"]["path"] == "/api/nope"
 
 
+@pytest.mark.unit
 def test_wrong_method_is_405_json(client: TestClient) -> None:
     r = client.post(NODE)
     body = _check_error(r, 405)
@@ -115,6 +121,7 @@ def test_wrong_method_is_405_json(client: TestClient) -> None:
     assert "GET" in r.headers.get("allow", "")
 
 
+@pytest.mark.unit
 def test_health(client: TestClient) -> None:
     r = client.get("/health")
     t1 = time.time()
@@ -131,10 +138,12 @@ def test_health(client: TestClient) -> None:
     assert health.remote_write is None  # [remote_write] is off by default
 
 
+@pytest.mark.unit
 def test_health_rejects_params(client: TestClient) -> None:
     _check_error(client.get("/health?x=1"), 400)
 
 
+@pytest.mark.unit
 def test_openapi(client: TestClient) -> None:
     r = client.get("/openapi.json")
     assert r.status_code == 200
@@ -164,6 +173,7 @@ def test_openapi(client: TestClient) -> None:
     assert {r.rsplit("/", 1)[1] for r in refs} <= set(schemas)
 
 
+@pytest.mark.unit
 def test_openapi_lists_every_http_route_with_its_methods(client: TestClient) -> None:
     """The document is written by hand next to the models: this keeps it from missing a route."""
     from starlette.routing import Route
@@ -179,12 +189,14 @@ def test_openapi_lists_every_http_route_with_its_methods(client: TestClient) -> 
     assert set(paths) == {r.path.replace(":path}", "}") for r in routes}, "a path in /openapi.json that no route serves"
 
 
+@pytest.mark.unit
 def test_openapi_marks_contract_fields_required(client: TestClient) -> None:
     schema = client.get("/openapi.json").json()["components"]["schemas"]["NodeMetrics"]
     assert set(REQUIRED) <= set(schema["properties"])
     assert set(REQUIRED) <= set(schema.get("required", []))
 
 
+@pytest.mark.unit
 def test_loop_keeps_sampling(client: TestClient) -> None:
     first = client.get(NODE).json()["timestamp"]
     time.sleep(NEWER_AFTER)
@@ -195,6 +207,7 @@ def test_loop_keeps_sampling(client: TestClient) -> None:
 # --- the real server ----------------------------------------------------------------------------
 
 
+@pytest.mark.server
 def test_served_node_metrics(serve: str) -> None:
     r = httpx.get(f"{serve}{NODE}", timeout=10)
     assert r.status_code == 200
@@ -203,6 +216,7 @@ def test_served_node_metrics(serve: str) -> None:
     assert body["cpu_usage"] is not None
 
 
+@pytest.mark.server
 def test_served_fields_and_errors(serve: str) -> None:
     r = httpx.get(f"{serve}{NODE}", params={"fields": "cpu_usage,memory_usage"}, timeout=10)
     assert r.status_code == 200 and set(r.json()) == {"cpu_usage", "memory_usage"}
@@ -212,6 +226,7 @@ def test_served_fields_and_errors(serve: str) -> None:
     _check_error(httpx.post(f"{serve}{NODE}", timeout=10), 405)
 
 
+@pytest.mark.server
 def test_served_health(serve: str) -> None:
     r = httpx.get(f"{serve}/health", timeout=10)
     assert r.status_code == 200
@@ -222,6 +237,7 @@ def test_served_health(serve: str) -> None:
     assert node["interval_secs"] == LOOP_INTERVAL, "HVSTAT_MONITORING_NODE_METRICS_INTERVAL=1 not applied"
 
 
+@pytest.mark.server
 def test_served_openapi(serve: str) -> None:
     r = httpx.get(f"{serve}/openapi.json", timeout=10)
     assert r.status_code == 200, r.text
@@ -230,6 +246,7 @@ def test_served_openapi(serve: str) -> None:
     assert set(REQUIRED) <= set(doc["components"]["schemas"]["NodeMetrics"]["properties"])
 
 
+@pytest.mark.server
 def test_served_loop_really_runs(serve: str) -> None:
     first = httpx.get(f"{serve}{NODE}", params={"fields": "timestamp"}, timeout=10).json()["timestamp"]
     time.sleep(NEWER_AFTER)

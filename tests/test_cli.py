@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import importlib.metadata
 import json
 import subprocess
@@ -12,6 +14,8 @@ import msgspec
 
 from helpers import WAIT_SECS, clean_env, hvstat_exe
 from hvstat.models import NodeMetrics
+
+pytestmark = pytest.mark.unit
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:

@@ -16,6 +16,8 @@ from hvstat._core import ConfigError as CoreConfigError
 from hvstat._core import NodeSampler
 from hvstat.config import ConfigError, NodeSettings, Settings, load_settings
 
+pytestmark = pytest.mark.unit
+
 
 def write(tmp_path: Path, text: str) -> Path:
     p = tmp_path / "hvstat.toml"

@@ -33,7 +33,7 @@ from hvstat.app import create_app
 from hvstat.config import ContainerSettings, MonitoringSettings, Settings
 from hvstat.models import ContainerList, ContainerMetrics, Health
 
-pytestmark = pytest.mark.skipif(cgroups.why_no_cgroups() is not None, reason=str(cgroups.why_no_cgroups()))
+pytestmark = [pytest.mark.skipif(cgroups.why_no_cgroups() is not None, reason=str(cgroups.why_no_cgroups())), pytest.mark.cgroups, pytest.mark.network]
 
 LIST = "/api/containers"
 # The sampling loops' interval in these tests (both sources).
@@ -280,6 +280,7 @@ def served(world: World, tmp_path_factory: pytest.TempPathFactory) -> Iterator[s
         yield base
 
 
+@pytest.mark.server
 def test_served_list_and_lookups(served: str, world: World) -> None:
     r = httpx.get(f"{served}{LIST}", timeout=10)
     assert r.status_code == 200
@@ -297,6 +298,7 @@ def test_served_list_and_lookups(served: str, world: World) -> None:
         assert body["memory_usage_bytes"] >= ALLOC_MIB * MiB
 
 
+@pytest.mark.server
 def test_served_errors(served: str, world: World) -> None:
     _check_error(httpx.get(f"{served}{LIST}?runtime=nope", timeout=10), 400)
     _check_error(httpx.get(f"{served}{metrics(hex_id())}", timeout=10), 404)
@@ -304,6 +306,7 @@ def test_served_errors(served: str, world: World) -> None:
     assert body["detail"]["matches"] == world.twin_ids
 
 
+@pytest.mark.server
 def test_served_health_lists_containers(served: str) -> None:
     health = httpx.get(f"{served}/health", timeout=10).json()
     src = {s["name"]: s for s in health["sources"]}
@@ -311,6 +314,7 @@ def test_served_health_lists_containers(served: str) -> None:
     assert src["containers"]["interval_secs"] == LOOP_INTERVAL, "vm_metrics_interval from the config file not applied"
 
 
+@pytest.mark.server
 def test_served_disabled(world: World, tmp_path: Path) -> None:
     with running_server(tmp_path, world.toml() + "enabled = false\n") as base:
         body = _check_error(httpx.get(f"{base}{LIST}", timeout=10), 404)
@@ -330,6 +334,7 @@ SERVICE_SOFT_NOFILE = 1024
 STARTUP_SECS = 20.0
 
 
+@pytest.mark.server
 def test_served_with_many_guests_under_the_service_fd_limit(world: World, fake_containers: Callable[..., Any], tmp_path: Path) -> None:
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard != resource.RLIM_INFINITY and hard < 30 * MANY:

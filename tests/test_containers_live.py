@@ -53,7 +53,7 @@ from cgroups import (
 from helpers import WAIT_SECS
 from hvstat.models import ContainersSample
 
-pytestmark = pytest.mark.skipif(cgroups.why_no_cgroups() is not None, reason=str(cgroups.why_no_cgroups()))
+pytestmark = [pytest.mark.skipif(cgroups.why_no_cgroups() is not None, reason=str(cgroups.why_no_cgroups())), pytest.mark.cgroups]
 
 # --- tolerances ------------------------------------------------------------------------------------
 
@@ -442,6 +442,7 @@ def test_block_io_counts_direct_writes_and_reads(fake_containers: Callable[..., 
 # --- 5. network --------------------------------------------------------------------------------------------
 
 
+@pytest.mark.network
 def test_own_netns_counts_exactly_the_frames_sent(
     fake_containers: Callable[..., Any], container_sampler: Callable[..., Any], netns_factory: Callable[[], Any]
 ) -> None:
@@ -647,6 +648,7 @@ def test_new_process_seen_when_sampling_fast(fake_containers: Callable[..., Any]
     assert seen[-1] == (2, 2), f"(processes, pids_current), one sample per {FAST_INTERVAL_SECS}s: {seen}"
 
 
+@pytest.mark.network
 def test_processes_in_nested_cgroups_count(
     fake_containers: Callable[..., Any], container_sampler: Callable[..., Any], netns_factory: Callable[[], Any]
 ) -> None:
@@ -736,6 +738,8 @@ def runc_container(tmp_path: Path, netns_factory: Callable[[], Any]) -> Iterator
     assert not left, f"runc left {left}"
 
 
+@pytest.mark.containers
+@pytest.mark.network
 def test_runc_container_matches_runc_events(runc_container: dict[str, Any], container_sampler: Callable[..., Any]) -> None:
     cid, root = runc_container["id"], runc_container["root"]
     s = container_sampler()
@@ -762,6 +766,8 @@ def test_runc_container_matches_runc_events(runc_container: dict[str, Any], cont
     assert x["pids_max"] == e0["pids"]["limit"] == 64
 
 
+@pytest.mark.containers
+@pytest.mark.network
 def test_runc_container_network(runc_container: dict[str, Any], container_sampler: Callable[..., Any]) -> None:
     ns = runc_container["netns"]
     cid = runc_container["id"]
@@ -781,6 +787,8 @@ def test_runc_container_network(runc_container: dict[str, Any], container_sample
     assert after["network_rx_packets"] - before["network_rx_packets"] == DATAGRAMS
 
 
+@pytest.mark.containers
+@pytest.mark.network
 def test_runc_paused_container_is_paused(runc_container: dict[str, Any], container_sampler: Callable[..., Any]) -> None:
     R = ["runc", "--root", str(runc_container["root"])]
     name = runc_container["name"]
@@ -872,6 +880,7 @@ def podman_stats(po: list[str], name: str) -> dict[str, Any]:
     return rows[0]
 
 
+@pytest.mark.containers
 def test_podman_container_named_and_matches_podman_stats(podman_container: dict[str, Any], container_sampler: Callable[..., Any]) -> None:
     cid, name, po = podman_container["id"], podman_container["name"], podman_container["podman"]
     s = container_sampler(podman_root=str(podman_container["root"]))
@@ -899,6 +908,7 @@ def test_podman_container_named_and_matches_podman_stats(podman_container: dict[
     assert x["network_mode"] == "own" and x["network_interfaces"] == []
 
 
+@pytest.mark.containers
 def test_podman_name_falls_back_to_short_id_without_metadata(podman_container: dict[str, Any], container_sampler: Callable[..., Any]) -> None:
     x = one(sample(container_sampler()), podman_container["id"])
     assert x["name"] == podman_container["id"][:12]
@@ -957,6 +967,7 @@ def lxc_info(P: list[str]) -> dict[str, int]:
     return out
 
 
+@pytest.mark.containers
 def test_lxc_container_matches_lxc_info(lxc_container: dict[str, Any], container_sampler: Callable[..., Any]) -> None:
     name, P = lxc_container["name"], lxc_container["P"]
     s = container_sampler()

@@ -34,7 +34,7 @@ from helpers import WAIT_SECS, clean_env, hvstat_exe
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright for Python is not installed (pip install -e '.[test]')")
 CHROMIUM = Path("/usr/bin/chromium")
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed (scripts/setup)")
+pytestmark = [pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed (scripts/setup)"), pytest.mark.server]
 
 # What Chromium itself logs while the server is down: the refused WebSocket handshakes.
 RECONNECT_NOISE = re.compile(r"WebSocket connection to 'ws://127\.0\.0\.1:\d+/ws' failed|ERR_CONNECTION_REFUSED")
@@ -126,6 +126,8 @@ def wait_node_after(page: Any, ts: float, timeout: float = 15.0) -> float:
     return node_ts(page)
 
 
+@pytest.mark.browser
+@pytest.mark.cgroups
 @pytest.mark.skipif(cgroups.why_no_cgroups() is not None, reason=str(cgroups.why_no_cgroups()))
 def test_dashboard_live_detail_and_restart(tmp_path: Path, fake_containers: Any, browser: Any) -> None:
     cid = cgroups.hex_id()
@@ -205,6 +207,7 @@ def test_dashboard_live_detail_and_restart(tmp_path: Path, fake_containers: Any,
     assert errors == [], errors
 
 
+@pytest.mark.browser
 def test_stacked_disks_are_marked_and_left_out_of_the_total(tmp_path: Path, browser: Any) -> None:
     """A recorded host with LVM (dm-0 and dm-1 on nvme0n1, tests/fixtures/hosts/linux-6.8-full) read
     by a real ``hvstat serve``: the disk table marks the stacked devices, and the card's total is the
@@ -254,6 +257,8 @@ def test_stacked_disks_are_marked_and_left_out_of_the_total(tmp_path: Path, brow
         writer.join()
 
 
+@pytest.mark.browser
+@pytest.mark.libvirt
 def test_a_libvirt_guest_in_the_vms_table_and_its_detail_view(tmp_path: Path, browser: Any, libvirt_uri: str) -> None:
     """A real libvirt guest (tests/virt.py, a TCG domain) while a real ``hvstat serve`` samples it
     every second: it is listed in the "Virtual machines" table as running, and its row opens its
@@ -297,6 +302,7 @@ def test_a_libvirt_guest_in_the_vms_table_and_its_detail_view(tmp_path: Path, br
 TOKEN = "dashboard-test-token-0123456789abcdef"
 
 
+@pytest.mark.browser
 def test_a_server_with_tokens_asks_for_one(tmp_path: Path, browser: Any) -> None:
     """With [server] tokens the page loads (its shell needs no token), says it needs one, takes it
     in the banner (a wrong one is refused), then goes live; ?token= in the URL works too and is
@@ -364,6 +370,7 @@ asyncio.run(main())
 """
 
 
+@pytest.mark.browser
 def test_a_thousand_guests_keep_the_page_light(tmp_path: Path, browser: Any) -> None:
     """Only the rows in view are in the DOM; sorting, filtering and scrolling work on all of them."""
     port = free_port()

@@ -21,6 +21,8 @@ import pytest
 from golden import dumps, expected_path, golden_samples
 from helpers import FIXTURE_HOSTS, bug, scenario_config, scenarios, unexplained_nulls
 
+pytestmark = pytest.mark.unit
+
 SCENARIOS = scenarios()
 USER_HZ = os.sysconf("SC_CLK_TCK")
 # Values the core divides (ticks / USER_HZ, ms / 1000, millidegrees / 1000) compared with the same

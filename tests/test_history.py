@@ -40,6 +40,8 @@ from hvstat.store import (
     Store,
 )
 
+pytestmark = pytest.mark.unit
+
 # A unix time on a bucket boundary (a multiple of 60 and of 3600), so bucket arithmetic is readable.
 T0 = 1_700_002_800.0
 NODE = "/api/monitoring/node/history"

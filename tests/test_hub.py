@@ -41,6 +41,8 @@ from hvstat.models import (
 from hvstat.sources.base import Source
 from hvstat.store import Store
 
+pytestmark = pytest.mark.unit
+
 T0 = 1_700_000_000.0
 ID_A = "a" * 12 + "1" * 52
 ID_B = "a" * 12 + "2" * 52  # shares its 12-character prefix with A

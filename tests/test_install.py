@@ -37,6 +37,7 @@ def wheel_names() -> set[str]:
         return set(z.namelist())
 
 
+@pytest.mark.unit
 def test_hvstat_comes_from_the_venv_not_the_checkout() -> None:
     import hvstat
     import hvstat._core
@@ -51,6 +52,7 @@ def test_hvstat_comes_from_the_venv_not_the_checkout() -> None:
     assert not any(Path(p or ".").resolve() == SOURCE.parent for p in sys.path), sys.path
 
 
+@pytest.mark.unit
 def test_installed_from_this_wheel_not_editable() -> None:
     assert WHEEL is not None
     dist = importlib.metadata.distribution("hvstat")
@@ -59,6 +61,7 @@ def test_installed_from_this_wheel_not_editable() -> None:
     assert "dir_info" not in direct_url, "an editable or directory install, not the wheel"
 
 
+@pytest.mark.unit
 def test_wheel_is_manylinux_abi3() -> None:
     assert WHEEL is not None
     tags = {line.split(":", 1)[1].strip() for line in _wheel_file("WHEEL").splitlines() if line.startswith("Tag:")}
@@ -72,6 +75,7 @@ def _wheel_file(name: str) -> str:
         return z.read(info).decode()
 
 
+@pytest.mark.unit
 def test_wheel_holds_every_package_file_of_the_checkout() -> None:
     """Every module, the stub, py.typed and the dashboard's static files (web/) are in the wheel,
     and installed: a file maturin left out would only show as a 404 or an ImportError in the field."""
@@ -88,6 +92,7 @@ def test_wheel_holds_every_package_file_of_the_checkout() -> None:
     assert any(n.startswith("hvstat/_core.") and n.endswith(".so") for n in wheel_names())
 
 
+@pytest.mark.unit
 def test_libvirt_is_an_optional_extra() -> None:
     """A container-only host installs hvstat without libvirt-python (and so without libvirt headers)."""
     requires = importlib.metadata.requires("hvstat") or []
@@ -96,11 +101,13 @@ def test_libvirt_is_an_optional_extra() -> None:
     assert any("extra == 'libvirt'" in r or 'extra == "libvirt"' in r for r in libvirt), libvirt
 
 
+@pytest.mark.unit
 @pytest.mark.skipif(os.environ.get("TEST_HVSTAT_NO_RUST") != "1", reason="a Rust toolchain is on the system PATH here")
 def test_no_rust_toolchain_on_path() -> None:
     assert shutil.which("cargo") is None and shutil.which("rustc") is None, os.environ.get("PATH")
 
 
+@pytest.mark.server
 def test_the_wheel_alone_brings_what_serve_and_ws_need(tmp_path: Path) -> None:
     """``pip install <wheel>``, no extras, into a fresh venv (a container-only host): pip finds
     nothing missing or in conflict, no test or libvirt package comes along, and the server it
@@ -133,6 +140,7 @@ def test_the_wheel_alone_brings_what_serve_and_ws_need(tmp_path: Path) -> None:
         assert asyncio.run(hello())["type"] == "hello"
 
 
+@pytest.mark.server
 def test_installed_console_script_serves_the_api_and_the_dashboard(tmp_path: Path) -> None:
     """``pip install <wheel> && hvstat serve``: the venv's console script, with no Rust on PATH
     (scripts/test), answers the API and serves the dashboard's files from the installed package."""

@@ -20,6 +20,8 @@ from helpers import scenario_config, scenarios
 from hvstat import config as config_module
 from hvstat import models
 
+pytestmark = pytest.mark.unit
+
 _STRICT: dict[type, type] = {}
 
 

@@ -23,6 +23,8 @@ import pytest
 
 from helpers import WAIT_SECS, sample_dict, unexplained_nulls, walk_keys, walk_numbers
 
+pytestmark = pytest.mark.live
+
 MiB = 1024 * 1024
 
 # MemAvailable moves with the page cache and every other process between the two readings; 64 MiB is

@@ -21,6 +21,8 @@ import pytest
 
 from conftest import running_server
 
+pytestmark = pytest.mark.server
+
 CONFIG = """
 [monitoring]
 node_metrics_interval = 1

@@ -56,6 +56,7 @@ def unit_values(key: str) -> list[str]:
     return [v for line in UNIT.read_text().splitlines() if line.startswith(f"{key}=") for v in line.split("=", 1)[1].split()]
 
 
+@pytest.mark.unit
 @needs_systemd_analyze
 def test_unit_passes_systemd_analyze_verify(tmp_path: Path) -> None:
     r = subprocess.run(
@@ -64,6 +65,7 @@ def test_unit_passes_systemd_analyze_verify(tmp_path: Path) -> None:
     assert r.returncode == 0 and r.stderr.strip() == "", r.stderr
 
 
+@pytest.mark.unit
 @needs_systemd_analyze
 def test_unit_security_score_is_the_one_recorded_in_operations_md() -> None:
     r = subprocess.run(
@@ -78,6 +80,7 @@ def test_unit_security_score_is_the_one_recorded_in_operations_md() -> None:
     assert recorded and float(recorded[1]) == score, f"docs/operations.md records {recorded and recorded[1]}, the unit scores {score}"
 
 
+@pytest.mark.unit
 def test_unit_hardening_keys() -> None:
     """The settings issue 6 asks for, and the capabilities the service keeps are the ones it is given."""
     for key, value in {
@@ -132,6 +135,7 @@ def root_process() -> Iterator[int]:
         p.wait(timeout=WAIT_SECS)
 
 
+@pytest.mark.root
 @needs_root_and_setpriv
 def test_unit_capabilities_let_its_user_read_another_users_process_files() -> None:
     """With the unit's capabilities, a user of its own reads /proc/<pid>/io of root's process (QEMU's
@@ -153,6 +157,8 @@ def test_unit_capabilities_let_its_user_read_another_users_process_files() -> No
         assert without_ptrace["read_bytes"] is None and "Permission denied" in without_ptrace["why"], without_ptrace
 
 
+@pytest.mark.root
+@pytest.mark.server
 @needs_root_and_setpriv
 def test_hvstat_serve_runs_as_an_unprivileged_user_with_the_units_capabilities(tmp_path: Path) -> None:
     config = tmp_path / "hvstat.toml"
@@ -228,12 +234,14 @@ def example_keys(text: str) -> set[str]:
     return out
 
 
+@pytest.mark.unit
 def test_example_config_lists_every_key_and_only_keys() -> None:
     documented, expected = example_keys(EXAMPLE.read_text()), settings_keys()
     assert not expected - documented, f"keys of Settings not in packaging/hvstat.toml: {sorted(expected - documented)}"
     assert not documented - expected, f"packaging/hvstat.toml lists keys Settings does not have: {sorted(documented - expected)}"
 
 
+@pytest.mark.unit
 def test_example_config_shows_the_defaults() -> None:
     """The file says "the values shown are the defaults": loading it as is gives the defaults."""
     assert load_settings(EXAMPLE, environ={}) == Settings()
@@ -258,6 +266,7 @@ SELECTOR = re.compile(r"\b(hvstat_[a-z0-9_]+)\b(\{[^}]*\})?")
 GROUPING = re.compile(r"\b(?:by|on|without|ignoring)\s*\(([^)]*)\)")
 
 
+@pytest.mark.unit
 def test_dashboard_queries_only_exported_series_and_labels() -> None:
     families = {f.name: set(f.labels) for f in FAMILIES}
     queries = dashboard_queries()
@@ -287,6 +296,7 @@ def test_dashboard_queries_only_exported_series_and_labels() -> None:
         assert name in used, f"the dashboard does not show {name}"
 
 
+@pytest.mark.prometheus
 @pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool (Debian's prometheus package) is not installed")
 def test_dashboard_queries_parse_as_promql(tmp_path: Path) -> None:
     """promtool checks rule files only: every query becomes a recording rule, with Grafana's
@@ -301,6 +311,7 @@ def test_dashboard_queries_parse_as_promql(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stdout + r.stderr
 
 
+@pytest.mark.unit
 def test_dashboard_is_importable_json() -> None:
     d = json.loads(DASHBOARD.read_text())
     assert d["uid"] == "hvstat-node" and d["title"]

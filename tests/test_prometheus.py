@@ -157,6 +157,7 @@ def one(text: str, name: str, **labels: str) -> float:
 # --- the exposition ------------------------------------------------------------------------------------
 
 
+@pytest.mark.unit
 def test_text_format_parses_with_help_and_type_for_every_family(case: Case) -> None:
     text = case.render()
     assert text.endswith("\n") and "# EOF" not in text
@@ -175,6 +176,7 @@ def test_text_format_parses_with_help_and_type_for_every_family(case: Case) -> N
     assert sample_names == set(names), "a sample without its HELP/TYPE or a header without samples"
 
 
+@pytest.mark.unit
 def test_counters_end_in_total_and_nothing_else_does(case: Case) -> None:
     for f in parse_text(case.render()):
         for s in f.samples:
@@ -186,6 +188,7 @@ def test_counters_end_in_total_and_nothing_else_does(case: Case) -> None:
         assert fam.name.endswith("_total") == (fam.kind == "counter"), fam.name
 
 
+@pytest.mark.unit
 def test_names_and_label_names_are_valid(case: Case) -> None:
     for f in parse_text(case.render()):
         for s in f.samples:
@@ -197,6 +200,7 @@ def test_names_and_label_names_are_valid(case: Case) -> None:
         assert all(LABEL_NAME.match(label) for label in fam.labels)
 
 
+@pytest.mark.unit
 def test_openmetrics_parses_and_equals_the_text_format(case: Case) -> None:
     om = case.render(openmetrics=True)
     assert om.endswith("# EOF\n")
@@ -208,6 +212,7 @@ def test_openmetrics_parses_and_equals_the_text_format(case: Case) -> None:
     assert series(om, openmetrics=True) == series(case.render())
 
 
+@pytest.mark.unit
 def test_node_values_equal_the_sample(case: Case) -> None:
     text, node = case.render(), case.node
     assert node.cpu is not None and node.memory is not None
@@ -244,6 +249,7 @@ def test_node_values_equal_the_sample(case: Case) -> None:
     assert not [n for n, _ in series(text) if "per_sec" in n or "percent" in n or "page_faults" in n]
 
 
+@pytest.mark.unit
 def test_container_values_equal_the_sample(case: Case) -> None:
     text, c = case.render(), case.limited
     ident = {"id": c.id}
@@ -269,6 +275,7 @@ def test_container_values_equal_the_sample(case: Case) -> None:
     assert got == pytest.approx(c.pressure_memory.some.total_usec / 1e6, abs=1e-9)
 
 
+@pytest.mark.unit
 def test_nulls_and_max_limits_are_left_out(case: Case) -> None:
     text = case.render()
     u, limited = case.unlimited, case.limited
@@ -295,6 +302,7 @@ def test_nulls_and_max_limits_are_left_out(case: Case) -> None:
         assert math.isfinite(v)
 
 
+@pytest.mark.unit
 def test_hostile_label_values_round_trip(case: Case) -> None:
     for om in (False, True):
         text = case.render(openmetrics=om)
@@ -312,6 +320,7 @@ def test_hostile_label_values_round_trip(case: Case) -> None:
         assert mps == {'/mnt/a"b\\c\nd'}
 
 
+@pytest.mark.unit
 def test_source_health_series() -> None:
     now = time.time()
     sources = [
@@ -333,6 +342,7 @@ def test_source_health_series() -> None:
     assert "hvstat_node_" not in text  # no node sample yet: no node series, and no error either
 
 
+@pytest.mark.unit
 def test_every_family_is_documented() -> None:
     doc = DOC.read_text()
     missing = [f.name for f in P.FAMILIES if f"`{f.name}`" not in doc]
@@ -341,6 +351,7 @@ def test_every_family_is_documented() -> None:
     assert documented == {f.name for f in P.FAMILIES}, documented ^ {f.name for f in P.FAMILIES}
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("accept", "openmetrics"),
     [
@@ -365,6 +376,7 @@ def client() -> Iterator[TestClient]:
         yield c
 
 
+@pytest.mark.unit
 def test_route(client: TestClient) -> None:
     r = client.get("/metrics")
     assert r.status_code == 200
@@ -399,6 +411,7 @@ def promtool_check(text: str) -> None:
         warnings.warn(f"promtool check metrics: {out}", stacklevel=2)
 
 
+@pytest.mark.prometheus
 def test_promtool_accepts_the_exposition(case: Case) -> None:
     promtool_check(case.render())
 
@@ -562,6 +575,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory, libvirt_uri: str) -> Iterato
         assert not left, f"left behind: {left}"
 
 
+@pytest.mark.prometheus
+@pytest.mark.server
+@pytest.mark.libvirt
+@pytest.mark.cgroups
 def test_prometheus_rate_of_node_cpu_seconds(stack: Stack) -> None:
     node = httpx.get(f"{stack.hvstat}/api/monitoring/node/metrics", timeout=10).json()
     want = {
@@ -584,12 +601,20 @@ def test_prometheus_rate_of_node_cpu_seconds(stack: Stack) -> None:
     assert float(busy[0]["value"][1]) > 0  # the busy loop runs right now
 
 
+@pytest.mark.prometheus
+@pytest.mark.server
+@pytest.mark.libvirt
+@pytest.mark.cgroups
 def test_prometheus_sees_sources_up(stack: Stack) -> None:
     result = stack.query("hvstat_source_up")
     assert {s["metric"]["source"]: s["value"][1] for s in result} == {"node": "1", "containers": "1", "vms": "1"}
     assert stack.query('up{job="hvstat"}')[0]["value"][1] == "1"
 
 
+@pytest.mark.prometheus
+@pytest.mark.server
+@pytest.mark.libvirt
+@pytest.mark.cgroups
 def test_prometheus_rate_of_a_real_container(stack: Stack) -> None:
     promql = f'rate(hvstat_container_cpu_seconds_total{{id="{stack.container_id}"}}[{RATE_WINDOW}])'
     result = stack.query_until(promql, lambda r: len(r) == 1 and float(r[0]["value"][1]) > 0, "a rate > 0 for the busy container")
@@ -604,6 +629,10 @@ def test_prometheus_rate_of_a_real_container(stack: Stack) -> None:
     assert info[0]["metric"]["cgroup_path"] == f"/docker/{stack.container_id}"
 
 
+@pytest.mark.prometheus
+@pytest.mark.server
+@pytest.mark.libvirt
+@pytest.mark.cgroups
 def test_prometheus_rate_of_a_real_vm(stack: Stack) -> None:
     """A booted TCG guest under libvirt: its CPU counter rises, so rate() is above 0, and its
     per-vCPU series carry the vcpu label."""
@@ -617,6 +646,10 @@ def test_prometheus_rate_of_a_real_vm(stack: Stack) -> None:
     assert (info[0]["metric"]["origin"], info[0]["metric"]["status"]) == ("libvirt", "running")
 
 
+@pytest.mark.prometheus
+@pytest.mark.server
+@pytest.mark.libvirt
+@pytest.mark.cgroups
 def test_promtool_accepts_the_served_exposition(stack: Stack) -> None:
     r = httpx.get(f"{stack.hvstat}/metrics", timeout=10)
     assert r.status_code == 200
@@ -624,6 +657,10 @@ def test_promtool_accepts_the_served_exposition(stack: Stack) -> None:
     promtool_check(r.text)
 
 
+@pytest.mark.prometheus
+@pytest.mark.server
+@pytest.mark.libvirt
+@pytest.mark.cgroups
 def test_prometheus_scraped_openmetrics(stack: Stack) -> None:
     """Prometheus asks for OpenMetrics first and hvstat answers with it: the metadata Prometheus
     keeps is that of the OpenMetrics families (named without _total / _info, info typed as info),
@@ -636,6 +673,7 @@ def test_prometheus_scraped_openmetrics(stack: Stack) -> None:
     assert "hvstat_node_cpu_seconds_total" not in meta
 
 
+@pytest.mark.server
 def test_websocket_hub_series_count_real_clients(serve: str) -> None:
     """A real /ws client is counted in hvstat_ws_clients while it is connected, and not after."""
     import asyncio

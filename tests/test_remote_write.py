@@ -57,6 +57,7 @@ from test_prometheus import Case, case, node, recorded  # noqa: F401 - the fixtu
 # --- the same series as /metrics -------------------------------------------------------------------
 
 
+@pytest.mark.unit
 def test_series_sink_yields_exactly_the_exposition(case: Case) -> None:  # noqa: F811
     text = case.render()
     expected = {}
@@ -79,6 +80,7 @@ def test_series_sink_yields_exactly_the_exposition(case: Case) -> None:  # noqa:
         assert tuple(k for k, _ in labels) == fams[name].labels or name.endswith("_info") or name == "hvstat_container_pressure_stall_seconds_total"
 
 
+@pytest.mark.unit
 def test_write_request_round_trip() -> None:
     hostile = 'a"b\\c\nd é'
     groups = [
@@ -99,6 +101,7 @@ def test_write_request_round_trip() -> None:
 # --- the buffer ------------------------------------------------------------------------------------
 
 
+@pytest.mark.unit
 def test_buffer_is_bounded_and_drops_the_oldest_first(tmp_path: Path) -> None:
     b = Buffer(tmp_path, max_bytes=3 * 1016 + 100)  # three batches of 1000 + 16 header bytes
     batches = [b.append(bytes([i]) * 1000, samples=10 + i) for i in range(5)]
@@ -119,6 +122,7 @@ def test_buffer_is_bounded_and_drops_the_oldest_first(tmp_path: Path) -> None:
     assert b.dropped_samples == 10 + 11 + 13 + 99
 
 
+@pytest.mark.unit
 def test_buffer_survives_a_restart_and_detects_torn_files(tmp_path: Path) -> None:
     b = Buffer(tmp_path, max_bytes=1 << 20)
     for i in range(3):
@@ -211,6 +215,7 @@ async def _until(cond: Any, what: str, secs: float = 20.0) -> None:
         await asyncio.sleep(0.02)
 
 
+@pytest.mark.unit
 def test_answers_retry_drop_and_send(tmp_path: Path) -> None:
     sample = live_node()
     with Receiver() as rx:
@@ -296,11 +301,13 @@ def metric(base: str, name: str) -> float | None:
     return None
 
 
+@pytest.mark.unit
 def test_health_shows_the_url_without_credentials() -> None:
     assert url_without_credentials("https://u:p%40ss@rw.example:8428/api/v1/write?x=1") == "https://rw.example:8428/api/v1/write?x=1"
     assert url_without_credentials("http://127.0.0.1:9090/api/v1/write") == "http://127.0.0.1:9090/api/v1/write"
 
 
+@pytest.mark.unit
 def test_config_keys_and_environment() -> None:
     s = load_settings(environ={"HVSTAT_REMOTE_WRITE_ENABLED": "1", "HVSTAT_REMOTE_WRITE_URL": "http://r:9090/api/v1/write", "HVSTAT_REMOTE_WRITE_HEADERS": '{"Authorization": "Bearer x"}', "HVSTAT_REMOTE_WRITE_INTERVAL": "2.5"})
     rw = s.remote_write
@@ -316,6 +323,7 @@ def test_config_keys_and_environment() -> None:
         load_settings(environ={"HVSTAT_REMOTE_WRITE_BUFFER_MAX_BYTES": "10"})
 
 
+@pytest.mark.server
 def test_restart_sends_the_buffer_of_the_previous_run_first(tmp_path: Path) -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}/api/v1/write"
@@ -414,6 +422,8 @@ def raw_samples(prom: str, selector: str, window: str = "10m") -> list[int]:
     return [round(float(t) * 1000) for t, _ in result[0]["values"]] if result else []
 
 
+@pytest.mark.prometheus
+@pytest.mark.server
 def test_prometheus_receiver_outage_loses_no_sample(tmp_path: Path) -> None:
     if shutil.which("prometheus") is None:
         pytest.skip("the prometheus binary is not installed (Debian package prometheus; scripts/setup)")

@@ -102,6 +102,7 @@ format = "json"
 # --- REST --------------------------------------------------------------------------------------
 
 
+@pytest.mark.server
 def test_no_token_is_401_with_bearer_challenge(secured: tuple[str, Path]) -> None:
     base, _ = secured
     for path in (NODE, "/api/containers", "/metrics", "/openapi.json", "/api", "/api/monitoring/node/history"):
@@ -112,6 +113,7 @@ def test_no_token_is_401_with_bearer_challenge(secured: tuple[str, Path]) -> Non
         assert r.json()["error"] == "authentication required"
 
 
+@pytest.mark.server
 @pytest.mark.parametrize(
     ("authorization", "error"),
     [
@@ -129,6 +131,7 @@ def test_wrong_token_is_401(secured: tuple[str, Path], authorization: str, error
     assert r.headers["www-authenticate"].startswith("Bearer")
 
 
+@pytest.mark.server
 @pytest.mark.parametrize("token", [TOKEN, FILE_TOKEN], ids=["config", "token_file"])
 def test_configured_tokens_are_accepted(secured: tuple[str, Path], token: str) -> None:
     base, _ = secured
@@ -138,11 +141,13 @@ def test_configured_tokens_are_accepted(secured: tuple[str, Path], token: str) -
     assert httpx.get(base + "/metrics", headers={"Authorization": f"bearer {token}"}).status_code == 200
 
 
+@pytest.mark.server
 def test_a_commented_out_line_of_the_token_file_is_no_token(secured: tuple[str, Path]) -> None:
     base, _ = secured
     assert httpx.get(base + NODE, headers=bearer(WRONG)).status_code == 401
 
 
+@pytest.mark.server
 def test_public_paths_and_the_dashboard_shell_need_no_token(secured: tuple[str, Path]) -> None:
     base, _ = secured
     assert httpx.get(base + "/health").status_code == 200
@@ -153,6 +158,7 @@ def test_public_paths_and_the_dashboard_shell_need_no_token(secured: tuple[str, 
     assert httpx.get(base + "/", headers={"Accept": "application/json"}).status_code == 401
 
 
+@pytest.mark.server
 def test_a_request_body_is_413(secured: tuple[str, Path]) -> None:
     base, _ = secured
     r = httpx.request("GET", base + NODE, headers=bearer(TOKEN), content=b"x")
@@ -167,6 +173,7 @@ def test_a_request_body_is_413(secured: tuple[str, Path]) -> None:
     assert httpx.request("GET", base + NODE, headers={**bearer(TOKEN), "Content-Length": "0"}).status_code == 200
 
 
+@pytest.mark.server
 def test_a_long_query_string_is_414(secured: tuple[str, Path]) -> None:
     base, _ = secured
     fields = ",".join(["cpu_usage"] * 60)  # 599 bytes with "fields="
@@ -176,6 +183,7 @@ def test_a_long_query_string_is_414(secured: tuple[str, Path]) -> None:
     assert r.status_code == 200, r.text
 
 
+@pytest.mark.server
 def test_an_oversized_history_range_is_400(secured: tuple[str, Path]) -> None:
     """history_max_points = 3 and a sample every 0.5 s: the last hour at full resolution holds more."""
     base, _ = secured
@@ -196,6 +204,7 @@ def test_an_oversized_history_range_is_400(secured: tuple[str, Path]) -> None:
 # --- WebSocket ---------------------------------------------------------------------------------
 
 
+@pytest.mark.server
 def test_ws_without_token_is_closed_4401_after_the_auth_timeout(secured: tuple[str, Path]) -> None:
     base, _ = secured
     t0 = time.monotonic()
@@ -205,6 +214,7 @@ def test_ws_without_token_is_closed_4401_after_the_auth_timeout(secured: tuple[s
     assert time.monotonic() - t0 >= AUTH_TIMEOUT * 0.9
 
 
+@pytest.mark.server
 @pytest.mark.parametrize("how", ["header", "query", "message"])
 def test_ws_wrong_token_is_closed_4401(secured: tuple[str, Path], how: str) -> None:
     base, _ = secured
@@ -215,6 +225,7 @@ def test_ws_wrong_token_is_closed_4401(secured: tuple[str, Path], how: str) -> N
         assert closed_with(ws) == (4401, "invalid token")
 
 
+@pytest.mark.server
 def test_ws_first_message_other_than_auth_is_closed_4401(secured: tuple[str, Path]) -> None:
     base, _ = secured
     with connect(ws_url(base)) as ws:
@@ -223,6 +234,7 @@ def test_ws_first_message_other_than_auth_is_closed_4401(secured: tuple[str, Pat
     assert code == 4401 and "first message must be" in reason
 
 
+@pytest.mark.server
 @pytest.mark.parametrize("how", ["header", "query", "message"])
 @pytest.mark.parametrize("token", [TOKEN, FILE_TOKEN], ids=["config", "token_file"])
 def test_ws_valid_token_gets_hello_and_data(secured: tuple[str, Path], how: str, token: str) -> None:
@@ -237,6 +249,7 @@ def test_ws_valid_token_gets_hello_and_data(secured: tuple[str, Path], how: str,
         assert types <= {"subscribed", "NodeMetrics"} and "subscribed" in types
 
 
+@pytest.mark.server
 def test_ws_peer_still_authenticating_takes_no_slot(secured: tuple[str, Path]) -> None:
     """max_ws_clients = 2: a peer that has not authenticated yet does not count; a third
     authenticated one is refused with 1013 (tests/test_ws.py tests the refusal itself)."""
@@ -251,6 +264,7 @@ def test_ws_peer_still_authenticating_takes_no_slot(secured: tuple[str, Path]) -
         assert closed_with(pending)[0] == 4401
 
 
+@pytest.mark.server
 def test_ws_foreign_origin_is_403_at_the_handshake(secured: tuple[str, Path]) -> None:
     base, _ = secured
     with pytest.raises(InvalidStatus) as e:
@@ -272,6 +286,7 @@ def origins(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield base
 
 
+@pytest.mark.server
 def test_allowed_origins_replace_same_host(origins: str) -> None:
     with connect(ws_url(origins), origin="https://dash.example.net") as ws:  # type: ignore[arg-type]
         hello(ws)  # no tokens configured: no auth step
@@ -286,6 +301,7 @@ def test_allowed_origins_replace_same_host(origins: str) -> None:
 # --- logs --------------------------------------------------------------------------------------
 
 
+@pytest.mark.server
 def test_json_logs_one_object_per_line_tokens_redacted(secured: tuple[str, Path]) -> None:
     base, log_path = secured
     httpx.get(base + NODE, headers=bearer(TOKEN))
@@ -311,6 +327,7 @@ def test_json_logs_one_object_per_line_tokens_redacted(secured: tuple[str, Path]
     assert refused, "refusals are in the access log"
 
 
+@pytest.mark.server
 def test_text_logs_are_unchanged_and_redacted(tmp_path: Path) -> None:
     """The default format: hvstat's "LEVEL name: msg" lines and uvicorn's own."""
     config = f'[server]\ntokens = ["{TOKEN}"]\n[containers]\nenabled = false\n[vms]\nenabled = false\n'
@@ -327,6 +344,7 @@ def test_text_logs_are_unchanged_and_redacted(tmp_path: Path) -> None:
     assert "INFO hvstat.app: hvstat" in text and "Uvicorn running on" in text
 
 
+@pytest.mark.unit
 def test_redact() -> None:
     assert redact('"WebSocket /ws?token=abc&x=1" [accepted]') == '"WebSocket /ws?token=***&x=1" [accepted]'
     assert redact("/ws?a=1&TOKEN=abc") == "/ws?a=1&TOKEN=***"
@@ -403,6 +421,7 @@ def server(workdir: Path, config_text: str, *, ca: ssl.SSLContext | None = None,
             _stop(proc)
 
 
+@pytest.mark.server
 def test_tls_serves_https_and_wss_and_refuses_plain_http(tmp_path: Path) -> None:
     cert, key = self_signed(tmp_path)
     ca = ssl.create_default_context(cafile=str(cert))
@@ -437,6 +456,7 @@ enabled = false
 # --- configuration -----------------------------------------------------------------------------
 
 
+@pytest.mark.unit
 def test_non_loopback_bind_needs_a_token_or_the_opt_out(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="server.host"):
         check_bind(ServerSettings(host="0.0.0.0"))
@@ -448,6 +468,7 @@ def test_non_loopback_bind_needs_a_token_or_the_opt_out(tmp_path: Path) -> None:
     check_bind(ServerSettings(host="::1"))
 
 
+@pytest.mark.server
 def test_opt_out_serves_remote_without_token_and_warns(tmp_path: Path) -> None:
     """allow_unauthenticated_remote still works (bound to 0.0.0.0 for the few seconds of the test)."""
     config = "[server]\nallow_unauthenticated_remote = true\n[containers]\nenabled = false\n[vms]\nenabled = false\n"
@@ -456,6 +477,7 @@ def test_opt_out_serves_remote_without_token_and_warns(tmp_path: Path) -> None:
     assert "WARNING hvstat: serving on 0.0.0.0 without authentication (server.allow_unauthenticated_remote)" in (tmp_path / "serve.log").read_text()
 
 
+@pytest.mark.server
 def test_remote_bind_with_a_token_needs_it_and_does_not_warn(tmp_path: Path) -> None:
     config = f'[server]\ntokens = ["{TOKEN}"]\nallow_unauthenticated_remote = true\n[containers]\nenabled = false\n[vms]\nenabled = false\n'
     with server(tmp_path, config, host="0.0.0.0") as base:
@@ -464,6 +486,7 @@ def test_remote_bind_with_a_token_needs_it_and_does_not_warn(tmp_path: Path) -> 
     assert "without authentication" not in (tmp_path / "serve.log").read_text()
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("toml", "needle"),
     [
@@ -488,6 +511,7 @@ def test_bad_security_settings_name_the_key(tmp_path: Path, toml: str, needle: s
     assert needle in str(e.value), str(e.value)
 
 
+@pytest.mark.unit
 def test_token_file_rules(tmp_path: Path) -> None:
     p = tmp_path / "tokens"
     p.write_text("# only a comment\n\n")
@@ -500,6 +524,7 @@ def test_token_file_rules(tmp_path: Path) -> None:
     assert read_token_file(str(p)) == [TOKEN, FILE_TOKEN]
 
 
+@pytest.mark.unit
 def test_environment_overrides(tmp_path: Path) -> None:
     s = load_settings(
         None,
@@ -515,6 +540,7 @@ def test_environment_overrides(tmp_path: Path) -> None:
     assert s.server.max_query_bytes == 1024 and s.monitoring.history_max_points == 50 and s.logging.format == "json"
 
 
+@pytest.mark.unit
 def test_check_config_masks_tokens(tmp_path: Path) -> None:
     p = tmp_path / "hvstat.toml"
     p.write_text(f'[server]\ntokens = ["{TOKEN}"]\n')
@@ -523,6 +549,7 @@ def test_check_config_masks_tokens(tmp_path: Path) -> None:
     assert TOKEN not in r.stdout and json.loads(r.stdout)["server"]["tokens"] == ["***"]
 
 
+@pytest.mark.unit
 def test_origin_rules() -> None:
     assert origin_allowed(None, "h:9106", ())
     assert origin_allowed("http://h:9106", "h:9106", ())
@@ -536,6 +563,7 @@ def test_origin_rules() -> None:
     assert origin_allowed("https://anything", "h", ("*",))
 
 
+@pytest.mark.unit
 def test_tokens_compare_every_entry() -> None:
     t = Tokens([TOKEN, FILE_TOKEN])
     assert t.valid(TOKEN) and t.valid(FILE_TOKEN)
@@ -543,6 +571,7 @@ def test_tokens_compare_every_entry() -> None:
     assert not Tokens([])
 
 
+@pytest.mark.unit
 def test_log_filter_redacts_secrets_split_over_arguments() -> None:
     import logging
 

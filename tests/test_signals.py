@@ -21,6 +21,8 @@ from websockets.sync.client import connect
 from conftest import free_port
 from helpers import WAIT_SECS, clean_env, hvstat_exe
 
+pytestmark = pytest.mark.server
+
 
 @dataclass
 class Served:

@@ -5,6 +5,8 @@ about 2 s here (libvirt waits until this machine's PID 1 reaps QEMU)."""
 
 from __future__ import annotations
 
+import pytest
+
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -29,6 +31,7 @@ def _grown(
         time.sleep(0.5)
 
 
+@pytest.mark.libvirt
 def test_busy_tcg_guest_burns_vcpu_time(libvirt_uri: str) -> None:
     with virt.libvirt_domain("busy") as dom:
         assert "mode=busy" in dom.wait_ready()
@@ -43,6 +46,7 @@ def test_busy_tcg_guest_burns_vcpu_time(libvirt_uri: str) -> None:
     assert tap and not Path("/sys/class/net", tap).exists()
 
 
+@pytest.mark.libvirt
 def test_io_guest_writes_its_disk_sends_on_its_nic_and_reports_balloon_stats(libvirt_uri: str) -> None:
     with virt.libvirt_domain("io") as dom:
         dom.wait_ready()
@@ -57,6 +61,7 @@ def test_io_guest_writes_its_disk_sends_on_its_nic_and_reports_balloon_stats(lib
     assert virt.leftovers(token) == []
 
 
+@pytest.mark.qemu
 def test_bare_qemu_answers_qmp() -> None:
     with virt.qmp_qemu(vcpus=1, tap=True) as vm:
         assert vm.qmp("query-status")["status"] == "running"
@@ -69,6 +74,7 @@ def test_bare_qemu_answers_qmp() -> None:
     assert virt.leftovers(token) == []
 
 
+@pytest.mark.libvirt
 def test_running_domain_survives_libvirtd_restart(libvirt_uri: str) -> None:
     with virt.libvirt_domain(None) as dom:  # firmware only: nothing to boot, fast
         pid, daemon = dom.pid, Path("/run/libvirtd.pid").read_text().strip()

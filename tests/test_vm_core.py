@@ -176,6 +176,7 @@ def check_process(v: dict[str, Any], pid: int, o: dict[str, Any]) -> None:
 # --- a bare QEMU on a tap --------------------------------------------------------------------------------
 
 
+@pytest.mark.qemu
 @needs_qemu
 def test_real_qemu_on_a_tap() -> None:
     with virt.qmp_qemu(vcpus=2, tap=True) as vm:
@@ -262,6 +263,7 @@ def test_real_qemu_on_a_tap() -> None:
     assert decode(s.sample(observations()))["vanished"] == [vm_id]
 
 
+@pytest.mark.qemu
 @needs_qemu
 def test_real_qemu_on_user_networking_has_no_tap() -> None:
     with virt.qmp_qemu(vcpus=1) as vm:
@@ -301,6 +303,7 @@ def busy_process() -> Iterator[subprocess.Popen[bytes]]:
             p.stdout.close()
 
 
+@pytest.mark.live
 def test_stand_in_process_fields_rates_and_exit(busy_process: subprocess.Popen[bytes]) -> None:
     pid = busy_process.pid
     s = VmSampler()
@@ -336,6 +339,7 @@ def test_stand_in_process_fields_rates_and_exit(busy_process: subprocess.Popen[b
     assert v["cpu_usage_percent"] is None and "cpu_usage_percent" in v["unavailable"]
 
 
+@pytest.mark.unit
 def test_shutoff_libvirt_vm_and_collector_values_pass_through() -> None:
     """No process to read: everything comes from the observation, unknowns stay null with reasons."""
     s = VmSampler()
@@ -364,6 +368,7 @@ def test_shutoff_libvirt_vm_and_collector_values_pass_through() -> None:
 # --- the binding's surface ---------------------------------------------------------------------------------
 
 
+@pytest.mark.unit
 def test_bad_input_raises_core_error() -> None:
     s = VmSampler()
     for bad, words in [
@@ -380,6 +385,7 @@ def test_bad_input_raises_core_error() -> None:
     assert decode(s.sample(enc))["vms"][0]["id"] == "a"
 
 
+@pytest.mark.unit
 def test_config() -> None:
     assert json.loads(VmSampler().config_json()) == {"proc_root": "/proc", "sys_root": "/sys"}
     assert json.loads(VmSampler('{"proc_root": "/host/proc"}').config_json())["proc_root"] == "/host/proc"
@@ -388,6 +394,7 @@ def test_config() -> None:
     assert issubclass(ConfigError, CoreError)
 
 
+@pytest.mark.unit
 def test_stub_matches_the_extension() -> None:
     stub = ast.parse((Path(models.__file__).parent / "_core.pyi").read_text())
     cls = next(n for n in stub.body if isinstance(n, ast.ClassDef) and n.name == "VmSampler")

@@ -176,6 +176,7 @@ def mini_qemu(
 # --- the client against real QEMU -----------------------------------------------------------------------
 
 
+@pytest.mark.qemu
 @needs_qemu
 def test_client_peer_pid_errors_and_answers() -> None:
     with virt.qmp_qemu(vcpus=1) as vm:
@@ -201,6 +202,7 @@ def test_client_peer_pid_errors_and_answers() -> None:
         run(go())
 
 
+@pytest.mark.unit
 def test_connect_refused_and_missing_socket_raise_connection_errors() -> None:
     with scratch_dir() as d:
         stale = d / "stale.qmp"
@@ -219,6 +221,7 @@ def test_connect_refused_and_missing_socket_raise_connection_errors() -> None:
 # --- the client against fake peers ----------------------------------------------------------------------
 
 
+@pytest.mark.unit
 def test_events_before_the_answer_are_skipped_never_taken_for_it() -> None:
     """FAKE peer: three events before every answer, including the greeting's negotiation."""
 
@@ -232,6 +235,7 @@ def test_events_before_the_answer_are_skipped_never_taken_for_it() -> None:
     run(go())
 
 
+@pytest.mark.unit
 def test_huge_answer_arrives_whole_and_one_past_the_limit_kills_the_connection() -> None:
     """FAKE peer: answers query-blockstats with 8 MiB on one line."""
     big = [{"device": f"disk{i}", "stats": {"rd_bytes": i, "pad": "x" * 1000}} for i in range(8 * 1024)]
@@ -251,6 +255,7 @@ def test_huge_answer_arrives_whole_and_one_past_the_limit_kills_the_connection()
     run(go())
 
 
+@pytest.mark.unit
 def test_eof_in_the_middle_of_an_answer_is_a_dead_connection() -> None:
     """FAKE peer: greets, accepts the capabilities, then sends half an answer and hangs up."""
 
@@ -278,6 +283,7 @@ def test_eof_in_the_middle_of_an_answer_is_a_dead_connection() -> None:
     run(go())
 
 
+@pytest.mark.unit
 def test_a_late_answer_is_dropped_by_its_id_and_the_connection_goes_on() -> None:
     """FAKE peer: answers the first query-status 0.5 s late (after the client's timeout), then
     answers everything at once."""
@@ -306,6 +312,7 @@ def test_a_late_answer_is_dropped_by_its_id_and_the_connection_goes_on() -> None
     run(go())
 
 
+@pytest.mark.unit
 def test_peers_that_do_not_speak_qmp() -> None:
     """FAKE peers: one sends garbage, one sends JSON that is no greeting, one says nothing, one
     answers with something that is neither an answer nor an event."""
@@ -349,6 +356,7 @@ def test_peers_that_do_not_speak_qmp() -> None:
     run(go())
 
 
+@pytest.mark.unit
 def test_an_error_answer_without_id_belongs_to_the_command_in_flight() -> None:
     """FAKE peer: answers like QEMU does to a request it cannot parse (an error with no id)."""
 
@@ -376,6 +384,7 @@ def raw_disks(vm: virt.QemuVm) -> dict[str, dict[str, int]]:
     return {e["device"]: e["stats"] for e in vm.qmp("query-blockstats") if e.get("device")}
 
 
+@pytest.mark.qemu
 @needs_qemu
 def test_observation_matches_raw_qmp_of_a_busy_guest() -> None:
     """A booted guest doing disk I/O, with balloon stats polling switched on by the test (as
@@ -456,6 +465,7 @@ def raw_file_offset(blockstats: list[dict[str, Any]], device: str) -> int:
     return entry["parent"]["stats"]["wr_highest_offset"]
 
 
+@pytest.mark.qemu
 @needs_qemu
 def test_disk_image_fields_match_qemu_img_and_raw_qmp() -> None:
     """The guest writes 1 MiB at the start of its 16 MiB qcow2 disk every second (io mode). Oracles:
@@ -490,6 +500,8 @@ def test_disk_image_fields_match_qemu_img_and_raw_qmp() -> None:
         run(go())
 
 
+@pytest.mark.libvirt
+@pytest.mark.qemu
 @needs_qemu
 def test_disk_image_fields_mean_what_libvirt_means() -> None:
     """libvirt's own block.0.path/capacity/allocation/physical (``virsh domstats``) against the
@@ -516,6 +528,7 @@ def test_disk_image_fields_mean_what_libvirt_means() -> None:
         assert d.allocation_bytes != blockstats[0]["stats"]["wr_highest_offset"]  # not the guest's offset
 
 
+@pytest.mark.qemu
 @needs_qemu
 def test_firmware_only_vm_explains_missing_balloon_stats_and_status_follows_stop_and_cont() -> None:
     with virt.qmp_qemu(vcpus=1) as vm:
@@ -547,6 +560,7 @@ def test_firmware_only_vm_explains_missing_balloon_stats_and_status_follows_stop
         run(go())
 
 
+@pytest.mark.qemu
 @needs_qemu
 def test_killed_and_quit_vms_disappear_without_an_exception() -> None:
     with virt.qmp_qemu(vcpus=1) as a, virt.qmp_qemu(vcpus=1) as b, virt.qmp_qemu(vcpus=1) as c:
@@ -587,6 +601,7 @@ def silent_listener(path: Path) -> socket.socket:
     return s
 
 
+@pytest.mark.qemu
 @needs_qemu
 def test_sockets_that_are_not_qmp_servers_are_reported_in_time_and_delay_nobody() -> None:
     """FAKE peers beside a real QEMU: two silent listeners, a garbage server, a regular file."""
@@ -637,6 +652,7 @@ def counting_server(accepts: list[int]) -> Handler:
     return mini_qemu({"query-status": {"status": "running"}}, accepted=accepts)
 
 
+@pytest.mark.unit
 def test_a_socket_of_an_excluded_pid_is_never_connected() -> None:
     """FAKE peer listening in this process (so its pid is ours, standing in for a libvirt QEMU)."""
 
@@ -662,6 +678,7 @@ def test_a_socket_of_an_excluded_pid_is_never_connected() -> None:
     run(go())
 
 
+@pytest.mark.qemu
 @needs_qemu
 def test_a_real_qemu_of_an_excluded_pid_is_never_connected() -> None:
     with virt.qmp_qemu(vcpus=1) as vm:
@@ -678,6 +695,7 @@ def test_a_real_qemu_of_an_excluded_pid_is_never_connected() -> None:
         run(go())
 
 
+@pytest.mark.root
 def test_sockets_under_libvirts_directories_are_never_connected() -> None:
     """FAKE peer bound under /run/libvirt (found directly and through a symlink from elsewhere)."""
     if not Path("/run/libvirt").is_dir():
@@ -709,6 +727,7 @@ def test_sockets_under_libvirts_directories_are_never_connected() -> None:
         shutil.rmtree(d, ignore_errors=True)
 
 
+@pytest.mark.unit
 def test_listened_by_finds_the_listening_socket_of_a_pid_without_connecting() -> None:
     with scratch_dir() as d:
         mine = silent_listener(d / "mine.qmp")
@@ -724,6 +743,7 @@ def test_listened_by_finds_the_listening_socket_of_a_pid_without_connecting() ->
             mine.close()
 
 
+@pytest.mark.unit
 def test_the_second_monitor_of_a_vm_is_left_free() -> None:
     """FAKE QEMU with two sockets answering as one VM (one process: this one): only the first is
     polled."""
@@ -751,6 +771,7 @@ def test_the_second_monitor_of_a_vm_is_left_free() -> None:
         run(go(d))
 
 
+@pytest.mark.qemu
 @needs_qemu
 def test_without_keep_open_the_monitor_is_free_between_polls() -> None:
     with virt.qmp_qemu(vcpus=1) as vm:
@@ -769,6 +790,7 @@ def test_without_keep_open_the_monitor_is_free_between_polls() -> None:
         run(go())
 
 
+@pytest.mark.unit
 def test_without_keep_open_the_static_facts_are_asked_once_per_qemu() -> None:
     """FAKE QEMU that records the commands it gets."""
 
@@ -792,6 +814,7 @@ def test_without_keep_open_the_static_facts_are_asked_once_per_qemu() -> None:
     run(go())
 
 
+@pytest.mark.unit
 def test_a_refused_command_marks_its_field_unavailable_and_keeps_the_vm() -> None:
     """FAKE QEMU whose query-blockstats and query-cpus-fast fail, with no balloon, a run state
     QEMU does not have yet and events before every answer."""
@@ -839,6 +862,7 @@ QUERY_BLOCK = [{
 }]
 
 
+@pytest.mark.unit
 def test_query_block_is_asked_once_per_qemu_and_again_after_the_refresh_interval(monkeypatch: pytest.MonkeyPatch) -> None:
     """FAKE QEMU that records the commands it gets; polled without keep_open (a connection per
     poll), so the answer is kept per QEMU process, not per connection."""
@@ -881,6 +905,7 @@ def test_query_block_is_asked_once_per_qemu_and_again_after_the_refresh_interval
     run(go())
 
 
+@pytest.mark.unit
 def test_a_refused_query_block_leaves_the_image_fields_null_and_keeps_the_vm() -> None:
     """FAKE QEMU whose query-block fails (as it does when QEMU cannot stat an image): the disk
     stays, with its counters and the allocation, and the reason is kept until the next attempt."""
@@ -910,6 +935,7 @@ def test_a_refused_query_block_leaves_the_image_fields_null_and_keeps_the_vm() -
     run(go())
 
 
+@pytest.mark.unit
 def test_a_stuck_monitor_is_not_asked_again_until_it_answers() -> None:
     """FAKE QEMU that stops answering after its statics (the main loop blocked, say on storage)."""
     gate = asyncio.Event()
@@ -949,6 +975,7 @@ def test_a_stuck_monitor_is_not_asked_again_until_it_answers() -> None:
 # --- KVM ----------------------------------------------------------------------------------------------
 
 
+@pytest.mark.qemu
 @needs_qemu
 def test_kvm_exits_come_from_query_stats() -> None:
     if not os.access("/dev/kvm", os.R_OK | os.W_OK):
@@ -990,6 +1017,7 @@ def test_kvm_exits_come_from_query_stats() -> None:
 # --- pure mapping, on answers recorded from QEMU 7.2 ---------------------------------------------------
 
 
+@pytest.mark.unit
 def test_run_states_map_onto_vm_status() -> None:
     assert vm_status("running") == ("running", None)
     for s in ("paused", "suspended", "inmigrate", "postmigrate", "prelaunch", "finish-migrate", "restore-vm", "save-vm", "debug", "colo"):
@@ -1000,6 +1028,7 @@ def test_run_states_map_onto_vm_status() -> None:
     assert vm_status("something-new") == ("nostate", "unknown QEMU run state 'something-new'")
 
 
+@pytest.mark.unit
 def test_balloon_guest_stats_map_to_libvirt_names_and_unreported_is_null() -> None:
     # qom-get guest-stats of the booted test guest (TESTBED 2), bytes.
     guest = {
@@ -1019,6 +1048,7 @@ def test_balloon_guest_stats_map_to_libvirt_names_and_unreported_is_null() -> No
     assert (nothing.available_bytes, nothing.usable_bytes, nothing.unused_bytes, nothing.minor_faults) == (None, None, None, None)
 
 
+@pytest.mark.unit
 def test_blockstats_are_named_by_device_else_qdev_and_anonymous_nodes_are_skipped() -> None:
     stats = {"rd_bytes": 512, "wr_bytes": 4096, "rd_operations": 1, "wr_operations": 2, "flush_operations": 3,
              "rd_total_time_ns": 52368, "wr_total_time_ns": 7, "flush_total_time_ns": 9, "timed_stats": []}
@@ -1033,6 +1063,7 @@ def test_blockstats_are_named_by_device_else_qdev_and_anonymous_nodes_are_skippe
     assert (d0.read_time_ns, d0.write_time_ns, d0.flush_time_ns, d0.path, d0.capacity_bytes) == (52368, 7, 9, None, None)
 
 
+@pytest.mark.unit
 def test_disk_images_and_allocation_map_like_libvirt() -> None:
     """Shapes recorded from QEMU 7.2: a -drive qcow2 file, a raw block device (a loop device), an
     empty CD-ROM, a -blockdev disk under a throttle filter (named by qdev; QEMU calls such a node
@@ -1086,6 +1117,7 @@ def test_disk_images_and_allocation_map_like_libvirt() -> None:
     assert [d.path for d in disks_from(blockstats)] == [None] * 4  # no query-block answer
 
 
+@pytest.mark.unit
 def test_vcpus_join_kvm_stats_by_qom_path() -> None:
     cpus = [
         {"thread-id": 4737, "qom-path": "/machine/unattached/device[2]", "cpu-index": 1, "target": "x86_64"},

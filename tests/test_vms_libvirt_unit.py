@@ -4,7 +4,11 @@ a KVM firmware-only guest (vcpu.<n>.<kvm stat> keys), a shut-off domain, and a u
 
 from __future__ import annotations
 
+import pytest
+
 from hvstat.sources.vms_libvirt import observation
+
+pytestmark = pytest.mark.unit
 
 UUID = "c537f88a-aacc-45da-abe4-258e270bff29"
 

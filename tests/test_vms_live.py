@@ -21,6 +21,8 @@ import virt
 from conftest import running_server
 from helpers import WAIT_SECS
 
+pytestmark = [pytest.mark.libvirt, pytest.mark.server]
+
 INTERVAL = 1.0
 
 
@@ -275,6 +277,7 @@ def test_libvirtd_restart_is_survived(vm_server: str) -> None:
         assert health["status"] in {"ok", "degraded"}
 
 
+@pytest.mark.qemu
 def test_bare_qemu_over_qmp(vm_server: str) -> None:
     with virt.qmp_qemu(vcpus=2) as q:
         t0 = time.time()

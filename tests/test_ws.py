@@ -219,6 +219,7 @@ class Reader:
 # --- hvstat serve ----------------------------------------------------------------------------------------
 
 
+@pytest.mark.server
 def test_hello_then_node_metrics_every_second(serve: str) -> None:
     with connect(ws_url(serve), open_timeout=10, max_size=None) as ws:
         hello = recv_json(ws)
@@ -246,6 +247,7 @@ def test_hello_then_node_metrics_every_second(serve: str) -> None:
     assert all(0.5 < g < 2.0 for g in gaps), gaps
 
 
+@pytest.mark.server
 def test_bad_messages_get_errors_and_the_connection_stays(serve: str) -> None:
     with connect(ws_url(serve), open_timeout=10, max_size=None) as ws:
         recv_json(ws)
@@ -263,6 +265,7 @@ def test_bad_messages_get_errors_and_the_connection_stays(serve: str) -> None:
         next_of(ws, "NodeMetrics")
 
 
+@pytest.mark.server
 def test_summary_topic_and_vm_references(serve: str) -> None:
     with connect(ws_url(serve), open_timeout=10, max_size=None) as ws:
         hello = recv_json(ws)
@@ -295,6 +298,7 @@ def stall_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str
         yield server
 
 
+@pytest.mark.server
 def test_stalled_client_is_closed_while_others_keep_receiving(stall_server: tuple[str, Path]) -> None:
     base, log_path = stall_server
     url = ws_url(base)
@@ -325,6 +329,7 @@ def test_stalled_client_is_closed_while_others_keep_receiving(stall_server: tupl
     assert statistics.median(delays) < 0.1 and max(delays) < 1.0, (statistics.median(delays), max(delays))
 
 
+@pytest.mark.server
 def test_max_ws_clients_is_refused_with_1013(stall_server: tuple[str, Path]) -> None:
     url = ws_url(stall_server[0])
     with contextlib.ExitStack() as stack:
@@ -351,6 +356,7 @@ def test_max_ws_clients_is_refused_with_1013(stall_server: tuple[str, Path]) -> 
 # --- a dead peer --------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.server
 def test_dead_peer_is_dropped_by_keepalive_pings(tmp_path: Path) -> None:
     env = {"HVSTAT_MONITORING_MAX_WS_CLIENTS": "1", "HVSTAT_CONTAINERS_ENABLED": "false", "HVSTAT_MONITORING_NODE_METRICS_INTERVAL": "1"}
     with uvicorn_server(tmp_path, env, ping=0.5) as (base, _):
@@ -378,6 +384,8 @@ def test_dead_peer_is_dropped_by_keepalive_pings(tmp_path: Path) -> None:
 # --- container topics --------------------------------------------------------------------------------------------
 
 
+@pytest.mark.cgroups
+@pytest.mark.server
 @pytest.mark.skipif(cgroups.why_no_cgroups() is not None, reason=str(cgroups.why_no_cgroups()))
 def test_subscribe_narrows_to_one_container(tmp_path: Path, fake_containers: Any) -> None:
     a = fake_containers(f"docker/{cgroups.hex_id()}")
@@ -433,6 +441,7 @@ def doc_blocks() -> dict[str, str]:
     return out
 
 
+@pytest.mark.unit
 def test_doc_schemas_are_the_models() -> None:
     text = DOC.read_text()
     found = {name: json.loads(body) for name, body in _BLOCK.findall(text)}
