@@ -63,10 +63,12 @@ WINDOW_SECS = 2.0
 # 2-CPU machine is shared (builds, other test runs), and at the root of the cpu hierarchy the
 # container's weight against each competing nice-0 task is then 256:1, so the loop gets its core.
 CPU_SHARES_MAX = 262144
-# The CPU time a busy loop gets besides what it waited for (schedstat run_delay): steal and IRQ time
-# are in neither (rq_clock_task excludes them), and the window's edges are read microseconds apart.
-# 0.05 core is far above those on this VM (steal: 1 tick in 2 s) and far below a unit error.
-BUSY_TOL = 0.05
+# The CPU tests do not assume what share of this shared 2-CPU machine a busy loop gets (other work,
+# steal and IRQ time take what they take): the oracle is what the loop got, its own schedstat over
+# hvstat's interval. The least a top-weight busy loop gets over the window for the check to mean
+# anything (a bracket around ~0 would not catch a unit error); far below what it gets even on a
+# busy machine (0.72 core seen with both CPUs busy elsewhere).
+MIN_BUSY_CORES = 0.1
 # One thread cannot use more than one core. The counters and the instant hvstat divides by are read
 # microseconds apart; 0.02 core over a 2 s window is 40 ms, far above that and far below any unit
 # error (a ms/us or ns/us mix-up is off by 1000x).
@@ -82,9 +84,6 @@ USEC_EPS_SECS = 2e-6
 # edges (+0.025 core) and the per-CPU runtime slices (5 ms, sched_cfs_bandwidth_slice_us) can overrun
 # a period a little: 0.05 core above the limit is the most a correct reading can show.
 QUOTA_SLACK_CORES = 0.05
-# A busy loop under half a CPU is throttled in nearly every period (TESTBED: 23 of 23); the first
-# period of the window may be partly unthrottled. 80% is far above what an unlimited loop shows (0).
-THROTTLED_MIN_PERCENT = 80.0
 
 ALLOC_MIB = 64
 # Charged to the container besides the test's allocation: the Python interpreter's own heap, stack,
@@ -281,17 +280,18 @@ def schedstat(pid: int) -> tuple[float, float]:
     return int(run_ns) / 1e9, int(wait_ns) / 1e9
 
 
-def _cpu_window(s: Any, cid: str, pid: int) -> tuple[dict[str, Any], dict[str, Any], float]:
+def _cpu_window(s: Any, cid: str, pid: int) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], tuple[float, float]]:
     """Two samples WINDOW_SECS apart, each bracketed by the task's schedstat and the monotonic
     clock; checks the CPU seconds and the rate against those brackets. Returns the second sample,
-    the container in it, and the most the task can have waited for a CPU, as a share of the window."""
-    t0, (a0, w0) = time.monotonic(), schedstat(pid)
+    the container in the first and in the second, and (least, most) cores the task can have used
+    over hvstat's interval by its schedstat: what it got, whatever else this machine was doing."""
+    t0, (a0, _) = time.monotonic(), schedstat(pid)
     x1 = one(sample(s), cid)
     (a1, _), t1 = schedstat(pid), time.monotonic()
     time.sleep(WINDOW_SECS)
     t2, (b0, _) = time.monotonic(), schedstat(pid)
     d2 = sample(s)
-    (b1, w1), t3 = schedstat(pid), time.monotonic()
+    (b1, _), t3 = schedstat(pid), time.monotonic()
     x2 = one(d2, cid)
     delta = x2["cpu_usage_secs_total"] - x1["cpu_usage_secs_total"]
     # The task is the only one in the cgroup: the cgroup's CPU time moved as the task's did.
@@ -300,17 +300,19 @@ def _cpu_window(s: Any, cid: str, pid: int) -> tuple[dict[str, Any], dict[str, A
     # inside [t0, t1] and [t2, t3].
     _bracket(delta / (t3 - t0), x2["cpu_cores"], delta / (t2 - t1), "cpu_cores vs CPU seconds / wall time")
     _bracket(t2 - t1, d2["interval_secs"], t3 - t0, "interval_secs")
-    return d2, x2, (w1 - w0) / (t2 - t1)
+    got = ((b0 - a1 - USEC_EPS_SECS) / (t3 - t0), (b1 - a0 + USEC_EPS_SECS) / (t2 - t1))
+    _bracket(got[0], x2["cpu_cores"], got[1], "cpu_cores vs the task's own schedstat over the interval")
+    assert got[0] >= MIN_BUSY_CORES, f"the busy loop got {got} cores over the window: too little to check a rate against"
+    return d2, x1, x2, got
 
 
 def test_busy_loop_uses_one_core(fake_containers: Callable[..., Any], container_sampler: Callable[..., Any]) -> None:
     cid = docker_id()
     c = fake_containers(f"docker/{cid}")
     p = spawn_busy(c)
-    d, x, waited = _cpu_window(container_sampler(), cid, p.pid)
-    # A busy loop is always running or waiting for a CPU: one core, less the share of the window it
-    # waited (other work on this shared machine despite CPU_SHARES_MAX; 0 on an idle machine).
-    assert 1.0 - waited - BUSY_TOL <= x["cpu_cores"] <= 1.0 + ONE_THREAD_MAX_SLACK
+    d, _, x, _ = _cpu_window(container_sampler(), cid, p.pid)
+    # What the loop got by its schedstat (checked in _cpu_window), and never more than one core.
+    assert x["cpu_cores"] <= 1.0 + ONE_THREAD_MAX_SLACK
     assert d["host_cpus"] == psutil.cpu_count(logical=True)
     assert x["cpu_usage_percent"] == pytest.approx(x["cpu_cores"] / d["host_cpus"] * 100, rel=1e-9)
     # No quota: no limit, nothing throttled, and each null says why.
@@ -326,14 +328,19 @@ def test_cfs_quota_caps_at_half_a_core(fake_containers: Callable[..., Any], cont
     c.write("cpu", "cpu.cfs_period_us", 100_000)
     c.write("cpu", "cpu.cfs_quota_us", 50_000)
     p = spawn_busy(c)
-    d, x, waited = _cpu_window(container_sampler(), cid, p.pid)
+    d, x1, x, _ = _cpu_window(container_sampler(), cid, p.pid)
     assert x["cpu_limit_cores"] == 0.5
-    # Half a core, or what other work on this machine left the loop if that is less (see above).
-    assert min(0.5, 1.0 - waited) - QUOTA_SLACK_CORES <= x["cpu_cores"] <= 0.5 + QUOTA_SLACK_CORES
+    # What the loop got by its schedstat (checked in _cpu_window), and never more than the quota.
+    assert x["cpu_cores"] <= 0.5 + QUOTA_SLACK_CORES
     assert x["cpu_limit_percent"] == pytest.approx(x["cpu_cores"] / 0.5 * 100, rel=1e-9)
     assert x["cpu_limit_percent"] <= (0.5 + QUOTA_SLACK_CORES) / 0.5 * 100
     assert x["cpu_usage_percent"] == pytest.approx(x["cpu_cores"] / d["host_cpus"] * 100, rel=1e-9)
-    assert x["cpu_throttled_percent"] >= THROTTLED_MIN_PERCENT
+    # The share of the interval's periods that were throttled, from the kernel's counters (bounded by
+    # cpu.stat below): not a share assumed from an idle machine (a loop that other work keeps from
+    # its quota is throttled in fewer periods).
+    periods = x["cpu_periods_total"] - x1["cpu_periods_total"]
+    throttled = x["cpu_throttled_periods_total"] - x1["cpu_throttled_periods_total"]
+    assert periods > 0 and x["cpu_throttled_percent"] == pytest.approx(throttled / periods * 100, rel=1e-9)
     assert x["cpu_throttled_periods_total"] > 0 and x["cpu_throttled_secs_total"] > 0
     # The counters are the kernel's own (cpu.stat of the v1 cpu controller), read just after.
     stat = dict(line.split() for line in c.read("cpu", "cpu.stat").splitlines())
@@ -685,9 +692,11 @@ def test_memory_and_cpu_of_nested_cgroups_count(fake_containers: Callable[..., A
     expect_line(c.spawn(py(ALLOC, ALLOC_MIB), sub="init.scope"), "ready")
     p = spawn_busy(c, sub="init.scope")
     # The allocator sleeps: the busy loop is the only task using CPU, as _cpu_window assumes.
-    _, x, waited = _cpu_window(container_sampler(), cid, p.pid)
+    # The nested loop's CPU is the container's: _cpu_window checks cpu_cores against what the loop
+    # got by its own schedstat (not against a core assumed free: 0.72 core when both CPUs were busy).
+    _, _, x, _ = _cpu_window(container_sampler(), cid, p.pid)
     assert x["memory_usage_bytes"] >= ALLOC_MIB * MiB
-    assert 1.0 - waited - BUSY_TOL <= x["cpu_cores"] <= 1.0 + ONE_THREAD_MAX_SLACK
+    assert x["cpu_cores"] <= 1.0 + ONE_THREAD_MAX_SLACK
 
 
 # --- 8. real runtimes ------------------------------------------------------------------------------------------
