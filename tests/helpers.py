@@ -86,6 +86,19 @@ def _proc_log(proc: subprocess.Popen[Any] | None, log: Path | Callable[[], str] 
     return "".join(out)[-LOG_TAIL_CHARS:]
 
 
+def task_cpu_secs(pid: int) -> float:
+    """CPU time of a process's threads in seconds by the scheduler's own accounting (sum_exec_runtime,
+    the first field of /proc/<pid>/task/*/schedstat, ns): the oracle of what a process got, whatever
+    else the machine was doing. (utime+stime in /proc/<pid>/stat has tick granularity.)"""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            total += int((task / "schedstat").read_text().split()[0])
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # a thread that exited between the listing and the read
+    return total / 1e9
+
+
 def http_ok(url: str, *ok: int, timeout: float = 2.0) -> Callable[[], Any]:
     """A ``wait_ready`` predicate: GET ``url``; the response when its status is in ``ok`` (default
     200), else None, also while nothing listens yet (a transport error)."""

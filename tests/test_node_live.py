@@ -21,7 +21,7 @@ from typing import Any
 import psutil
 import pytest
 
-from helpers import WAIT_SECS, sample_dict, unexplained_nulls, walk_keys, walk_numbers
+from helpers import WAIT_SECS, sample_dict, task_cpu_secs, unexplained_nulls, wait_ready, walk_keys, walk_numbers
 
 pytestmark = pytest.mark.live
 
@@ -51,11 +51,11 @@ PERCENT_SUM_TOL = 1e-6
 # hvstat's and psutil's CPU readings are microseconds to a millisecond apart at both ends of the
 # interval; at USER_HZ=100 over 2 s on this machine a few ticks of skew are a few percent.
 CPU_ORACLE_TOL = 5.0
-# A busy loop pinned to one CPU keeps that CPU >= 80% busy (the rest: the tick boundaries of the
-# interval, the kernel's own work on that CPU, and a moment of preemption by other tasks).
-PINNED_CPU_MIN_BUSY = 80.0
-# ... which is one CPU's share of the node, 100/ncpu (50% here), less the same 20% margin.
-NODE_SHARE_MARGIN = 0.8
+# The busy-loop test does not assume the loop gets its CPU (this 2-CPU machine is shared): its
+# oracle is what the loop got, its schedstat over hvstat's interval, a lower bound of its CPU's
+# busy time. The least the loop must get for that to mean anything (far below what it gets even on
+# a busy machine).
+MIN_BUSY_SHARE = 0.1
 BURN_SECS = 2.0
 # A drop the oracle must see before the test asserts one (more than twice CPU_ORACLE_TOL, so that
 # hvstat, within that tolerance of psutil at both ends, must see a drop too), and how many quiet
@@ -337,29 +337,29 @@ def cpu_burner() -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
     proc = subprocess.Popen([sys.executable, "-c", "while True: pass"], stdin=subprocess.DEVNULL)
     try:
         os.sched_setaffinity(proc.pid, {cpu})
-        p = psutil.Process(proc.pid)
         # Wait until it really burns (has run for a tenth of a second) before measuring.
-        deadline = time.monotonic() + WAIT_SECS
-        while sum(p.cpu_times()[:2]) < 0.1:
-            assert proc.poll() is None, "busy loop died"
-            assert time.monotonic() < deadline, "busy loop never got CPU time"
-            time.sleep(0.05)
+        wait_ready(lambda: task_cpu_secs(proc.pid) >= 0.1, "the busy loop getting CPU time", proc=proc, every=0.05)
         yield cpu, proc
     finally:
         proc.kill()
         proc.wait(timeout=WAIT_SECS)
 
 
-def _measure(sampler: Any) -> tuple[dict[str, Any], float, list[float]]:
+def _measure(sampler: Any, pid: int | None = None) -> tuple[dict[str, Any], float, list[float], float]:
     """hvstat's CPU percentages over BURN_SECS, with psutil's over the same interval (its readings
-    bracket hvstat's)."""
+    bracket hvstat's), and the least share of one CPU that process ``pid`` got during hvstat's
+    interval by its schedstat (0.0 without ``pid``)."""
     s = sampler()
     psutil.cpu_percent(interval=None)
     psutil.cpu_percent(interval=None, percpu=True)
+    t0 = time.monotonic()
     s.prime()
+    a1 = task_cpu_secs(pid) if pid else 0.0
     time.sleep(BURN_SECS)
+    b0 = task_cpu_secs(pid) if pid else 0.0
     d = sample_dict(s)
-    return d, psutil.cpu_percent(interval=None), psutil.cpu_percent(interval=None, percpu=True)
+    t3 = time.monotonic()
+    return d, psutil.cpu_percent(interval=None), psutil.cpu_percent(interval=None, percpu=True), (b0 - a1) / (t3 - t0)
 
 
 def _index(d: dict[str, Any], cpu: int) -> int:
@@ -376,12 +376,14 @@ def _agrees_with_psutil(d: dict[str, Any], ps_total: float, ps_per: list[float])
 
 
 def test_cpu_usage_follows_a_busy_loop(sampler: Any, cpu_burner: tuple[int, subprocess.Popen[bytes]]) -> None:
-    cpu, _ = cpu_burner
-    busy, ps_total, ps_per = _measure(sampler)
+    cpu, burner = cpu_burner
+    busy, ps_total, ps_per, got = _measure(sampler, burner.pid)
     ncpu = busy["cpu"]["count"]
-    assert busy["cpu_usage"] >= NODE_SHARE_MARGIN * 100.0 / ncpu
-    assert max(c["usage"] for c in busy["cpu"]["per_cpu"]) >= PINNED_CPU_MIN_BUSY
-    assert busy["cpu"]["per_cpu"][_index(busy, cpu)]["usage"] >= PINNED_CPU_MIN_BUSY
+    # The loop's CPU was busy at least for the time the loop itself ran there (other work may have
+    # kept it busier, or taken the CPU from the loop: `got` is what the loop really had).
+    assert got >= MIN_BUSY_SHARE, f"the loop got {got:.2f} of cpu{cpu}: too little to check against"
+    assert busy["cpu"]["per_cpu"][_index(busy, cpu)]["usage"] >= got * 100.0 - CPU_ORACLE_TOL
+    assert busy["cpu_usage"] >= got * 100.0 / ncpu - CPU_ORACLE_TOL
     # The oracle saw the same interval.
     _agrees_with_psutil(busy, ps_total, ps_per)
 
@@ -391,12 +393,12 @@ def test_cpu_usage_comes_back_down(sampler: Any, cpu_burner: tuple[int, subproce
     work (a build, another test run) may keep this machine busy, in which case the kernel itself shows
     no drop; psutil, reading the same interval, tells the two cases apart."""
     cpu, burner = cpu_burner
-    busy, ps_total, ps_per = _measure(sampler)
+    busy, ps_total, ps_per, _ = _measure(sampler)
     i = _index(busy, cpu)
     burner.kill()
     burner.wait(timeout=WAIT_SECS)
     for _ in range(QUIET_ATTEMPTS):
-        quiet, ps_total_q, ps_per_q = _measure(sampler)
+        quiet, ps_total_q, ps_per_q, _ = _measure(sampler)
         _agrees_with_psutil(quiet, ps_total_q, ps_per_q)
         if ps_per_q[i] <= ps_per[i] - MIN_VISIBLE_DROP:
             break
