@@ -16,7 +16,7 @@ The store of each case holds:
   sources     the health of a node and a containers source that just succeeded
 
 Lines (see bench/README.md, "Prometheus /metrics"):
-  direct 0.0.4   hvstat.api.prometheus.render(..., openmetrics=False): what GET /metrics returns
+  direct 0.0.4   hvstat.exposition.render(..., openmetrics=False): what GET /metrics returns
   direct OM      the same with openmetrics=True (what Prometheus asks for)
   client 0.0.4   prometheus_client: a custom Collector yielding CounterMetricFamily /
                  GaugeMetricFamily / InfoMetricFamily for the same series, registered in its own
@@ -40,9 +40,7 @@ import argparse
 import gc
 import gzip
 import json
-import os
 import random
-import statistics
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -56,8 +54,8 @@ sys.path.insert(0, str(BENCH))
 from node import busy_secs, machine, own_secs, stats  # noqa: E402
 
 from hvstat import __version__  # noqa: E402
+from hvstat import exposition as P  # noqa: E402
 from hvstat._core import ContainerSampler, NodeSampler  # noqa: E402
-from hvstat.api import prometheus as P  # noqa: E402
 from hvstat.models import (  # noqa: E402
     ContainerMetrics,
     NodeMetrics,
@@ -93,7 +91,7 @@ def synthetic_containers(template: ContainerMetrics, n: int, seed: int = 1) -> l
     rnd = random.Random(seed)
     out = []
     for i in range(n):
-        cid = "%064x" % rnd.getrandbits(256)
+        cid = f"{rnd.getrandbits(256):064x}"
         k = rnd.uniform(0.5, 50.0)  # a container that has run 0.5x to 50x as long / as much
 
         def scale(v: int | float | None, k: float = k) -> int | float | None:
@@ -169,7 +167,7 @@ def healthy_sources(now: float) -> list[SourceHealth]:
 
 
 def client_collector(node: NodeMetrics | None, containers: Iterable[ContainerMetrics], sources: list[SourceHealth], version: str):
-    """A prometheus_client Collector for the same series as hvstat.api.prometheus.render. It takes
+    """A prometheus_client Collector for the same series as hvstat.exposition.render. It takes
     the names, help and labels from hvstat's family table and walks the same fields."""
     from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
 
@@ -394,9 +392,9 @@ def main(argv=None) -> int:
     template = recorded_container()
     sources = healthy_sources(time.time())
     print(f"machine: {m['cpu_model']}, {m['cpu_count']} CPUs, kernel {m['kernel']}, Python {m['python']}")
-    import prometheus_client  # noqa: F401
-
     from importlib.metadata import version
+
+    import prometheus_client  # noqa: F401
 
     print(f"prometheus_client {version('prometheus_client')}; node sample: {len(node.cpu.per_cpu) if node.cpu else 0} CPUs, "
           f"{len(node.disks)} disks, {len(node.interfaces)} interfaces, {len(node.filesystems)} filesystems, "

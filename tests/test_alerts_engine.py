@@ -12,9 +12,9 @@ import msgspec
 import pytest
 from starlette.testclient import TestClient
 
-from hvstat.alerts.engine import NO_DATA_EVALUATIONS, AlertEngine, both
+from hvstat import exposition as P
+from hvstat.alerts.engine import NO_DATA_EVALUATIONS, AlertEngine
 from hvstat.alerts.rules import Rule, compile_rules
-from hvstat.api import prometheus as P
 from hvstat.app import create_app
 from hvstat.config import AlertRuleSettings, MonitoringSettings, Settings
 from hvstat.hub import Hub
@@ -295,16 +295,6 @@ def test_a_broken_rule_does_not_stop_the_others() -> None:
     object.__setattr__(e.rules[0], "expr", Boom())
     feed_node(e, clock, [95])
     assert [m.rule for m in published] == ["r1"] and e.evaluation_errors == 1  # type: ignore[attr-defined]
-
-
-def test_both_hooks_get_the_sample_even_when_one_fails() -> None:
-    got: list[str] = []
-
-    def bad(sample: Any) -> None:
-        raise RuntimeError("nope")
-
-    both(bad, lambda s: got.append(s))("sample")
-    assert got == ["sample"]
 
 
 def test_messages_reach_the_alerts_topic_of_the_hub() -> None:

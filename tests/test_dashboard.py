@@ -30,7 +30,7 @@ import pytest
 
 import cgroups
 from conftest import free_port, running_server
-from helpers import WAIT_SECS, clean_env, hvstat_exe
+from helpers import WAIT_SECS, clean_env, http_ok, hvstat_exe, wait_ready
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright for Python is not installed (pip install -e '.[test]')")
 CHROMIUM = Path("/usr/bin/chromium")
@@ -70,16 +70,7 @@ def server_on(port: int, workdir: Path, log_name: str) -> Iterator[subprocess.Po
             env=clean_env(),
         )
         try:
-            deadline = time.monotonic() + WAIT_SECS
-            while True:
-                if proc.poll() is not None:
-                    raise AssertionError(f"hvstat serve exited with {proc.returncode}:\n{log_path.read_text()}")
-                with contextlib.suppress(httpx.TransportError):
-                    if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2.0).status_code == 200:
-                        break
-                if time.monotonic() > deadline:
-                    raise AssertionError(f"hvstat serve did not answer /health within {WAIT_SECS}s:\n{log_path.read_text()}")
-                time.sleep(0.1)
+            wait_ready(http_ok(f"http://127.0.0.1:{port}/health"), "hvstat serve answering /health", proc=proc, log=log_path)
             yield proc
         finally:
             if proc.poll() is None:
@@ -344,6 +335,7 @@ SYNTHETIC_SERVER = r"""
 import asyncio, random, sys, time
 import uvicorn
 from hvstat.app import create_app
+from hvstat.guests import CONTAINERS
 from hvstat.config import ContainerSettings, MonitoringSettings, Settings, VmSettings
 from hvstat.models import ContainerMetrics, ContainersSample
 port, n = int(sys.argv[1]), int(sys.argv[2])
@@ -359,9 +351,9 @@ async def feed():
     while not hasattr(app.state, "hvstat"):
         await asyncio.sleep(0.05)
     hub = app.state.hvstat.hub
-    hub.containers_enabled = True
+    hub.kinds = (CONTAINERS, *hub.kinds)
     while True:
-        hub.publish_containers(sample(time.time()))
+        hub.on_sample(sample(time.time()))
         await asyncio.sleep(1)
 async def main():
     asyncio.create_task(feed())
@@ -382,13 +374,7 @@ def test_a_thousand_guests_keep_the_page_light(tmp_path: Path, browser: Any) -> 
         errors: list[str] = []
         page.on("console", lambda m: m.type == "error" and errors.append(m.text))
         page.on("pageerror", lambda e: errors.append(str(e)))
-        deadline = time.monotonic() + WAIT_SECS
-        while True:
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
-                    break
-            assert proc.poll() is None and time.monotonic() < deadline, log_path.read_text()
-            time.sleep(0.1)
+        wait_ready(http_ok(f"http://127.0.0.1:{port}/health"), "the synthetic server answering /health", proc=proc, log=log_path)
         page.goto(f"http://127.0.0.1:{port}/")
         page.wait_for_function("document.querySelector('#containers-count').textContent === '1000'", timeout=20_000)
         rendered = page.eval_on_selector_all("#containers tbody tr[data-id]", "rows => rows.length")

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import logging
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,9 +18,9 @@ from starlette.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
 from hvstat import __version__
-from hvstat.api.ws import container_resolver, vm_resolver
 from hvstat.app import create_app
 from hvstat.config import ContainerSettings, MonitoringSettings, Settings
+from hvstat.guests import CONTAINERS, VMS
 from hvstat.hub import CLOSE_TOO_MANY, CLOSE_TOO_SLOW, DEFAULT_TOPICS, MAX_CLIENT_MESSAGE_BYTES, Batch, Client, Frame, Hub
 from hvstat.models import (
     AlertTriggeredMessage,
@@ -35,10 +34,9 @@ from hvstat.models import (
     VmMetrics,
     VmMetricsMessage,
     VmsSample,
-    VmStatusChangedMessage,
     VmsSummaryMessage,
+    VmStatusChangedMessage,
 )
-from hvstat.sources.base import Source
 from hvstat.store import Store
 
 pytestmark = pytest.mark.unit
@@ -116,8 +114,6 @@ def make_hub(max_clients: int = 10, queue_size: int = 8, **kw: Any) -> Hub:
     store.put_node(node_sample(T0))
     store.put_containers(containers_sample(T0))
     store.put_vms(vms_sample(T0))
-    kw.setdefault("resolve_container", container_resolver(store))
-    kw.setdefault("resolve_vm", vm_resolver(store))
     return Hub(store, version="9.9.9", max_clients=max_clients, queue_size=queue_size, node_name="node-1", **kw)
 
 
@@ -183,14 +179,14 @@ def test_hello_is_encoded_once_per_tick() -> None:
 
 
 def test_hello_without_container_monitoring() -> None:
-    hub = make_hub(containers_enabled=False)
+    hub = make_hub(kinds=(VMS,))
     c = hub.connect("x")
     assert c is not None
     assert messages(c)[0]["containers"] is None
 
 
 def test_hello_without_vm_monitoring_or_before_the_first_vm_sample() -> None:
-    c = make_hub(vms_enabled=False).connect("x")
+    c = make_hub(kinds=(CONTAINERS,)).connect("x")
     assert c is not None and messages(c)[0]["vms"] is None
     hub = Hub(Store(), version="1", max_clients=1, queue_size=2, node_name="n")
     c = hub.connect("y")
@@ -235,7 +231,7 @@ def test_nothing_is_encoded_for_nobody() -> None:
     connect(hub, ["alerts"])
     before = hub.frames_encoded
     hub.publish_node(node_sample(T0 + 1))
-    hub.publish_containers(containers_sample(T0 + 1))
+    hub.on_sample(containers_sample(T0 + 1))
     assert hub.frames_encoded == before
 
 
@@ -247,7 +243,7 @@ def test_subscribe_filters() -> None:
     both = connect(hub, ["containers", f"container:{ID_C}"])
     nothing = connect(hub, [])
     hub.publish_node(node_sample(T0 + 1))
-    hub.publish_containers(containers_sample(T0 + 1))
+    hub.on_sample(containers_sample(T0 + 1))
     assert [m["type"] for m in messages(node_only)] == ["NodeMetrics"]
     assert [m["type"] for m in messages(everything)] == ["NodeMetrics", "ContainerMetrics"]
     (m,) = messages(one)
@@ -264,17 +260,17 @@ def test_per_container_message_is_encoded_once_and_says_when_it_vanished() -> No
     a1, a2 = connect(hub, [f"container:{ID_A}"]), connect(hub, [f"container:{ID_A}", "node"])
     c = connect(hub, [f"container:{ID_C}"])
     before = hub.frames_encoded
-    hub.publish_containers(containers_sample(T0 + 1))
+    hub.on_sample(containers_sample(T0 + 1))
     assert hub.frames_encoded == before + 2  # one for A, one for C; none for "containers"
     (fa1,), (fa2,) = frames(a1), frames(a2)
     assert fa1 is fa2
     frames(c)
-    hub.publish_containers(containers_sample(T0 + 2, ids=(ID_B, ID_C), vanished=(ID_A,)))
+    hub.on_sample(containers_sample(T0 + 2, ids=(ID_B, ID_C), vanished=(ID_A,)))
     (m,) = messages(a1)
     assert m["containers"] == [] and m["vanished"] == [ID_A]
     assert [x["id"] for x in messages(c)[0]["containers"]] == [ID_C]
     # Gone and not back: nothing more for A's subscribers.
-    hub.publish_containers(containers_sample(T0 + 3, ids=(ID_B, ID_C)))
+    hub.on_sample(containers_sample(T0 + 3, ids=(ID_B, ID_C)))
     assert messages(a1) == []
 
 
@@ -283,7 +279,7 @@ def test_containers_summary_is_the_list_entry_of_each_container() -> None:
     summary, full, both = connect(hub, ["containers.summary"]), connect(hub, ["containers"]), connect(hub, ["containers", "containers.summary"])
     one = connect(hub, ["containers.summary", f"container:{ID_C}"])
     before = hub.frames_encoded
-    hub.publish_containers(containers_sample(T0 + 1))
+    hub.on_sample(containers_sample(T0 + 1))
     assert hub.frames_encoded == before + 3  # the full message, the summary, C's own
     (m,) = messages(summary)
     msgspec.convert(m, ContainersSummaryMessage)
@@ -304,8 +300,8 @@ def test_containers_summary_is_the_list_entry_of_each_container() -> None:
     assert [x["type"] for x in got] == ["ContainersSummary", "ContainerMetrics"]
     assert [c["id"] for c in got[1]["containers"]] == [ID_C]
     # Same bytes for everyone on the topic.
-    hub.publish_containers(containers_sample(T0 + 2))
-    (fs,), (fb1, fb2) = frames(summary), frames(both)
+    hub.on_sample(containers_sample(T0 + 2))
+    (fs,), (_, fb2) = frames(summary), frames(both)
     assert fs is fb2
 
 
@@ -329,7 +325,7 @@ def test_summary_of_1000_containers_is_a_fraction_of_the_full_message() -> None:
     )
     hub = make_hub(max_clients=2, queue_size=4)
     full, slim = connect(hub, ["containers"]), connect(hub, ["containers.summary"])
-    hub.publish_containers(sample)
+    hub.on_sample(sample)
     (f_full,), (f_slim,) = frames(full), frames(slim)
     assert len(f_slim.data) < len(f_full.data) / 3, (len(f_slim.data), len(f_full.data))
 
@@ -344,7 +340,7 @@ def test_vms_topic_one_message_per_vm_in_one_queue_entry() -> None:
         connect(hub, ["alerts"]),
     )
     before = hub.frames_encoded
-    hub.publish_vms(vms_sample(T0 + 1))
+    hub.on_sample(vms_sample(T0 + 1))
     assert hub.frames_encoded == before + 3 + 1  # one per VM, one summary
     (batch,) = frames(on_vms)
     assert isinstance(batch, Batch) and len(batch) == 3
@@ -375,18 +371,18 @@ def test_vm_messages_are_encoded_only_for_those_who_want_them() -> None:
     a, b = connect(hub, [f"vm:{VM_3}"]), connect(hub, [f"vm:{VM_3}", "node"])
     connect(hub, ["node"])
     before = hub.frames_encoded
-    hub.publish_vms(vms_sample(T0 + 1))
+    hub.on_sample(vms_sample(T0 + 1))
     assert hub.frames_encoded == before + 1
     (fa,), (fb,) = frames(a), frames(b)
     assert fa is fb and msgspec.json.decode(fa.data)["vm_id"] == VM_3
     # Gone from the sample: nothing (its VmStatusChanged says so, see below).
-    hub.publish_vms(vms_sample(T0 + 2, ids=(VM_1,)))
+    hub.on_sample(vms_sample(T0 + 2, ids=(VM_1,)))
     assert frames(a) == []
     connect(hub, ["alerts"])
     hub2 = make_hub()
     connect(hub2, ["node", "alerts", "containers"])
     before = hub2.frames_encoded
-    hub2.publish_vms(vms_sample(T0 + 1))
+    hub2.on_sample(vms_sample(T0 + 1))
     assert hub2.frames_encoded == before
 
 
@@ -394,10 +390,10 @@ def test_a_vm_sample_on_vms_takes_one_slot_of_the_queue() -> None:
     hub = make_hub(queue_size=3)
     c = hub.connect("c")  # hello in its queue, default topics (vms among them), never read
     assert c is not None
-    hub.publish_vms(vms_sample(T0 + 1))
-    hub.publish_vms(vms_sample(T0 + 2))
+    hub.on_sample(vms_sample(T0 + 1))
+    hub.on_sample(vms_sample(T0 + 2))
     assert c.close_code is None and c.queue.qsize() == 3  # hello + two samples of three VMs each
-    hub.publish_vms(vms_sample(T0 + 3))
+    hub.on_sample(vms_sample(T0 + 3))
     assert c.close_code == CLOSE_TOO_SLOW
 
 
@@ -427,12 +423,12 @@ def test_vm_topics_resolve_like_the_rest_routes() -> None:
     hub.subscribe(c, ["vm:db-vm", f"vm:{VM_3.upper()}", "vms.summary"])
     (m,) = messages(c)
     assert m == {"type": "subscribed", "topics": [f"vm:{VM_2}", f"vm:{VM_3}", "vms.summary"]}
-    assert c.vm_ids == {VM_2, VM_3}
+    assert c.guest_ids["vm"] == {VM_2, VM_3}
     hub.subscribe(c, ["vm:nope"])
     (m,) = messages(c)
     assert m["type"] == "error" and m["error"] == "no such VM" and m["detail"]["topic"] == "vm:nope"
-    assert c.vm_ids == {VM_2, VM_3}
-    off = make_hub(vms_enabled=False)
+    assert c.guest_ids["vm"] == {VM_2, VM_3}
+    off = make_hub(kinds=(CONTAINERS,))
     d = connect(off)
     off.subscribe(d, ["vm:db-vm"])
     (m,) = messages(d)
@@ -594,70 +590,16 @@ def test_subscribe_resolves_container_references() -> None:
     hub.handle(c, msgspec.json.encode({"type": "subscribe", "topics": ["container:web", f"container:{ID_C[:12]}", "node", "node"]}))
     (m,) = messages(c)
     assert m == {"type": "subscribed", "topics": [f"container:{ID_A}", f"container:{ID_C}", "node"]}
-    assert c.container_ids == {ID_A, ID_C}
+    assert c.guest_ids["container"] == {ID_A, ID_C}
 
 
 def test_container_topics_when_container_monitoring_is_off() -> None:
-    hub = make_hub(containers_enabled=False)
+    hub = make_hub(kinds=(VMS,))
     c = connect(hub)
     hub.handle(c, '{"type": "subscribe", "topics": ["container:web"]}')
     (m,) = messages(c)
     assert m["error"] == "container monitoring is disabled"
     assert m["detail"] == {"topic": "container:web", "setting": "containers.enabled"}
-
-
-# --- the sources' publish hook ------------------------------------------------------------------------------
-
-
-class _Counter(Source):
-    """A source whose sample is a number; its "store" is a list."""
-
-    name = "counter"
-
-    def __init__(self, publish: Any, fail: bool = False) -> None:
-        super().__init__(1.0, publish)
-        self.stored: list[int] = []
-        self.fail = fail
-
-    def collect(self) -> int:
-        if self.fail:
-            raise OSError("no such file")
-        self.stored.append(len(self.stored))
-        return self.stored[-1]
-
-
-def test_sources_publish_after_writing_the_store() -> None:
-    seen: list[tuple[int, list[int]]] = []
-    source = _Counter(lambda v: seen.append((v, list(source.stored))))
-
-    async def run() -> None:
-        await source.tick()
-        await source.tick()
-        await asyncio.sleep(0)
-
-    asyncio.run(run())
-    assert seen == [(0, [0]), (1, [0, 1])]
-
-
-def test_a_failed_tick_publishes_nothing_and_a_failing_listener_fails_nothing(caplog: pytest.LogCaptureFixture) -> None:
-    seen: list[int] = []
-    failing = _Counter(seen.append, fail=True)
-
-    def boom(_: int) -> None:
-        raise RuntimeError("listener bug")
-
-    broken_listener = _Counter(boom)
-
-    async def run() -> None:
-        await failing.tick()
-        await broken_listener.tick()
-        await asyncio.sleep(0)
-
-    with caplog.at_level(logging.ERROR):
-        asyncio.run(run())
-    assert seen == [] and failing.health().status != "ok"
-    assert broken_listener.health().status == "ok" and broken_listener.stored == [0]
-    assert "publishing the sample failed" in caplog.text
 
 
 # --- the same through the /ws route (Starlette's TestClient) --------------------------------------------------

@@ -12,7 +12,6 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 import typing
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,9 +22,9 @@ import msgspec
 import pytest
 
 from conftest import free_port
-from helpers import WAIT_SECS, clean_env, hvstat_exe
-from hvstat.api.prometheus import FAMILIES
+from helpers import WAIT_SECS, clean_env, http_ok, hvstat_exe, wait_ready
 from hvstat.config import Settings, load_settings
+from hvstat.exposition import FAMILIES
 
 REPO = Path(__file__).resolve().parent.parent
 UNIT = REPO / "packaging" / "hvstat.service"
@@ -173,15 +172,7 @@ def test_hvstat_serve_runs_as_an_unprivileged_user_with_the_units_capabilities(t
             stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=clean_env(),
         )  # fmt: skip
     try:
-        deadline = time.monotonic() + WAIT_SECS
-        while True:
-            assert proc.poll() is None, log.read_text()
-            with contextlib.suppress(httpx.TransportError):
-                health = httpx.get(f"{base}/health", timeout=5)
-                if health.status_code in (200, 503):
-                    break
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.1)
+        health = wait_ready(http_ok(f"{base}/health", 200, 503, timeout=5), "hvstat serve (unprivileged) answering /health", proc=proc, log=log)
         sources = {s["name"]: s for s in health.json()["sources"]}
         assert sources["node"]["status"] == "ok", sources
         assert sources["containers"]["status"] == "ok", sources
@@ -277,7 +268,7 @@ def test_dashboard_queries_only_exported_series_and_labels() -> None:
         assert selectors, f"{title}: no hvstat series in {expr}"
         labels_in_expr: set[str] = set()
         for name, matchers in selectors:
-            assert name in families, f"{title}: {name} is not exported by /metrics (api/prometheus.py)"
+            assert name in families, f"{title}: {name} is not exported by /metrics (exposition.py)"
             used.add(name)
             for label in re.findall(r"([a-z_]+)\s*(?:=~|!~|!=|=)", matchers):
                 assert label in families[name] | {"instance", "job"}, f"{title}: {name} has no label {label!r}"

@@ -25,18 +25,19 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import virt
 import msgspec
 import pytest
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 from starlette.testclient import TestClient
 
+import virt
 from conftest import free_port, running_server
-from helpers import FIXTURE_HOSTS, WAIT_SECS
+from helpers import FIXTURE_HOSTS, WAIT_SECS, http_ok, wait_ready
 from hvstat import __version__
+from hvstat import exposition as P
 from hvstat._core import ContainerSampler, NodeSampler
-from hvstat.api import prometheus as P
+from hvstat.api.prometheus import wants_openmetrics
 from hvstat.app import create_app
 from hvstat.config import MonitoringSettings, Settings
 from hvstat.models import ContainerMetrics, NodeMetrics, SourceHealth, containers_sample_decoder, node_metrics_decoder
@@ -172,7 +173,7 @@ def test_text_format_parses_with_help_and_type_for_every_family(case: Case) -> N
     assert all(h == t for h, t, _ in headers)
     names = [h for h, _, _ in headers]
     assert len(names) == len(set(names)) == text.count("# HELP ") == text.count("# TYPE ")
-    sample_names = {m for m in re.findall(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)[{ ]", text, re.M)}
+    sample_names = set(re.findall(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)[{ ]", text, re.M))
     assert sample_names == set(names), "a sample without its HELP/TYPE or a header without samples"
 
 
@@ -364,7 +365,7 @@ def test_every_family_is_documented() -> None:
     ],
 )
 def test_content_negotiation(accept: str, openmetrics: bool) -> None:
-    assert P.wants_openmetrics(accept) is openmetrics
+    assert wants_openmetrics(accept) is openmetrics
 
 
 # --- the route -----------------------------------------------------------------------------------------
@@ -498,16 +499,7 @@ def prometheus_server(workdir: Path, target: str) -> Iterator[str]:
             cwd=workdir,
         )
         try:
-            deadline = time.monotonic() + WAIT_SECS
-            while True:
-                if proc.poll() is not None:
-                    raise AssertionError(f"prometheus exited with {proc.returncode}:\n{(workdir / 'prometheus.log').read_text()[-4000:]}")
-                with contextlib.suppress(httpx.TransportError):
-                    if httpx.get(f"{base}/-/ready", timeout=2).status_code == 200:
-                        break
-                if time.monotonic() > deadline:
-                    raise AssertionError(f"prometheus not ready within {WAIT_SECS}s")
-                time.sleep(0.2)
+            wait_ready(http_ok(f"{base}/-/ready"), "prometheus answering /-/ready", every=0.2, proc=proc, log=workdir / "prometheus.log")
             yield base
         finally:
             _stop(proc)

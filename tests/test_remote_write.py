@@ -20,7 +20,6 @@ import asyncio
 import contextlib
 import http.server
 import math
-import os
 import shutil
 import signal
 import subprocess
@@ -37,8 +36,8 @@ from prometheus_client.parser import text_string_to_metric_families as parse_tex
 from conftest import free_port, running_server
 from helpers import WAIT_SECS
 from hvstat import __version__
+from hvstat import exposition as P
 from hvstat._core import NodeSampler
-from hvstat.api import prometheus as P
 from hvstat.config import ConfigError, RemoteWriteSettings, load_settings
 from hvstat.models import node_metrics_decoder
 from hvstat.remote_write import (

@@ -32,9 +32,10 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
 from conftest import _stop, free_port, running_server
-from helpers import WAIT_SECS, clean_env, hvstat_exe
-from hvstat.api.auth import Tokens, origin_allowed, read_token_file, redact
+from helpers import WAIT_SECS, clean_env, http_ok, hvstat_exe, wait_ready
+from hvstat.api.auth import Tokens, origin_allowed
 from hvstat.config import ConfigError, ServerSettings, check_bind, load_settings
+from hvstat.tokens import read_token_file, redact
 
 TOKEN = "cfg-token-" + "a" * 32
 FILE_TOKEN = "file-token-" + "b" * 32
@@ -366,7 +367,7 @@ def self_signed(workdir: Path) -> tuple[Path, Path]:
 
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "hvstat test")])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     cert = (
         x509.CertificateBuilder()
         .subject_name(name)
@@ -404,18 +405,7 @@ def server(workdir: Path, config_text: str, *, ca: ssl.SSLContext | None = None,
             env=clean_env(),
         )
         try:
-            deadline = time.monotonic() + WAIT_SECS
-            while True:
-                if proc.poll() is not None:
-                    raise AssertionError(f"hvstat serve exited with {proc.returncode}:\n{log_path.read_text()}")
-                try:
-                    if httpx.get(f"{base}/health", verify=ca or True, timeout=2.0).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise AssertionError(f"no answer from {base}/health within {WAIT_SECS}s:\n{log_path.read_text()}")
-                time.sleep(0.1)
+            wait_ready(http_ok(f"{base}/health", verify=ca or True), f"hvstat serve answering {base}/health", proc=proc, log=log_path)
             yield base
         finally:
             _stop(proc)

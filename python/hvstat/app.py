@@ -13,57 +13,45 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import Route
 
 from hvstat import __version__
-from hvstat.api import alerts as alert_routes
-from hvstat.api import containers, history, prometheus, rest, ui, vms, ws
-from hvstat.api.auth import SecurityMiddleware, load_tokens, security_middleware_options, warn_if_readable_by_others
-from hvstat.api.openapi import openapi
-from hvstat.api.responses import ApiError, MsgspecResponse, check_params, on_api_error, on_http_exception, on_unexpected
-from hvstat.alerts.engine import AlertEngine, both
+from hvstat.alerts.engine import AlertEngine
 from hvstat.alerts.notify import QueueNotifier, build_notifiers
 from hvstat.alerts.rules import compile_rules
-from hvstat.config import Settings
+from hvstat.api import alerts as alert_routes
+from hvstat.api import guests, history, prometheus, rest, ui, vms, ws
+from hvstat.api.auth import SecurityMiddleware, security_middleware_options
+from hvstat.api.openapi import openapi
+from hvstat.api.responses import ApiError, MsgspecResponse, check_params, error_response, on_api_error, on_http_exception, on_unexpected
+from hvstat.bus import SampleBus
+from hvstat.guests import KINDS, GuestLookupError
 from hvstat.hub import Hub
 from hvstat.models import SourceHealth
 from hvstat.reload import Reloader
 from hvstat.remote_write import RemoteWriter
+from hvstat.settings import Settings
 from hvstat.sources.base import Source
-from hvstat.sources.containers import ContainerSource
-from hvstat.sources.node import NodeSource
-from hvstat.sources.vms import VmSource
+from hvstat.sources.registry import build_sources
 from hvstat.state import AppState
 from hvstat.store import Store
+from hvstat.tokens import load_tokens, warn_if_readable_by_others
 
 log = logging.getLogger(__name__)
 
 
 async def index(request: Request) -> MsgspecResponse:
+    """What this service is and its endpoints: the paths of the routing table."""
     check_params(request, set())
-    return MsgspecResponse(
-        {
-            "service": "hvstat",
-            "version": __version__,
-            "endpoints": [
-                "/api/monitoring/node/metrics",
-                "/api/containers",
-                "/api/containers/{ref}/metrics",
-                "/api/monitoring/node/history",
-                "/api/alerts",
-                "/api/alerts/rules",
-                "/api/containers/{ref}/history",
-                "/api/vms",
-                "/api/vms/events",
-                "/api/vms/{ref}/metrics",
-                "/api/vms/{ref}/history",
-                "/ws",
-                "/health",
-                "/metrics",
-                "/openapi.json",
-            ],
-        }
-    )
+    endpoints = [r.path for r in request.app.routes if r.path != "/" and not r.path.startswith("/ui/")]
+    return MsgspecResponse({"service": "hvstat", "version": __version__, "endpoints": endpoints})
+
+
+async def on_lookup_error(_: Request, exc: Exception) -> Response:
+    """A guest reference that names none (404) or several (409)."""
+    assert isinstance(exc, GuestLookupError)
+    return error_response(409 if exc.ambiguous else 404, exc.error, exc.detail)
 
 
 def raise_fd_limit() -> None:
@@ -121,81 +109,15 @@ def create_app(settings: Settings, reload_settings: Callable[[], Settings] | Non
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         raise_fd_limit()
-        m = settings.monitoring
-        store = Store.from_settings(m)
-        hub = Hub(
-            store,
-            version=__version__,
-            max_clients=m.max_ws_clients,
-            queue_size=m.ws_queue_size,
-            containers_enabled=settings.containers.enabled,
-            vms_enabled=settings.vms.enabled,
-            resolve_container=ws.container_resolver(store),
-            resolve_vm=ws.vm_resolver(store),
-        )
-        notifiers = build_notifiers(settings.alerts, version=__version__) if settings.alerts.enabled else []
-        alerts = alert_engine(settings, hub, notifiers)
-        # Sources write the store, then hand the sample to the hub and to the alert engine (on the
-        # event loop; one failing does not keep the sample from the other).
-        on_node = hub.publish_node if alerts is None else both(hub.publish_node, alerts.on_node)
-        on_containers = hub.publish_containers if alerts is None else both(hub.publish_containers, alerts.on_containers)
-        on_vms = hub.publish_vms if alerts is None else both(hub.publish_vms, alerts.on_vms)
-        # Remote write queues every published sample for its next batch (hvstat/remote_write.py).
-        source_list: list[Source] = []
-        remote_write = remote_writer(settings, lambda: [s.health() for s in source_list], alerts)
-        if remote_write is not None:
-            on_node = both(on_node, remote_write.on_node)
-            on_containers = both(on_containers, remote_write.on_containers)
-            on_vms = both(on_vms, remote_write.on_vms)
-        node = NodeSource(settings.node, m.node_metrics_interval, store, publish=on_node)
-        guests = (
-            ContainerSource(settings.containers, settings.node, m.vm_metrics_interval, store, publish=on_containers)
-            if settings.containers.enabled
-            else None
-        )
-        vm_source = (
-            VmSource(settings.vms, settings.node, m.vm_metrics_interval, store, publish=on_vms, publish_status=hub.publish_vm_status)
-            if settings.vms.enabled
-            else None
-        )
-        sources: tuple[Source, ...] = tuple(s for s in (node, guests, vm_source) if s is not None)
-        source_list.extend(sources)
-        # Every source takes its first sample before the server accepts requests.
-        await asyncio.gather(*(s.start() for s in sources))
-        for n in notifiers:
-            n.start()
-        if remote_write is not None:
-            remote_write.start()
-        app.state.hvstat = AppState(
-            settings, store, node, guests, sources, __version__, time.monotonic(), hub, alerts=alerts, vm_source=vm_source, remote_write=remote_write
-        )
-        tasks = [asyncio.create_task(s.run(), name=f"source:{s.name}") for s in sources]
-        tasks.append(asyncio.create_task(hub.pace_gc(), name="hub:gc"))  # full GCs between fan-outs
-        log.info("hvstat %s: sources started: %s", __version__, ", ".join(s.name for s in sources))
-        reloader = Reloader(reload_settings, settings, hub) if reload_settings is not None else None
-        if reloader is not None and reloader.install():
-            log.info("SIGHUP reloads the configuration")
-        try:
+        async with running(settings, reload_settings) as state:
+            app.state.hvstat = state
             yield
-        finally:
-            if reloader is not None:
-                reloader.uninstall()
-            for t in tasks:
-                t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            if vm_source is not None:
-                await vm_source.close()
-            if remote_write is not None:
-                await remote_write.aclose()  # what is still queued goes to the buffer, for the next start
-            # Queued notifications get a short grace to go out.
-            await asyncio.gather(*(n.aclose() for n in notifiers), return_exceptions=True)
-            log.info("sources stopped")
 
     return Starlette(
         routes=[
             *ui.make_routes(index),  # "/": the dashboard for browsers, this JSON index otherwise
             *rest.routes,
-            *containers.routes,
+            *guests.routes,
             *vms.routes,
             *history.routes,
             *alert_routes.routes,
@@ -205,5 +127,59 @@ def create_app(settings: Settings, reload_settings: Callable[[], Settings] | Non
         ],
         lifespan=lifespan,
         middleware=[Middleware(SecurityMiddleware, **security_middleware_options(settings.server, tokens))],
-        exception_handlers={ApiError: on_api_error, HTTPException: on_http_exception, Exception: on_unexpected},
+        exception_handlers={ApiError: on_api_error, GuestLookupError: on_lookup_error, HTTPException: on_http_exception, Exception: on_unexpected},
     )
+
+
+@contextlib.asynccontextmanager
+async def running(settings: Settings, reload_settings: Callable[[], Settings] | None = None) -> AsyncIterator[AppState]:
+    """The whole data path, running: sources -> store -> bus -> hub, alerts, remote write; every
+    source has its first sample when this yields, and everything is stopped when it returns."""
+    m = settings.monitoring
+    store = Store.from_settings(m)
+    sources = build_sources(settings)
+    hub = Hub(
+        store,
+        version=__version__,
+        max_clients=m.max_ws_clients,
+        queue_size=m.ws_queue_size,
+        kinds=[k for k in KINDS if k.plural in sources],
+    )
+    notifiers = build_notifiers(settings.alerts, version=__version__) if settings.alerts.enabled else []
+    alerts = alert_engine(settings, hub, notifiers)
+    remote_write = remote_writer(settings, lambda: [s.health() for s in sources.values()], alerts)
+    bus = SampleBus(store)
+    bus.subscribe("hub", hub)
+    if alerts is not None:
+        bus.subscribe("alerts", alerts)
+    if remote_write is not None:
+        bus.subscribe("remote_write", remote_write)  # queued for its next batch
+    for s in sources.values():
+        s.attach(bus)
+    # Every source takes its first sample before the server accepts requests.
+    await asyncio.gather(*(s.start() for s in sources.values()))
+    for n in notifiers:
+        n.start()
+    if remote_write is not None:
+        remote_write.start()
+    state = AppState(settings, store, sources, __version__, time.monotonic(), hub, bus, alerts=alerts, remote_write=remote_write)
+    tasks = [asyncio.create_task(s.run(), name=f"source:{s.name}") for s in sources.values()]
+    tasks.append(asyncio.create_task(hub.pace_gc(), name="hub:gc"))  # full GCs between fan-outs
+    log.info("hvstat %s: sources started: %s", __version__, ", ".join(sources))
+    reloader = Reloader(reload_settings, settings, hub) if reload_settings is not None else None
+    if reloader is not None and reloader.install():
+        log.info("SIGHUP reloads the configuration")
+    try:
+        yield state
+    finally:
+        if reloader is not None:
+            reloader.uninstall()
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*(s.close() for s in sources.values()), return_exceptions=True)
+        if remote_write is not None:
+            await remote_write.aclose()  # what is still queued goes to the buffer, for the next start
+        # Queued notifications get a short grace to go out.
+        await asyncio.gather(*(n.aclose() for n in notifiers), return_exceptions=True)
+        log.info("sources stopped")

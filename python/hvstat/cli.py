@@ -13,9 +13,8 @@ from types import FrameType
 import msgspec
 
 from hvstat import __version__
-from hvstat._native import ConfigError as CoreConfigError
 from hvstat._native import ContainerSampler, NodeSampler
-from hvstat.config import ConfigError, Settings, check_bind, has_tokens, is_loopback, load_settings
+from hvstat.config import ConfigError, Settings, has_tokens, is_loopback, load_settings
 from hvstat.models import node_metrics_decoder
 from hvstat.sources.node import PRIME_SECS
 
@@ -42,29 +41,14 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    settings = load_settings(args.config)
-    server = settings.server
-    if getattr(args, "host", None) is not None or getattr(args, "port", None) is not None:
-        server = msgspec.structs.replace(
-            server, host=args.host or server.host, port=args.port if args.port is not None else server.port
-        )
-        settings = msgspec.structs.replace(settings, server=server)
-    return settings
+    """The config file, the environment and --host/--port, validated (hvstat.config)."""
+    return load_settings(args.config, host=getattr(args, "host", None), port=getattr(args, "port", None))
 
 
 def _reload_loader(args: argparse.Namespace) -> Callable[[], Settings]:
     """What SIGHUP loads (hvstat/reload.py): the same file, environment and --host/--port as at
     start, checked as at start; raises on anything invalid."""
-
-    def load() -> Settings:
-        settings = _settings(args)
-        check_bind(settings.server)
-        NodeSampler(settings.node.core_config_json())
-        if settings.containers.enabled:
-            ContainerSampler(settings.containers.core_config_json(settings.node))
-        return settings
-
-    return load
+    return lambda: _settings(args)
 
 
 def _exit_cleanly(signum: int, frame: FrameType | None) -> None:
@@ -80,12 +64,6 @@ def _serve(settings: Settings, reload_settings: Callable[[], Settings] | None = 
 
     from hvstat.app import create_app
 
-    check_bind(settings.server)
-    # The core validates its own settings (globs, caps) when a sampler is built; do it here so a
-    # bad value is a message and exit code 2, not a traceback from inside the server's startup.
-    NodeSampler(settings.node.core_config_json())
-    if settings.containers.enabled:
-        ContainerSampler(settings.containers.core_config_json(settings.node))
     if settings.remote_write.enabled:
         from hvstat.remote_write import check_buffer_dir
 
@@ -172,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
             _snapshot(settings, args.interval, args.pretty)
         elif args.command == "check-config":
             _check_config(settings)
-    except (ConfigError, CoreConfigError) as e:
+    except ConfigError as e:
         print(f"hvstat: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:  # Ctrl-C before uvicorn handles SIGINT (it stops cleanly, exit 0, after)

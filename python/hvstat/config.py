@@ -1,509 +1,112 @@
-"""Settings: a TOML file plus ``HVSTAT_<TABLE>_<KEY>`` environment overrides, validated once at
-start into one frozen object. Errors name the offending key (and the variable, for overrides)."""
+"""The one entry point that loads and validates hvstat's configuration: ``load_settings``.
+
+``hvstat.settings`` reads the TOML file and the ``HVSTAT_*`` overrides into one frozen ``Settings``
+and checks what each table can check alone. This module adds everything that needs another part of
+hvstat, so that a bad value is one ``ConfigError`` naming the key, at load, never a traceback from
+inside the running service: the tokens (``hvstat.tokens``), the alert rules (``hvstat.alerts.rules``),
+the Rust core's own settings (globs, caps: it validates them when a sampler is built), and the
+bind address. ``hvstat serve``, ``hvstat check-config``, ``hvstat snapshot`` and the SIGHUP reload
+all load through here.
+
+The names of ``hvstat.settings`` are re-exported: ``from hvstat.config import Settings`` works.
+"""
 
 from __future__ import annotations
 
-import ipaddress
 import os
-import re
-import tomllib
-import urllib.parse
-from pathlib import Path
-from typing import Annotated, Any, Literal
-
-import msgspec
-
-from hvstat.models import AlertOp, AlertSeverity
-
-DEFAULT_CONFIG_PATH = Path("/etc/hvstat/hvstat.toml")
-ENV_PREFIX = "HVSTAT_"
-# Not a setting: names the config file itself.
-ENV_CONFIG = "HVSTAT_CONFIG"
-
-Seconds = Annotated[float, msgspec.Meta(gt=0, le=86400)]
-Port = Annotated[int, msgspec.Meta(ge=1, le=65535)]
-Cap = Annotated[int, msgspec.Meta(ge=0, le=100_000)]
-
-
-class ConfigError(Exception):
-    """The configuration is invalid; the message names the key."""
-
-
-class _Table(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """A config table. msgspec does not inherit kw_only, so each subclass repeats it."""
-
-
-class ServerSettings(_Table, kw_only=True):
-    host: str = "127.0.0.1"
-    port: Port = 9106
-    # API tokens (docs/operations.md, "Security"). With any token set, every request needs one
-    # (Authorization: Bearer; for /ws also ?token= or a first "auth" message), loopback or not.
-    tokens: list[str] = []
-    # A file of tokens, one per line ("#" starts a comment line); read at start.
-    token_file: str | None = None
-    # Binding anywhere but loopback needs a token; this serves it without one (a warning is logged).
-    allow_unauthenticated_remote: bool = False
-    # Paths answered without a token (exact paths): /health for load balancers. The dashboard's
-    # static page and files (/ui/...) never need one; the data they load does.
-    public_paths: list[str] = msgspec.field(default_factory=lambda: ["/health"])
-    # Origins (scheme://host[:port]) whose pages may open /ws, or ["*"]. Empty: the page's host
-    # must be the Host the request came to (same origin); a request without Origin (not a
-    # browser) is always let through to the token check.
-    allowed_origins: list[str] = []
-    # TLS: PEM certificate (chain) and key, handed to uvicorn; both or neither.
-    tls_cert: str | None = None
-    tls_key: str | None = None
-    # Request limits: a body over this is a 413 (hvstat has only GET routes), a query string over
-    # this a 414.
-    max_body_bytes: Annotated[int, msgspec.Meta(ge=0, le=1 << 20)] = 0
-    max_query_bytes: Annotated[int, msgspec.Meta(ge=64, le=65536)] = 4096
-    # Seconds a /ws client without a token in its handshake has to send {"type": "auth", ...}.
-    ws_auth_timeout: Annotated[float, msgspec.Meta(gt=0, le=60)] = 5.0
-
-
-class MonitoringSettings(_Table, kw_only=True):
-    node_metrics_interval: Seconds = 5.0
-    vm_metrics_interval: Seconds = 10.0
-    enable_history: bool = True
-    history_retention: Annotated[int, msgspec.Meta(ge=0)] = 86400
-    # Seconds of history kept at full resolution (every sample); older samples survive only as
-    # min/avg/max per history_bucket. Capped at history_retention (see docs/operations.md).
-    history_full_resolution: Annotated[int, msgspec.Meta(ge=0)] = 3600
-    # Width in seconds of the min/avg/max buckets kept for history_retention.
-    history_bucket: Annotated[int, msgspec.Meta(ge=1, le=86400)] = 60
-    max_ws_clients: Annotated[int, msgspec.Meta(ge=0)] = 100
-    # Messages a WebSocket client may have waiting; one more and it is disconnected as too slow.
-    ws_queue_size: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 16
-    # Points (timestamps) one history answer may hold; more is a 400 "too many points".
-    history_max_points: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 10_000
-
-
-class NodeSettings(_Table, kw_only=True):
-    """What the node sampler reads. Unset keys take the Rust core's defaults, which are the only
-    copy of them (see docs/operations.md or ``hvstat check-config`` for the effective values)."""
-
-    proc_root: str | None = None
-    sys_root: str | None = None
-    rootfs: str | None = None
-    disk_include: list[str] | None = None
-    disk_exclude: list[str] | None = None
-    interface_include: list[str] | None = None
-    interface_exclude: list[str] | None = None
-    interface_virtual: list[str] | None = None
-    fs_type_exclude: list[str] | None = None
-    mount_point_exclude: list[str] | None = None
-    max_disks: Cap | None = None
-    max_interfaces: Cap | None = None
-    max_filesystems: Cap | None = None
-
-    def core_config_json(self) -> str:
-        """The set keys only, as the JSON the core's NodeSampler takes."""
-        return msgspec.json.encode({k: v for k, v in msgspec.structs.asdict(self).items() if v is not None}).decode()
-
-
-class ContainerSettings(_Table, kw_only=True):
-    """Container (cgroup guest) discovery and sampling. Unset keys take the Rust core's defaults;
-    proc_root, sys_root and rootfs default to the [node] table's."""
-
-    enabled: bool = True
-    include_services: bool | None = None
-    max_containers: Cap | None = None
-    docker_root: str | None = None
-    podman_root: str | None = None
-    pods_log_root: str | None = None
-    pve_root: str | None = None
-    proc_root: str | None = None
-    sys_root: str | None = None
-    rootfs: str | None = None
-
-    def core_config_json(self, node: NodeSettings) -> str:
-        """The set keys, with the node's roots where this table sets none, as the core's JSON."""
-        roots = {k: getattr(node, k) for k in ("proc_root", "sys_root", "rootfs") if getattr(node, k) is not None}
-        own = {k: v for k, v in msgspec.structs.asdict(self).items() if v is not None and k != "enabled"}
-        return msgspec.json.encode({**roots, **own}).decode()
-
-
-class VmSettings(_Table, kw_only=True):
-    """VM sources: libvirt (bulk domain stats) and QEMU's QMP sockets for VMs libvirt does not own."""
-
-    enabled: bool = True
-    # "auto": use libvirt when libvirt-python is installed, and report it degraded only once a
-    # connection had worked; "on": libvirtd must be reachable (degraded until it is); "off".
-    libvirt: Literal["auto", "on", "off"] = "auto"
-    libvirt_uri: str = "qemu:///system"
-    # Where libvirt writes each running domain's QEMU pid as <name>.pid (qemu:///system's default).
-    libvirt_pid_dir: str = "/run/libvirt/qemu"
-    # Seconds without an answer from libvirtd (keepalive) before the connection counts as dead.
-    libvirt_timeout: Annotated[float, msgspec.Meta(gt=0, le=300)] = 10.0
-    qmp: bool = True
-    # Globs of QMP sockets of QEMU processes libvirt does not manage (Proxmox's by default).
-    # Sockets under libvirt's own directories are never touched.
-    qmp_sockets: list[str] = msgspec.field(default_factory=lambda: ["/run/qemu-server/*.qmp", "/var/run/qemu-server/*.qmp"])
-    qmp_timeout: Annotated[float, msgspec.Meta(gt=0, le=60)] = 2.0
-    # QEMU serves one monitor client per socket and makes the next wait: keeping ours open would
-    # block Proxmox's qm and pvestatd, so by default hvstat connects for each poll (~0.3 ms more
-    # per VM). true: keep the connections open (for sockets nobody else uses).
-    qmp_keep_open: bool = False
-    proc_root: str | None = None
-    sys_root: str | None = None
-
-    def core_config_json(self, node: NodeSettings) -> str:
-        """The roots (this table's, else the [node] table's) as the core's VmSampler JSON."""
-        roots = {k: getattr(self, k) or getattr(node, k) for k in ("proc_root", "sys_root")}
-        return msgspec.json.encode({k: v for k, v in roots.items() if v is not None}).decode()
-
-
-class LoggingSettings(_Table, kw_only=True):
-    level: Literal["debug", "info", "warning", "error"] = "info"
-    # "text": "LEVEL logger: message" lines; "json": one JSON object per line (ts, level, logger,
-    # msg and any extra fields), uvicorn's error and access logs included (hvstat/logs.py).
-    format: Literal["text", "json"] = "text"
-
-
-class AlertRuleSelect(_Table, kw_only=True):
-    """Which guests a container or VM rule applies to; both keys must match when both are set."""
-
-    # Shell globs on the container's or VM's name.
-    name: str | list[str] | None = None
-    # Container runtimes ("docker", "lxc", ...); for VMs the origin ("libvirt", "qmp").
-    runtime: str | list[str] | None = None
-
-
-class AlertRuleSettings(_Table, kw_only=True):
-    """One ``[[alerts.rules]]`` table as written; hvstat.alerts.rules checks and compiles it at
-    load (docs/alerts.md)."""
-
-    name: str
-    metric: str
-    op: AlertOp
-    threshold: float
-    severity: AlertSeverity
-    # How long the condition must hold before the alert fires: seconds or "30s", "5m", "1h".
-    for_: str | float = msgspec.field(default=0.0, name="for")
-    message: str | None = None
-    # Hysteresis: a firing alert resolves only once the value no longer passes this threshold.
-    resolve_threshold: float | None = None
-    # How long the condition must stay cleared before a firing alert resolves.
-    resolve_for: str | float = 0.0
-    select: AlertRuleSelect | None = None
-
-
-class _NotifierTable(_Table, kw_only=True):
-    # Per attempt (connect, send, answer).
-    timeout: Annotated[float, msgspec.Meta(gt=0, le=300)] = 10.0
-    # Attempts after the first; waits double from `backoff` up to `backoff_max`, with jitter.
-    retries: Annotated[int, msgspec.Meta(ge=0, le=100)] = 5
-    backoff: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 1.0
-    backoff_max: Annotated[float, msgspec.Meta(gt=0, le=86400)] = 60.0
-    # Notifications waiting to be sent; one more is dropped (and counted).
-    queue_size: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 1000
-    tls_verify: bool = True
-    # A CA bundle (PEM) to verify the server with instead of the system's.
-    ca_file: str | None = None
-
-
-class WebhookSettings(_NotifierTable, kw_only=True):
-    """``[alerts.webhook]``: every AlertTriggered / AlertResolved message POSTed as JSON."""
-
-    url: str
-    headers: dict[str, str] = {}
-
-
-class EmailRecipients(_Table, kw_only=True):
-    """``[alerts.email.recipients]``: per severity, who gets mail instead of ``to`` ([] for nobody)."""
-
-    critical: list[str] | None = None
-    high: list[str] | None = None
-    medium: list[str] | None = None
-    low: list[str] | None = None
-
-
-class EmailSettings(_NotifierTable, kw_only=True):
-    """``[alerts.email]``: one mail per AlertTriggered / AlertResolved over SMTP."""
-
-    host: str
-    # Default: 587 for starttls, 465 for tls, 25 for none.
-    port: Port | None = None
-    security: Literal["starttls", "tls", "none"] = "starttls"
-    username: str | None = None
-    password: str | None = None
-    # A file holding the password (e.g. a systemd credential); the one trailing newline is dropped.
-    password_file: str | None = None
-    from_: str = msgspec.field(name="from")
-    to: list[str] = []
-    recipients: EmailRecipients = EmailRecipients()
-    subject_prefix: str = "[hvstat]"
-
-    @property
-    def effective_port(self) -> int:
-        if self.port is not None:
-            return self.port
-        return {"starttls": 587, "tls": 465, "none": 25}[self.security]
-
-    def recipients_for(self, severity: str) -> list[str]:
-        own = getattr(self.recipients, severity)
-        return list(self.to) if own is None else list(own)
-
-
-class AlertSettings(_Table, kw_only=True):
-    """``[alerts]``: rules evaluated on every sample, and where notifications go (docs/alerts.md).
-    Rules, webhook and email are set in the file; of this table only ``enabled`` and
-    ``history_size`` have environment overrides."""
-
-    enabled: bool = True
-    # Resolved alerts kept for GET /api/alerts.
-    history_size: Annotated[int, msgspec.Meta(ge=0, le=100_000)] = 500
-    rules: list[AlertRuleSettings] = []
-    webhook: WebhookSettings | None = None
-    email: EmailSettings | None = None
-
-
-class RemoteWriteSettings(_Table, kw_only=True):
-    """``[remote_write]``: push the series of /metrics to a Prometheus remote-write 1.0 receiver
-    (Prometheus with --web.enable-remote-write-receiver, VictoriaMetrics, Mimir...), through an
-    on-disk buffer so that an outage of the receiver loses nothing (hvstat/remote_write.py,
-    docs/operations.md "Remote write")."""
-
-    enabled: bool = False
-    # The receiver's write endpoint, e.g. http://prom:9090/api/v1/write.
-    url: str | None = None
-    # Seconds between batches; default: monitoring.node_metrics_interval. Every sample a source
-    # takes is sent once, with its own timestamp, whatever this interval.
-    interval: Seconds | None = None
-    # Extra request headers, e.g. Authorization = "Bearer ..." (shown as *** by check-config).
-    headers: dict[str, str] = {}
-    # Seconds per request (connect, send, answer); more counts as a failure and is retried.
-    timeout: Annotated[float, msgspec.Meta(gt=0, le=300)] = 10.0
-    # Where batches wait until the receiver accepted them (created if missing).
-    buffer_dir: str = "/var/lib/hvstat/remote-write"
-    # Bytes of batches kept on disk (compressed); past it the oldest batches are dropped (counted
-    # in hvstat_remote_write_samples_dropped_total).
-    buffer_max_bytes: Annotated[int, msgspec.Meta(ge=1 << 16, le=1 << 40)] = 256 << 20
-    # A failed send is retried after `backoff` seconds, doubling up to `backoff_max`, each wait
-    # with jitter (between half and all of it); retries go on until the batch is sent or dropped.
-    backoff: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 1.0
-    backoff_max: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 60.0
-    tls_verify: bool = True
-    # A CA bundle (PEM) to verify the receiver with instead of the system's.
-    ca_file: str | None = None
-
-
-class Settings(_Table, kw_only=True):
-    server: ServerSettings = ServerSettings()
-    monitoring: MonitoringSettings = MonitoringSettings()
-    node: NodeSettings = NodeSettings()
-    containers: ContainerSettings = ContainerSettings()
-    vms: VmSettings = VmSettings()
-    logging: LoggingSettings = LoggingSettings()
-    alerts: AlertSettings = AlertSettings()
-    remote_write: RemoteWriteSettings = RemoteWriteSettings()
-
-
-_TABLES = {f.name: f.type for f in msgspec.structs.fields(Settings)}
-
-
-def _env_key(table: str, key: str) -> str:
-    return f"{ENV_PREFIX}{table}_{key}".upper()
-
-
-def _env_value(raw: str, annotation: Any) -> Any:
-    """Environment values are strings; lists are given as JSON arrays or comma-separated, tables
-    (dict keys) as JSON objects."""
-    if "dict" in repr(annotation):
-        try:
-            return msgspec.json.decode(raw)
-        except msgspec.DecodeError:
-            return raw
-    if "list" in repr(annotation):
-        raw = raw.strip()
-        if raw.startswith("["):
-            try:
-                return msgspec.json.decode(raw)
-            except msgspec.DecodeError:
-                return raw
-        return [p.strip() for p in raw.split(",") if p.strip()]
-    return raw
-
-
-def _apply_env(data: dict[str, Any], environ: dict[str, str]) -> dict[str, str]:
-    """Merge ``HVSTAT_*`` variables into ``data``; return key path -> variable name for messages."""
-    known: dict[str, tuple[str, str, Any]] = {}
-    for table, table_type in _TABLES.items():
-        for f in msgspec.structs.fields(table_type):
-            known[_env_key(table, f.name)] = (table, f.name, f.type)
-    origins: dict[str, str] = {}
-    for name, raw in environ.items():
-        if not name.startswith(ENV_PREFIX) or name == ENV_CONFIG:
-            continue
-        if name not in known:
-            raise ConfigError(f"unknown environment variable {name} (expected HVSTAT_<TABLE>_<KEY>, e.g. HVSTAT_SERVER_PORT)")
-        table, key, annotation = known[name]
-        section = data.setdefault(table, {})
-        if not isinstance(section, dict):
-            raise ConfigError(f"config key {table}: expected a table")
-        section[key] = _env_value(raw, annotation)
-        origins[f"{table}.{key}"] = name
-    return origins
-
-
-def load_settings(path: str | os.PathLike[str] | None = None, environ: dict[str, str] | None = None) -> Settings:
-    """Read ``path`` (or $HVSTAT_CONFIG, or /etc/hvstat/hvstat.toml if it exists, or nothing),
-    apply environment overrides, and validate."""
-    environ = dict(os.environ if environ is None else environ)
-    if path is None:
-        path = environ.get(ENV_CONFIG) or (DEFAULT_CONFIG_PATH if DEFAULT_CONFIG_PATH.exists() else None)
-    data: dict[str, Any] = {}
-    if path is not None:
-        try:
-            with open(path, "rb") as fh:
-                data = tomllib.load(fh)
-        except FileNotFoundError:
-            raise ConfigError(f"config file {path} does not exist") from None
-        except (OSError, tomllib.TOMLDecodeError) as e:
-            raise ConfigError(f"config file {path}: {e}") from None
-    origins = _apply_env(data, environ)
-    try:
-        # Lax conversion so that environment strings like "9200" or "true" become numbers/bools.
-        settings = msgspec.convert(data, Settings, strict=False)
-    except msgspec.ValidationError as e:
-        raise ConfigError(_name_rule(_explain(str(e), origins, path), data)) from None
-    _check_alerts(settings.alerts, path)
-    _check_remote_write(settings.remote_write, path)
-    _check_server(settings.server, path)
-    return settings
-
-
-def _check_server(server: ServerSettings, path: object) -> None:
-    """What the types cannot say: tokens well formed and the token file readable (hvstat.api.auth),
-    TLS files readable and given together, paths and origins well formed."""
-    from hvstat.api.auth import load_tokens
-
+from collections.abc import Callable
+
+from hvstat._native import ContainerSampler, NodeSampler, VmSampler
+from hvstat._native import ConfigError as CoreConfigError
+from hvstat.alerts.rules import RulesError, compile_rules
+from hvstat.settings import (
+    AlertRuleSelect,
+    AlertRuleSettings,
+    AlertSettings,
+    ConfigError,
+    ContainerSettings,
+    EmailRecipients,
+    EmailSettings,
+    LoggingSettings,
+    MonitoringSettings,
+    NodeSettings,
+    RemoteWriteSettings,
+    ServerSettings,
+    Settings,
+    VmSettings,
+    WebhookSettings,
+    check_bind,
+    has_tokens,
+    is_loopback,
+    read_settings,
+    replace_server,
+)
+from hvstat.tokens import load_tokens
+
+__all__ = [
+    "AlertRuleSelect",
+    "AlertRuleSettings",
+    "AlertSettings",
+    "ConfigError",
+    "ContainerSettings",
+    "EmailRecipients",
+    "EmailSettings",
+    "LoggingSettings",
+    "MonitoringSettings",
+    "NodeSettings",
+    "RemoteWriteSettings",
+    "ServerSettings",
+    "Settings",
+    "VmSettings",
+    "WebhookSettings",
+    "check_bind",
+    "has_tokens",
+    "is_loopback",
+    "load_settings",
+]
+
+
+def load_settings(
+    path: str | os.PathLike[str] | None = None,
+    environ: dict[str, str] | None = None,
+    *,
+    host: str | None = None,
+    port: int | None = None,
+) -> Settings:
+    """Read ``path`` (or $HVSTAT_CONFIG, or /etc/hvstat/hvstat.toml if it exists, or nothing) with
+    the environment's overrides and ``--host``/``--port``, and validate all of it; raises
+    ``ConfigError`` naming the first bad key."""
+    settings = replace_server(read_settings(path, environ), host=host, port=port)
     where = f" (in {path})" if path else ""
+    _in(where, lambda: load_tokens(settings.server))
     try:
-        load_tokens(server)
-    except ConfigError as e:
-        raise ConfigError(f"{e}{where}") from None
-    if (server.tls_cert is None) != (server.tls_key is None):
-        raise ConfigError(f"config key server.{'tls_key' if server.tls_key is None else 'tls_cert'}{where}: tls_cert and tls_key go together")
-    for key in ("tls_cert", "tls_key"):
-        file = getattr(server, key)
-        if file is not None and not os.access(file, os.R_OK):
-            raise ConfigError(f"config key server.{key}{where}: cannot read {file}")
-    bad = [p for p in server.public_paths if not p.startswith("/")]
-    if bad:
-        raise ConfigError(f"config key server.public_paths{where}: not a path (must start with /): {', '.join(map(repr, bad))}")
-    for origin in server.allowed_origins:
-        parts = urllib.parse.urlsplit(origin)
-        if origin != "*" and (parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("", "/") or parts.query):
-            raise ConfigError(f"config key server.allowed_origins{where}: {origin!r} is not an origin (scheme://host[:port], or \"*\")")
-
-
-def _check_remote_write(rw: RemoteWriteSettings, path: object) -> None:
-    """What the types cannot say: the URL (required when enabled), headers that hvstat sets itself,
-    the CA file."""
-    where = f" (in {path})" if path else ""
-    if rw.url is not None:
-        url = urllib.parse.urlsplit(rw.url)
-        if url.scheme not in ("http", "https") or not url.hostname:
-            raise ConfigError(f"config key remote_write.url{where}: {rw.url!r} is not an http:// or https:// URL")
-    elif rw.enabled:
-        raise ConfigError(f"config key remote_write.url{where}: remote_write is enabled but has no url")
-    own = {"content-encoding", "content-type", "x-prometheus-remote-write-version", "content-length", "host"}
-    bad = [k for k in rw.headers if k.lower() in own or any(c in k + rw.headers[k] for c in "\r\n")]
-    if bad:
-        raise ConfigError(f"config key remote_write.headers{where}: hvstat sets these itself or they hold a line break: {', '.join(bad)}")
-    if rw.ca_file is not None and not os.access(rw.ca_file, os.R_OK):
-        raise ConfigError(f"config key remote_write.ca_file{where}: cannot read {rw.ca_file}")
-    if rw.backoff_max < rw.backoff:
-        raise ConfigError(f"config key remote_write.backoff_max{where}: less than backoff ({rw.backoff})")
-
-
-def _name_rule(msg: str, data: dict[str, Any]) -> str:
-    """Add the rule's name to a message about ``alerts.rules[i]...`` when the file gives one."""
-    m = re.match(r"config key (alerts\.rules\[(\d+)\]\S*)", msg)
-    if m is None:
-        return msg
-    try:
-        name = data["alerts"]["rules"][int(m[2])]["name"]
-    except (KeyError, IndexError, TypeError):
-        return msg
-    return msg[: m.end(1)] + f" (rule {name!r})" + msg[m.end(1) :] if isinstance(name, str) else msg
-
-
-def _check_alerts(alerts: AlertSettings, path: object) -> None:
-    """What the types cannot say: each rule's metric, durations and template (hvstat.alerts.rules),
-    the webhook's URL, the mail addresses and files."""
-    from hvstat.alerts.rules import RulesError, compile_rules
-
-    where = f" (in {path})" if path else ""
-    try:
-        compile_rules(alerts.rules)
+        compile_rules(settings.alerts.rules)
     except RulesError as e:
         label = f"alerts.rules[{e.index}]" + (f" (rule {e.name!r})" if e.name else "")
         raise ConfigError(f"config key {label}{where}: {e.problem}") from None
-    for table in (alerts.webhook, alerts.email):
-        if table is not None and table.ca_file is not None and not os.access(table.ca_file, os.R_OK):
-            kind = "webhook" if table is alerts.webhook else "email"
-            raise ConfigError(f"config key alerts.{kind}.ca_file{where}: cannot read {table.ca_file}")
-    if alerts.webhook is not None:
-        url = urllib.parse.urlsplit(alerts.webhook.url)
-        if url.scheme not in ("http", "https") or not url.hostname:
-            raise ConfigError(f"config key alerts.webhook.url{where}: {alerts.webhook.url!r} is not an http:// or https:// URL")
-    email = alerts.email
-    if email is not None:
-        if email.password is not None and email.password_file is not None:
-            raise ConfigError(f"config key alerts.email.password_file{where}: set password or password_file, not both")
-        if email.password_file is not None and not os.access(email.password_file, os.R_OK):
-            raise ConfigError(f"config key alerts.email.password_file{where}: cannot read {email.password_file}")
-        if (email.password is not None or email.password_file is not None) and email.username is None:
-            raise ConfigError(f"config key alerts.email.username{where}: a password is set but no username")
-        addresses = {"from": [email.from_], "to": email.to}
-        for severity in ("critical", "high", "medium", "low"):
-            addresses[f"recipients.{severity}"] = getattr(email.recipients, severity) or []
-        for key, values in addresses.items():
-            bad = [a for a in values if "@" not in a or any(c in a for c in "\r\n")]
-            if bad:
-                raise ConfigError(f"config key alerts.email.{key}{where}: not a mail address: {', '.join(map(repr, bad))}")
-        if not any(email.recipients_for(s) for s in ("critical", "high", "medium", "low")):
-            raise ConfigError(f"config key alerts.email.to{where}: no recipients (set to, or recipients.<severity>)")
+    check_core(settings)
+    check_bind(settings.server)
+    return settings
 
 
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
+def check_core(settings: Settings) -> None:
+    """The Rust core validates its own settings (globs, caps, unknown keys) when a sampler is
+    built: build each one the service would build, and turn its complaint into a ConfigError."""
     try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
+        NodeSampler(settings.node.core_config_json())
+        if settings.containers.enabled:
+            ContainerSampler(settings.containers.core_config_json(settings.node))
+        if settings.vms.enabled:
+            VmSampler(settings.vms.core_config_json(settings.node))
+    except CoreConfigError as e:
+        # The core says "node config: node.disk_exclude: ..." or "node config: unknown field ...".
+        table, _, problem = str(e).partition(" config: ")
+        raise ConfigError(f"config key {problem}" if problem.startswith(f"{table}.") else f"config key {table}: {problem or e}") from None
 
 
-def has_tokens(server: ServerSettings) -> bool:
-    """Whether any token is configured (a token file, validated at load, holds at least one)."""
-    return bool(server.tokens) or server.token_file is not None
-
-
-def check_bind(server: ServerSettings) -> None:
-    """Refuse a non-loopback bind without tokens unless the operator opted out explicitly."""
-    if not is_loopback(server.host) and not has_tokens(server) and not server.allow_unauthenticated_remote:
-        raise ConfigError(
-            f"config key server.host: {server.host!r} is not a loopback address and no token is configured; "
-            "set server.tokens or server.token_file (docs/operations.md, Security), or "
-            "server.allow_unauthenticated_remote = true (HVSTAT_SERVER_ALLOW_UNAUTHENTICATED_REMOTE=1) "
-            "to serve it unauthenticated anyway"
-        )
-
-
-def _explain(msg: str, origins: dict[str, str], path: object) -> str:
-    """Turn msgspec's "... - at `$.server.port`" into "config key server.port: ..."."""
-    text, sep, where = msg.rpartition(" - at `$.")
-    if not sep:
-        if msg.startswith("Object contains unknown field") and "`" in msg:
-            table = msg.split("`")[1]
-            return f"config key {table}{f' (in {path})' if path else ''}: unknown table"
-        return f"config: {msg}"
-    key = where.rstrip("`")
-    if text.startswith("Object contains unknown field"):
-        field = text.split("`")[1] if "`" in text else "?"
-        key, text = f"{key}.{field}", "unknown key"
-    source = f" (from {origins[key]})" if key in origins else (f" (in {path})" if path else "")
-    return f"config key {key}{source}: {text}"
+def _in(where: str, check: Callable[[], object]) -> None:
+    """Run ``check``; a ConfigError it raises gets the file's name appended."""
+    try:
+        check()
+    except ConfigError as e:
+        raise ConfigError(f"{e}{where}") from None

@@ -24,8 +24,11 @@
   one every minute, 0.2 s after a node fan-out was queued (the sends are done by then, the next
   tick is far). What exists at start is frozen out of the GC (``gc.freeze``): it lives as long as
   the process. Young generations are collected as usual.
-- Runs on the event loop only: the sources publish from their tick's done-callback (after the
-  store was written), the route calls ``connect``/``handle``/``disconnect``.
+- **One code path for every kind of guest.** Containers and VMs differ only in their
+  ``GuestKind`` (hvstat.guests): its topics (``containers``, ``containers.summary``,
+  ``container:<id>``; the same for ``vm``), its messages, how a reference resolves.
+- Runs on the event loop only: it is a listener on the sample bus (``on_sample``, after the store
+  was written), the route calls ``connect``/``handle``/``disconnect``.
 
 The hub knows nothing of WebSocket framing: ``api/ws.py`` moves Frames between queues and sockets.
 """
@@ -36,41 +39,34 @@ import asyncio
 import contextlib
 import gc
 import logging
-import socket
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import msgspec
 
+from hvstat.guests import KINDS, GuestKind, GuestLookupError
 from hvstat.models import (
     CLIENT_MESSAGES,
-    ContainerList,
-    ContainerMetricsMessage,
     ContainersSample,
-    ContainersSummaryMessage,
     ErrorMessage,
     HelloMessage,
     NodeMetrics,
     NodeMetricsMessage,
     SubscribedMessage,
     SubscribeMessage,
-    VmList,
-    VmMetrics,
-    VmMetricsMessage,
     VmsSample,
     VmStatusChangedMessage,
-    VmsSummaryMessage,
     WsMessage,
-    container_summary,
     encoder,
-    vm_summary,
 )
+from hvstat.identity import node_id
 from hvstat.store import Store
 
 log = logging.getLogger(__name__)
 
 # Topics without an argument; "container:<ref>" and "vm:<ref>" narrow "containers" and "vms".
-PLAIN_TOPICS = ("node", "containers", "containers.summary", "vms", "vms.summary", "alerts")
+PLAIN_TOPICS = ("node", *(t for k in KINDS for t in (k.plural, f"{k.plural}.summary")), "alerts")
 # What a new connection follows: the full streams, as before the slim topics existed.
 DEFAULT_TOPICS = frozenset(("node", "containers", "vms", "alerts"))
 # Limits on what a client may send: plenty for a dashboard, small enough to answer cheaply.
@@ -82,11 +78,6 @@ CLIENT_TYPES = {m.__struct_config__.tag: m for m in CLIENT_MESSAGES}
 # pace_gc: a full collection this often, this long after a node fan-out was queued.
 GC_EVERY_SECS = 60.0
 GC_AFTER_PUBLISH_SECS = 0.2
-
-
-def node_id() -> str:
-    """The node's name in every message: the hostname, as `hostname` prints it."""
-    return socket.gethostname()
 
 
 # Hubs pacing the GC in this process (tests run several apps at once): the first to start turns
@@ -147,7 +138,7 @@ class TopicError(Exception):
 class Client:
     """One connection as the hub sees it: its topics and its bounded queue of Frames."""
 
-    __slots__ = ("id", "peer", "topics", "container_ids", "vm_ids", "queue", "ended", "close_code", "close_reason")
+    __slots__ = ("id", "peer", "topics", "guest_ids", "queue", "ended", "close_code", "close_reason")
 
     def __init__(self, cid: int, peer: str, queue_size: int, topics: frozenset[str]) -> None:
         self.id, self.peer = cid, peer
@@ -160,42 +151,19 @@ class Client:
 
     def set_topics(self, topics: frozenset[str]) -> None:
         self.topics = topics
-        # Per-container messages are for clients that do not get them all already.
-        self.container_ids = (
-            frozenset() if "containers" in topics else frozenset(t[10:] for t in topics if t.startswith("container:"))
-        )
-        self.vm_ids = frozenset() if "vms" in topics else frozenset(t[3:] for t in topics if t.startswith("vm:"))
+        # Per kind, the guests whose own messages it wants: per-guest messages are for clients
+        # that do not get them all already.
+        self.guest_ids: dict[str, frozenset[str]] = {}
+        for k in KINDS:
+            prefix = f"{k.name}:"
+            if k.plural not in topics:
+                self.guest_ids[k.name] = frozenset(t[len(prefix) :] for t in topics if t.startswith(prefix))
 
     async def next(self) -> Frame | Batch:
         return await self.queue.get()
 
     def __repr__(self) -> str:
         return f"<ws client {self.id} {self.peer}>"
-
-
-def vm_list(sample: VmsSample) -> VmList:
-    """``GET /api/vms`` without filters, from a VM sample."""
-    return VmList(
-        timestamp=sample.timestamp,
-        interval_secs=sample.interval_secs,
-        host_cpus=sample.host_cpus,
-        vms=[vm_summary(v) for v in sample.vms],
-        unavailable=sample.unavailable,
-    )
-
-
-def container_list(sample: ContainersSample) -> ContainerList:
-    """``GET /api/containers`` without filters, from a container sample."""
-    return ContainerList(
-        timestamp=sample.timestamp,
-        interval_secs=sample.interval_secs,
-        host_cpus=sample.host_cpus,
-        containers=[
-            container_summary(c)
-            for c in sample.containers
-        ],
-        unavailable=sample.unavailable,
-    )
 
 
 class Hub:
@@ -206,25 +174,20 @@ class Hub:
         version: str,
         max_clients: int,
         queue_size: int,
-        containers_enabled: bool = True,
-        vms_enabled: bool = True,
-        resolve_container: Callable[[str], str] | None = None,
-        resolve_vm: Callable[[str], str] | None = None,
+        kinds: Sequence[GuestKind[Any, Any]] = KINDS,
         node_name: str | None = None,
     ) -> None:
         self.store = store
         self.version = version
         self.max_clients = max_clients
         self.queue_size = queue_size
-        self.containers_enabled = containers_enabled
-        self.vms_enabled = vms_enabled
+        # The guest kinds whose sources run: the others' topics answer "monitoring is disabled".
+        self.kinds = tuple(kinds)
         self.node_id = node_name if node_name is not None else node_id()
-        self._resolve_container = resolve_container or self._resolve_exact
-        self._resolve_vm = resolve_vm or self._resolve_vm_exact
         self._clients: dict[int, Client] = {}
         self._next_id = 0
         # The hello is the same for everyone who connects between two ticks: encode it once.
-        self._hello: tuple[object, object, object, Frame] | None = None
+        self._hello: tuple[tuple[object, ...], Frame] | None = None
         # Counters, for tests and logs.
         self.frames_encoded = 0
         self.dropped_slow = 0
@@ -273,23 +236,24 @@ class Hub:
             self.drop(client, CLOSE_TOO_SLOW, f"too slow: {self.queue_size} messages waiting (ws_queue_size)")
 
     def _hello_frame(self) -> Frame:
-        node, containers, vms = self.store.node, self.store.containers_sample, self.store.vms_sample
+        samples = {k.plural: k.latest_sample(self.store) for k in self.kinds}
+        state = (self.store.node, *samples.values())
         h = self._hello
-        if h is not None and h[0] is node and h[1] is containers and h[2] is vms:
-            return h[3]
+        if h is not None and len(h[0]) == len(state) and all(a is b for a, b in zip(h[0], state)):
+            return h[1]
+        by_kind = {k: samples[k.plural] for k in self.kinds}
         frame = Frame.of(
             HelloMessage(
                 version=self.version,
                 node_id=self.node_id,
                 topics=sorted(DEFAULT_TOPICS),
                 queue_size=self.queue_size,
-                node=node,
-                containers=container_list(containers) if containers is not None and self.containers_enabled else None,
-                vms=vm_list(vms) if vms is not None and self.vms_enabled else None,
+                node=self.store.node,
+                **{k.plural: k.listing(sample) for k, sample in by_kind.items() if sample is not None},
             )
         )
         self.frames_encoded += 1
-        self._hello = (node, containers, vms, frame)
+        self._hello = (state, frame)
         return frame
 
     # --- what clients send ---
@@ -362,31 +326,30 @@ class Hub:
         kind, sep, ref = topic.partition(":")
         if not sep or not ref:
             raise TopicError("unknown topic")
-        if kind == "container":
-            if not self.containers_enabled:
-                raise TopicError("container monitoring is disabled", {"setting": "containers.enabled"})
-            return "container:" + self._resolve_container(ref)
-        if kind == "vm":
-            if not self.vms_enabled:
-                raise TopicError("VM monitoring is disabled", {"setting": "vms.enabled"})
-            return "vm:" + self._resolve_vm(ref)
-        raise TopicError("unknown topic")
-
-    def _resolve_exact(self, ref: str) -> str:
-        if ref in self.store.containers:
-            return ref
-        raise TopicError("no such container", {"ref": ref})
-
-    def _resolve_vm_exact(self, ref: str) -> str:
-        if ref in self.store.vms:
-            return ref
-        raise TopicError("no such VM", {"ref": ref})
+        guest_kind = next((k for k in KINDS if k.name == kind), None)
+        if guest_kind is None:
+            raise TopicError("unknown topic")
+        if guest_kind not in self.kinds:
+            raise TopicError(f"{guest_kind.label} monitoring is disabled", {"setting": guest_kind.setting})
+        # As the REST routes resolve it: a container by id, unique prefix or name; a VM by UUID, QMP id or name.
+        try:
+            return f"{kind}:{guest_kind.resolve(guest_kind.latest(self.store), ref).id}"
+        except GuestLookupError as e:
+            raise TopicError(e.error, e.detail) from None
 
     def _reply(self, client: Client, message: WsMessage) -> None:
         if client.id in self._clients:
             self._offer(client, Frame.of(message))
 
-    # --- what the sources publish ---
+    # --- what the sources publish (a listener on the sample bus) ---
+
+    def on_sample(self, sample: NodeMetrics | ContainersSample | VmsSample | VmStatusChangedMessage) -> None:
+        if isinstance(sample, NodeMetrics):
+            self.publish_node(sample)
+        elif isinstance(sample, VmStatusChangedMessage):
+            self.publish_vm_status(sample)
+        else:
+            self.publish_guests(next(k for k in KINDS if isinstance(sample, k.sample_type)), sample)
 
     def publish_node(self, sample: NodeMetrics) -> None:
         """Topic ``node``: one NodeMetrics message, encoded once, to every subscriber."""
@@ -409,132 +372,54 @@ class Hub:
         for c in subscribers:
             self._offer(c, frame)
 
-    def publish_containers(self, sample: ContainersSample) -> None:
-        """Topic ``containers``: one ContainerMetrics message with every container. Topic
-        ``container:<id>`` (for clients not on ``containers``): one message per subscribed
-        container, encoded once however many clients want it. Topic ``containers.summary``: one
-        ContainersSummary message."""
+    def publish_guests(self, kind: GuestKind[Any, Any], sample: Any) -> None:
+        """One guest sample of ``kind`` (containers shown; VMs the same with ``vm``):
+
+        - topic ``containers``: the kind's message of every guest (one ContainerMetrics message
+          with all of them; for VMs a VmMetrics message per VM, all in one queue entry, a Batch);
+        - topic ``container:<id>`` (for clients not on ``containers``): that guest's message,
+          encoded once however many clients want it (for VMs the very Frame of the Batch);
+        - topic ``containers.summary``: one summary message, every guest's list entry.
+
+        In that order. Each message is encoded once, and only if somebody wants it."""
         everything: list[Client] = []
         summary: list[Client] = []
-        per_container: dict[str, list[Client]] = {}
+        per_guest: dict[str, list[Client]] = {}
+        summary_topic = f"{kind.plural}.summary"
         for c in self._clients.values():
-            topics = c.topics
-            if "containers" in topics:
+            if kind.plural in c.topics:
                 everything.append(c)
             else:
-                for cid in c.container_ids:
-                    per_container.setdefault(cid, []).append(c)
-            if "containers.summary" in topics:
+                for gid in c.guest_ids.get(kind.name, ()):
+                    per_guest.setdefault(gid, []).append(c)
+            if summary_topic in c.topics:
                 summary.append(c)
+        guests = kind.guests(sample)
+        frames: dict[str, Frame] = {}
         if everything:
-            self._fan_out(
-                everything,
-                ContainerMetricsMessage(
-                    node_id=self.node_id,
-                    timestamp=sample.timestamp,
-                    interval_secs=sample.interval_secs,
-                    host_cpus=sample.host_cpus,
-                    containers=sample.containers,
-                    vanished=sample.vanished,
-                    unavailable=sample.unavailable,
-                ),
-            )
-        if summary:
-            self._fan_out(
-                summary,
-                ContainersSummaryMessage(
-                    node_id=self.node_id,
-                    timestamp=sample.timestamp,
-                    interval_secs=sample.interval_secs,
-                    host_cpus=sample.host_cpus,
-                    containers=[container_summary(c) for c in sample.containers],
-                    unavailable=sample.unavailable,
-                ),
-            )
-        if not per_container:
-            return
-        by_id = {c.id: c for c in sample.containers}
-        vanished = set(sample.vanished)
-        for cid, clients in per_container.items():
-            container = by_id.get(cid)
-            if container is None and cid not in vanished:
-                continue  # not there now (it vanished earlier and has not come back)
-            self._fan_out(
-                clients,
-                ContainerMetricsMessage(
-                    node_id=self.node_id,
-                    timestamp=sample.timestamp,
-                    interval_secs=sample.interval_secs,
-                    host_cpus=sample.host_cpus,
-                    containers=[container] if container is not None else [],
-                    vanished=[] if container is not None else [cid],
-                ),
-            )
-
-    def _vm_message(self, vm: VmMetrics) -> VmMetricsMessage:
-        return VmMetricsMessage(
-            node_id=self.node_id,
-            timestamp=vm.timestamp,
-            vm_id=vm.id,
-            name=vm.name,
-            cpu_usage=vm.cpu_usage_percent,
-            memory_usage=vm.memory_usage_percent,
-            disk_read=vm.disk_read_bytes_per_sec,
-            disk_write=vm.disk_write_bytes_per_sec,
-            network_rx=vm.network_rx_bytes_per_sec,
-            network_tx=vm.network_tx_bytes_per_sec,
-            sample=vm,
-        )
-
-    def publish_vms(self, sample: VmsSample) -> None:
-        """Topic ``vms``: a VmMetrics message per VM, all of one sample in one queue entry (a
-        Batch). Topic ``vm:<id>`` (for clients not on ``vms``): that VM's message, the same
-        Frame. Each VM's message is encoded once, and only if somebody wants it. Topic
-        ``vms.summary``: one VmsSummary message. A VM that vanished gets no VmMetrics; its
-        VmStatusChanged (``vanished``) comes through ``publish_vm_status``."""
-        everything: list[Client] = []
-        summary: list[Client] = []
-        per_vm: dict[str, list[Client]] = {}
-        for c in self._clients.values():
-            topics = c.topics
-            if "vms" in topics:
-                everything.append(c)
+            if kind.all_message is not None:
+                self._fan_out(everything, kind.all_message(self.node_id, sample))
             else:
-                for vid in c.vm_ids:
-                    per_vm.setdefault(vid, []).append(c)
-            if "vms.summary" in topics:
-                summary.append(c)
-        if everything:
-            batch = Batch(Frame.of(self._vm_message(vm)) for vm in sample.vms)
-            self.frames_encoded += len(batch)
-            if batch:
-                for c in everything:
-                    self._offer(c, batch)
-            if per_vm:
-                by_id = {f_vm.id: f for f_vm, f in zip(sample.vms, batch)}
-                for vid, clients in per_vm.items():
-                    frame = by_id.get(vid)
-                    if frame is not None:
-                        for c in clients:
-                            self._offer(c, frame)
-        elif per_vm:
-            by_vm = {vm.id: vm for vm in sample.vms}
-            for vid, clients in per_vm.items():
-                vm = by_vm.get(vid)
-                if vm is not None:
-                    self._fan_out(clients, self._vm_message(vm))
+                batch = Batch(Frame.of(m) for g in guests if (m := kind.guest_message(self.node_id, sample, g, g.id)) is not None)
+                self.frames_encoded += len(batch)
+                if batch:
+                    for c in everything:
+                        self._offer(c, batch)
+                frames = {g.id: f for g, f in zip(guests, batch)}
         if summary:
-            self._fan_out(
-                summary,
-                VmsSummaryMessage(
-                    node_id=self.node_id,
-                    timestamp=sample.timestamp,
-                    interval_secs=sample.interval_secs,
-                    host_cpus=sample.host_cpus,
-                    vms=[vm_summary(v) for v in sample.vms],
-                    unavailable=sample.unavailable,
-                ),
-            )
+            self._fan_out(summary, kind.summary_message(self.node_id, sample))
+        if per_guest:
+            by_id = {g.id: g for g in guests}
+            for gid, clients in per_guest.items():
+                frame = frames.get(gid)
+                if frame is None:
+                    message = kind.guest_message(self.node_id, sample, by_id.get(gid), gid)
+                    if message is None:
+                        continue
+                    frame = Frame.of(message)
+                    self.frames_encoded += 1
+                for c in clients:
+                    self._offer(c, frame)
 
     def publish_vm_status(self, message: VmStatusChangedMessage) -> None:
         """A VM appeared, changed state or vanished: to ``vms``, ``vms.summary`` (a table wants to

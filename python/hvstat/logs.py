@@ -17,8 +17,8 @@ from typing import Any
 
 import msgspec
 
-from hvstat.api.auth import redact
-from hvstat.config import LoggingSettings
+from hvstat.tokens import redact
+from hvstat.settings import LoggingSettings
 
 # What every LogRecord has: anything else on a record came from ``extra=``.
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "taskName", "color_message"}

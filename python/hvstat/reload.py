@@ -20,7 +20,7 @@ from typing import Any
 
 import msgspec
 
-from hvstat.config import Settings
+from hvstat.settings import Settings
 from hvstat.hub import Hub
 
 log = logging.getLogger(__name__)

@@ -1,7 +1,7 @@
 """Remote write: the series of ``GET /metrics`` pushed to a Prometheus remote-write 1.0 receiver.
 
 What is sent: every sample a source publishes (node, containers, VMs), once, with the sample's own
-timestamp, walked into series by the same code as /metrics (``hvstat.api.prometheus.collect_*`` into
+timestamp, walked into series by the same code as /metrics (``hvstat.exposition.walk_sample`` into
 a ``SeriesSink``); plus, once per batch, hvstat's own series (source health, alerts, build info,
 remote write's counters) at the batch's time. A scrape of /metrics and the pushed series are the
 same names, labels and values.
@@ -57,13 +57,13 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import msgspec
 
-from hvstat.api import prometheus as P
-from hvstat.config import RemoteWriteSettings
+from hvstat import exposition as P
+from hvstat.settings import RemoteWriteSettings
 from hvstat.models import RemoteWriteHealth
 
 if TYPE_CHECKING:
-    from hvstat.alerts.engine import AlertEngine
-    from hvstat.models import ContainersSample, NodeMetrics, SourceHealth, VmsSample
+    from hvstat.bus import Sample
+    from hvstat.models import SourceHealth
 
 log = logging.getLogger(__name__)
 
@@ -380,7 +380,7 @@ class RemoteWriter:
         *,
         version: str,
         sources: Callable[[], Sequence[SourceHealth]] = lambda: (),
-        alerts: AlertEngine | None = None,
+        alerts: P.AlertCounts | None = None,
     ) -> None:
         if SNAPPY_MISSING is not None:
             raise RuntimeError(SNAPPY_MISSING)
@@ -394,7 +394,7 @@ class RemoteWriter:
         self.buffer = Buffer(settings.buffer_dir, settings.buffer_max_bytes)
         if len(self.buffer):
             log.info("remote write: %d batches (%d samples) from before the restart are sent first", len(self.buffer), self.buffer.samples)
-        self._pending: list[tuple[str, Any]] = []
+        self._pending: list[P.Walked] = []
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._client: httpx.AsyncClient | None = None
@@ -405,15 +405,10 @@ class RemoteWriter:
         self.last_failure: float | None = None
         self.last_error: str | None = None  # of the last failed send; None after a success
 
-    # Publish hooks: on the event loop, O(1).
-    def on_node(self, sample: NodeMetrics) -> None:
-        self._pending.append(("node", sample))
-
-    def on_containers(self, sample: ContainersSample) -> None:
-        self._pending.append(("containers", sample))
-
-    def on_vms(self, sample: VmsSample) -> None:
-        self._pending.append(("vms", sample))
+    def on_sample(self, sample: Sample) -> None:
+        """A listener on the sample bus: on the event loop, O(1)."""
+        if isinstance(sample, P.WALKED):
+            self._pending.append(sample)
 
     def status(self) -> RemoteWriteStatus:
         b = self.buffer
@@ -473,7 +468,7 @@ class RemoteWriter:
 
     def _own(self, now: float) -> Group:
         sink = P.SeriesSink()
-        P.collect_own(sink, self._sources(), self.version, self._alerts, self.status())
+        P.walk_own(sink, self._sources(), self.version, self._alerts, self.status())
         return timestamp_ms(now), sink.series
 
     async def flush(self) -> Batch | None:
@@ -485,16 +480,11 @@ class RemoteWriter:
             self._wake.set()
         return batch
 
-    def _write_batch(self, pending: list[tuple[str, Any]], own: Group) -> Batch | None:
+    def _write_batch(self, pending: list[P.Walked], own: Group) -> Batch | None:
         groups: list[Group] = []
-        for kind, sample in pending:
+        for sample in pending:
             sink = P.SeriesSink()
-            if kind == "node":
-                P.collect_node(sink, sample)
-            elif kind == "containers":
-                P.collect_containers(sink, sample.containers)
-            else:
-                P.collect_vms(sink, sample.vms)
+            P.walk_sample(sink, sample)
             groups.append((timestamp_ms(sample.timestamp), sink.series))
         groups.append(own)
         request, count = encode_write_request(groups)

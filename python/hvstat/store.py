@@ -54,7 +54,7 @@ from operator import attrgetter
 from types import MappingProxyType
 from typing import Any
 
-from hvstat.config import MonitoringSettings
+from hvstat.settings import MonitoringSettings
 from hvstat.models import ContainerMetrics, ContainersSample, NodeMetrics, SeriesStats, VmMetrics, VmsSample, VmStatusChangedMessage
 
 log = logging.getLogger(__name__)
@@ -445,7 +445,20 @@ class Store:
         assert h is not None
         return Series(len(kind.fields), h.full_capacity(kind.interval), h.coarse_capacity(), h.bucket, name)
 
-    # --- writing (from the sources' worker threads) ---
+    # --- writing (from the sources' worker threads, through the sample bus) ---
+
+    def put(self, sample: NodeMetrics | ContainersSample | VmsSample | VmStatusChangedMessage) -> None:
+        """Any sample the bus carries, kept by its kind."""
+        if isinstance(sample, NodeMetrics):
+            self.put_node(sample)
+        elif isinstance(sample, ContainersSample):
+            self.put_containers(sample)
+        elif isinstance(sample, VmsSample):
+            self.put_vms(sample)
+        elif isinstance(sample, VmStatusChangedMessage):
+            self.put_vm_event(sample)
+        else:
+            raise TypeError(f"the store keeps no {type(sample).__name__}")
 
     def put_node(self, sample: NodeMetrics) -> None:
         self._node = sample

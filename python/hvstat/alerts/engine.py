@@ -18,7 +18,7 @@ States (docs/alerts.md, "States")::
   selector, ends its alerts at once (reason ``vanished``).
 - After it resolved, the same condition starts a new alert (new ``alert_id``, pending first).
 
-Everything runs on the event loop, called by the sources' publish hooks after the store was written;
+Everything runs on the event loop, a listener on the sample bus (after the store was written);
 the engine never waits: messages go to the hub (non-blocking) and to the notifiers' bounded queues.
 Time comes from ``clock`` (unix seconds), injected by the tests.
 """
@@ -104,7 +104,15 @@ class AlertEngine:
         self.resolved = 0
         self.evaluation_errors = 0
 
-    # --- what the sources publish (on the event loop) ---
+    # --- a listener on the sample bus (on the event loop) ---
+
+    def on_sample(self, sample: object) -> None:
+        if isinstance(sample, NodeMetrics):
+            self.on_node(sample)
+        elif isinstance(sample, ContainersSample):
+            self.on_containers(sample)
+        elif isinstance(sample, VmsSample):
+            self.on_vms(sample)
 
     def on_node(self, sample: NodeMetrics) -> None:
         self._evaluate("node", [("node", self.node_id, sample)])
@@ -342,18 +350,4 @@ class AlertEngine:
 
     def notifier_status(self) -> list[NotifierStatus]:
         return [n.status() for n in self.notifiers]
-
-
-def both(*hooks: Callable[[Any], None]) -> Callable[[Any], None]:
-    """One publish hook that calls each of ``hooks`` with the sample; one failing does not keep the
-    sample from the others (a source logs only what escapes the whole hook)."""
-
-    def publish(sample: Any) -> None:
-        for hook in hooks:
-            try:
-                hook(sample)
-            except Exception:  # noqa: BLE001
-                log.exception("publishing a sample to %s failed", getattr(hook, "__qualname__", hook))
-
-    return publish
 

@@ -32,7 +32,7 @@ from email.utils import formatdate
 
 import httpx
 
-from hvstat.config import AlertSettings, EmailSettings, WebhookSettings
+from hvstat.settings import AlertSettings, EmailSettings, WebhookSettings
 from hvstat.models import AlertResolvedMessage, AlertTriggeredMessage, NotifierStatus, encoder
 
 log = logging.getLogger(__name__)

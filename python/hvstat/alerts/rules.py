@@ -61,7 +61,7 @@ from hvstat.models import (
 )
 
 if TYPE_CHECKING:
-    from hvstat.config import AlertRuleSettings
+    from hvstat.settings import AlertRuleSettings
 
 SEVERITIES: tuple[str, ...] = get_args(AlertSeverity)
 OPS: dict[str, Callable[[float, float], bool]] = {

@@ -5,7 +5,7 @@ Policy (docs/operations.md, "Security"; docs/api.md, "Authentication"):
 
 - Tokens come from ``[server] tokens`` and ``[server] token_file`` (one per line, ``#`` comments).
   With at least one token every request needs one, whatever the bind address; without any, only a
-  loopback bind (or ``allow_unauthenticated_remote``) is allowed at all (config.check_bind).
+  loopback bind (or ``allow_unauthenticated_remote``) is allowed at all (settings.check_bind).
 - REST: ``Authorization: Bearer <token>``; a missing or wrong one is a 401 with the JSON error body
   and ``WWW-Authenticate: Bearer``. ``[server] public_paths`` (default ``/health``, for load
   balancers) and the dashboard's static shell (``/ui/<file>`` and ``/`` answered as HTML: the same
@@ -26,9 +26,6 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
-import os
-import re
-import stat
 import urllib.parse
 from dataclasses import dataclass
 from collections.abc import Iterable
@@ -40,8 +37,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from hvstat.api.ui import _wants_html
-from hvstat.config import ConfigError, ServerSettings
 from hvstat.models import ErrorBody, encoder
+from hvstat.settings import ServerSettings
 
 log = logging.getLogger(__name__)
 
@@ -50,16 +47,6 @@ log = logging.getLogger(__name__)
 CLOSE_UNAUTHORIZED = 4401
 # The scope key under which the middleware leaves a _WsAuth for ws.py.
 WS_AUTH_KEY = "hvstat.ws_auth"
-# Token characters: RFC 6750's b64token (what fits in "Authorization: Bearer ..." unquoted).
-_TOKEN_RE = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
-MIN_TOKEN_CHARS = 16
-# Secrets in log lines: query parameters named token (uvicorn logs "WebSocket /ws?token=..." and
-# the access log every path with its query string) and Authorization headers (at debug level the
-# websockets package logs every handshake header through uvicorn's logger).
-_TOKEN_IN_QUERY = re.compile(r"(?i)([?&]token=)[^&\s\"']*")
-_AUTHORIZATION = re.compile(r"(?i)(authorization:\s*(?:\S+\s+)?)[^\s\"']+")
-# ... and the first message {"type": "auth", "token": "..."}, which it logs too (debug level).
-_TOKEN_IN_JSON = re.compile(r'(?i)("token"\s*:\s*")[^"]*')
 
 
 class _AuthMessage(msgspec.Struct, frozen=True, kw_only=True):
@@ -77,59 +64,6 @@ class _WsAuth:
     state: str
     tokens: Tokens
     timeout: float
-
-
-def redact(text: str) -> str:
-    """``text`` with the value of every ``token=`` query parameter, ``"token": "..."`` JSON member
-    and Authorization header (after its scheme) replaced by ``***``."""
-    low = text.lower()
-    if "token" in low:
-        text = _TOKEN_IN_JSON.sub(r"\1***", _TOKEN_IN_QUERY.sub(r"\1***", text))
-    if "authorization" in low:
-        text = _AUTHORIZATION.sub(r"\1***", text)
-    return text
-
-
-def check_token(token: str, where: str) -> None:
-    if len(token) < MIN_TOKEN_CHARS:
-        raise ConfigError(f"config key {where}: a token of {len(token)} characters is too short (at least {MIN_TOKEN_CHARS}; e.g. `openssl rand -hex 32`)")
-    if not _TOKEN_RE.fullmatch(token):
-        raise ConfigError(f"config key {where}: a token may hold only letters, digits and -._~+/ (then = at the end)")
-
-
-def read_token_file(path: str) -> list[str]:
-    """The tokens of ``path``: one per line; blank lines and lines starting with ``#`` are skipped,
-    surrounding whitespace is dropped. Raises ConfigError naming ``server.token_file``."""
-    try:
-        text = open(path, encoding="utf-8").read()
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(f"config key server.token_file: cannot read {path}: {e}") from None
-    tokens = []
-    for n, line in enumerate(text.splitlines(), 1):
-        line = line.strip()
-        if line and not line.startswith("#"):
-            check_token(line, f"server.token_file ({path}, line {n})")
-            tokens.append(line)
-    if not tokens:
-        raise ConfigError(f"config key server.token_file: {path} holds no token")
-    return tokens
-
-
-def load_tokens(server: ServerSettings) -> tuple[str, ...]:
-    """Every configured token (``tokens`` and ``token_file``), checked; () when none is set."""
-    for i, t in enumerate(server.tokens):
-        check_token(t, f"server.tokens[{i}]")
-    from_file = read_token_file(server.token_file) if server.token_file is not None else []
-    return tuple(dict.fromkeys([*server.tokens, *from_file]))
-
-
-def warn_if_readable_by_others(path: str) -> None:
-    try:
-        mode = os.stat(path).st_mode
-    except OSError:
-        return
-    if mode & stat.S_IROTH:
-        log.warning("token file %s is readable by every user (mode %o); chmod 0640 or 0600", path, stat.S_IMODE(mode))
 
 
 class Tokens:

@@ -9,15 +9,15 @@ min/avg/max buckets), ``fields`` (comma-separated; default all of the kind's his
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.requests import Request
 from starlette.routing import Route
 
-from hvstat.api.containers import resolve
-from hvstat.api.vms import resolve as resolve_vm
+from hvstat.api.guests import REF, source_of
 from hvstat.api.responses import ApiError, MsgspecResponse, check_params
+from hvstat.guests import KINDS, GuestKind
 from hvstat.models import History
 from hvstat.state import AppState
 from hvstat.store import HistoryQueryError, Kind, Series, Store
@@ -104,40 +104,28 @@ async def node_history(request: Request) -> MsgspecResponse:
     return _answer(request, store, store.node_kind, store.series("node"), "node", None)
 
 
-def _guest_history(request: Request, entity: str, guests: Mapping[str, Any], resolve_ref: Callable[[Mapping[str, Any], str], Any], kind: Kind) -> MsgspecResponse:
-    """A container's or a VM's history: by any reference its ``/metrics`` route takes, or, once it
-    vanished, by its full id for as long as its history is kept."""
-    store = _store(request)
-    ref = request.path_params["ref"]
-    series = store.series(entity, ref)
-    if series is not None and ref not in guests:
-        gid = ref  # vanished, still in history
-    else:
-        gid = resolve_ref(guests, ref).id
-        series = store.series(entity, gid)
-    return _answer(request, store, kind, series, f"{entity}:{gid}", series.name if series else None)
+def _guest_history(kind: GuestKind[Any, Any]) -> Callable[[Request], Awaitable[MsgspecResponse]]:
+    async def guest_history(request: Request) -> MsgspecResponse:
+        """A guest's history: by any reference its ``/metrics`` route takes, or, once it vanished,
+        by its full id for as long as its history is kept."""
+        check_params(request, PARAMS)
+        state, _ = source_of(request, kind)
+        store = _store(request)
+        guests = kind.latest(store)
+        ref = request.path_params["ref"]
+        series = store.series(kind.name, ref)
+        if series is not None and ref not in guests:
+            gid = ref  # vanished, still in history
+        else:
+            gid = kind.resolve(guests, ref).id
+            series = store.series(kind.name, gid)
+        return _answer(request, store, kind.history(store), series, f"{kind.name}:{gid}", series.name if series else None)
 
-
-async def container_history(request: Request) -> MsgspecResponse:
-    """By id, unique id prefix or name."""
-    check_params(request, PARAMS)
-    state: AppState = request.app.state.hvstat
-    if state.container_source is None:
-        raise ApiError(404, "container monitoring is disabled", {"setting": "containers.enabled"})
-    return _guest_history(request, "container", state.store.containers, resolve, state.store.container_kind)
-
-
-async def vm_history(request: Request) -> MsgspecResponse:
-    """By UUID, QMP id or name."""
-    check_params(request, PARAMS)
-    state: AppState = request.app.state.hvstat
-    if state.vm_source is None:
-        raise ApiError(404, "VM monitoring is disabled", {"setting": "vms.enabled"})
-    return _guest_history(request, "vm", state.store.vms, resolve_vm, state.store.vm_kind)
+    guest_history.__name__ = f"{kind.name}_history"
+    return guest_history
 
 
 routes = [
     Route("/api/monitoring/node/history", node_history, methods=["GET"]),
-    Route("/api/vms/{ref}/history", vm_history, methods=["GET"]),
-    Route("/api/containers/{ref:path}/history", container_history, methods=["GET"]),
+    *(Route(f"/api/{k.plural}/{REF[k.name]}/history", _guest_history(k), methods=["GET"]) for k in KINDS),
 ]

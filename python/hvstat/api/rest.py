@@ -21,7 +21,7 @@ async def node_metrics(request: Request) -> MsgspecResponse:
     state: AppState = request.app.state.hvstat
     sample = state.store.node
     if sample is None:
-        raise ApiError(503, "no node sample yet", state.node_source.health().error)
+        raise ApiError(503, "no node sample yet", state.sources["node"].health().error)
     fields = request.query_params.get("fields")
     if fields is None:
         return MsgspecResponse(sample)
@@ -37,7 +37,7 @@ async def node_metrics(request: Request) -> MsgspecResponse:
 async def health(request: Request) -> MsgspecResponse:
     check_params(request, set())
     state: AppState = request.app.state.hvstat
-    sources = [s.health() for s in state.sources]
+    sources = [s.health() for s in state.sources.values()]
     remote_write = state.remote_write.health() if state.remote_write is not None else None
     statuses = [s.status for s in sources] + ([remote_write.status] if remote_write is not None else [])
     status = max(statuses, key=["ok", "degraded", "error"].index, default="ok")

@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 import inspect
 import logging
-from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -24,43 +23,15 @@ from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket
 
 from hvstat.api.auth import authenticate_websocket
-from hvstat.api.containers import resolve
-from hvstat.api.responses import ApiError
-from hvstat.api.vms import resolve as resolve_vm
-from hvstat.hub import CLOSE_TOO_MANY, Batch, Client, Hub, TopicError
+from hvstat.hub import CLOSE_TOO_MANY, Batch, Client, Hub
 from hvstat.models import CLIENT_MESSAGES, SERVER_MESSAGES
 from hvstat.state import AppState
-from hvstat.store import Store
 
 log = logging.getLogger(__name__)
 
 # How long closing a dropped client may wait for its socket to take the close frame. A peer that
 # reads nothing never takes it; the connection is then left to the transport to tear down.
 CLOSE_TIMEOUT_SECS = 5.0
-
-
-def container_resolver(store: Store) -> Callable[[str], str]:
-    """``container:<ref>`` topics resolve as the REST routes do: id, unique id prefix, or name."""
-
-    def resolve_ref(ref: str) -> str:
-        try:
-            return resolve(store.containers, ref).id
-        except ApiError as e:
-            raise TopicError(e.error, e.detail) from None
-
-    return resolve_ref
-
-
-def vm_resolver(store: Store) -> Callable[[str], str]:
-    """``vm:<ref>`` topics resolve as the REST routes do: UUID (any letter case), QMP id, or name."""
-
-    def resolve_ref(ref: str) -> str:
-        try:
-            return resolve_vm(store.vms, ref).id
-        except ApiError as e:
-            raise TopicError(e.error, e.detail) from None
-
-    return resolve_ref
 
 
 async def _send(websocket: WebSocket, client: Client) -> None:

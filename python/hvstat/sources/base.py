@@ -1,4 +1,8 @@
-"""What every source shares: a drift-free schedule, collection in a worker thread, and health."""
+"""What every source shares: a drift-free schedule, collection in a worker thread, and health.
+
+A source only reads: ``collect`` returns what one tick produced, and the tick hands it to the
+sample bus (hvstat.bus), which stores it (in the worker thread) and publishes it (on the event
+loop). A source knows neither the store nor who listens."""
 
 from __future__ import annotations
 
@@ -6,10 +10,13 @@ import asyncio
 import logging
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from hvstat.models import SourceHealth
+
+if TYPE_CHECKING:
+    from hvstat.bus import Sample, SampleBus
 
 log = logging.getLogger(__name__)
 
@@ -22,11 +29,10 @@ MIN_TICK_TIMEOUT_SECS = 5.0
 class Source(ABC):
     name: str
 
-    def __init__(self, interval_secs: float, publish: Callable[[Any], None] | None = None) -> None:
+    def __init__(self, interval_secs: float) -> None:
         self.interval_secs = interval_secs
-        # Called on the event loop with what `collect` returned, once it is in the store (the hub's
-        # publish_* method); the source knows nothing of who listens.
-        self._publish = publish
+        # Where the samples go (``attach``); None: a source used on its own (tests, benchmarks).
+        self.bus: SampleBus | None = None
         self.tick_timeout_secs = max(interval_secs, MIN_TICK_TIMEOUT_SECS)
         self._last_success: float | None = None
         self._last_attempt: float | None = None
@@ -35,6 +41,12 @@ class Source(ABC):
         self._error: str | None = None
         self._inflight: asyncio.Future[object] | None = None
         self._inflight_since = 0.0
+
+    def attach(self, bus: SampleBus) -> None:
+        self.bus = bus
+
+    async def close(self) -> None:
+        """Let go of what ``start`` opened (connections); the service is stopping."""
 
     async def start(self) -> None:
         """Prepare and take the first sample, so the API never serves an empty store."""
@@ -53,9 +65,15 @@ class Source(ABC):
             self._failed(f"first reading: {type(e).__name__}: {e}")
 
     @abstractmethod
-    def collect(self) -> object:
-        """Read and store one sample, and return it for ``publish``. Runs in a worker thread: it
-        may block on files."""
+    def collect(self) -> Sequence[Sample]:
+        """Read one tick's worth: its samples, in the order listeners get them. Runs in a worker
+        thread: it may block on files."""
+
+    def _collect_and_record(self) -> Sequence[Sample]:
+        samples = self.collect()
+        if self.bus is not None:
+            self.bus.record(samples)
+        return samples
 
     async def tick(self) -> None:
         now = time.monotonic()
@@ -66,8 +84,8 @@ class Source(ABC):
             return
         self._last_attempt = time.time()
         self._inflight_since = now
-        self._inflight = asyncio.ensure_future(asyncio.to_thread(self.collect))
-        if self._publish is not None:
+        self._inflight = asyncio.ensure_future(asyncio.to_thread(self._collect_and_record))
+        if self.bus is not None:
             # On completion, not after the await below: a tick that outlived its timeout still
             # wrote the store when it finished, and is published then.
             self._inflight.add_done_callback(self._published)
@@ -87,12 +105,9 @@ class Source(ABC):
             self._last_duration = time.monotonic() - now
 
     def _published(self, done: asyncio.Future[object]) -> None:
-        if done.cancelled() or done.exception() is not None:
+        if done.cancelled() or done.exception() is not None or self.bus is None:
             return
-        try:
-            self._publish(done.result())  # type: ignore[misc]
-        except Exception:  # noqa: BLE001 - a listener's failure must not stop the source
-            log.exception("source %s: publishing the sample failed", self.name)
+        self.bus.publish(done.result())  # type: ignore[arg-type]  # what _collect_and_record returned
 
     def _failed(self, error: str) -> None:
         self._failures += 1

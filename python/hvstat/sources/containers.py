@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
 
 from hvstat._native import ContainerSampler
-from hvstat.config import ContainerSettings, NodeSettings
+from hvstat.settings import ContainerSettings, NodeSettings
 from hvstat.models import ContainersSample, containers_sample_decoder
 from hvstat.sources.base import Source
 from hvstat.sources.node import PRIME_SECS
-from hvstat.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -25,12 +23,9 @@ class ContainerSource(Source):
         settings: ContainerSettings,
         node: NodeSettings,
         interval_secs: float,
-        store: Store,
-        publish: Callable[[ContainersSample], None] | None = None,
     ) -> None:
-        super().__init__(interval_secs, publish)
+        super().__init__(interval_secs)
         self._sampler = ContainerSampler(settings.core_config_json(node))
-        self._store = store
 
     async def start(self) -> None:
         # A first sample discovers the guests and gives rates a base; the real first one follows.
@@ -42,14 +37,13 @@ class ContainerSource(Source):
         first = self.sample()
         log.info("tracking %d containers: %s", len(first.containers), ", ".join(c.name for c in first.containers) or "none")
 
-    def collect(self) -> ContainersSample:
+    def collect(self) -> list[ContainersSample]:
         sample = self.sample()
         for cid in sample.appeared:
             log.info("container appeared: %s", cid)
         for cid in sample.vanished:
             log.info("container vanished: %s", cid)
-        self._store.put_containers(sample)
-        return sample
+        return [sample]
 
     def sample(self) -> ContainersSample:
         return containers_sample_decoder.decode(self._sampler.sample())

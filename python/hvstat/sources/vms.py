@@ -1,6 +1,6 @@
 """VmSource: every VM on the node, from libvirt (bulk domain stats) and from QEMU's QMP sockets,
 with the QEMU process's side (/proc/<pid>, vCPU threads, taps) and the counter math done by the
-Rust core's VmSampler, and each VM's cgroup joined from the containers source's latest sample.
+Rust core's VmSampler (which reads each VM's cgroup too).
 
 A tick: the QMP poll runs on the event loop (asyncio sockets), then a worker thread does the
 libvirt call and the core's sample. Status changes become VmStatusChanged messages, at once for
@@ -13,18 +13,15 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import msgspec
 
 from hvstat._native import VmSampler
-from hvstat.config import NodeSettings, VmSettings
-from hvstat.hub import node_id
+from hvstat.settings import NodeSettings, VmSettings
+from hvstat.identity import node_id
 from hvstat.models import (
-    ContainerMetrics,
     SourceHealth,
-    VmCgroup,
     VmObservation,
     VmObservations,
     VmsSample,
@@ -36,17 +33,8 @@ from hvstat.models import (
 from hvstat.sources.base import Source
 from hvstat.sources.node import PRIME_SECS
 from hvstat.sources.vms_libvirt import LibvirtCollector
-from hvstat.store import Store
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class VmTick:
-    """What one tick hands to the event loop: the sample, and the status changes it saw."""
-
-    sample: VmsSample
-    changes: list[VmStatusChangedMessage] = field(default_factory=list)
 
 
 @dataclass
@@ -64,15 +52,9 @@ class VmSource(Source):
         settings: VmSettings,
         node: NodeSettings,
         interval_secs: float,
-        store: Store,
-        publish: Callable[[VmsSample], None] | None = None,
-        publish_status: Callable[[VmStatusChangedMessage], None] | None = None,
     ) -> None:
-        super().__init__(interval_secs, self._deliver)
+        super().__init__(interval_secs)
         self._sampler = VmSampler(settings.core_config_json(node))
-        self._store = store
-        self._publish_sample = publish
-        self._publish_status = publish_status
         self._node_id = node_id()
         self._loop: asyncio.AbstractEventLoop | None = None
         # Last known status per VM id, written by ticks (worker thread) and lifecycle events (loop).
@@ -149,17 +131,14 @@ class VmSource(Source):
 
     # --- one tick, in a worker thread ---
 
-    def collect(self) -> VmTick:
+    def collect(self) -> list[VmsSample | VmStatusChangedMessage]:
+        """The status changes this tick saw, then the sample."""
         sample = self.sample()
         for vid in sample.appeared:
             log.info("VM appeared: %s", vid)
         for vid in sample.vanished:
             log.info("VM vanished: %s", vid)
-        changes = self._changes(sample)
-        self._store.put_vms(sample)
-        for c in changes:
-            self._store.put_vm_event(c)
-        return VmTick(sample, changes)
+        return [*self._changes(sample), sample]
 
     def sample(self) -> VmsSample:
         notes: dict[str, str] = {}
@@ -179,7 +158,6 @@ class VmSource(Source):
             notes[f"qmp:{path}" if not path.startswith("qmp") else path] = problem
         raw = self._sampler.sample(encoder.encode(VmObservations(vms=observations)))
         sample = vms_sample_decoder.decode(raw)
-        sample = join_cgroups(sample, self._store.containers)
         if notes:
             sample = msgspec.structs.replace(sample, unavailable={**sample.unavailable, **notes})
         return sample
@@ -242,60 +220,6 @@ class VmSource(Source):
             previous = known.status
             known.status = status
         message = self._message(time.time(), uuid, name, "libvirt", previous, status, event)
-        self._store.put_vm_event(message)
-        if self._publish_status is not None:
-            self._publish_status(message)
-
-    def _deliver(self, tick: VmTick) -> None:
-        if self._publish_status is not None:
-            for c in tick.changes:
-                self._publish_status(c)
-        if self._publish_sample is not None:
-            self._publish_sample(tick.sample)
-
-
-def join_cgroups(sample: VmsSample, containers: Mapping[str, ContainerMetrics]) -> VmsSample:
-    """Give each VM the cgroup numbers of the guest whose cgroup holds its QEMU process: the
-    containers source reads that cgroup already (libvirt's machine, Proxmox's <vmid>.scope), so
-    its latest sample is reused instead of reading the same files twice."""
-    if not containers:
-        return sample
-    by_path = {c.cgroup_path: c for c in containers.values()}
-    vms = []
-    changed = False
-    for v in sample.vms:
-        path = v.process.cgroup_path if v.process is not None else None
-        c = _enclosing(by_path, path) if path else None
-        if c is None:
-            vms.append(v)
-            continue
-        changed = True
-        vms.append(
-            msgspec.structs.replace(
-                v,
-                cgroup=VmCgroup(
-                    container_id=c.id,
-                    cgroup_path=c.cgroup_path,
-                    timestamp=c.timestamp,
-                    cpu_usage_percent=c.cpu_usage_percent,
-                    memory_usage_bytes=c.memory_usage_bytes,
-                    memory_limit_bytes=c.memory_limit_bytes,
-                    pressure_cpu=c.pressure_cpu,
-                    pressure_memory=c.pressure_memory,
-                    pressure_io=c.pressure_io,
-                ),
-            )
-        )
-    return msgspec.structs.replace(sample, vms=vms) if changed else sample
-
-
-def _enclosing(by_path: Mapping[str, ContainerMetrics], path: str) -> ContainerMetrics | None:
-    """The guest at ``path`` or the nearest ancestor that is one (libvirt keeps QEMU in the
-    machine's ``emulator`` sub-cgroup); never the root."""
-    while path and path != "/":
-        c = by_path.get(path)
-        if c is not None:
-            return c
-        path = path.rsplit("/", 1)[0]
-    return None
+        if self.bus is not None:
+            self.bus.deliver([message])
 

@@ -1,0 +1,42 @@
+"""Every source hvstat can run, and which of them a configuration turns on.
+
+The lifespan builds its sources from here and nothing else; a new source (processes, say) is one
+more entry. Each entry names the source, says whether the settings enable it, and builds it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from hvstat.settings import Settings
+from hvstat.sources.base import Source
+from hvstat.sources.containers import ContainerSource
+from hvstat.sources.node import NodeSource
+from hvstat.sources.vms import VmSource
+
+
+@dataclass(frozen=True)
+class SourceKind:
+    name: str
+    # The setting that turns it off ("" for a source that always runs).
+    setting: str
+    enabled: Callable[[Settings], bool]
+    build: Callable[[Settings], Source]
+
+
+REGISTRY: tuple[SourceKind, ...] = (
+    SourceKind("node", "", lambda s: True, lambda s: NodeSource(s.node, s.monitoring.node_metrics_interval)),
+    SourceKind(
+        "containers",
+        "containers.enabled",
+        lambda s: s.containers.enabled,
+        lambda s: ContainerSource(s.containers, s.node, s.monitoring.vm_metrics_interval),
+    ),
+    SourceKind("vms", "vms.enabled", lambda s: s.vms.enabled, lambda s: VmSource(s.vms, s.node, s.monitoring.vm_metrics_interval)),
+)
+
+
+def build_sources(settings: Settings) -> dict[str, Source]:
+    """The enabled sources, by name, in registry order."""
+    return {k.name: k.build(settings) for k in REGISTRY if k.enabled(settings)}
