@@ -57,7 +57,7 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 OUT = BENCH / "out"
 sys.path.insert(0, str(BENCH))
-from node import busy_secs, build_floor, machine, own_secs, py_net_dev, py_pressure, run_floor, stats  # noqa: E402
+from node import build_floor, busy_secs, machine, own_secs, py_net_dev, py_pressure, run_floor, stats  # noqa: E402
 
 CG = Path("/sys/fs/cgroup")
 # Where runc puts a container whose cgroupsPath is /docker/<id> (TESTBED.md 3(c)): every v1
@@ -166,7 +166,7 @@ class Fleet:
             raise RuntimeError(f"only {got.count(b'+')} of {len(ids)} container processes moved into their cgroups")
         if want_netns:
             names = []
-            for cid, pid in want_netns:
+            for _cid, pid in want_netns:
                 name = f"hvb{self.tag}{len(self.veths):04x}"
                 self.veths.append(name)  # recorded before it exists
                 names.append((name, pid))
@@ -333,7 +333,7 @@ def classify(path: str, with_services: bool = False) -> bool:
         return True
     if name.startswith("lxc.payload.") or (name.startswith("machine-") and name.endswith(".scope")):
         return True
-    if parent == "machine" and (name.endswith(".libvirt-qemu") or name.endswith(".libvirt-lxc")):
+    if parent == "machine" and (name.endswith((".libvirt-qemu", ".libvirt-lxc"))):
         return True
     if parent == "qemu.slice" and name.endswith(".scope") and name[:-6].isdigit():
         return True
@@ -580,7 +580,7 @@ def measure(fleet: Fleet, n_req: int, variant: str, args, exe: Path) -> dict:
     paths = s.paths()
 
     # Check the sample: all of ours there, one process each, no read errors.
-    ours = {cid for cid in fleet.ids}
+    ours = set(fleet.ids)
     got = {c["id"]: c for c in first["containers"]}
     missing = [cid for cid in ours if cid not in got]
     others = [c for c in first["containers"] if c["id"] not in ours]
@@ -696,7 +696,7 @@ def measure(fleet: Fleet, n_req: int, variant: str, args, exe: Path) -> dict:
     # other users' guests (if any) count in the divisor too; the output flags such runs.
     guests = n + len(others)
     res = {k: stats(v) for k, v in per.items()}
-    for k, r in res.items():
+    for _k, r in res.items():
         r["best_us_per_container"] = r["best_us"] / guests
         r["median_us_per_container"] = r["median_us"] / guests
     return {

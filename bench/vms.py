@@ -70,9 +70,10 @@ import threading
 import time
 import uuid as uuidlib
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
@@ -911,7 +912,6 @@ def main(argv=None) -> int:
             from hvstat._core import VmSampler
             from hvstat.config import NodeSettings, VmSettings
             from hvstat.sources.vms import VmSource
-            from hvstat.store import Store
 
             ro = libvirt.openReadOnly(URI)
             source = None
@@ -921,7 +921,7 @@ def main(argv=None) -> int:
                     fleet.grow(n)
                     setup = time.monotonic() - t0
                     if source is None:
-                        source = VmSource(VmSettings(qmp=False, libvirt="on"), NodeSettings(), 10.0, Store())
+                        source = VmSource(VmSettings(qmp=False, libvirt="on"), NodeSettings(), 10.0)
                         sampler = VmSampler()
                     r = measure_libvirt(fleet, n, ro, source, sampler, args, exe, breakdown=n == counts[-1])
                     r["setup_secs"] = setup
@@ -969,7 +969,7 @@ def main(argv=None) -> int:
 
     if lv_runs:
         P("summary, libvirt: best µs per tick (per VM in parentheses)")
-        keys = [k for k in lv_runs[0]["results"]]
+        keys = list(lv_runs[0]["results"])
         P(f"{'line':<22} " + " ".join(f"{'N=' + str(r['guests']):>22}" for r in lv_runs))
         for k in keys:
             P(f"{k:<22} " + " ".join(f"{r['results'][k]['best_us']:11.1f} ({r['results'][k]['best_us_per_vm']:8.1f})" for r in lv_runs))

@@ -99,16 +99,17 @@ def task_cpu_secs(pid: int) -> float:
     return total / 1e9
 
 
-def http_ok(url: str, *ok: int, timeout: float = 2.0) -> Callable[[], Any]:
-    """A ``wait_ready`` predicate: GET ``url``; the response when its status is in ``ok`` (default
-    200), else None, also while nothing listens yet (a transport error)."""
+def http_ok(url: str, *ok: int, timeout: float = 2.0, **get: Any) -> Callable[[], Any]:
+    """A ``wait_ready`` predicate: GET ``url`` (``get``: more httpx.get arguments, e.g. ``verify``);
+    the response when its status is in ``ok`` (default 200), else None, also while nothing listens
+    yet (a transport error)."""
     import httpx
 
     statuses = ok or (200,)
 
     def check() -> Any:
         try:
-            r = httpx.get(url, timeout=timeout)
+            r = httpx.get(url, timeout=timeout, **get)
         except httpx.TransportError:
             return None
         return r if r.status_code in statuses else None

@@ -12,7 +12,6 @@ import msgspec
 import pytest
 from starlette.testclient import TestClient
 
-from helpers import bug
 from hvstat import __version__
 from hvstat.app import create_app
 from hvstat.config import MonitoringSettings, Settings

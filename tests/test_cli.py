@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
-
 import importlib.metadata
 import json
 import subprocess
@@ -11,6 +9,7 @@ import time
 from pathlib import Path
 
 import msgspec
+import pytest
 
 from helpers import WAIT_SECS, clean_env, hvstat_exe
 from hvstat.models import NodeMetrics

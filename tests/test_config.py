@@ -11,7 +11,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from helpers import WAIT_SECS, bug, clean_env, hvstat_exe
+from helpers import WAIT_SECS, clean_env, hvstat_exe
 from hvstat._core import ConfigError as CoreConfigError
 from hvstat._core import NodeSampler
 from hvstat.config import ConfigError, NodeSettings, Settings, load_settings

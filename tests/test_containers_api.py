@@ -28,7 +28,7 @@ from starlette.testclient import TestClient
 import cgroups
 from cgroups import ALLOC, SLEEP, FakeContainer, MiB, Netns, expect_line, hex_id, py
 from conftest import _stop, free_port, running_server
-from helpers import WAIT_SECS, clean_env, hvstat_exe
+from helpers import WAIT_SECS, clean_env, http_ok, hvstat_exe, wait_ready
 from hvstat.app import create_app
 from hvstat.config import ContainerSettings, MonitoringSettings, Settings
 from hvstat.models import ContainerList, ContainerMetrics, Health
@@ -352,16 +352,7 @@ def test_served_with_many_guests_under_the_service_fd_limit(world: World, fake_c
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=clean_env())
     try:
-        deadline = time.monotonic() + STARTUP_SECS
-        while True:
-            assert proc.poll() is None, f"hvstat serve exited {proc.returncode}: {log_path.read_text()[-2000:]}"
-            try:
-                if httpx.get(f"{base}/health", timeout=2.0).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, f"/health did not answer within {STARTUP_SECS}s: {log_path.read_text()[-2000:]}"
-            time.sleep(0.2)
+        wait_ready(http_ok(f"{base}/health"), f"hvstat serve with {MANY} guests answering /health", timeout=STARTUP_SECS, every=0.2, proc=proc, log=log_path)
         listed = _listed(httpx.get(f"{base}{LIST}", timeout=10).json())
         assert set(ids) <= set(listed)
         no_memory = [cid for cid in ids if listed[cid]["memory_usage_bytes"] is None]

@@ -214,15 +214,16 @@ def _layout(kind: str) -> tuple[str, str, str, str]:
         return f"libpod_parent/libpod-{cid}", "podman", cid, cid[:12]
     if kind == "lxc":
         return f"lxc.payload.{name}", "lxc", name, name
-    if kind == "libvirt":
+    if kind == "libvirt-lxc":
+        # A libvirt LXC machine is a container; a libvirt QEMU machine is a VM (see below).
         n = random.randint(1, 99999)
-        return f"machine/qemu-{n}-{name}.libvirt-qemu", "libvirt", f"qemu-{n}-{name}", name
+        return f"machine/lxc-{n}-{name}.libvirt-lxc", "libvirt", f"lxc-{n}-{name}", name
     if kind == "kubernetes":
         return f"kubepods/burstable/pod{uuid.uuid4()}/{cid}", "kubernetes", cid, cid[:12]
     raise ValueError(kind)
 
 
-LAYOUTS = ["docker-cgroupfs", "docker-systemd", "podman-cgroupfs", "lxc", "libvirt", "kubernetes"]
+LAYOUTS = ["docker-cgroupfs", "docker-systemd", "podman-cgroupfs", "lxc", "libvirt-lxc", "kubernetes"]
 
 
 @pytest.mark.parametrize("kind", LAYOUTS)
@@ -246,6 +247,19 @@ def test_discovered_with_runtime_id_and_name(kind: str, fake_containers: Callabl
     inside = [g["cgroup_path"] for g in d["containers"] if g["cgroup_path"].startswith(c.cgroup_path + "/")]
     assert inside == []
     assert not {g["id"] for g in d["containers"]} & set(nested_ids)
+
+
+@pytest.mark.parametrize("rel", ["machine/qemu-{n}-{name}.libvirt-qemu", "machine.slice/machine-qemu\\x2d{n}\\x2d{name}.scope", "qemu.slice/{n}.scope"])
+def test_a_qemu_vm_scope_is_not_a_container(rel: str, fake_containers: Callable[..., Any], container_sampler: Callable[..., Any]) -> None:
+    """A QEMU VM's scope (libvirt's machine, with or without systemd; Proxmox's qemu.slice) is the
+    VM's: the VM sampler reads it, and the containers list leaves it and its sub-cgroups out."""
+    rel = rel.format(n=random.randint(1, 99999), name=short_name())
+    c = fake_containers(rel, runtime="libvirt")
+    c.add_sub("emulator")
+    c.add_sub("vcpu0")
+    # No process in it: an empty cgroup of a guest would still be listed (state "empty").
+    d = sample(container_sampler())
+    assert not [g for g in d["containers"] if g["cgroup_path"].startswith(c.cgroup_path)], d["containers"]
 
 
 def test_empty_container_is_listed_as_empty(fake_containers: Callable[..., Any], container_sampler: Callable[..., Any]) -> None:
@@ -534,7 +548,7 @@ def test_appears_then_vanishes(fake_containers: Callable[..., Any], container_sa
     assert find(d, cid) is None
     assert d["interval_secs"] is None, "the sampler's first sample has no interval"
     c = fake_containers(f"docker/{cid}")
-    p = spawn_busy(c)
+    spawn_busy(c)
 
     d = sample(s)
     x = one(d, cid)

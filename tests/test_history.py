@@ -53,7 +53,7 @@ LOOP_INTERVAL = 0.25
 
 
 def node_sample(ts: float, **values: float | None) -> NodeMetrics:
-    base: dict[str, Any] = {k: 1.0 for k in ("cpu_usage", "memory_usage", "disk_usage", "load_average_1m", "load_average_5m", "load_average_15m")}
+    base: dict[str, Any] = dict.fromkeys(("cpu_usage", "memory_usage", "disk_usage", "load_average_1m", "load_average_5m", "load_average_15m"), 1.0)
     return NodeMetrics(timestamp=ts, **{**base, **values})
 
 
@@ -221,7 +221,7 @@ def test_node_fields_beyond_the_seed_ones() -> None:
     disk = {"name": "dm-0", "major": 252, "minor": 0, "stacked": True, "read_bytes_per_sec": 1e9, "in_progress": 0}
     disk |= dict.fromkeys(("read_bytes_total", "write_bytes_total", "reads_total", "writes_total"), 0)
     disk |= dict.fromkeys(("read_time_secs_total", "write_time_secs_total", "io_time_secs_total"), 0.0)
-    base = {k: 1.0 for k in ("cpu_usage", "memory_usage", "disk_usage", "load_average_1m", "load_average_5m", "load_average_15m")}
+    base = dict.fromkeys(("cpu_usage", "memory_usage", "disk_usage", "load_average_1m", "load_average_5m", "load_average_15m"), 1.0)
     samples = [
         {"cpu": {**cpu, "total": modes}, "swap": {"total_bytes": 1 << 30, "used_percent": 12.5}, "disks": [disk],
          "disk_total": {"disks": ["sda"], "read_bytes_per_sec": 4096.0, "write_bytes_per_sec": 512.0}},

@@ -19,7 +19,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from conftest import free_port
-from helpers import WAIT_SECS, clean_env, hvstat_exe
+from helpers import WAIT_SECS, clean_env, http_ok, hvstat_exe, wait_ready
 
 pytestmark = pytest.mark.server
 
@@ -36,14 +36,9 @@ class Served:
 
     def wait_for_log(self, pattern: str, after: int = 0) -> str:
         """The first line matching ``pattern`` past character ``after`` of the log."""
-        deadline = time.monotonic() + WAIT_SECS / 4
-        while time.monotonic() < deadline:
-            m = re.search(pattern, self.text()[after:])
-            if m:
-                return m.group(0)
-            assert self.proc.poll() is None, f"hvstat exited with {self.proc.returncode}:\n{self.text()}"
-            time.sleep(0.05)
-        raise AssertionError(f"no log line matching {pattern!r}:\n{self.text()}")
+        m = wait_ready(lambda: re.search(pattern, self.text()[after:]), f"a log line matching {pattern!r}",
+                       timeout=WAIT_SECS / 4, every=0.05, proc=self.proc, log=self.text)  # fmt: skip
+        return m.group(0)
 
     def reload(self, config_text: str, expect: str) -> str:
         """Write the config, send SIGHUP, and return the log line matching ``expect``."""
@@ -75,13 +70,7 @@ def serve(workdir: Path, config_text: str) -> Iterator[Served]:
     served = Served(proc, f"http://127.0.0.1:{port}", config, log)
     try:
         served.wait_for_log(r"SIGHUP reloads the configuration")
-        deadline = time.monotonic() + WAIT_SECS
-        while True:
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(f"{served.base}/health", timeout=2).status_code == 200:
-                    break
-            assert time.monotonic() < deadline and proc.poll() is None, served.text()
-            time.sleep(0.1)
+        wait_ready(http_ok(f"{served.base}/health"), "hvstat serve answering /health", proc=proc, log=log)
         yield served
     finally:
         if proc.poll() is None:

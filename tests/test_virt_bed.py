@@ -5,12 +5,12 @@ about 2 s here (libvirt waits until this machine's PID 1 reaps QEMU)."""
 
 from __future__ import annotations
 
-import pytest
-
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 import virt
 

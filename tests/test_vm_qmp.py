@@ -33,7 +33,7 @@ from typing import Any
 import pytest
 
 import virt
-from helpers import WAIT_SECS
+from helpers import WAIT_SECS, wait_ready
 from hvstat.models import VmObservation
 from hvstat.qmp import QmpClient, QmpConnectionError, QmpError, QmpTimeout
 from hvstat.sources import vms_qmp
@@ -64,14 +64,7 @@ def by_id(observations: list[VmObservation]) -> dict[str, VmObservation]:
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = WAIT_SECS, every: float = 0.1) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {predicate}")
-        time.sleep(every)
+    return wait_ready(predicate, str(predicate), timeout=timeout, every=every)
 
 
 @contextlib.contextmanager
@@ -1043,7 +1036,7 @@ def test_balloon_guest_stats_map_to_libvirt_names_and_unreported_is_null() -> No
     assert (b.current_bytes, b.maximum_bytes, b.last_update) == (134217728, 134217728, 1795313182)
     assert (b.available_bytes, b.usable_bytes, b.unused_bytes, b.disk_caches_bytes) == (97062912, 74035200, 68296704, 2547712)
     assert (b.swap_in_bytes, b.swap_out_bytes, b.major_faults, b.minor_faults) == (0, 0, 0, 1761)
-    nothing = balloon_from(67108864, {"stats": {k: NOT_REPORTED for k in guest["stats"]}, "last-update": 0}, None)
+    nothing = balloon_from(67108864, {"stats": dict.fromkeys(guest["stats"], NOT_REPORTED), "last-update": 0}, None)
     assert nothing.current_bytes == 67108864 and nothing.last_update == 0
     assert (nothing.available_bytes, nothing.usable_bytes, nothing.unused_bytes, nothing.minor_faults) == (None, None, None, None)
 

@@ -19,7 +19,7 @@ import websockets
 
 import virt
 from conftest import running_server
-from helpers import WAIT_SECS
+from helpers import WAIT_SECS, wait_ready
 
 pytestmark = [pytest.mark.libvirt, pytest.mark.server]
 
@@ -27,14 +27,7 @@ INTERVAL = 1.0
 
 
 def wait_for(predicate: Any, timeout: float = WAIT_SECS, every: float = 0.2) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {predicate}")
-        time.sleep(every)
+    return wait_ready(predicate, str(predicate), timeout=timeout, every=every)
 
 
 # Where tests/virt.py's bare QEMUs put the QMP socket meant for the code under test.

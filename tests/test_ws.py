@@ -43,7 +43,7 @@ from websockets.uri import parse_uri
 
 import cgroups
 from conftest import _stop, free_port, running_server
-from helpers import WAIT_SECS, clean_env
+from helpers import WAIT_SECS, clean_env, http_ok, wait_ready
 from hvstat import __version__
 from hvstat.api.ws import schemas
 from hvstat.models import ContainerMetricsMessage, ContainersSummaryMessage, HelloMessage, NodeMetricsMessage
@@ -88,16 +88,7 @@ def uvicorn_server(workdir: Path, env: dict[str, str], *, sndbuf: int = 0, ping:
             env=clean_env(HVSTAT_CONFIG=str(config), **env),
         )
         try:
-            deadline = time.monotonic() + WAIT_SECS
-            while True:
-                if proc.poll() is not None:
-                    raise AssertionError(f"the server exited with {proc.returncode}:\n{log_path.read_text()}")
-                with contextlib.suppress(httpx.TransportError):
-                    if httpx.get(f"{base}/health", timeout=2.0).status_code == 200:
-                        break
-                if time.monotonic() > deadline:
-                    raise AssertionError(f"the server did not answer /health within {WAIT_SECS}s:\n{log_path.read_text()}")
-                time.sleep(0.1)
+            wait_ready(http_ok(f"{base}/health"), "the uvicorn server answering /health", proc=proc, log=log_path)
             yield base, log_path
         finally:
             _stop(proc)

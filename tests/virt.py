@@ -61,7 +61,7 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
-from helpers import WAIT_SECS
+from helpers import WAIT_SECS, wait_ready
 
 URI = "qemu:///system"
 REPO = Path(__file__).resolve().parent.parent
@@ -133,11 +133,11 @@ def _pid_from(pidfile: Path) -> int | None:
 
 
 def _wait(what: str, ok: Any, timeout: float, interval: float = 0.05, details: Any = None) -> None:
-    deadline = time.monotonic() + timeout
-    while not ok():
-        if time.monotonic() > deadline:
-            raise VirtError(f"timed out after {timeout:.0f}s waiting for {what}" + (f"\n{details()}" if details else ""))
-        time.sleep(interval)
+    """helpers.wait_ready, raising VirtError (callers tell a test bed failure from a test's)."""
+    try:
+        wait_ready(ok, what, timeout=timeout, every=interval, log=details)
+    except AssertionError as e:
+        raise VirtError(str(e)) from None
 
 
 def _kill_and_wait(pid: int, comm: str | None, timeout: float = WAIT_SECS) -> None:
