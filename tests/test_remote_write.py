@@ -229,7 +229,7 @@ def test_answers_retry_drop_and_send(tmp_path: Path) -> None:
             try:
                 # 503, 429 and a refused connection would all be retried; 503 then 429 here.
                 rx.statuses[:] = [503, 429]
-                w.on_node(sample)
+                w.on_sample(sample)
                 first = await w.flush()
                 assert first is not None
                 # Counted as sent on the 2xx, removed from the buffer just after: wait for both.
@@ -238,7 +238,7 @@ def test_answers_retry_drop_and_send(tmp_path: Path) -> None:
                 assert w.status().buffer_samples == 0 and w.status().last_success is not None
                 # 400 (malformed, out of order): dropped and counted, and the next batch goes on.
                 rx.statuses[:] = [400]
-                w.on_node(sample)
+                w.on_sample(sample)
                 refused = await w.flush()
                 second = await w.flush()
                 assert refused is not None and second is not None

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import functools
 import operator
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import repeat
 from typing import Any, Literal, Protocol
@@ -522,17 +522,55 @@ def walk_node(out: Sink, node: NodeMetrics) -> None:
 
 # --- containers --------------------------------------------------------------------------------------
 
+@dataclass(frozen=True)
+class GuestSeries:
+    """What every guest of a kind exports: an info series (1, with ``info_attrs`` as labels) and a
+    family per scalar field, each labelled with ``labels`` (taken from the fields ``label_attrs``).
+    Fields in ``limits`` may hold "max" (no limit): their series is left out then."""
+
+    labels: tuple[str, ...]
+    label_attrs: tuple[str, ...]
+    info: Family
+    info_attrs: tuple[str, ...]
+    fields: tuple[tuple[Family, str], ...]
+    limits: frozenset[str] = frozenset()
+
+    def walk(self, out: Sink, guests: Sequence[Any]) -> list[Any]:
+        """The info and field series of ``guests``; returns each guest's label key, for the
+        kind's own series. Column by column (what a scrape of 1000 containers costs): the label
+        key of each guest is built once, the values of all fields are fetched per guest in one
+        C call (attrgetter) and transposed (zip), and each family's lines are one comprehension."""
+        bases = out.keys(self.labels, list(map(operator.attrgetter(*self.label_attrs), guests)))
+        out.add(self.info, zip(out.extend(bases, self.info_attrs, list(map(operator.attrgetter(*self.info_attrs), guests))), repeat(1)))
+        values = operator.attrgetter(*(attr for _, attr in self.fields))
+        for (fam, attr), col in zip(self.fields, zip(*map(values, guests))):
+            out.add(fam, zip(bases, col), limits=attr in self.limits)
+        return bases
+
+
+def _each(out: Sink, bases: Sequence[Any], guests: Sequence[Any], attr: str, label: str, key: str, families: Sequence[tuple[Family, str]], raw: bool = False) -> None:
+    """Series of the items of each guest's list ``attr`` (a VM's vCPUs, disks, NICs), labelled
+    with the guest's labels plus ``label`` (the item's ``key``)."""
+    items = [(b, x) for b, g in zip(bases, guests) for x in getattr(g, attr)]
+    keys = out.extend([b for b, _ in items], (label,), [(getattr(x, key),) for _, x in items], raw=raw)
+    for fam, field_name in families:
+        out.add(fam, zip(keys, [getattr(x, field_name) for _, x in items]))
+
+
+def _field_family(labels: tuple[str, ...]) -> Callable[[Kind, str, str, str, str], tuple[Family, str]]:
+    """Makes (family, field) pairs of one guest kind: labelled with ``labels``, documented as from ``field``."""
+
+    def make(kind: Kind, name: str, help: str, unit: str, attr: str) -> tuple[Family, str]:
+        return (_family(name, kind, help, labels, unit, attr), attr)
+
+    return make
+
+
 CONTAINER_LABELS = ("id", "name", "runtime")
 CONTAINER_INFO = info(
-    "hvstat_container_info",
-    "1 for every container hvstat sees; its cgroup path and state as labels.",
-    ("id", "name", "runtime", "cgroup_path", "state"),
-    "id, name, runtime, cgroup_path, state",
+    "hvstat_container_info", "1 for every container hvstat sees; its cgroup path and state as labels.", (*CONTAINER_LABELS, "cgroup_path", "state"), "id, name, runtime, cgroup_path, state"
 )
-
-
-def _c(kind: Kind, name: str, help: str, unit: str, attr: str) -> tuple[Family, str]:
-    return (_family(name, kind, help, CONTAINER_LABELS, unit, attr), attr)
+_c = _field_family(CONTAINER_LABELS)
 
 
 # Per-container families from one field each, in output order. Limits of "max" are left out.
@@ -572,23 +610,17 @@ CONTAINER_PRESSURE_STALL = counter(
     "seconds",
     "pressure_<resource>.<kind>.total_usec / 1e6",
 )
-_container_values = operator.attrgetter(*(attr for _, attr in CONTAINER_FIELDS))
+CONTAINER_SERIES = GuestSeries(
+    CONTAINER_LABELS, ("id", "name", "runtime"), CONTAINER_INFO, ("cgroup_path", "state"), CONTAINER_FIELDS, frozenset({"memory_limit_bytes", "pids_max"})
+)
 _network_values = operator.attrgetter(*(attr for _, attr in CONTAINER_NETWORK))
-# Fields that may hold "max" (no limit): their series is left out then.
-_LIMIT_FIELDS = {"memory_limit_bytes", "pids_max"}
 
 
 def walk_containers(out: Sink, containers: Iterable[ContainerMetrics]) -> None:
-    # This is what a scrape of 1000 containers costs, so it works column by column: the label key
-    # of each container is built once, the values of all fields are fetched per container in one
-    # C call (attrgetter) and transposed (zip), and each family's lines are one comprehension.
     cs = list(containers)
     if not cs:
         return
-    bases = out.keys(CONTAINER_LABELS, [(c.id, c.name, c.runtime) for c in cs])
-    out.add(CONTAINER_INFO, zip(out.extend(bases, ("cgroup_path", "state"), [(c.cgroup_path, c.state) for c in cs]), repeat(1)))
-    for (fam, attr), col in zip(CONTAINER_FIELDS, zip(*map(_container_values, cs))):
-        out.add(fam, zip(bases, col), limits=attr in _LIMIT_FIELDS)
+    bases = CONTAINER_SERIES.walk(out, cs)
     own = [(b, c) for b, c in zip(bases, cs) if c.network_mode == "own"]
     if own:
         own_bases = [b for b, _ in own]
@@ -605,16 +637,8 @@ def walk_containers(out: Sink, containers: Iterable[ContainerMetrics]) -> None:
 # --- VMs ---------------------------------------------------------------------------------------------
 
 VM_LABELS = ("vm", "name")
-VM_INFO = info(
-    "hvstat_vm_info",
-    "1 for every VM hvstat sees; where it comes from and its state as labels.",
-    ("vm", "name", "origin", "status"),
-    "id, name, origin, status",
-)
-
-
-def _v(kind: Kind, name: str, help: str, unit: str, attr: str) -> tuple[Family, str]:
-    return (_family(name, kind, help, VM_LABELS, unit, attr), attr)
+VM_INFO = info("hvstat_vm_info", "1 for every VM hvstat sees; where it comes from and its state as labels.", (*VM_LABELS, "origin", "status"), "id, name, origin, status")
+_v = _field_family(VM_LABELS)
 
 
 VM_FIELDS = (
@@ -662,29 +686,17 @@ VM_NIC = tuple(
     (counter(f"hvstat_vm_network_{n}_total", f"{h}, seen from the guest (interface: the host-side tap).", NIC_VM_LABELS, u, f"nics[].{a}"), a)
     for n, a, h, u in _NET_COUNTERS
 )
-_vm_values = operator.attrgetter(*(attr for _, attr in VM_FIELDS))
+VM_SERIES = GuestSeries(VM_LABELS, ("id", "name"), VM_INFO, ("origin", "status"), VM_FIELDS)
 
 
 def walk_vms(out: Sink, vms: Iterable[VmMetrics]) -> None:
     vs = list(vms)
     if not vs:
         return
-    bases = out.keys(VM_LABELS, [(v.id, v.name) for v in vs])
-    out.add(VM_INFO, zip(out.extend(bases, ("origin", "status"), [(v.origin, v.status) for v in vs]), repeat(1)))
-    for (fam, _), col in zip(VM_FIELDS, zip(*map(_vm_values, vs))):
-        out.add(fam, zip(bases, col))
-    vcpus = [(b, c) for b, v in zip(bases, vs) for c in v.vcpu]
-    keys = out.extend([b for b, _ in vcpus], ("vcpu",), [(c.index,) for _, c in vcpus], raw=True)
-    for fam, attr in VM_VCPU:
-        out.add(fam, zip(keys, [getattr(c, attr) for _, c in vcpus]))
-    disks = [(b, d) for b, v in zip(bases, vs) for d in v.disks]
-    keys = out.extend([b for b, _ in disks], ("disk",), [(d.name,) for _, d in disks])
-    for fam, attr in VM_DISK:
-        out.add(fam, zip(keys, [getattr(d, attr) for _, d in disks]))
-    nics = [(b, n) for b, v in zip(bases, vs) for n in v.nics]
-    keys = out.extend([b for b, _ in nics], ("interface",), [(n.name,) for _, n in nics])
-    for fam, attr in VM_NIC:
-        out.add(fam, zip(keys, [getattr(n, attr) for _, n in nics]))
+    bases = VM_SERIES.walk(out, vs)
+    _each(out, bases, vs, "vcpu", "vcpu", "index", VM_VCPU, raw=True)
+    _each(out, bases, vs, "disks", "disk", "name", VM_DISK)
+    _each(out, bases, vs, "nics", "interface", "name", VM_NIC)
 
 
 # --- alerts ------------------------------------------------------------------------------------------
