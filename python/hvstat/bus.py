@@ -21,13 +21,12 @@ import logging
 from collections.abc import Sequence
 from typing import Protocol
 
-from hvstat.models import ContainersSample, NodeMetrics, VmsSample, VmStatusChangedMessage
+from hvstat.sources.base import Sample
 from hvstat.store import Store
 
 log = logging.getLogger(__name__)
 
-# Everything that travels on the bus.
-Sample = NodeMetrics | ContainersSample | VmsSample | VmStatusChangedMessage
+__all__ = ["Listener", "Sample", "SampleBus"]
 
 
 class Listener(Protocol):

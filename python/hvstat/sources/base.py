@@ -11,12 +11,23 @@ import logging
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-from hvstat.models import SourceHealth
+from hvstat.models import ContainersSample, NodeMetrics, SourceHealth, VmsSample, VmStatusChangedMessage
 
-if TYPE_CHECKING:
-    from hvstat.bus import Sample, SampleBus
+# What a source produces (the sample bus carries exactly these).
+Sample = NodeMetrics | ContainersSample | VmsSample | VmStatusChangedMessage
+
+
+class Bus(Protocol):
+    """Where a source's samples go (hvstat.bus.Bus): sources sit below the store and the bus
+    and know them only by this."""
+
+    def record(self, samples: Sequence[Sample]) -> None: ...
+
+    def publish(self, samples: Sequence[Sample]) -> None: ...
+
+    def deliver(self, samples: Sequence[Sample]) -> None: ...
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +43,7 @@ class Source(ABC):
     def __init__(self, interval_secs: float) -> None:
         self.interval_secs = interval_secs
         # Where the samples go (``attach``); None: a source used on its own (tests, benchmarks).
-        self.bus: SampleBus | None = None
+        self.bus: Bus | None = None
         self.tick_timeout_secs = max(interval_secs, MIN_TICK_TIMEOUT_SECS)
         self._last_success: float | None = None
         self._last_attempt: float | None = None
@@ -42,7 +53,7 @@ class Source(ABC):
         self._inflight: asyncio.Future[object] | None = None
         self._inflight_since = 0.0
 
-    def attach(self, bus: SampleBus) -> None:
+    def attach(self, bus: Bus) -> None:
         self.bus = bus
 
     async def close(self) -> None:
