@@ -1,4 +1,4 @@
-"""The service's layers point one way (docs/architecture.md, "Layers"): every import in
+"""The service's layers point one way (docs/architecture.md, "The service, layer by layer"): every import in
 python/hvstat goes to the module's own layer or a lower one, there is no import cycle, and no
 source reads the store. Imports are read from the source files (all of them: at module level, in
 functions and under TYPE_CHECKING), so a new back-reference fails here, not in review."""
