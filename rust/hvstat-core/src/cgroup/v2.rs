@@ -4,9 +4,33 @@
 
 use super::Limit;
 use crate::parse::{
-    dev_field, fields, flat_keyed, lines, lossy, only_line, single_field, split_once, u64_field, ParseError,
+    dev_field, fields, flat_keyed, lines, lossy, only_line, single_field, split_once, u64_field, u64_of, ParseError,
     ParseResult,
 };
+
+/// cgroup.events: whether the cgroup (or a descendant) holds a process, and whether it is frozen.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Events {
+    pub populated: Option<bool>,
+    /// Since Linux 5.2 (the v2 freezer).
+    pub frozen: Option<bool>,
+}
+
+/// Parses cgroup.events: `populated 0|1` and, since Linux 5.2, `frozen 0|1`; a value other than 0
+/// counts as set. Other keys are skipped; a kept key without a number is an error on its line.
+pub fn parse_events(buf: &[u8]) -> ParseResult<Events> {
+    let mut e = Events::default();
+    for (n, line) in lines(buf) {
+        let mut f = fields(line);
+        let slot = match f.next() {
+            Some(b"populated") => &mut e.populated,
+            Some(b"frozen") => &mut e.frozen,
+            _ => continue,
+        };
+        *slot = Some(f.next().and_then(u64_of).ok_or_else(|| ParseError::new(n, "expected a number"))? != 0);
+    }
+    Ok(e)
+}
 
 /// cpu.stat. The first three exist without the cpu controller (and on the test machines' hybrid
 /// tree); the rest need it.
@@ -473,6 +497,21 @@ thp_collapse_alloc 14
     }
 
     #[test]
+    fn events() {
+        // Linux 6.8 and 6.18, every cgroup.events of tests/fixtures/hosts (a running guest).
+        assert_eq!(parse_events(b"populated 1\nfrozen 0\n"), Ok(Events { populated: Some(true), frozen: Some(false) }));
+        // A paused container (`podman pause`, the v2 freezer) that still holds its processes.
+        assert_eq!(parse_events(b"populated 1\nfrozen 1\n"), Ok(Events { populated: Some(true), frozen: Some(true) }));
+        // Linux 4.19: no v2 freezer, so no frozen line; an emptied cgroup kept by its runtime.
+        assert_eq!(parse_events(b"populated 0\n"), Ok(Events { populated: Some(false), frozen: None }));
+        // Keys a later kernel might add are skipped; an empty file knows nothing.
+        assert_eq!(parse_events(b"populated 1\nfuture 7 x\n").unwrap().populated, Some(true));
+        assert_eq!(parse_events(b""), Ok(Events::default()));
+        assert_eq!(parse_events(b"populated 1\nfrozen\n"), Err(ParseError::new(2, "expected a number")));
+        assert_eq!(parse_events(b"populated yes\n"), Err(ParseError::new(1, "expected a number")));
+    }
+
+    #[test]
     fn memory_events() {
         // Linux 6.x: oom_group_kill (5.17) is skipped.
         let e = parse_memory_events(b"low 0\nhigh 12\nmax 3\noom 2\noom_kill 1\noom_group_kill 0\n").unwrap();
@@ -573,6 +612,7 @@ thp_collapse_alloc 14
             let _ = parse_memory_stat(&buf);
             let _ = parse_memory_events(&buf);
             let _ = parse_io_stat(&buf);
+            let _ = parse_events(&buf);
         }
 
         #[test]
