@@ -35,10 +35,13 @@ class ConfigError(Exception):
 
 
 class _Table(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """A config table. msgspec does not inherit kw_only, so each subclass repeats it."""
+    """A config table. msgspec does not inherit kw_only, so each subclass repeats it. Each also
+    repeats frozen=True: msgspec inherits it, but mypy (through dataclass_transform) would take a
+    subclass without it for a non-frozen dataclass inheriting a frozen one (msgspec's advice in
+    msgspec/msgspec#657)."""
 
 
-class ServerSettings(_Table, kw_only=True):
+class ServerSettings(_Table, frozen=True, kw_only=True):
     host: str = "127.0.0.1"
     port: Port = 9106
     # API tokens (docs/operations.md, "Security"). With any token set, every request needs one
@@ -66,7 +69,7 @@ class ServerSettings(_Table, kw_only=True):
     ws_auth_timeout: Annotated[float, msgspec.Meta(gt=0, le=60)] = 5.0
 
 
-class MonitoringSettings(_Table, kw_only=True):
+class MonitoringSettings(_Table, frozen=True, kw_only=True):
     node_metrics_interval: Seconds = 5.0
     vm_metrics_interval: Seconds = 10.0
     enable_history: bool = True
@@ -83,7 +86,7 @@ class MonitoringSettings(_Table, kw_only=True):
     history_max_points: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 10_000
 
 
-class NodeSettings(_Table, kw_only=True):
+class NodeSettings(_Table, frozen=True, kw_only=True):
     """What the node sampler reads. Unset keys take the Rust core's defaults, which are the only
     copy of them (see docs/operations.md or ``hvstat check-config`` for the effective values)."""
 
@@ -106,7 +109,7 @@ class NodeSettings(_Table, kw_only=True):
         return msgspec.json.encode({k: v for k, v in msgspec.structs.asdict(self).items() if v is not None}).decode()
 
 
-class ContainerSettings(_Table, kw_only=True):
+class ContainerSettings(_Table, frozen=True, kw_only=True):
     """Container (cgroup guest) discovery and sampling. Unset keys take the Rust core's defaults;
     proc_root, sys_root and rootfs default to the [node] table's."""
 
@@ -128,7 +131,7 @@ class ContainerSettings(_Table, kw_only=True):
         return msgspec.json.encode({**roots, **own}).decode()
 
 
-class VmSettings(_Table, kw_only=True):
+class VmSettings(_Table, frozen=True, kw_only=True):
     """VM sources: libvirt (bulk domain stats) and QEMU's QMP sockets for VMs libvirt does not own."""
 
     enabled: bool = True
@@ -158,14 +161,14 @@ class VmSettings(_Table, kw_only=True):
         return msgspec.json.encode({k: v for k, v in roots.items() if v is not None}).decode()
 
 
-class LoggingSettings(_Table, kw_only=True):
+class LoggingSettings(_Table, frozen=True, kw_only=True):
     level: Literal["debug", "info", "warning", "error"] = "info"
     # "text": "LEVEL logger: message" lines; "json": one JSON object per line (ts, level, logger,
     # msg and any extra fields), uvicorn's error and access logs included (hvstat/logs.py).
     format: Literal["text", "json"] = "text"
 
 
-class AlertRuleSelect(_Table, kw_only=True):
+class AlertRuleSelect(_Table, frozen=True, kw_only=True):
     """Which guests a container or VM rule applies to; both keys must match when both are set."""
 
     # Shell globs on the container's or VM's name.
@@ -174,7 +177,7 @@ class AlertRuleSelect(_Table, kw_only=True):
     runtime: str | list[str] | None = None
 
 
-class AlertRuleSettings(_Table, kw_only=True):
+class AlertRuleSettings(_Table, frozen=True, kw_only=True):
     """One ``[[alerts.rules]]`` table as written; hvstat.alerts.rules checks and compiles it at
     load (docs/alerts.md)."""
 
@@ -193,7 +196,7 @@ class AlertRuleSettings(_Table, kw_only=True):
     select: AlertRuleSelect | None = None
 
 
-class _NotifierTable(_Table, kw_only=True):
+class _NotifierTable(_Table, frozen=True, kw_only=True):
     # Per attempt (connect, send, answer).
     timeout: Annotated[float, msgspec.Meta(gt=0, le=300)] = 10.0
     # Attempts after the first; waits double from `backoff` up to `backoff_max`, with jitter.
@@ -207,14 +210,14 @@ class _NotifierTable(_Table, kw_only=True):
     ca_file: str | None = None
 
 
-class WebhookSettings(_NotifierTable, kw_only=True):
+class WebhookSettings(_NotifierTable, frozen=True, kw_only=True):
     """``[alerts.webhook]``: every AlertTriggered / AlertResolved message POSTed as JSON."""
 
     url: str
     headers: dict[str, str] = {}
 
 
-class EmailRecipients(_Table, kw_only=True):
+class EmailRecipients(_Table, frozen=True, kw_only=True):
     """``[alerts.email.recipients]``: per severity, who gets mail instead of ``to`` ([] for nobody)."""
 
     critical: list[str] | None = None
@@ -223,7 +226,7 @@ class EmailRecipients(_Table, kw_only=True):
     low: list[str] | None = None
 
 
-class EmailSettings(_NotifierTable, kw_only=True):
+class EmailSettings(_NotifierTable, frozen=True, kw_only=True):
     """``[alerts.email]``: one mail per AlertTriggered / AlertResolved over SMTP."""
 
     host: str
@@ -250,7 +253,7 @@ class EmailSettings(_NotifierTable, kw_only=True):
         return list(self.to) if own is None else list(own)
 
 
-class AlertSettings(_Table, kw_only=True):
+class AlertSettings(_Table, frozen=True, kw_only=True):
     """``[alerts]``: rules evaluated on every sample, and where notifications go (docs/alerts.md).
     Rules, webhook and email are set in the file; of this table only ``enabled`` and
     ``history_size`` have environment overrides."""
@@ -263,7 +266,7 @@ class AlertSettings(_Table, kw_only=True):
     email: EmailSettings | None = None
 
 
-class RemoteWriteSettings(_Table, kw_only=True):
+class RemoteWriteSettings(_Table, frozen=True, kw_only=True):
     """``[remote_write]``: push the series of /metrics to a Prometheus remote-write 1.0 receiver
     (Prometheus with --web.enable-remote-write-receiver, VictoriaMetrics, Mimir...), through an
     on-disk buffer so that an outage of the receiver loses nothing (hvstat/remote_write.py,
@@ -293,7 +296,7 @@ class RemoteWriteSettings(_Table, kw_only=True):
     ca_file: str | None = None
 
 
-class Settings(_Table, kw_only=True):
+class Settings(_Table, frozen=True, kw_only=True):
     server: ServerSettings = ServerSettings()
     monitoring: MonitoringSettings = MonitoringSettings()
     node: NodeSettings = NodeSettings()
