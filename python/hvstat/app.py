@@ -32,7 +32,6 @@ from hvstat.models import SourceHealth
 from hvstat.reload import Reloader
 from hvstat.remote_write import RemoteWriter
 from hvstat.settings import Settings
-from hvstat.sources.base import Source
 from hvstat.sources.registry import build_sources
 from hvstat.state import AppState
 from hvstat.store import Store

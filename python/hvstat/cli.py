@@ -129,9 +129,9 @@ def _check_config(settings: Settings) -> None:
     if alerts.get("email") and alerts["email"].get("password") is not None:
         alerts["email"]["password"] = "***"
     if alerts.get("webhook"):
-        alerts["webhook"]["headers"] = {k: "***" for k in alerts["webhook"].get("headers", {})}
+        alerts["webhook"]["headers"] = dict.fromkeys(alerts["webhook"].get("headers", {}), "***")
     effective["server"]["tokens"] = ["***" for _ in settings.server.tokens]
-    effective["remote_write"]["headers"] = {k: "***" for k in settings.remote_write.headers}
+    effective["remote_write"]["headers"] = dict.fromkeys(settings.remote_write.headers, "***")
     effective["node"] = effective_node
     effective["containers"] = {
         "enabled": settings.containers.enabled,

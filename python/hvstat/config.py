@@ -16,8 +16,8 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
-from hvstat._native import ContainerSampler, NodeSampler, VmSampler
 from hvstat._native import ConfigError as CoreConfigError
+from hvstat._native import ContainerSampler, NodeSampler, VmSampler
 from hvstat.alerts.rules import RulesError, compile_rules
 from hvstat.settings import (
     AlertRuleSelect,

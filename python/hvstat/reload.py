@@ -20,8 +20,8 @@ from typing import Any
 
 import msgspec
 
-from hvstat.settings import Settings
 from hvstat.hub import Hub
+from hvstat.settings import Settings
 
 log = logging.getLogger(__name__)
 

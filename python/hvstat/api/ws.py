@@ -18,7 +18,6 @@ import logging
 from typing import Any
 
 import msgspec
-
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket
 

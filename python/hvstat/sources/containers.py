@@ -7,8 +7,8 @@ import asyncio
 import logging
 
 from hvstat._native import ContainerSampler
-from hvstat.settings import ContainerSettings, NodeSettings
 from hvstat.models import ContainersSample, containers_sample_decoder
+from hvstat.settings import ContainerSettings, NodeSettings
 from hvstat.sources.base import Source
 from hvstat.sources.node import PRIME_SECS
 

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 import msgspec
 
 from hvstat._native import VmSampler
-from hvstat.settings import NodeSettings, VmSettings
 from hvstat.identity import node_id
 from hvstat.models import (
     SourceHealth,
@@ -30,6 +29,7 @@ from hvstat.models import (
     encoder,
     vms_sample_decoder,
 )
+from hvstat.settings import NodeSettings, VmSettings
 from hvstat.sources.base import Source
 from hvstat.sources.node import PRIME_SECS
 from hvstat.sources.vms_libvirt import LibvirtCollector
