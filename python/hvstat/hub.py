@@ -46,6 +46,7 @@ from typing import Any
 import msgspec
 
 from hvstat.guests import KINDS, GuestKind, GuestLookupError
+from hvstat.identity import node_id
 from hvstat.models import (
     CLIENT_MESSAGES,
     ContainersSample,
@@ -60,7 +61,6 @@ from hvstat.models import (
     WsMessage,
     encoder,
 )
-from hvstat.identity import node_id
 from hvstat.store import Store
 
 log = logging.getLogger(__name__)
@@ -249,7 +249,8 @@ class Hub:
                 topics=sorted(DEFAULT_TOPICS),
                 queue_size=self.queue_size,
                 node=self.store.node,
-                **{k.plural: k.listing(sample) for k, sample in by_kind.items() if sample is not None},
+                # Each kind's list under its plural ("containers": a ContainerList, "vms": a VmList).
+                **{k.plural: k.listing(sample) for k, sample in by_kind.items() if sample is not None},  # type: ignore[arg-type]  # names computed per kind: mypy sees dict[str, Wire]
             )
         )
         self.frames_encoded += 1
@@ -311,9 +312,9 @@ class Hub:
             )
         elif failed is not None:
             # The first topic that could not be resolved, with the reason as the REST routes give it.
-            t, e = failed
-            detail = {"topic": t, **e.detail} if isinstance(e.detail, dict) else {"topic": t, "detail": e.detail}
-            self._reply(client, ErrorMessage(error=e.error, detail=detail))
+            bad, error = failed
+            detail = {"topic": bad, **error.detail} if isinstance(error.detail, dict) else {"topic": bad, "detail": error.detail}
+            self._reply(client, ErrorMessage(error=error.error, detail=detail))
         else:
             client.set_topics(frozenset(resolved))
             self._reply(client, SubscribedMessage(topics=sorted(resolved)))

@@ -51,15 +51,15 @@ import zlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import msgspec
 
 from hvstat import exposition as P
-from hvstat.settings import RemoteWriteSettings
 from hvstat.models import RemoteWriteHealth
+from hvstat.settings import RemoteWriteSettings
 
 if TYPE_CHECKING:
     from hvstat.bus import Sample
@@ -167,6 +167,7 @@ def decode_write_request(data: bytes) -> list[tuple[dict[str, str], list[tuple[i
         while i < len(buf):
             key, i = _read_varint(buf, i)
             num, wire = key >> 3, key & 7
+            v: int | float | bytes  # a varint, a double or a length-delimited field, by wire type
             if wire == 0:
                 v, i = _read_varint(buf, i)
             elif wire == 1:

@@ -41,21 +41,21 @@ a sample.
 from __future__ import annotations
 
 import bisect
-from collections import deque
 import logging
 import math
 import sys
 import threading
 import time
 from array import array
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from operator import attrgetter
 from types import MappingProxyType
 from typing import Any
 
-from hvstat.settings import MonitoringSettings
 from hvstat.models import ContainerMetrics, ContainersSample, NodeMetrics, SeriesStats, VmMetrics, VmsSample, VmStatusChangedMessage
+from hvstat.settings import MonitoringSettings
 
 log = logging.getLogger(__name__)
 
@@ -609,11 +609,11 @@ class Store:
         if mode == "coarse":
             out_step = step if step is not None else h.bucket
             with self._lock:
-                ts, cols = series.coarse_copy(idx)
+                bucket_ts, buckets = series.coarse_copy(idx)
             lo = max(since, now - h.retention) - h.bucket  # a bucket starting here still overlaps
-            i0 = bisect.bisect_right(ts, lo)
-            i1 = bisect.bisect_right(ts, until)
-            return self._merge_buckets(kind, fields, ts, cols, i0, i1, out_step, h.bucket, max_points)
+            i0 = bisect.bisect_right(bucket_ts, lo)
+            i1 = bisect.bisect_right(bucket_ts, until)
+            return self._merge_buckets(kind, fields, bucket_ts, buckets, i0, i1, out_step, h.bucket, max_points)
 
         with self._lock:
             ts, cols = series.full_copy(idx)

@@ -56,7 +56,8 @@ Key = tuple[str, str | None]  # (entity, item)
 
 
 class Notifier(Protocol):
-    name: str
+    @property
+    def name(self) -> str: ...  # read only: a notifier may narrow it ("webhook" | "email")
 
     def submit(self, message: AlertTriggeredMessage | AlertResolvedMessage) -> bool: ...
 

@@ -29,11 +29,12 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import formatdate
+from typing import Literal
 
 import httpx
 
-from hvstat.settings import AlertSettings, EmailSettings, WebhookSettings
 from hvstat.models import AlertResolvedMessage, AlertTriggeredMessage, NotifierStatus, encoder
+from hvstat.settings import AlertSettings, EmailSettings, WebhookSettings
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ class Transient(Exception):
 
 
 class QueueNotifier(ABC):
-    name: str
+    name: Literal["webhook", "email"]
 
     def __init__(
         self,
@@ -110,7 +111,7 @@ class QueueNotifier(ABC):
 
     def backoff_delay(self, attempt: int) -> float:
         """Seconds before retry ``attempt`` (0 for the first retry): equal jitter."""
-        cap = min(self.backoff_max, self.backoff * 2**attempt)
+        cap: float = min(self.backoff_max, self.backoff * 2**attempt)  # int ** int is Any to mypy
         return cap / 2 + self._rng() * cap / 2
 
     async def _deliver(self, message: AlertMessage) -> None:
@@ -162,12 +163,13 @@ class QueueNotifier(ABC):
             log.warning("alerts: %s: %d notifications not sent at shutdown", self.name, left)
         await self._close()
 
+    @abstractmethod
     async def _close(self) -> None:
-        """Release what ``send`` opened."""
+        """Release what ``send`` opened (every notifier opens something: a client, a connection)."""
 
     def status(self) -> NotifierStatus:
         return NotifierStatus(
-            name=self.name,  # type: ignore[arg-type]
+            name=self.name,
             sent=self.sent,
             failed=self.failed,
             dropped=self.dropped,
@@ -216,10 +218,12 @@ class WebhookNotifier(QueueNotifier):
                 # HTTPS_PROXY / HTTP_PROXY / NO_PROXY of the service's environment apply, as for curl.
                 trust_env=True,
             )
+        event = message.__struct_config__.tag
+        assert isinstance(event, str)  # "AlertTriggered" or "AlertResolved": both tags are strings
         r = await self._client.post(
             self.settings.url,
             content=encoder.encode(message),
-            headers={"Content-Type": "application/json", "X-Hvstat-Event": message.__struct_config__.tag},  # type: ignore[dict-item]
+            headers={"Content-Type": "application/json", "X-Hvstat-Event": event},
         )
         if 200 <= r.status_code < 300:
             return

@@ -27,8 +27,8 @@ import asyncio
 import hmac
 import logging
 import urllib.parse
-from dataclasses import dataclass
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import msgspec
@@ -95,7 +95,8 @@ def bearer(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
 
 
 def _header(scope: Scope, wanted: bytes) -> str | None:
-    for name, value in scope["headers"]:
+    headers: Iterable[tuple[bytes, bytes]] = scope["headers"]  # ASGI: (name, value) byte pairs
+    for name, value in headers:
         if name == wanted:
             return value.decode("latin-1")
     return None
@@ -283,7 +284,7 @@ async def authenticate_websocket(websocket: WebSocket) -> bool:
         return False
     try:
         message = await asyncio.wait_for(websocket.receive(), timeout)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         await _refuse(websocket, f'authentication required: send {{"type": "auth", "token": ...}} within {timeout:g} s')
         return False
     if message["type"] == "websocket.disconnect":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from starlette.exceptions import HTTPException
@@ -27,7 +28,7 @@ class ApiError(Exception):
 
 
 def error_response(
-    status: int, error: str, detail: object | None = None, headers: dict[str, str] | None = None
+    status: int, error: str, detail: object | None = None, headers: Mapping[str, str] | None = None
 ) -> MsgspecResponse:
     return MsgspecResponse(ErrorBody(error=error, detail=detail), status_code=status, headers=headers)
 

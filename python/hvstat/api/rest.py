@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Literal
 
 import msgspec
 from starlette.requests import Request
@@ -39,8 +40,10 @@ async def health(request: Request) -> MsgspecResponse:
     state: AppState = request.app.state.hvstat
     sources = [s.health() for s in state.sources.values()]
     remote_write = state.remote_write.health() if state.remote_write is not None else None
-    statuses = [s.status for s in sources] + ([remote_write.status] if remote_write is not None else [])
-    status = max(statuses, key=["ok", "degraded", "error"].index, default="ok")
+    statuses: list[Literal["ok", "degraded", "error"]] = [s.status for s in sources]
+    if remote_write is not None:
+        statuses.append(remote_write.status)
+    status: Literal["ok", "degraded", "error"] = max(statuses, key=["ok", "degraded", "error"].index, default="ok")
     body = Health(status=status, version=state.version, uptime_secs=time.monotonic() - state.started, sources=sources, remote_write=remote_write)
     return MsgspecResponse(body, status_code=200 if status != "error" else 503)
 

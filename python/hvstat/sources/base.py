@@ -11,7 +11,7 @@ import logging
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from typing import Literal, Protocol
 
 from hvstat.models import ContainersSample, NodeMetrics, SourceHealth, VmsSample, VmStatusChangedMessage
 
@@ -50,14 +50,15 @@ class Source(ABC):
         self._last_duration: float | None = None
         self._failures = 0
         self._error: str | None = None
-        self._inflight: asyncio.Future[object] | None = None
+        # The first reading's (``prepare``) or the last tick's collection, while it may still run.
+        self._inflight: asyncio.Future[Sequence[Sample]] | asyncio.Future[object] | None = None
         self._inflight_since = 0.0
 
     def attach(self, bus: Bus) -> None:
         self.bus = bus
 
-    async def close(self) -> None:
-        """Let go of what ``start`` opened (connections); the service is stopping."""
+    async def close(self) -> None:  # noqa: B027 - an optional hook, not abstract: most sources open nothing (only vms does)
+        """Let go of what ``start`` opened (connections); the service is stopping. Nothing, by default."""
 
     async def start(self) -> None:
         """Prepare and take the first sample, so the API never serves an empty store."""
@@ -95,13 +96,13 @@ class Source(ABC):
             return
         self._last_attempt = time.time()
         self._inflight_since = now
-        self._inflight = asyncio.ensure_future(asyncio.to_thread(self._collect_and_record))
+        self._inflight = inflight = asyncio.ensure_future(asyncio.to_thread(self._collect_and_record))
         if self.bus is not None:
             # On completion, not after the await below: a tick that outlived its timeout still
             # wrote the store when it finished, and is published then.
-            self._inflight.add_done_callback(self._published)
+            inflight.add_done_callback(self._published)
         try:
-            await asyncio.wait_for(asyncio.shield(self._inflight), self.tick_timeout_secs)
+            await asyncio.wait_for(asyncio.shield(inflight), self.tick_timeout_secs)
         except TimeoutError:
             self._failed(f"tick did not finish within {self.tick_timeout_secs:.0f}s")
         except Exception as e:  # noqa: BLE001 - a failing tick is reported, never fatal
@@ -115,10 +116,10 @@ class Source(ABC):
         finally:
             self._last_duration = time.monotonic() - now
 
-    def _published(self, done: asyncio.Future[object]) -> None:
+    def _published(self, done: asyncio.Future[Sequence[Sample]]) -> None:
         if done.cancelled() or done.exception() is not None or self.bus is None:
             return
-        self.bus.publish(done.result())  # type: ignore[arg-type]  # what _collect_and_record returned
+        self.bus.publish(done.result())
 
     def _failed(self, error: str) -> None:
         self._failures += 1
@@ -139,6 +140,7 @@ class Source(ABC):
                 next_at += skipped * self.interval_secs
 
     def health(self) -> SourceHealth:
+        status: Literal["ok", "degraded", "error"]
         if self._failures == 0 and self._last_success is not None:
             status = "ok"
         elif self._last_success is not None and self._failures < ERROR_AFTER:

@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 try:
     import libvirt
 except ImportError:  # the optional extra is not installed
-    libvirt = None  # type: ignore[assignment]
+    libvirt = None  # mypy: untyped (ignore_missing_imports), so Any, and None fits
 
 # virDomainState, in order.
 STATES: tuple[VmStatus, ...] = ("nostate", "running", "blocked", "paused", "shutdown", "shutoff", "crashed", "pmsuspended")

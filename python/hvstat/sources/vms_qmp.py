@@ -103,6 +103,11 @@ def vm_status(run_state: str) -> tuple[VmStatus, str | None]:
     return status, None if run_state == "running" else run_state
 
 
+def _object(value: object) -> dict[str, Any]:
+    """``value`` if it is a JSON object, else an empty one (a member that is absent or not an object)."""
+    return value if isinstance(value, dict) else {}
+
+
 def _int(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
@@ -184,7 +189,7 @@ def disk_images(query_block: list[Any]) -> dict[str, DiskImage]:
         if not isinstance(inserted, dict):
             out[name] = DiskImage()
             continue
-        image = inserted.get("image") if isinstance(inserted.get("image"), dict) else {}
+        image = _object(inserted.get("image"))
         file = inserted.get("file", image.get("filename"))
         if isinstance(file, str) and file.startswith("json:"):
             file = _json_filename(file)
@@ -242,7 +247,7 @@ def disks_from(blockstats: list[Any], images: Mapping[str, DiskImage] | None = N
         name = _disk_name(entry)
         if name is None:
             continue
-        s = entry.get("stats") if isinstance(entry.get("stats"), dict) else {}
+        s = _object(entry.get("stats"))
         image = (images or {}).get(name, DiskImage())
         out.append(
             DiskObservation(
@@ -274,7 +279,7 @@ def balloon_from(actual: int | None, guest_stats: Any, maximum_bytes: int | None
     guest's stat-total-memory is what libvirt calls "available", stat-available-memory "usable",
     stat-free-memory "unused" (virDomainMemoryStatTags); QMP reports them in bytes."""
     g = guest_stats if isinstance(guest_stats, dict) else {}
-    s = g.get("stats") if isinstance(g.get("stats"), dict) else {}
+    s = _object(g.get("stats"))
     return BalloonObservation(
         current_bytes=actual,
         maximum_bytes=maximum_bytes,
