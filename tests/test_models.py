@@ -1,10 +1,14 @@
-"""Rust and Python must not drift: real samples (this machine and every fixture host) are decoded with
-a strict copy of the msgspec models (``forbid_unknown_fields=True`` on every Struct), their key sets
+"""Rust and Python must not drift. The wire types are generated from the Rust serde types
+(rust/hvstat-core/wire-schema.json -> python/hvstat/wire.py by scripts/gen_wire.py): the built core's
+schema must be the committed one, and the committed module what the generator makes of it. Then,
+as a check of the whole path, real samples (this machine and every fixture host) are decoded with a
+strict copy of the msgspec models (``forbid_unknown_fields=True`` on every Struct), their key sets
 are compared with the Struct fields in both directions, and a decode/encode round trip must give
 back exactly what Rust wrote."""
 
 from __future__ import annotations
 
+import importlib.util
 import inspect
 import json
 import time
@@ -17,8 +21,14 @@ import msgspec
 import pytest
 
 from helpers import scenario_config, scenarios
-from hvstat import config as config_module
-from hvstat import models
+from hvstat import models, wire
+from hvstat import settings as config_module
+
+REPO = Path(__file__).resolve().parent.parent
+SCHEMA = REPO / "rust" / "hvstat-core" / "wire-schema.json"
+REGENERATE = "run `python scripts/gen_wire.py`, then `maturin develop`"
+
+pytestmark = pytest.mark.unit
 
 pytestmark = pytest.mark.unit
 
@@ -45,7 +55,7 @@ def strict(tp: Any) -> Any:
         return _STRICT[tp]
     origin, args = typing.get_origin(tp), typing.get_args(tp)
     if origin in (typing.Union, types.UnionType):
-        return typing.Union[tuple(strict(a) for a in args)]
+        return typing.Union[tuple(strict(a) for a in args)]  # noqa: UP007 - built from a runtime tuple
     if origin is list:
         return list[strict(args[0])]
     if origin is dict:
@@ -114,6 +124,38 @@ def samples() -> list[tuple[str, bytes]]:
     return _all_samples()
 
 
+def _generator() -> types.ModuleType:
+    spec = importlib.util.spec_from_file_location("gen_wire", REPO / "scripts" / "gen_wire.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_committed_schema_is_the_cores() -> None:
+    """The extension's wire types (hvstat_core::wire) are the committed schema's: a Rust field changed
+    without regenerating fails here (and in the core's own `committed_schema_is_current` test)."""
+    from hvstat import _core
+
+    assert _core.wire_schema() == SCHEMA.read_text(), f"wire-schema.json differs from the built core: {REGENERATE}"
+
+
+def test_wire_module_is_generated_from_the_schema() -> None:
+    """python/hvstat/wire.py is exactly what scripts/gen_wire.py makes of the committed schema."""
+    want = _generator().render(json.loads(SCHEMA.read_text()))
+    assert Path(wire.__file__).read_text() == want, f"python/hvstat/wire.py is stale or hand-edited: {REGENERATE}"
+
+
+def test_wire_structs_are_the_schema_types() -> None:
+    """Every type of the schema is a Struct (or an alias) of hvstat.wire, re-exported by hvstat.models,
+    with the schema's fields in the schema's order."""
+    defs = json.loads(SCHEMA.read_text())["$defs"]
+    for name, d in defs.items():
+        assert getattr(models, name) is getattr(wire, name), name
+        if "properties" in d:
+            assert [f.name for f in msgspec.structs.fields(getattr(wire, name))] == list(d["properties"]), name
+
+
 def test_strict_models_are_really_strict() -> None:
     """The strict copy rejects an unknown key at the top and deep inside (else the tests below
     could not fail)."""
@@ -163,7 +205,7 @@ def _structs(module: types.ModuleType) -> list[type]:
     ]
 
 
-@pytest.mark.parametrize("module", [models, config_module], ids=lambda m: m.__name__)
+@pytest.mark.parametrize("module", [models, wire, config_module], ids=lambda m: m.__name__)
 def test_every_struct_is_frozen(module: types.ModuleType) -> None:
     structs = _structs(module)
     assert structs
@@ -174,7 +216,7 @@ def test_every_wire_struct_is_keyword_only() -> None:
     """msgspec does not inherit kw_only; STYLE.md asks every wire type for it."""
     positional = [
         c.__name__
-        for c in _structs(models)
+        for c in _structs(models) + _structs(wire)
         if any(p.kind is not inspect.Parameter.KEYWORD_ONLY for p in inspect.signature(c).parameters.values())
     ]
     assert positional == []

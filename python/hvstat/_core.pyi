@@ -2,6 +2,9 @@
 
 __version__: str
 
+def wire_schema() -> str:
+    """The JSON Schema of the wire types (rust/hvstat-core/wire-schema.json)."""
+
 class CoreError(Exception): ...
 class ConfigError(CoreError): ...
 

@@ -11,6 +11,8 @@
 //!   a pure function of (current raw sample, previous raw sample, elapsed time).
 //! - [`vm`]: the VM sampler: the collectors' observations plus each QEMU process's /proc files, and
 //!   the VM model, built the same way.
+//! - [`wire`]: the JSON Schema of every type that crosses into Python (the samples, the VM
+//!   observations); the Python Structs are generated from it.
 //!
 //! Errors are one enum, [`Error`], and every variant names its path.
 
@@ -25,5 +27,6 @@ pub mod rate;
 pub mod read;
 pub mod sysfs;
 pub mod vm;
+pub mod wire;
 
 pub use error::{Error, Result};

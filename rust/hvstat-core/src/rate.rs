@@ -3,6 +3,7 @@
 //! CPU) has none either; the new value simply becomes the base for the next interval. A rate is
 //! never negative and never invented.
 
+use schemars::JsonSchema;
 use serde::Serialize;
 
 use crate::procfs::stat::CpuTicks;
@@ -31,7 +32,8 @@ pub fn percent(part: f64, whole: f64) -> Option<f64> {
 }
 
 /// Share of CPU time per mode over one interval, in percent of that CPU's (or all CPUs') time.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, JsonSchema)]
+#[serde(default)]
 pub struct CpuPercent {
     /// Everything but idle and iowait: what `top` and psutil call busy.
     pub usage: Option<f64>,

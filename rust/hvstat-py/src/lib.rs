@@ -1,6 +1,7 @@
 //! `hvstat._core`: the thin PyO3 layer over hvstat-core. It holds samplers, releases the GIL for
 //! every read, and hands each sample to Python as one JSON document that a reused msgspec decoder
-//! turns into typed Structs (hvstat/models.py). No parsing or math lives here.
+//! turns into typed Structs (hvstat/wire.py, generated from the JSON Schema that `wire_schema()`
+//! returns). No parsing or math lives here.
 
 use std::sync::Mutex;
 
@@ -168,6 +169,13 @@ impl VmSampler {
     }
 }
 
+/// The JSON Schema of every type a sampler hands to Python or takes from it (hvstat_core::wire):
+/// the source python/hvstat/wire.py is generated from, and what tests compare it with.
+#[pyfunction]
+fn wire_schema() -> String {
+    hvstat_core::wire::schema_json()
+}
+
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
@@ -176,5 +184,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<NodeSampler>()?;
     m.add_class::<ContainerSampler>()?;
     m.add_class::<VmSampler>()?;
+    m.add_function(wrap_pyfunction!(wire_schema, m)?)?;
     Ok(())
 }

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use schemars::JsonSchema;
 use serde::{Serialize, Serializer};
 
 use super::discover::{Guest, Runtime};
@@ -22,21 +23,46 @@ impl Serialize for Limit {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+impl JsonSchema for Limit {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Limit".into()
+    }
+
+    /// What the `Serialize` impl above writes: a number, or "max".
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "A limit in bytes (or pids, ...), or \"max\" for no limit, as the kernel writes it.",
+            "anyOf": [
+                {"type": "integer", "format": "uint64", "minimum": 0},
+                {"type": "string", "const": "max"}
+            ]
+        })
+    }
+}
+
+/// One container sample as the core produces it (all guests at once).
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct ContainersSample {
     pub timestamp: f64,
+    #[serde(default)]
     pub interval_secs: Option<f64>,
     /// Online CPUs of the host: what `cpu_usage_percent` is a share of.
+    #[serde(default)]
     pub host_cpus: Option<u64>,
+    #[serde(default)]
     pub containers: Vec<ContainerMetrics>,
     /// Ids that were found / lost by this sample's discovery.
+    #[serde(default)]
     pub appeared: Vec<String>,
+    #[serde(default)]
     pub vanished: Vec<String>,
+    #[serde(default)]
     pub unavailable: BTreeMap<String, String>,
 }
 
-#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "lowercase")]
+#[schemars(rename = "ContainerState")]
 pub enum State {
     Running,
     Paused,
@@ -44,7 +70,7 @@ pub enum State {
     Empty,
 }
 
-#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum NetworkMode {
     /// Its own network namespace: the counters below are the guest's.
@@ -54,7 +80,8 @@ pub enum NetworkMode {
     Unknown,
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// `GET /api/containers/{ref}/metrics`: one guest's cgroup sample. See docs/api.md.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct ContainerMetrics {
     /// When this guest was read, unix seconds.
     pub timestamp: f64,
@@ -68,66 +95,106 @@ pub struct ContainerMetrics {
     pub processes: usize,
 
     /// Cores in use over the interval (a busy loop reads 1.0).
+    #[serde(default)]
     pub cpu_cores: Option<f64>,
     /// Share of the whole host's CPU time (all online CPUs = 100).
     pub cpu_usage_percent: Option<f64>,
     /// quota / period of cpu.max or cfs_quota_us; null when unlimited.
+    #[serde(default)]
     pub cpu_limit_cores: Option<f64>,
     /// Share of the container's own CPU limit.
+    #[serde(default)]
     pub cpu_limit_percent: Option<f64>,
+    #[serde(default)]
     pub cpu_usage_secs_total: Option<f64>,
+    #[serde(default)]
     pub cpu_user_secs_total: Option<f64>,
+    #[serde(default)]
     pub cpu_system_secs_total: Option<f64>,
+    #[serde(default)]
     pub cpu_periods_total: Option<u64>,
+    #[serde(default)]
     pub cpu_throttled_periods_total: Option<u64>,
+    #[serde(default)]
     pub cpu_throttled_secs_total: Option<f64>,
     /// Throttled periods / elapsed periods over the interval.
+    #[serde(default)]
     pub cpu_throttled_percent: Option<f64>,
 
     pub memory_usage_bytes: Option<u64>,
     /// Bytes, or "max" for no limit.
     pub memory_limit_bytes: Option<Limit>,
+    #[serde(default)]
     pub memory_usage_percent: Option<f64>,
     /// usage - inactive_file: what the kernel cannot reclaim easily (cAdvisor's working set).
+    #[serde(default)]
     pub memory_working_set_bytes: Option<u64>,
+    #[serde(default)]
     pub memory_rss_bytes: Option<u64>,
+    #[serde(default)]
     pub memory_cache_bytes: Option<u64>,
+    #[serde(default)]
     pub memory_swap_bytes: Option<u64>,
+    #[serde(default)]
     pub memory_oom_kills_total: Option<u64>,
 
     pub block_read_bytes: Option<u64>,
     pub block_write_bytes: Option<u64>,
+    #[serde(default)]
     pub block_read_ops: Option<u64>,
+    #[serde(default)]
     pub block_write_ops: Option<u64>,
+    #[serde(default)]
     pub block_read_bytes_per_sec: Option<f64>,
+    #[serde(default)]
     pub block_write_bytes_per_sec: Option<f64>,
+    #[serde(default)]
     pub block_read_ops_per_sec: Option<f64>,
+    #[serde(default)]
     pub block_write_ops_per_sec: Option<f64>,
+    #[serde(default)]
     pub block_devices: Vec<IoDevice>,
 
+    #[serde(default)]
     pub pids_current: Option<u64>,
+    #[serde(default)]
     pub pids_max: Option<Limit>,
 
     pub network_mode: NetworkMode,
     pub network_rx_bytes: Option<u64>,
     pub network_tx_bytes: Option<u64>,
+    #[serde(default)]
     pub network_rx_packets: Option<u64>,
+    #[serde(default)]
     pub network_tx_packets: Option<u64>,
+    #[serde(default)]
     pub network_rx_errors: Option<u64>,
+    #[serde(default)]
     pub network_tx_errors: Option<u64>,
+    #[serde(default)]
     pub network_rx_dropped: Option<u64>,
+    #[serde(default)]
     pub network_tx_dropped: Option<u64>,
+    #[serde(default)]
     pub network_rx_bytes_per_sec: Option<f64>,
+    #[serde(default)]
     pub network_tx_bytes_per_sec: Option<f64>,
+    #[serde(default)]
     pub network_rx_packets_per_sec: Option<f64>,
+    #[serde(default)]
     pub network_tx_packets_per_sec: Option<f64>,
     /// Interfaces seen inside (loopback excluded).
+    #[serde(default)]
     pub network_interfaces: Vec<String>,
 
+    #[serde(default)]
     pub pressure_cpu: Option<Pressure>,
+    #[serde(default)]
     pub pressure_memory: Option<Pressure>,
+    #[serde(default)]
     pub pressure_io: Option<Pressure>,
 
+    #[serde(default)]
     pub unavailable: BTreeMap<String, String>,
 }
 

@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::discover::{Guest, Hierarchies, Walker};
@@ -84,14 +85,16 @@ pub struct RawContainer {
     pub cgroup_gone: bool,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct IoDevice {
     pub major: u32,
     pub minor: u32,
     pub read_bytes: u64,
     pub write_bytes: u64,
     /// Null on v1 when blkio.throttle.io_serviced cannot be read.
+    #[serde(default)]
     pub read_ops: Option<u64>,
+    #[serde(default)]
     pub write_ops: Option<u64>,
     /// Stacked on other devices (device-mapper, md: /sys/dev/block/M:m/slaves is not empty). The
     /// kernel charges the cgroup at every layer, so such a device's I/O is also on the devices

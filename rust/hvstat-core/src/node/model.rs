@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use schemars::JsonSchema;
 use serde::Serialize;
 
 use super::config::{Filters, NodeConfig};
@@ -21,12 +22,11 @@ pub(crate) struct Context<'a> {
     pub net_has_device: &'a HashMap<String, Option<bool>>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// `GET /api/monitoring/node/metrics`: one node sample. See docs/api.md.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct NodeMetrics {
     /// Wall-clock time of the reading, unix seconds.
     pub timestamp: f64,
-    /// Monotonic seconds since the previous reading: the interval every rate is over.
-    pub interval_secs: Option<f64>,
     /// Percent of all CPU time that was busy (not idle, not iowait) over the interval.
     pub cpu_usage: Option<f64>,
     /// (MemTotal - MemAvailable) / MemTotal, percent.
@@ -36,26 +36,45 @@ pub struct NodeMetrics {
     pub load_average_1m: Option<f64>,
     pub load_average_5m: Option<f64>,
     pub load_average_15m: Option<f64>,
+    /// Monotonic seconds since the previous reading: the interval every rate is over.
+    #[serde(default)]
+    pub interval_secs: Option<f64>,
+    #[serde(default)]
     pub uptime_secs: Option<f64>,
+    #[serde(default)]
     pub boot_time: Option<u64>,
+    #[serde(default)]
     pub cpu: Option<Cpu>,
+    #[serde(default)]
     pub memory: Option<Memory>,
+    #[serde(default)]
     pub swap: Option<Swap>,
+    #[serde(default)]
     pub hugepages: Option<HugePages>,
+    #[serde(default)]
     pub ksm: Option<Ksm>,
+    #[serde(default)]
     pub vm: Option<VmActivity>,
+    #[serde(default)]
     pub pressure: Option<PressureAll>,
+    #[serde(default)]
     pub disks: Vec<Disk>,
+    #[serde(default)]
     pub disk_total: Option<DiskTotal>,
+    #[serde(default)]
     pub interfaces: Vec<Interface>,
+    #[serde(default)]
     pub network: Option<NetworkTotal>,
+    #[serde(default)]
     pub filesystems: Vec<Filesystem>,
+    #[serde(default)]
     pub temperatures: Vec<TemperatureReading>,
     /// Field path -> why it is null or missing (first sample, file absent, parse error, reset).
+    #[serde(default)]
     pub unavailable: BTreeMap<String, String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct Cpu {
     /// Online CPUs (the cpuN lines of /proc/stat).
     pub count: usize,
@@ -63,41 +82,59 @@ pub struct Cpu {
     pub per_cpu: Vec<PerCpu>,
     /// Cumulative CPU seconds per mode of all CPUs (counters, for Prometheus).
     pub seconds_total: CpuSeconds,
+    #[serde(default)]
     pub context_switches_per_sec: Option<f64>,
+    #[serde(default)]
     pub interrupts_per_sec: Option<f64>,
+    #[serde(default)]
     pub forks_per_sec: Option<f64>,
+    #[serde(default)]
     pub procs_running: Option<u64>,
+    #[serde(default)]
     pub procs_blocked: Option<u64>,
+    #[serde(default)]
     pub context_switches_total: Option<u64>,
+    #[serde(default)]
     pub interrupts_total: Option<u64>,
+    #[serde(default)]
     pub forks_total: Option<u64>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// One CPU (`cpuN` of /proc/stat): its percentages per mode over the interval and its cumulative
+/// seconds.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct PerCpu {
-    pub cpu: u32,
     #[serde(flatten)]
     pub percent: CpuPercent,
+    /// The N of `cpuN`.
+    pub cpu: u32,
     pub seconds_total: CpuSeconds,
 }
 
 /// Cumulative seconds per mode (ticks / USER_HZ). `guest` and `guest_nice` are included in `user`
 /// and `nice`.
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Copy, Serialize, JsonSchema)]
 pub struct CpuSeconds {
     pub user: f64,
     pub nice: f64,
     pub system: f64,
     pub idle: f64,
+    #[serde(default)]
     pub iowait: Option<f64>,
+    #[serde(default)]
     pub irq: Option<f64>,
+    #[serde(default)]
     pub softirq: Option<f64>,
+    #[serde(default)]
     pub steal: Option<f64>,
+    #[serde(default)]
     pub guest: Option<f64>,
+    #[serde(default)]
     pub guest_nice: Option<f64>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, JsonSchema)]
+#[serde(default)]
 pub struct Memory {
     pub total_bytes: Option<u64>,
     pub available_bytes: Option<u64>,
@@ -123,7 +160,8 @@ pub struct Memory {
     pub anon_huge_pages_bytes: Option<u64>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, JsonSchema)]
+#[serde(default)]
 pub struct Swap {
     pub total_bytes: Option<u64>,
     pub free_bytes: Option<u64>,
@@ -135,7 +173,8 @@ pub struct Swap {
     pub swap_out_pages_per_sec: Option<f64>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, JsonSchema)]
+#[serde(default)]
 pub struct HugePages {
     pub total: Option<u64>,
     pub free: Option<u64>,
@@ -147,7 +186,8 @@ pub struct HugePages {
     pub used_percent: Option<f64>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, JsonSchema)]
+#[serde(default)]
 pub struct Ksm {
     /// 0 stopped, 1 running, 2 unmerging.
     pub run: Option<u64>,
@@ -160,7 +200,8 @@ pub struct Ksm {
     pub saved_bytes: Option<u64>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, JsonSchema)]
+#[serde(default)]
 pub struct VmActivity {
     pub page_faults_per_sec: Option<f64>,
     pub major_page_faults_per_sec: Option<f64>,
@@ -169,31 +210,34 @@ pub struct VmActivity {
     pub oom_kills_total: Option<u64>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, JsonSchema)]
+#[serde(default)]
 pub struct PressureAll {
     pub cpu: Option<Pressure>,
     pub memory: Option<Pressure>,
     pub io: Option<Pressure>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 pub struct Pressure {
     pub some: PressureLine,
     /// Null for cpu before Linux 5.13.
+    #[serde(default)]
     pub full: Option<PressureLine>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 pub struct PressureLine {
     pub avg10: f64,
     pub avg60: f64,
     pub avg300: f64,
     pub total_usec: u64,
     /// Share of the last interval stalled, percent (from the total's delta).
+    #[serde(default)]
     pub stall_percent: Option<f64>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct Disk {
     pub name: String,
     pub major: u32,
@@ -201,15 +245,23 @@ pub struct Disk {
     /// Built on other block devices (device-mapper, MD, bcache; a ZFS zvol): its I/O is also
     /// counted on the devices beneath, so it is left out of `disk_total`.
     pub stacked: bool,
+    #[serde(default)]
     pub read_bytes_per_sec: Option<f64>,
+    #[serde(default)]
     pub write_bytes_per_sec: Option<f64>,
+    #[serde(default)]
     pub reads_per_sec: Option<f64>,
+    #[serde(default)]
     pub writes_per_sec: Option<f64>,
+    #[serde(default)]
     pub discard_bytes_per_sec: Option<f64>,
     /// Share of the interval with I/O in flight (io_time delta / interval), percent.
+    #[serde(default)]
     pub busy_percent: Option<f64>,
     /// Mean time per completed read / write over the interval; null when none completed.
+    #[serde(default)]
     pub read_latency_ms: Option<f64>,
+    #[serde(default)]
     pub write_latency_ms: Option<f64>,
     pub in_progress: u64,
     pub read_bytes_total: u64,
@@ -219,21 +271,27 @@ pub struct Disk {
     pub read_time_secs_total: f64,
     pub write_time_secs_total: f64,
     pub io_time_secs_total: f64,
+    #[serde(default)]
     pub discarded_bytes_total: Option<u64>,
+    #[serde(default)]
     pub flushes_total: Option<u64>,
 }
 
 /// Sum over the disks that are not stacked on others, so that I/O through LVM or MD counts once.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct DiskTotal {
     pub disks: Vec<String>,
+    #[serde(default)]
     pub read_bytes_per_sec: Option<f64>,
+    #[serde(default)]
     pub write_bytes_per_sec: Option<f64>,
+    #[serde(default)]
     pub reads_per_sec: Option<f64>,
+    #[serde(default)]
     pub writes_per_sec: Option<f64>,
 }
 
-#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum InterfaceKind {
     Loopback,
@@ -241,17 +299,25 @@ pub enum InterfaceKind {
     Virtual,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct Interface {
     pub name: String,
     pub kind: InterfaceKind,
+    #[serde(default)]
     pub rx_bytes_per_sec: Option<f64>,
+    #[serde(default)]
     pub tx_bytes_per_sec: Option<f64>,
+    #[serde(default)]
     pub rx_packets_per_sec: Option<f64>,
+    #[serde(default)]
     pub tx_packets_per_sec: Option<f64>,
+    #[serde(default)]
     pub rx_errors_per_sec: Option<f64>,
+    #[serde(default)]
     pub tx_errors_per_sec: Option<f64>,
+    #[serde(default)]
     pub rx_dropped_per_sec: Option<f64>,
+    #[serde(default)]
     pub tx_dropped_per_sec: Option<f64>,
     pub rx_bytes_total: u64,
     pub tx_bytes_total: u64,
@@ -264,39 +330,53 @@ pub struct Interface {
 }
 
 /// Sum over physical interfaces only (not loopback, taps, bridges, veths, bonds, VLANs).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct NetworkTotal {
     pub interfaces: Vec<String>,
+    #[serde(default)]
     pub rx_bytes_per_sec: Option<f64>,
+    #[serde(default)]
     pub tx_bytes_per_sec: Option<f64>,
+    #[serde(default)]
     pub rx_packets_per_sec: Option<f64>,
+    #[serde(default)]
     pub tx_packets_per_sec: Option<f64>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct Filesystem {
     pub mount_point: String,
     pub device: String,
     pub fs_type: String,
+    #[serde(default)]
     pub size_bytes: Option<u64>,
+    #[serde(default)]
     pub used_bytes: Option<u64>,
+    #[serde(default)]
     pub avail_bytes: Option<u64>,
+    #[serde(default)]
     pub used_percent: Option<f64>,
+    #[serde(default)]
     pub inodes_total: Option<u64>,
+    #[serde(default)]
     pub inodes_used: Option<u64>,
+    #[serde(default)]
     pub inodes_free: Option<u64>,
     /// Null on filesystems without a fixed inode count (btrfs, some network filesystems).
+    #[serde(default)]
     pub inodes_used_percent: Option<f64>,
     /// Read-only: the `ro` mount option in mountinfo, or statvfs's ST_RDONLY (which also catches a
     /// superblock that went read-only, such as ext4 after errors=remount-ro).
     pub read_only: bool,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct TemperatureReading {
     pub sensor: String,
     pub kind: String,
+    #[serde(default)]
     pub label: Option<String>,
+    #[serde(default)]
     pub celsius: Option<f64>,
 }
 

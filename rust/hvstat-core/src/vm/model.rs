@@ -5,27 +5,37 @@
 
 use std::collections::BTreeMap;
 
+use schemars::JsonSchema;
 use serde::Serialize;
 
 use super::observe::{VcpuState, VmObservation, VmOrigin, VmStatus};
 use super::process::{ProcessReading, ProcessState, Tap};
 use crate::rate::{delta, per_sec, percent};
+use crate::cgroup::Limit;
+use crate::node::model::Pressure;
 
-#[derive(Debug, Clone, Serialize)]
+/// One VM sample as the core produces it (every VM at once).
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct VmsSample {
     pub timestamp: f64,
     /// Monotonic seconds since the previous sample() call.
+    #[serde(default)]
     pub interval_secs: Option<f64>,
     /// Online CPUs of the host: what `cpu_usage_percent` is a share of.
+    #[serde(default)]
     pub host_cpus: Option<u64>,
+    #[serde(default)]
     pub vms: Vec<VmMetrics>,
     /// Ids new / gone since the previous sample() call.
+    #[serde(default)]
     pub appeared: Vec<String>,
+    #[serde(default)]
     pub vanished: Vec<String>,
+    #[serde(default)]
     pub unavailable: BTreeMap<String, String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum VcpuOrigin {
     /// libvirt's vcpu.<n>.time (and delay, wait).
@@ -34,7 +44,7 @@ pub enum VcpuOrigin {
     Thread,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum NicOrigin {
     /// libvirt's net.<n>.*: already the guest's view.
@@ -43,134 +53,245 @@ pub enum NicOrigin {
     Tap,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// One vCPU of a VM: its time and steal over the interval and cumulative.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 pub struct VcpuMetrics {
     pub index: u32,
+    /// Host thread id of the vCPU.
+    #[serde(default)]
     pub tid: Option<u32>,
+    #[serde(default)]
     pub state: Option<VcpuState>,
     /// Time this vCPU ran over the interval, percent of one core.
+    #[serde(default)]
     pub cpu_percent: Option<f64>,
+    #[serde(default)]
     pub cpu_secs_total: Option<f64>,
     /// Runnable but waiting for a host CPU: the guest's steal, percent of the interval.
+    #[serde(default)]
     pub steal_percent: Option<f64>,
+    #[serde(default)]
     pub steal_secs_total: Option<f64>,
     /// libvirt vcpu.<n>.wait.
+    #[serde(default)]
     pub wait_secs_total: Option<f64>,
+    /// KVM guests only: VM exits and halt exits per second (from the observation's `kvm_*`
+    /// counters).
+    #[serde(default)]
     pub kvm_exits_per_sec: Option<f64>,
+    #[serde(default)]
     pub kvm_halt_exits_per_sec: Option<f64>,
     /// Null when nothing tells this vCPU's time (no libvirt time, no thread found).
+    #[serde(default)]
     pub origin: Option<VcpuOrigin>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// One disk of a VM, as libvirt or QMP count it, with rates over the interval.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 pub struct VmDisk {
     pub name: String,
+    #[serde(default)]
     pub path: Option<String>,
+    #[serde(default)]
     pub read_bytes: Option<u64>,
+    #[serde(default)]
     pub write_bytes: Option<u64>,
+    #[serde(default)]
     pub read_ops: Option<u64>,
+    #[serde(default)]
     pub write_ops: Option<u64>,
+    #[serde(default)]
     pub flush_ops: Option<u64>,
+    #[serde(default)]
     pub read_bytes_per_sec: Option<f64>,
+    #[serde(default)]
     pub write_bytes_per_sec: Option<f64>,
+    #[serde(default)]
     pub read_ops_per_sec: Option<f64>,
+    #[serde(default)]
     pub write_ops_per_sec: Option<f64>,
     /// Mean time per request over the interval; null when no request completed.
+    #[serde(default)]
     pub read_latency_ms: Option<f64>,
+    #[serde(default)]
     pub write_latency_ms: Option<f64>,
+    #[serde(default)]
     pub flush_latency_ms: Option<f64>,
+    #[serde(default)]
     pub capacity_bytes: Option<u64>,
+    #[serde(default)]
     pub allocation_bytes: Option<u64>,
+    #[serde(default)]
     pub physical_bytes: Option<u64>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// One NIC of a VM, counted as the guest sees it (rx: received by the guest).
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 pub struct VmNic {
     /// The host-side interface; rx and tx are the guest's.
     pub name: String,
     pub origin: NicOrigin,
+    #[serde(default)]
     pub rx_bytes: Option<u64>,
+    #[serde(default)]
     pub tx_bytes: Option<u64>,
+    #[serde(default)]
     pub rx_packets: Option<u64>,
+    #[serde(default)]
     pub tx_packets: Option<u64>,
+    #[serde(default)]
     pub rx_errors: Option<u64>,
+    #[serde(default)]
     pub tx_errors: Option<u64>,
+    #[serde(default)]
     pub rx_dropped: Option<u64>,
+    #[serde(default)]
     pub tx_dropped: Option<u64>,
+    #[serde(default)]
     pub rx_bytes_per_sec: Option<f64>,
+    #[serde(default)]
     pub tx_bytes_per_sec: Option<f64>,
+    #[serde(default)]
     pub rx_packets_per_sec: Option<f64>,
+    #[serde(default)]
     pub tx_packets_per_sec: Option<f64>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// The QEMU process from /proc/<pid>: the host's side of the VM.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 pub struct VmProcess {
     pub pid: u32,
+    #[serde(default)]
     pub threads: Option<u64>,
     /// Unix seconds.
+    #[serde(default)]
     pub started_at: Option<f64>,
+    #[serde(default)]
     pub rss_bytes: Option<u64>,
+    #[serde(default)]
     pub cpu_secs_total: Option<f64>,
     /// /proc/<pid>/io: bytes the process caused to be read from / written to storage.
+    #[serde(default)]
     pub read_bytes: Option<u64>,
+    #[serde(default)]
     pub write_bytes: Option<u64>,
+    #[serde(default)]
     pub read_bytes_per_sec: Option<f64>,
+    #[serde(default)]
     pub write_bytes_per_sec: Option<f64>,
+    /// The process's cgroup (the unified line, else the v1 cpu/cpuacct line).
+    #[serde(default)]
     pub cgroup_path: Option<String>,
 }
 
-/// The `cgroup` field: filled by the Python service from the containers source, never by the core,
-/// which always writes null. An enum without variants, so no value can be built.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub enum FilledByService {}
+/// The VM's cgroup as the containers source read it (same cgroup, its latest sample). The core
+/// writes null; the Python service fills it in from the containers source.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+pub struct VmCgroup {
+    /// The cgroup's guest id in `GET /api/containers`.
+    pub container_id: String,
+    pub cgroup_path: String,
+    /// When the containers source read it, unix seconds.
+    pub timestamp: f64,
+    #[serde(default)]
+    pub cpu_usage_percent: Option<f64>,
+    #[serde(default)]
+    pub memory_usage_bytes: Option<u64>,
+    #[serde(default)]
+    pub memory_limit_bytes: Option<Limit>,
+    #[serde(default)]
+    pub pressure_cpu: Option<Pressure>,
+    #[serde(default)]
+    pub pressure_memory: Option<Pressure>,
+    #[serde(default)]
+    pub pressure_io: Option<Pressure>,
+}
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// `GET /api/vms/{ref}/metrics`: one VM. See docs/api.md and docs/metrics.md.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 pub struct VmMetrics {
     /// When this VM was read, unix seconds.
     pub timestamp: f64,
+    /// The VM's id in the API: libvirt's UUID; for QMP the socket's name without `.qmp` (Proxmox:
+    /// the vmid).
     pub id: String,
     pub name: String,
+    /// The SMBIOS UUID (for libvirt the same as `id`); `GET /api/vms/{ref}` finds a VM by it too.
+    #[serde(default)]
     pub uuid: Option<String>,
     pub origin: VmOrigin,
     pub status: VmStatus,
+    #[serde(default)]
     pub status_reason: Option<String>,
+    #[serde(default)]
     pub vcpus: Option<u32>,
+    #[serde(default)]
     pub vcpus_max: Option<u32>,
     /// Share of the host (all online CPUs = 100) of the whole QEMU process's CPU time.
     pub cpu_usage_percent: Option<f64>,
+    /// Cores in use by the whole QEMU process over the interval.
+    #[serde(default)]
     pub cpu_cores: Option<f64>,
     /// Share of the VM's own vCPUs: a fully busy 4-vCPU guest reads 100.
+    #[serde(default)]
     pub cpu_vcpu_percent: Option<f64>,
+    #[serde(default)]
     pub cpu_secs_total: Option<f64>,
+    #[serde(default)]
     pub cpu_user_secs_total: Option<f64>,
+    #[serde(default)]
     pub cpu_system_secs_total: Option<f64>,
+    #[serde(default)]
     pub vcpu: Vec<VcpuMetrics>,
+    #[serde(default)]
     pub memory_max_bytes: Option<u64>,
+    /// The balloon's current size: the memory the guest has now.
+    #[serde(default)]
     pub memory_balloon_bytes: Option<u64>,
+    /// The guest's own view (balloon driver stats): `memory_usage_percent` = (available - usable) /
+    /// available; null when the guest does not report.
+    #[serde(default)]
     pub memory_available_bytes: Option<u64>,
+    #[serde(default)]
     pub memory_usable_bytes: Option<u64>,
+    #[serde(default)]
     pub memory_unused_bytes: Option<u64>,
     /// (available - usable) / available, from the guest's balloon driver.
     pub memory_usage_percent: Option<f64>,
     /// The host's view: the QEMU process's resident set (/proc/<pid>/statm, what status shows as VmRSS).
+    #[serde(default)]
     pub memory_rss_bytes: Option<u64>,
+    #[serde(default)]
     pub memory_swap_in_bytes: Option<u64>,
+    #[serde(default)]
     pub memory_swap_out_bytes: Option<u64>,
+    #[serde(default)]
     pub memory_major_faults: Option<u64>,
     pub disk_read_bytes: Option<u64>,
     pub disk_write_bytes: Option<u64>,
+    #[serde(default)]
     pub disk_read_bytes_per_sec: Option<f64>,
+    #[serde(default)]
     pub disk_write_bytes_per_sec: Option<f64>,
+    #[serde(default)]
     pub disk_read_ops_per_sec: Option<f64>,
+    #[serde(default)]
     pub disk_write_ops_per_sec: Option<f64>,
+    #[serde(default)]
     pub disks: Vec<VmDisk>,
     pub network_rx_bytes: Option<u64>,
     pub network_tx_bytes: Option<u64>,
+    #[serde(default)]
     pub network_rx_bytes_per_sec: Option<f64>,
+    #[serde(default)]
     pub network_tx_bytes_per_sec: Option<f64>,
+    #[serde(default)]
     pub nics: Vec<VmNic>,
+    #[serde(default)]
     pub process: Option<VmProcess>,
-    pub cgroup: Option<FilledByService>,
+    #[serde(default)]
+    pub cgroup: Option<VmCgroup>,
+    #[serde(default)]
     pub unavailable: BTreeMap<String, String>,
 }
 

@@ -5,10 +5,11 @@
 
 use std::collections::BTreeMap;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// libvirt's domain states (virDomainState), lower case; QMP's run states are mapped onto them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum VmStatus {
     Running,
@@ -42,14 +43,14 @@ impl VmStatus {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum VmOrigin {
     Libvirt,
     Qmp,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum VcpuState {
     Offline,
@@ -57,8 +58,8 @@ pub enum VcpuState {
     Blocked,
 }
 
-/// One vCPU (libvirt `vcpu.<n>.*`; QMP `query-cpus-fast`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+/// One vCPU as a collector saw it (libvirt `vcpu.<n>.*`; QMP `query-cpus-fast`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VcpuObservation {
     pub index: u32,
@@ -82,8 +83,9 @@ pub struct VcpuObservation {
     pub kvm_halt_exits: Option<u64>,
 }
 
-/// One disk (libvirt `block.<n>.*`; QMP `query-blockstats`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+/// One disk (libvirt `block.<n>.*`; QMP `query-blockstats` for the counters and the allocation,
+/// `query-block` every 60 s for the path and sizes). Cumulative counters.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DiskObservation {
     pub name: String,
@@ -113,8 +115,9 @@ pub struct DiskObservation {
     pub physical_bytes: Option<u64>,
 }
 
-/// One NIC's counters as the guest sees them (libvirt `net.<n>.*`); `name` is the host-side interface.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+/// One NIC's counters seen from the guest (libvirt `net.<n>.*` already is; a host tap's are swapped
+/// by the core). `name` is the host-side interface (tap/vnet).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NicObservation {
     pub name: String,
@@ -136,8 +139,9 @@ pub struct NicObservation {
     pub tx_dropped: Option<u64>,
 }
 
-/// virtio-balloon: the current size always; the rest only while a guest driver reports.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+/// virtio-balloon: the current size always; the rest only while a guest driver reports (libvirt
+/// `balloon.*` in KiB are converted to bytes by the collector; QMP `guest-stats`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BalloonObservation {
     #[serde(default)]
@@ -165,11 +169,12 @@ pub struct BalloonObservation {
     pub last_update: Option<u64>,
 }
 
-/// What a collector read about one VM this tick.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+/// What a collector read about one VM this tick: the input of the core's VmSampler.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VmObservation {
-    /// libvirt's UUID; for QMP the socket's name without `.qmp` (Proxmox: the vmid).
+    /// The VM's id in the API: libvirt's UUID; for QMP the socket's name without `.qmp` (Proxmox:
+    /// the vmid), since a QMP VM has a socket but not always a UUID.
     pub id: String,
     pub name: String,
     /// The SMBIOS UUID (libvirt: the domain's; QMP: `query-uuid` when not all zero).
@@ -235,8 +240,8 @@ impl VmObservation {
     }
 }
 
-/// One tick's input: every VM the collectors know.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+/// One tick's input to the core: every VM that the collectors know.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VmObservations {
     pub vms: Vec<VmObservation>,
