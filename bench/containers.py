@@ -312,7 +312,8 @@ def cleanup_leftovers() -> int:
 # --------------------------------------------------------------------------------------------
 # What hvstat's discovery walk touches: a port of rust/hvstat-core/src/cgroup/discover.rs
 # (classify() and Walker::walk()): every directory of the primary hierarchy that is not a guest
-# and not below one is an "interior" directory, stat'ed on every walk.
+# and not below one is an "interior" directory, stat'ed on every walk. A QEMU VM's scope is not a
+# container (the VM sampler reads it) but the walk stops there too, so classify() is true for it.
 
 
 def _is_hex64(s: str) -> bool:
@@ -742,7 +743,7 @@ use std::time::Instant;
 use hvstat_core::cgroup::discover::{Hierarchies, Walker};
 use hvstat_core::cgroup::sampler::{ContainerConfig, ContainerSampler};
 use hvstat_core::cgroup::{v1, v2};
-use hvstat_core::parse::{fields, lines, single_u64, u64_of, ParseError, ParseResult};
+use hvstat_core::parse::{single_u64, ParseError, ParseResult};
 use hvstat_core::procfs::{mountinfo, net_dev, pid, pressure};
 use hvstat_core::read::{FileReader, Shape};
 
@@ -767,22 +768,7 @@ fn ok<T>(r: ParseResult<T>) -> bool {
     black_box(r).is_ok()
 }
 
-// A copy of sampler.rs's private parse_events.
-fn parse_events(buf: &[u8]) -> ParseResult<(Option<bool>, Option<bool>)> {
-    let (mut populated, mut frozen) = (None, None);
-    for (n, line) in lines(buf) {
-        let mut f = fields(line);
-        let slot = match f.next() {
-            Some(b"populated") => &mut populated,
-            Some(b"frozen") => &mut frozen,
-            _ => continue,
-        };
-        *slot = Some(f.next().and_then(u64_of).ok_or_else(|| ParseError::new(n, "expected a number"))? != 0);
-    }
-    Ok((populated, frozen))
-}
-
-// The parser sampler.rs's read_container uses for each file.
+// The parser the container sampler's cgroup reader (cgroup/reader.rs) uses for each file.
 fn parser_for(path: &str) -> Option<(Shape, Parser)> {
     if path.ends_with("/net/dev") {
         return Some((Shape::Records, |b| ok(net_dev::parse(b))));
@@ -790,7 +776,7 @@ fn parser_for(path: &str) -> Option<(Shape, Parser)> {
     let v2 = path.contains("/unified/");
     let p: Parser = match path.rsplit('/').next()? {
         "cgroup.procs" => |b| ok(pid::parse_pid_list(b)),
-        "cgroup.events" => |b| ok(parse_events(b)),
+        "cgroup.events" => |b| ok(v2::parse_events(b)),
         "cpu.stat" if v2 => |b| ok(v2::parse_cpu_stat(b)),
         "cpu.stat" => |b| ok(v1::parse_cpu_stat(b)),
         "cpu.pressure" | "memory.pressure" | "io.pressure" => |b| ok(pressure::parse(b)),

@@ -21,8 +21,8 @@ libvirt lines (see bench/README.md, "VMs"):
   per-domain + XML     the same, parsing XMLDesc() every tick as kumina/libvirt_exporter does
   encode               msgspec: the observations -> JSON bytes for the core
   core                 VmSampler.sample(observations JSON): decode, /proc/<pid> reads, math, JSON
-  core + decode        vms_sample_decoder.decode(VmSampler.sample(...)): typed Structs
-  join cgroups         join_cgroups(sample, store.containers) with a real containers sample
+  core + decode        vms_sample_decoder.decode(VmSampler.sample(...)): typed Structs (the
+                       core reads each VM's cgroup, the machine scope of its QEMU, itself)
   VmSource.sample()    the whole tick the service runs in its worker thread (QMP off)
   floor (C)            the files of VmSampler.paths(), kept open, pread (bench/floor.c -l)
 
@@ -521,9 +521,7 @@ STAT_GROUPS = ("STATE", "CPU_TOTAL", "BALLOON", "VCPU", "INTERFACE", "BLOCK", "P
 def measure_libvirt(fleet: Fleet, n: int, ro, source, sampler, args, exe: Path, breakdown: bool) -> dict[str, Any]:
     import libvirt
 
-    from hvstat._core import ContainerSampler
-    from hvstat.models import VmObservations, containers_sample_decoder, encoder, vms_sample_decoder
-    from hvstat.sources.vms import join_cgroups
+    from hvstat.models import VmObservations, encoder, vms_sample_decoder
 
     NOWAIT = libvirt.VIR_CONNECT_GET_ALL_DOMAINS_STATS_NOWAIT
     USED = (libvirt.VIR_DOMAIN_STATS_STATE | libvirt.VIR_DOMAIN_STATS_CPU_TOTAL | libvirt.VIR_DOMAIN_STATS_BALLOON
@@ -540,10 +538,6 @@ def measure_libvirt(fleet: Fleet, n: int, ro, source, sampler, args, exe: Path, 
     if sum(1 for d, _ in records if d.name() in ours) != n:
         raise RuntimeError(f"N={n}: the bulk call reports {sum(1 for d, _ in records if d.name() in ours)} of our {n} domains")
 
-    # The store's containers: one real containers sample (libvirt's machine cgroups are guests).
-    store = source._store
-    store.put_containers(containers_sample_decoder.decode(ContainerSampler().sample()))
-
     # Prime: the collector's pid cache and names, the core's readers, VmSource's own sampler.
     observations = collector.observe()
     obs_json = encoder.encode(VmObservations(vms=observations))
@@ -551,7 +545,7 @@ def measure_libvirt(fleet: Fleet, n: int, ro, source, sampler, args, exe: Path, 
     sample = vms_sample_decoder.decode(sampler.sample(obs_json))
     source.sample()
     whole = source.sample()
-    joined = sum(1 for v in whole.vms if v.cgroup is not None)
+    cgroups_read = sum(1 for v in whole.vms if v.cgroup is not None)
     problems = {v.name: v.unavailable for v in sample.vms if v.name in ours and any(
         k.startswith(("process", "memory_rss", "vcpu")) for k in v.unavailable)}
     if problems:
@@ -616,11 +610,6 @@ def measure_libvirt(fleet: Fleet, n: int, ro, source, sampler, args, exe: Path, 
     def core_decode():
         decode(core_sample(obs_json))
 
-    containers = store.containers
-
-    def join():
-        join_cgroups(sample, containers)
-
     lines = {
         "bulk call": bulk,
         "bulk, used groups": bulk_used,
@@ -630,7 +619,6 @@ def measure_libvirt(fleet: Fleet, n: int, ro, source, sampler, args, exe: Path, 
         "encode": encode,
         "core": core,
         "core + decode": core_decode,
-        "join cgroups": join,
         "VmSource.sample()": source.sample,
     }
     if args.only:
@@ -677,7 +665,7 @@ def measure_libvirt(fleet: Fleet, n: int, ro, source, sampler, args, exe: Path, 
         "observations_json_bytes": len(obs_json),
         "sample_json_bytes": len(sampler.sample(obs_json)),
         "record_keys_per_domain": statistics.mean(len(s) for _, s in records),
-        "cgroups_joined": joined,
+        "cgroups_read": cgroups_read,
         "bulk_by_group": by_group,
         "floor_groups": floor_groups,
         **timed,
@@ -765,7 +753,7 @@ def pr_step(title: str, r: dict, P=print):
     P(f"   core reads {r['files']} files ({fl['preads_per_sample']} preads per tick in the floor); observations JSON "
       f"{r['observations_json_bytes'] / r['guests']:.0f} B per VM"
       + (f"; sample JSON {r['sample_json_bytes'] / r['guests']:.0f} B per VM" if "sample_json_bytes" in r else "")
-      + (f"; {r['record_keys_per_domain']:.0f} keys per bulk record; cgroups joined {r['cgroups_joined']}" if "cgroups_joined" in r else ""))
+      + (f"; {r['record_keys_per_domain']:.0f} keys per bulk record; VM cgroups read {r['cgroups_read']}" if "cgroups_read" in r else ""))
     sc = r.get("core_syscalls_per_sample")
     if sc:
         P("   core syscalls per tick (strace -c): " + ", ".join(f"{k} {v:g}" for k, v in sorted(sc.items(), key=lambda kv: -kv[1])))
@@ -781,7 +769,7 @@ def pr_step(title: str, r: dict, P=print):
         P(f"   {k:<22} {v['best_us']:10.1f} {v['median_us']:10.1f} {v['best_us_per_vm']:11.2f} {v['median_us_per_vm']:10.2f} "
           + " ".join(f"{h[x]:15.1f}" if x in h else f"{'':>15}" for x in helpers) + f" {v['iterations']:9d}")
     if "VmSource.sample()" in res:
-        parts = ("bulk call", "mapping", "encode", "core + decode", "join cgroups")
+        parts = ("bulk call", "mapping", "encode", "core + decode")
         if all(k in res for k in parts):
             rest = res["VmSource.sample()"]["best_us"] - sum(res[k]["best_us"] for k in parts)
             P(f"   VmSource.sample() minus its parts ({' + '.join(parts)}): {rest:.1f} µs per tick (best values)")

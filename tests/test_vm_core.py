@@ -170,7 +170,8 @@ def check_process(v: dict[str, Any], pid: int, o: dict[str, Any]) -> None:
     assert p["started_at"] == pytest.approx(psutil.Process(pid).create_time(), abs=1.0 / HZ)
     assert p["cgroup_path"] == expected_cgroup(pid)
     assert isinstance(p["read_bytes"], int) and isinstance(p["write_bytes"], int)
-    assert v["cgroup"] is None and "cgroup" not in v["unavailable"]
+    # The test's QEMU runs in the test's own cgroup, in no VM scope: no cgroup, and the reason.
+    assert v["cgroup"] is None and "is not in a VM scope" in v["unavailable"]["cgroup"], v["unavailable"]
 
 
 # --- a bare QEMU on a tap --------------------------------------------------------------------------------
@@ -387,7 +388,7 @@ def test_bad_input_raises_core_error() -> None:
 
 @pytest.mark.unit
 def test_config() -> None:
-    assert json.loads(VmSampler().config_json()) == {"proc_root": "/proc", "sys_root": "/sys"}
+    assert json.loads(VmSampler().config_json()) == {"proc_root": "/proc", "sys_root": "/sys", "rootfs": "/"}
     assert json.loads(VmSampler('{"proc_root": "/host/proc"}').config_json())["proc_root"] == "/host/proc"
     with pytest.raises(ConfigError, match="unknown field `proc_rot`"):
         VmSampler('{"proc_rot": "/x"}')

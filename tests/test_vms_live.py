@@ -89,10 +89,23 @@ def test_busy_guest_against_virsh_domstats(vm_server: str) -> None:
         assert p["pid"] == pid and p["rss_bytes"] > 10 * 2**20 and p["threads"] >= 2
         assert v["memory_rss_bytes"] == p["rss_bytes"]
         assert "machine" in p["cgroup_path"]
-        # Its cgroup, as the containers source reads it.
-        assert v["cgroup"] is not None and v["cgroup"]["cgroup_path"] in p["cgroup_path"]
-        containers = httpx.get(f"{vm_server}/api/containers", params={"runtime": "libvirt"}).json()["containers"]
-        assert v["cgroup"]["container_id"] in {c["id"] for c in containers}
+        # Its cgroup: the machine's scope enclosing QEMU's emulator sub-cgroup, read by the VM
+        # sampler in the VM's own tick, with real numbers.
+        cg = v["cgroup"]
+        assert cg is not None and p["cgroup_path"].startswith(cg["cgroup_path"] + "/"), (cg, p["cgroup_path"])
+        assert cg["cgroup_path"].startswith("/machine/qemu-") and cg["cgroup_path"].endswith(f"-{dom.name}.libvirt-qemu"), cg
+        assert "container_id" not in cg
+        # The memory the kernel charges to the scope (not QEMU's RSS: shared pages are charged to
+        # whoever touched them first), as its own file says a moment later.
+        mem_dir = Path("/sys/fs/cgroup/memory") / cg["cgroup_path"].lstrip("/")
+        assert cg["memory_usage_bytes"] > 32 * 2**20, cg
+        assert abs(cg["memory_usage_bytes"] - int((mem_dir / "memory.usage_in_bytes").read_text())) < 64 * 2**20, cg
+        # A busy vCPU: the scope's CPU is the guest's, as a share of the host like the VM's own.
+        assert cg["cpu_usage_percent"] is not None and 0 < cg["cpu_usage_percent"] <= 100, cg
+        assert cg["cpu_usage_percent"] == pytest.approx(v["cpu_usage_percent"], abs=25), (cg, v["cpu_usage_percent"])
+        # One guest, one row: the VM's scope is not a container.
+        containers = httpx.get(f"{vm_server}/api/containers").json()["containers"]
+        assert not [c for c in containers if c["cgroup_path"].startswith(cg["cgroup_path"]) or dom.name in c["name"]], containers
 
         # Lookups by name and by upper-case UUID; unknown refs are a 404 with a JSON body.
         assert vm(vm_server, dom.name)["id"] == dom.uuid

@@ -156,8 +156,10 @@ class VmSettings(_Table, frozen=True, kw_only=True):
     sys_root: str | None = None
 
     def core_config_json(self, node: NodeSettings) -> str:
-        """The roots (this table's, else the [node] table's) as the core's VmSampler JSON."""
+        """The roots (this table's, else the [node] table's; the filesystem root, where the cgroup
+        hierarchies are mounted, is the [node] table's) as the core's VmSampler JSON."""
         roots = {k: getattr(self, k) or getattr(node, k) for k in ("proc_root", "sys_root")}
+        roots["rootfs"] = node.rootfs
         return msgspec.json.encode({k: v for k, v in roots.items() if v is not None}).decode()
 
 
@@ -296,6 +298,42 @@ class RemoteWriteSettings(_Table, frozen=True, kw_only=True):
     ca_file: str | None = None
 
 
+class StorageTier(_Table, frozen=True, kw_only=True):
+    """One ``[[storage.tiers]]`` table: min/avg/max buckets of ``bucket`` seconds kept for ``span`` seconds."""
+
+    bucket: Annotated[int, msgspec.Meta(ge=1, le=7 * 86400)]
+    span: Annotated[int, msgspec.Meta(ge=1, le=20 * 365 * 86400)]
+
+
+DEFAULT_STORAGE_TIERS = (
+    StorageTier(bucket=60, span=2 * 86400),
+    StorageTier(bucket=300, span=14 * 86400),
+    StorageTier(bucket=3600, span=180 * 86400),
+    StorageTier(bucket=86400, span=730 * 86400),
+)
+
+
+class StorageSettings(_Table, frozen=True, kw_only=True):
+    """``[storage]``: durable history, rollups in an SQLite file (hvstat/rollups.py, docs/operations.md
+    "Storage"). ``path`` unset: /var/lib/hvstat/history.db as root, else $XDG_STATE_HOME/hvstat/history.db
+    (filled in by read_settings); ``path = ""``: history in memory only."""
+
+    path: str | None = None
+    # A hard cap on the database file; the oldest buckets are pruned first to stay under it.
+    max_bytes: Annotated[int, msgspec.Meta(ge=1 << 20, le=1 << 44)] = 2 << 30
+    # Finest first; each bucket a multiple of the one before, each span longer than the one before.
+    tiers: list[StorageTier] = msgspec.field(default_factory=lambda: list(DEFAULT_STORAGE_TIERS))
+
+
+def default_storage_path(environ: dict[str, str]) -> str:
+    """Where history goes when ``[storage] path`` is not set: the systemd unit's StateDirectory as
+    root, else the XDG state directory of the user."""
+    if os.geteuid() == 0:
+        return "/var/lib/hvstat/history.db"
+    state = environ.get("XDG_STATE_HOME") or os.path.join(environ.get("HOME") or os.path.expanduser("~"), ".local", "state")
+    return os.path.join(state, "hvstat", "history.db")
+
+
 class Settings(_Table, frozen=True, kw_only=True):
     server: ServerSettings = ServerSettings()
     monitoring: MonitoringSettings = MonitoringSettings()
@@ -305,6 +343,7 @@ class Settings(_Table, frozen=True, kw_only=True):
     logging: LoggingSettings = LoggingSettings()
     alerts: AlertSettings = AlertSettings()
     remote_write: RemoteWriteSettings = RemoteWriteSettings()
+    storage: StorageSettings = StorageSettings()
 
 
 _TABLES = {f.name: f.type for f in msgspec.structs.fields(Settings)}
@@ -379,7 +418,26 @@ def read_settings(path: str | os.PathLike[str] | None = None, environ: dict[str,
     _check_alerts(settings.alerts, path)
     _check_remote_write(settings.remote_write, path)
     _check_server(settings.server, path)
+    _check_storage(settings.storage, path)
+    if settings.storage.path is None:
+        settings = msgspec.structs.replace(settings, storage=msgspec.structs.replace(settings.storage, path=default_storage_path(environ)))
     return settings
+
+
+def _check_storage(storage: StorageSettings, path: object) -> None:
+    """What the types cannot say: the tiers nest (each bucket a multiple of the previous one, each
+    span longer and at least two buckets), so that a coarser bucket is made of whole finer ones."""
+    where = f" (in {path})" if path else ""
+    tiers = storage.tiers
+    if not 1 <= len(tiers) <= 8:
+        raise ConfigError(f"config key storage.tiers{where}: between 1 and 8 tiers")
+    for i, t in enumerate(tiers):
+        if t.span < 2 * t.bucket:
+            raise ConfigError(f"config key storage.tiers[{i}].span{where}: {t.span} is less than two buckets ({2 * t.bucket})")
+        if i and (t.bucket <= tiers[i - 1].bucket or t.bucket % tiers[i - 1].bucket):
+            raise ConfigError(f"config key storage.tiers[{i}].bucket{where}: {t.bucket} is not a larger multiple of the previous tier's ({tiers[i - 1].bucket})")
+        if i and t.span <= tiers[i - 1].span:
+            raise ConfigError(f"config key storage.tiers[{i}].span{where}: {t.span} is not longer than the previous tier's ({tiers[i - 1].span})")
 
 
 def _check_server(server: ServerSettings, path: object) -> None:

@@ -613,13 +613,11 @@ class VmProcess(Wire, kw_only=True):
 
 
 class VmCgroup(Wire, kw_only=True):
-    """The VM's cgroup as the containers source read it (same cgroup, its latest sample). The core writes
-    null; the Python service fills it in from the containers source."""
+    """The VM's cgroup: the VM scope holding its QEMU process (libvirt's machine, Proxmox's
+    `qemu.slice/<vmid>.scope`), read by the VM sampler in the same tick as the rest of the VM."""
 
-    # The cgroup's guest id in `GET /api/containers`.
-    container_id: str
     cgroup_path: str
-    # When the containers source read it, unix seconds.
+    # When the cgroup was read, unix seconds.
     timestamp: float
     cpu_usage_percent: float | None = None
     memory_usage_bytes: int | None = None

@@ -134,14 +134,16 @@ fn every_runtime_layout_is_found_named_and_its_nested_processes_seen() {
         found,
         vec![
             expect("containerd", "prod/api-7d9f/server"),
-            expect("libvirt", "web"),
             expect("lxc", "web1"),
             expect("podman", "db"),
             expect("proxmox-lxc", "ct101"),
-            expect("proxmox-qemu", "vm100"),
         ],
-        "conmon, lxc.monitor and the pod slice are not guests; nested cgroups are not separate guests"
+        "conmon, lxc.monitor and the pod slice are not guests; nested cgroups are not separate guests; \
+         the QEMU VMs' scopes (libvirt's machine-qemu\\x2d1\\x2dweb.scope, Proxmox's qemu.slice/100.scope) are the VMs'"
     );
+    // Neither a VM scope nor anything below it (libvirt/emulator) is read.
+    let paths = s.paths();
+    assert!(!paths.iter().any(|p| p.to_string_lossy().contains("qemu")), "{paths:?}");
     let services = sample(&mut ContainerSampler::new(config(true)));
     assert!(services["containers"].as_array().unwrap().iter().any(|c| c["runtime"] == "systemd" && c["name"] == "sshd"));
 }

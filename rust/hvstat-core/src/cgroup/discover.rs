@@ -13,7 +13,9 @@ use std::path::{Path, PathBuf};
 use schemars::JsonSchema;
 use serde::Serialize;
 
-use crate::procfs::mountinfo::Mount;
+use crate::error::Result;
+use crate::procfs::mountinfo::{self, Mount};
+use crate::read::{FileReader, Shape};
 
 /// Where each hierarchy is mounted. Paths are already joined to the configured root.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -88,6 +90,42 @@ impl Hierarchies {
     }
 }
 
+/// The hierarchies as mountinfo shows them, read again only when the mount table changed (mountinfo
+/// costs tens of µs; a kept-open /proc mountinfo tells a change by poll(), see
+/// [`FileReader::mounts_unchanged`]). Shared by the container and the VM sampler.
+pub struct HierarchyWatch {
+    mountinfo: FileReader,
+    rootfs: PathBuf,
+    current: Option<Hierarchies>,
+}
+
+impl HierarchyWatch {
+    /// Watch `<proc_root>/1/mountinfo` (else `self/mountinfo`); mount points are taken under `rootfs`.
+    pub fn new(proc_root: &Path, rootfs: &Path) -> HierarchyWatch {
+        let p = |rel: &str| proc_root.join(rel);
+        HierarchyWatch {
+            mountinfo: FileReader::first_of(vec![p("1/mountinfo"), p("self/mountinfo")], Shape::Records),
+            rootfs: rootfs.to_owned(),
+            current: None,
+        }
+    }
+
+    /// The hierarchies now: the last ones while the mount table is unchanged, else read again. On
+    /// an error there are none until a read succeeds.
+    pub fn get(&mut self) -> Result<&Hierarchies> {
+        let current = match self.current.take().filter(|_| self.mountinfo.mounts_unchanged()) {
+            Some(h) => h,
+            None => Hierarchies::from_mounts(&self.mountinfo.parse(mountinfo::parse)?, &self.rootfs),
+        };
+        Ok(self.current.insert(current))
+    }
+
+    /// The hierarchies of the latest successful [`Self::get`], without looking again.
+    pub fn last(&self) -> Option<&Hierarchies> {
+        self.current.as_ref()
+    }
+}
+
 /// What kind of guest a cgroup belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
@@ -117,6 +155,38 @@ pub struct Guest {
     pub id: String,
     /// The cgroup path (as /proc/<pid>/cgroup shows it).
     pub path: String,
+}
+
+impl Guest {
+    /// A QEMU VM's scope: libvirt's `qemu-<n>-<name>` machine (`machine.slice/machine-qemu\x2d...scope`,
+    /// or `/machine/qemu-<n>-<name>.libvirt-qemu` without systemd) or Proxmox's
+    /// `qemu.slice/<vmid>.scope`. It is the VM's, not a container: the VM sampler reads it from the
+    /// QEMU process's cgroup, and the container sampler leaves it out, so one guest is one row.
+    /// libvirt's LXC machines (`lxc-<pid>-<name>`, `.libvirt-lxc`) are containers.
+    pub fn is_vm(&self) -> bool {
+        // libvirt names a QEMU machine `qemu-<id>-<name>` and an LXC one `lxc-<pid>-<name>`
+        // (virDomainDriverGenerateMachineName); both path forms keep that name as the id.
+        match self.runtime {
+            Runtime::ProxmoxQemu => true,
+            Runtime::Libvirt => self.id.starts_with("qemu-"),
+            _ => false,
+        }
+    }
+}
+
+/// The VM scope holding the cgroup at `path` (a QEMU process's, which libvirt keeps in the
+/// machine's `emulator` sub-cgroup): `path` itself or its nearest ancestor that [`classify`] calls a
+/// VM scope ([`Guest::is_vm`]); never the root. `None` for a QEMU outside any VM scope (started by
+/// hand, or in a service).
+pub fn enclosing_vm_scope(path: &str) -> Option<Guest> {
+    let mut p = path.trim_end_matches('/');
+    while !p.is_empty() {
+        if let Some(g) = classify(p, false).filter(Guest::is_vm) {
+            return Some(g);
+        }
+        p = &p[..p.rfind('/')?];
+    }
+    None
 }
 
 fn is_hex64(s: &str) -> bool {
@@ -261,6 +331,9 @@ impl Walker {
             for child in &children {
                 let child_path = if cg_path.ends_with('/') { format!("{cg_path}{child}") } else { format!("{cg_path}/{child}") };
                 match classify(&child_path, with_services) {
+                    // A VM's scope is the VM's (its sub-cgroups too): neither a container nor
+                    // walked into.
+                    Some(g) if g.is_vm() => {}
                     Some(g) => out.push(g),
                     None => stack.push((dir.join(child), child_path)),
                 }
@@ -316,6 +389,51 @@ mod tests {
         assert_eq!(c("/"), None);
         assert_eq!(c(&format!("/docker/{}", &ID[..63])), None);
         assert_eq!(c(&format!("/docker/{}", ID.to_uppercase())), None);
+    }
+
+    #[test]
+    fn qemu_scopes_are_vms_and_libvirt_lxc_machines_containers() {
+        let vm = |p: &str| classify(p, false).is_some_and(|g| g.is_vm());
+        assert!(vm("/machine.slice/machine-qemu\\x2d1\\x2dweb.scope"));
+        assert!(vm("/machine/qemu-3-fz-kvm.libvirt-qemu"));
+        assert!(vm("/qemu.slice/100.scope"));
+        assert!(!vm("/machine.slice/machine-lxc\\x2d4242\\x2dweb.scope"));
+        assert!(!vm("/machine/lxc-4242-web.libvirt-lxc"));
+        assert!(!vm("/machine.slice/machine-arch\\x2dbox.scope"), "systemd-nspawn");
+        assert!(!vm("/lxc/101"));
+        assert!(!vm(&format!("/docker/{ID}")));
+    }
+
+    #[test]
+    fn a_qemu_process_cgroup_is_in_its_vm_scope() {
+        let scope = |p: &str| enclosing_vm_scope(p).map(|g| g.path);
+        // libvirt keeps QEMU in the machine's emulator (and vcpuN) sub-cgroups.
+        assert_eq!(scope("/machine.slice/machine-qemu\\x2d1\\x2dweb.scope/libvirt/emulator").as_deref(), Some("/machine.slice/machine-qemu\\x2d1\\x2dweb.scope"));
+        assert_eq!(scope("/machine/qemu-3-fz-kvm.libvirt-qemu/emulator").as_deref(), Some("/machine/qemu-3-fz-kvm.libvirt-qemu"));
+        assert_eq!(scope("/qemu.slice/100.scope").as_deref(), Some("/qemu.slice/100.scope"));
+        assert_eq!(scope("/qemu.slice/100.scope/").as_deref(), Some("/qemu.slice/100.scope"));
+        // Not in a VM scope: a hand-started QEMU, one in a service, one in a container; never the root.
+        assert_eq!(scope("/user.slice/user-0.slice/session-3.scope"), None);
+        assert_eq!(scope("/system.slice/qemu-guest.service"), None);
+        assert_eq!(scope("/machine.slice/machine-lxc\\x2d4242\\x2dweb.scope/qemu"), None);
+        assert_eq!(scope("/"), None);
+        assert_eq!(scope(""), None);
+    }
+
+    #[test]
+    fn the_walk_neither_lists_nor_enters_vm_scopes() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let mk = |p: &str| std::fs::create_dir_all(root.join(p)).unwrap();
+        mk("machine/qemu-3-fz-kvm.libvirt-qemu/emulator");
+        mk(&format!("machine/qemu-3-fz-kvm.libvirt-qemu/vcpu0/{ID}"));
+        mk("machine/lxc-4242-web.libvirt-lxc");
+        mk("qemu.slice/100.scope");
+        let h = Hierarchy { dir: root.to_owned(), root: "/".into() };
+        let mut w = Walker::default();
+        let found: Vec<String> = w.walk(&h, false).into_iter().map(|g| g.path).collect();
+        assert_eq!(found, vec!["/machine/lxc-4242-web.libvirt-lxc".to_string()]);
+        assert_eq!(w.last_listed, 3, "the root, machine/ and qemu.slice/: not the VM scopes");
     }
 
     #[test]

@@ -250,107 +250,188 @@ fn io_totals(io: &Option<Vec<IoDevice>>) -> Option<IoDevice> {
 const FIRST: &str = "first sample of this container: a rate needs two readings";
 const RESET: &str = "counter went down (container restarted or counters reset); rates resume next interval";
 
-pub(crate) fn build(g: &Guest, name: &str, cur: &RawContainer, prev: Option<&RawContainer>, host_cpus: Option<u64>, timestamp: f64) -> ContainerMetrics {
-    let mut why: BTreeMap<String, String> = BTreeMap::new();
-    let mut add = |k: &str, v: &str| {
-        why.entry(k.to_owned()).or_insert_with(|| v.to_owned());
-    };
-    for (field, e) in &cur.errors {
-        add(field, e);
-    }
-    let dt = match (prev.and_then(|p| p.at), cur.at) {
+/// Why fields are null: field -> the first reason given.
+type Why = BTreeMap<String, String>;
+
+fn note(why: &mut Why, field: &str, reason: &str) {
+    why.entry(field.to_owned()).or_insert_with(|| reason.to_owned());
+}
+
+/// Seconds between the two readings (0 without a previous one: no rate is made of it).
+pub(crate) fn interval_secs(cur: &RawContainer, prev: Option<&RawContainer>) -> f64 {
+    match (prev.and_then(|p| p.at), cur.at) {
         (Some(a), Some(b)) => b.saturating_duration_since(a).as_secs_f64(),
         _ => 0.0,
-    };
-    if prev.is_none() {
-        add("rates", FIRST);
     }
-    let rate = |p: Option<u64>, c: Option<u64>| per_sec(p, c?, dt);
-    let p = |f: fn(&RawContainer) -> Option<u64>| prev.and_then(f);
+}
 
-    // CPU.
-    let usage_rate = rate(p(|r| r.cpu_usage_usec), cur.cpu_usage_usec);
-    let cpu_cores = usage_rate.map(|usec_per_sec| usec_per_sec / 1e6);
-    let cpu_limit_cores = match cur.cpu_quota {
+/// Per-second rate of a counter of the two readings.
+fn rate_of(prev: Option<&RawContainer>, cur: &RawContainer, dt: f64, f: fn(&RawContainer) -> Option<u64>) -> Option<f64> {
+    per_sec(prev.and_then(f), f(cur)?, dt)
+}
+
+/// Cores in use over the interval (a busy loop reads 1.0), from the CPU time counter.
+pub(crate) fn cpu_cores(cur: &RawContainer, prev: Option<&RawContainer>, dt: f64) -> Option<f64> {
+    rate_of(prev, cur, dt, |r| r.cpu_usage_usec).map(|usec_per_sec| usec_per_sec / 1e6)
+}
+
+/// Share of the whole host's CPU time (all online CPUs = 100).
+pub(crate) fn host_percent(cores: Option<f64>, host_cpus: Option<u64>) -> Option<f64> {
+    cores.zip(host_cpus).and_then(|(c, n)| percent(c, n as f64))
+}
+
+/// The pressure files (cpu, memory, io) with their stall rates over the interval.
+pub(crate) fn pressures(cur: &RawContainer, prev: Option<&RawContainer>, dt: f64) -> [Option<Pressure>; 3] {
+    [0, 1, 2].map(|i| cur.pressure[i].as_ref().map(|c| pressure_of(c, prev.and_then(|p| p.pressure[i].as_ref()), dt)))
+}
+
+struct Cpu {
+    cores: Option<f64>,
+    limit_cores: Option<f64>,
+    throttled_percent: Option<f64>,
+}
+
+fn cpu(cur: &RawContainer, prev: Option<&RawContainer>, dt: f64, why: &mut Why) -> Cpu {
+    let cores = cpu_cores(cur, prev, dt);
+    let limit_cores = match cur.cpu_quota {
         Some((Limit::Value(q), period)) if period > 0 => Some(q as f64 / period as f64),
         Some((Limit::Max, _)) => {
-            add("cpu_limit_cores", "no CPU limit (quota is max)");
+            note(why, "cpu_limit_cores", "no CPU limit (quota is max)");
             None
         }
         _ => None,
     };
     if cur.cpu_usage_usec.is_none() {
-        add("cpu", "no CPU accounting file for this cgroup (cpu.stat / cpuacct.usage)");
+        note(why, "cpu", "no CPU accounting file for this cgroup (cpu.stat / cpuacct.usage)");
     } else if prev.and_then(|p| p.cpu_usage_usec).zip(cur.cpu_usage_usec).is_some_and(|(p, c)| c < p) {
-        add("cpu_cores", RESET);
+        note(why, "cpu_cores", RESET);
     }
-    let periods = rate(p(|r| r.nr_periods), cur.nr_periods);
-    let throttled = rate(p(|r| r.nr_throttled), cur.nr_throttled);
+    let periods = rate_of(prev, cur, dt, |r| r.nr_periods);
+    let throttled = rate_of(prev, cur, dt, |r| r.nr_throttled);
     if cur.nr_periods.is_none() {
-        add("cpu_throttled_percent", "no CPU bandwidth statistics (cpu controller's cpu.stat)");
+        note(why, "cpu_throttled_percent", "no CPU bandwidth statistics (cpu controller's cpu.stat)");
     }
+    Cpu { cores, limit_cores, throttled_percent: throttled.zip(periods).and_then(|(t, p)| percent(t, p)) }
+}
 
-    // Memory.
-    let memory_usage_percent = match (cur.memory_usage, cur.memory_limit) {
+/// Usage as a share of the limit, and why the memory fields that need more are null.
+fn memory(cur: &RawContainer, why: &mut Why) -> Option<f64> {
+    let usage_percent = match (cur.memory_usage, cur.memory_limit) {
         (Some(u), Some(Limit::Value(l))) => percent(u as f64, l as f64),
         (_, Some(Limit::Max)) => {
-            add("memory_usage_percent", "no memory limit");
+            note(why, "memory_usage_percent", "no memory limit");
             None
         }
         _ => None,
     };
     if cur.memory_usage.is_none() {
-        add("memory", "no memory controller file for this cgroup");
+        note(why, "memory", "no memory controller file for this cgroup");
     }
     if cur.memory_usage.is_some() && cur.memory_inactive_file.is_none() {
-        add("memory_working_set_bytes", "memory.stat gave no inactive_file");
+        note(why, "memory_working_set_bytes", "memory.stat gave no inactive_file");
     }
     if cur.memory_usage.is_some() && cur.memory_swap.is_none() {
-        add("memory_swap_bytes", "swap accounting is off (no memory.swap.current / memory.memsw.usage_in_bytes)");
+        note(why, "memory_swap_bytes", "swap accounting is off (no memory.swap.current / memory.memsw.usage_in_bytes)");
     }
+    usage_percent
+}
 
-    // Block I/O.
+/// Block I/O totals (devices at the bottom of the stack) and their rates.
+struct Block {
+    total: Option<IoDevice>,
+    read_bytes_per_sec: Option<f64>,
+    write_bytes_per_sec: Option<f64>,
+    read_ops_per_sec: Option<f64>,
+    write_ops_per_sec: Option<f64>,
+}
+
+fn block(cur: &RawContainer, prev: Option<&RawContainer>, dt: f64, why: &mut Why) -> Block {
     let io = io_totals(&cur.io);
     let pio = prev.and_then(|p| io_totals(&p.io));
     if io.is_none() {
-        // A more precise reason from the reading, if any, was added above.
-        add("block", "no block I/O accounting for this cgroup (io.stat / blkio.throttle.*)");
+        // A more precise reason from the reading, if any, was added before.
+        note(why, "block", "no block I/O accounting for this cgroup (io.stat / blkio.throttle.*)");
     }
-    let io_rate = |f: fn(&IoDevice) -> Option<u64>| rate(pio.as_ref().and_then(f), io.as_ref().and_then(f));
+    let io_rate = |f: fn(&IoDevice) -> Option<u64>| per_sec(pio.as_ref().and_then(f), io.as_ref().and_then(f)?, dt);
+    Block {
+        total: io,
+        read_bytes_per_sec: io_rate(|d| Some(d.read_bytes)),
+        write_bytes_per_sec: io_rate(|d| Some(d.write_bytes)),
+        read_ops_per_sec: io_rate(|d| d.read_ops),
+        write_ops_per_sec: io_rate(|d| d.write_ops),
+    }
+}
 
-    // Network.
+/// The guest's network namespace: totals over its interfaces but lo, and their rates.
+struct Network {
+    mode: NetworkMode,
+    totals: Option<NetTotals>,
+    rx_bytes_per_sec: Option<f64>,
+    tx_bytes_per_sec: Option<f64>,
+    rx_packets_per_sec: Option<f64>,
+    tx_packets_per_sec: Option<f64>,
+    interfaces: Vec<String>,
+}
+
+fn network(cur: &RawContainer, prev: Option<&RawContainer>, dt: f64, why: &mut Why) -> Network {
     let (mode, net) = match &cur.net {
         Net::Own(_) => (NetworkMode::Own, net_totals(&cur.net)),
         Net::Host => {
-            add("network", "the container shares the host's network namespace; its traffic is in the node's interfaces");
+            note(why, "network", "the container shares the host's network namespace; its traffic is in the node's interfaces");
             (NetworkMode::Host, None)
         }
         Net::NoProcess => {
-            add("network", "no process in the container to read its network namespace through");
+            note(why, "network", "no process in the container to read its network namespace through");
             (NetworkMode::Unknown, None)
         }
         Net::Unknown => (NetworkMode::Unknown, None),
         Net::Error(e) => {
-            add("network", e);
+            note(why, "network", e);
             (NetworkMode::Unknown, None)
         }
     };
     let pnet = prev.and_then(|p| net_totals(&p.net));
-    let net_rate = |f: fn(&NetTotals) -> u64| rate(pnet.as_ref().map(f), net.as_ref().map(f));
-    let interfaces = match &cur.net {
-        Net::Own(devs) => devs.iter().filter(|d| d.name != "lo").map(|d| d.name.clone()).collect(),
-        _ => vec![],
-    };
-
-    let pressure = |i: usize| cur.pressure[i].as_ref().map(|c| pressure_of(c, prev.and_then(|p| p.pressure[i].as_ref()), dt));
-    if cur.pressure.iter().all(Option::is_none) {
-        add("pressure", "no pressure files for this cgroup (cgroup v2 with PSI)");
+    let net_rate = |f: fn(&NetTotals) -> u64| per_sec(pnet.as_ref().map(f), net.as_ref().map(f)?, dt);
+    Network {
+        mode,
+        totals: net,
+        rx_bytes_per_sec: net_rate(|n| n.rx_bytes),
+        tx_bytes_per_sec: net_rate(|n| n.tx_bytes),
+        rx_packets_per_sec: net_rate(|n| n.rx_packets),
+        tx_packets_per_sec: net_rate(|n| n.tx_packets),
+        interfaces: match &cur.net {
+            Net::Own(devs) => devs.iter().filter(|d| d.name != "lo").map(|d| d.name.clone()).collect(),
+            _ => vec![],
+        },
     }
-    let state = match (cur.frozen, cur.procs.is_empty(), cur.populated) {
+}
+
+fn state(cur: &RawContainer) -> State {
+    match (cur.frozen, cur.procs.is_empty(), cur.populated) {
         (Some(true), _, _) => State::Paused,
         (_, true, Some(false) | None) => State::Empty,
         _ => State::Running,
-    };
+    }
+}
+
+pub(crate) fn build(g: &Guest, name: &str, cur: &RawContainer, prev: Option<&RawContainer>, host_cpus: Option<u64>, timestamp: f64) -> ContainerMetrics {
+    let mut why = Why::new();
+    for (field, e) in &cur.errors {
+        note(&mut why, field, e);
+    }
+    let dt = interval_secs(cur, prev);
+    if prev.is_none() {
+        note(&mut why, "rates", FIRST);
+    }
+    let cpu = cpu(cur, prev, dt, &mut why);
+    let memory_usage_percent = memory(cur, &mut why);
+    let block = block(cur, prev, dt, &mut why);
+    let net = network(cur, prev, dt, &mut why);
+    let [pressure_cpu, pressure_memory, pressure_io] = pressures(cur, prev, dt);
+    if cur.pressure.iter().all(Option::is_none) {
+        note(&mut why, "pressure", "no pressure files for this cgroup (cgroup v2 with PSI)");
+    }
+    let (io, totals) = (block.total, net.totals);
 
     ContainerMetrics {
         timestamp,
@@ -358,19 +439,19 @@ pub(crate) fn build(g: &Guest, name: &str, cur: &RawContainer, prev: Option<&Raw
         name: name.to_owned(),
         runtime: g.runtime,
         cgroup_path: g.path.clone(),
-        state,
+        state: state(cur),
         processes: cur.procs.len(),
-        cpu_cores,
-        cpu_usage_percent: cpu_cores.zip(host_cpus).and_then(|(c, n)| percent(c, n as f64)),
-        cpu_limit_cores,
-        cpu_limit_percent: cpu_cores.zip(cpu_limit_cores).and_then(|(c, l)| percent(c, l)),
+        cpu_cores: cpu.cores,
+        cpu_usage_percent: host_percent(cpu.cores, host_cpus),
+        cpu_limit_cores: cpu.limit_cores,
+        cpu_limit_percent: cpu.cores.zip(cpu.limit_cores).and_then(|(c, l)| percent(c, l)),
         cpu_usage_secs_total: cur.cpu_usage_usec.map(|u| u as f64 / 1e6),
         cpu_user_secs_total: cur.cpu_user_usec.map(|u| u as f64 / 1e6),
         cpu_system_secs_total: cur.cpu_system_usec.map(|u| u as f64 / 1e6),
         cpu_periods_total: cur.nr_periods,
         cpu_throttled_periods_total: cur.nr_throttled,
         cpu_throttled_secs_total: cur.throttled_usec.map(|u| u as f64 / 1e6),
-        cpu_throttled_percent: throttled.zip(periods).and_then(|(t, p)| percent(t, p)),
+        cpu_throttled_percent: cpu.throttled_percent,
         memory_usage_bytes: cur.memory_usage,
         memory_limit_bytes: cur.memory_limit,
         memory_usage_percent,
@@ -383,30 +464,30 @@ pub(crate) fn build(g: &Guest, name: &str, cur: &RawContainer, prev: Option<&Raw
         block_write_bytes: io.map(|d| d.write_bytes),
         block_read_ops: io.and_then(|d| d.read_ops),
         block_write_ops: io.and_then(|d| d.write_ops),
-        block_read_bytes_per_sec: io_rate(|d| Some(d.read_bytes)),
-        block_write_bytes_per_sec: io_rate(|d| Some(d.write_bytes)),
-        block_read_ops_per_sec: io_rate(|d| d.read_ops),
-        block_write_ops_per_sec: io_rate(|d| d.write_ops),
+        block_read_bytes_per_sec: block.read_bytes_per_sec,
+        block_write_bytes_per_sec: block.write_bytes_per_sec,
+        block_read_ops_per_sec: block.read_ops_per_sec,
+        block_write_ops_per_sec: block.write_ops_per_sec,
         block_devices: cur.io.clone().unwrap_or_default(),
         pids_current: cur.pids_current,
         pids_max: cur.pids_max,
-        network_mode: mode,
-        network_rx_bytes: net.map(|n| n.rx_bytes),
-        network_tx_bytes: net.map(|n| n.tx_bytes),
-        network_rx_packets: net.map(|n| n.rx_packets),
-        network_tx_packets: net.map(|n| n.tx_packets),
-        network_rx_errors: net.map(|n| n.rx_errors),
-        network_tx_errors: net.map(|n| n.tx_errors),
-        network_rx_dropped: net.map(|n| n.rx_dropped),
-        network_tx_dropped: net.map(|n| n.tx_dropped),
-        network_rx_bytes_per_sec: net_rate(|n| n.rx_bytes),
-        network_tx_bytes_per_sec: net_rate(|n| n.tx_bytes),
-        network_rx_packets_per_sec: net_rate(|n| n.rx_packets),
-        network_tx_packets_per_sec: net_rate(|n| n.tx_packets),
-        network_interfaces: interfaces,
-        pressure_cpu: pressure(0),
-        pressure_memory: pressure(1),
-        pressure_io: pressure(2),
+        network_mode: net.mode,
+        network_rx_bytes: totals.map(|n| n.rx_bytes),
+        network_tx_bytes: totals.map(|n| n.tx_bytes),
+        network_rx_packets: totals.map(|n| n.rx_packets),
+        network_tx_packets: totals.map(|n| n.tx_packets),
+        network_rx_errors: totals.map(|n| n.rx_errors),
+        network_tx_errors: totals.map(|n| n.tx_errors),
+        network_rx_dropped: totals.map(|n| n.rx_dropped),
+        network_tx_dropped: totals.map(|n| n.tx_dropped),
+        network_rx_bytes_per_sec: net.rx_bytes_per_sec,
+        network_tx_bytes_per_sec: net.tx_bytes_per_sec,
+        network_rx_packets_per_sec: net.rx_packets_per_sec,
+        network_tx_packets_per_sec: net.tx_packets_per_sec,
+        network_interfaces: net.interfaces,
+        pressure_cpu,
+        pressure_memory,
+        pressure_io,
         unavailable: why,
     }
 }

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::Serialize;
 
-use super::observe::{VcpuState, VmObservation, VmOrigin, VmStatus};
+use super::observe::{BalloonObservation, DiskObservation, VcpuState, VmObservation, VmOrigin, VmStatus};
 use super::process::{ProcessReading, ProcessState, Tap};
 use crate::rate::{delta, per_sec, percent};
 use crate::cgroup::Limit;
@@ -184,14 +184,12 @@ pub struct VmProcess {
     pub cgroup_path: Option<String>,
 }
 
-/// The VM's cgroup as the containers source read it (same cgroup, its latest sample). The core
-/// writes null; the Python service fills it in from the containers source.
+/// The VM's cgroup: the VM scope holding its QEMU process (libvirt's machine, Proxmox's
+/// `qemu.slice/<vmid>.scope`), read by the VM sampler in the same tick as the rest of the VM.
 #[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 pub struct VmCgroup {
-    /// The cgroup's guest id in `GET /api/containers`.
-    pub container_id: String,
     pub cgroup_path: String,
-    /// When the containers source read it, unix seconds.
+    /// When the cgroup was read, unix seconds.
     pub timestamp: f64,
     #[serde(default)]
     pub cpu_usage_percent: Option<f64>,
@@ -347,13 +345,26 @@ pub struct RawVm {
     pub process: ProcessState,
     pub vcpus: Vec<VcpuReading>,
     pub taps: Taps,
+    pub cgroup: CgroupReading,
     /// (field, reason) for what the sampler could not read.
     pub errors: Vec<(String, String)>,
 }
 
+/// The VM's cgroup as the sampler read it this tick.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum CgroupReading {
+    /// Not read: there is no QEMU process reading to find it from (its reason stands).
+    #[default]
+    NotRead,
+    /// Why it could not be found or read (the QEMU process is in no VM scope, ...).
+    Unavailable(String),
+    /// The numbers, with (field, reason) for those that are null.
+    Read(Box<VmCgroup>, Vec<(String, String)>),
+}
+
 impl RawVm {
     pub fn new(obs: VmObservation) -> Self {
-        RawVm { obs, process: ProcessState::NoPid, vcpus: vec![], taps: Taps::NotRead, errors: vec![] }
+        RawVm { obs, process: ProcessState::NoPid, vcpus: vec![], taps: Taps::NotRead, cgroup: CgroupReading::NotRead, errors: vec![] }
     }
 
     /// The whole process's CPU time: the collector's (libvirt cpu.time) when it has one, else
@@ -409,92 +420,104 @@ fn restarted(prev: &RawVm, cur: &RawVm) -> bool {
     prev.obs.pid != cur.obs.pid || matches!((start(prev), start(cur)), (Some(a), Some(b)) if a != b)
 }
 
-/// The reported VM from its current reading and, when rates are possible, the previous reading and
-/// the seconds between the two.
-pub fn build(cur: &RawVm, prev: Option<(&RawVm, f64)>, host_cpus: Option<u64>, timestamp: f64) -> VmMetrics {
-    let o = &cur.obs;
-    let mut why: BTreeMap<String, String> = o.unavailable.clone();
-    for (field, e) in &cur.errors {
-        note(&mut why, field, e);
-    }
+/// The previous reading and the seconds since it, when rates can be made of them.
+type Base<'a> = Option<(&'a RawVm, f64)>;
 
-    // Rates need a previous reading of the same running process.
-    let rates_why: Option<String> = if !o.status.is_active() {
-        Some(format!("the VM is {}: rates are reported only while it runs", o.status.as_str()))
-    } else {
-        match prev {
-            None => Some(FIRST.into()),
-            Some((p, _)) if restarted(p, cur) => Some(RESTARTED.into()),
-            Some((_, dt)) if !(dt > 0.0 && dt.is_finite()) => Some("no time elapsed since the previous sample".into()),
-            Some(_) => None,
-        }
-    };
-    let base: Option<(&RawVm, f64)> = if rates_why.is_none() { prev } else { None };
-    if let Some(r) = &rates_why {
-        note(&mut why, "rates", r);
-    }
-    let rate = |p: Option<u64>, c: Option<u64>| base.and_then(|(_, dt)| per_sec(p, c?, dt));
-    let dt = base.map(|(_, dt)| dt);
+/// A per-second rate over the base's interval (null without a base).
+fn rate(base: Base, p: Option<u64>, c: Option<u64>) -> Option<f64> {
+    base.and_then(|(_, dt)| per_sec(p, c?, dt))
+}
 
-    // The process.
-    let process_why: Option<String> = match &cur.process {
+/// Why no rates can be made this tick: the VM is not running, or there is no previous reading of
+/// the same running process, or no time passed. `None`: rates are possible.
+fn rates_why(cur: &RawVm, prev: Base) -> Option<String> {
+    let status = cur.obs.status;
+    if !status.is_active() {
+        return Some(format!("the VM is {}: rates are reported only while it runs", status.as_str()));
+    }
+    match prev {
+        None => Some(FIRST.into()),
+        Some((p, _)) if restarted(p, cur) => Some(RESTARTED.into()),
+        Some((_, dt)) if !(dt > 0.0 && dt.is_finite()) => Some("no time elapsed since the previous sample".into()),
+        Some(_) => None,
+    }
+}
+
+/// Why there is no reading of the QEMU process this tick (`None`: there is one).
+fn process_why(cur: &RawVm) -> Option<String> {
+    let status = cur.obs.status;
+    match &cur.process {
         ProcessState::Read(_) => None,
-        ProcessState::NoPid if o.status.is_active() => Some("the collector did not report the QEMU process id".into()),
-        ProcessState::NoPid => Some(format!("no QEMU process: the VM is {}", o.status.as_str())),
+        ProcessState::NoPid if status.is_active() => Some("the collector did not report the QEMU process id".into()),
+        ProcessState::NoPid => Some(format!("no QEMU process: the VM is {}", status.as_str())),
         ProcessState::Gone(pid) => Some(format!("the QEMU process {pid} is gone")),
         ProcessState::Error(_, e) => Some(e.clone()),
-    };
-    if let Some(r) = &process_why {
-        note(&mut why, "process", r);
     }
-    let cur_p = cur.process.reading();
-    let prev_p = base.and_then(|(p, _)| p.process.reading());
-    let process = cur_p.map(|p| process_metrics(p, prev_p, &rate));
+}
 
-    // CPU of the whole VM.
-    let cpu = cur.cpu_time();
-    let prev_cpu = base.and_then(|(p, _)| p.cpu_time());
-    let cpu_delta_ns = match (prev_cpu, cpu) {
+/// The CPU of the whole VM (its QEMU process).
+struct Cpu {
+    time: Option<CpuTime>,
+    /// CPU time over the interval.
+    delta_ns: Option<u64>,
+    cores: Option<f64>,
+    usage_percent: Option<f64>,
+}
+
+fn cpu(cur: &RawVm, base: Base, host_cpus: Option<u64>, process_why: Option<&str>, rates_why: Option<&str>, why: &mut BTreeMap<String, String>) -> Cpu {
+    let time = cur.cpu_time();
+    let prev_time = base.and_then(|(p, _)| p.cpu_time());
+    let delta_ns = match (prev_time, time) {
         (Some(p), Some(c)) if p.from_collector == c.from_collector => {
             let d = delta(Some(p.total_ns), c.total_ns);
             if d.is_none() {
-                note(&mut why, "cpu_usage_percent", RESET);
+                note(why, "cpu_usage_percent", RESET);
             }
             d
         }
         (Some(_), Some(_)) => {
-            note(&mut why, "cpu_usage_percent", "the CPU time's source changed between the collector and /proc; rates resume next interval");
+            note(why, "cpu_usage_percent", "the CPU time's source changed between the collector and /proc; rates resume next interval");
             None
         }
         _ => None,
     };
-    let cpu_cores = cpu_delta_ns.zip(dt).map(|(d, dt)| secs(d) / dt);
-    let cpu_usage_percent = cpu_cores.zip(host_cpus).and_then(|(c, n)| percent(c, n as f64));
-    if cpu_usage_percent.is_none() {
-        let r = if cpu.is_none() {
-            process_why.clone().map(|p| format!("no CPU time: the collector gave none and {p}")).unwrap_or_else(|| "no CPU time".into())
-        } else if let Some(r) = &rates_why {
-            r.clone()
+    let cores = delta_ns.zip(base).map(|(d, (_, dt))| secs(d) / dt);
+    let usage_percent = cores.zip(host_cpus).and_then(|(c, n)| percent(c, n as f64));
+    if usage_percent.is_none() {
+        let r = if time.is_none() {
+            process_why.map(|p| format!("no CPU time: the collector gave none and {p}")).unwrap_or_else(|| "no CPU time".into())
+        } else if let Some(r) = rates_why {
+            r.to_owned()
         } else if host_cpus.is_none() {
             "the number of online CPUs of the host is unknown".into()
         } else {
             // A reset or a change of source was named above (the first reason stays).
             "the previous sample had no CPU time; rates resume next interval".into()
         };
-        note(&mut why, "cpu_usage_percent", &r);
+        note(why, "cpu_usage_percent", &r);
     }
+    Cpu { time, delta_ns, cores, usage_percent }
+}
 
-    // vCPUs.
+/// The vCPUs, their count, and the VM's CPU as a share of them.
+struct Vcpus {
+    list: Vec<VcpuMetrics>,
+    count: Option<u32>,
+    vcpu_percent: Option<f64>,
+}
+
+fn vcpus(cur: &RawVm, base: Base, cpu_delta_ns: Option<u64>, rates_why: Option<&str>, why: &mut BTreeMap<String, String>) -> Vcpus {
+    let dt = base.map(|(_, dt)| dt);
     let prev_vcpus = base.map(|(p, _)| p.vcpus.as_slice()).unwrap_or_default();
-    let mut vcpu_deltas: Vec<Option<u64>> = Vec::with_capacity(cur.vcpus.len());
-    let vcpu: Vec<VcpuMetrics> = cur
+    let mut deltas: Vec<Option<u64>> = Vec::with_capacity(cur.vcpus.len());
+    let list: Vec<VcpuMetrics> = cur
         .vcpus
         .iter()
         .map(|v| {
             // The same vCPU read the same way (a re-created thread is a new counter).
             let pv = prev_vcpus.iter().find(|p| p.index == v.index && p.origin == v.origin && p.tid == v.tid && v.origin.is_some());
             let d = pv.and_then(|p| delta(p.cpu_ns, v.cpu_ns?));
-            vcpu_deltas.push(d);
+            deltas.push(d);
             let pct = |p: Option<u64>, c: Option<u64>| delta(p, c?).zip(dt).and_then(|(d, dt)| percent(secs(d), dt));
             VcpuMetrics {
                 index: v.index,
@@ -505,121 +528,190 @@ pub fn build(cur: &RawVm, prev: Option<(&RawVm, f64)>, host_cpus: Option<u64>, t
                 steal_percent: pct(pv.and_then(|p| p.steal_ns), v.steal_ns),
                 steal_secs_total: v.steal_ns.map(secs),
                 wait_secs_total: v.wait_ns.map(secs),
-                kvm_exits_per_sec: rate(pv.and_then(|p| p.kvm_exits), v.kvm_exits),
-                kvm_halt_exits_per_sec: rate(pv.and_then(|p| p.kvm_halt_exits), v.kvm_halt_exits),
+                kvm_exits_per_sec: rate(base, pv.and_then(|p| p.kvm_exits), v.kvm_exits),
+                kvm_halt_exits_per_sec: rate(base, pv.and_then(|p| p.kvm_halt_exits), v.kvm_halt_exits),
                 origin: v.origin,
             }
         })
         .collect();
-    let vcpus = o.vcpus_current.or_else(|| u32::try_from(cur.vcpus.len()).ok().filter(|&n| n > 0));
-    let all_vcpus_timed = !vcpu_deltas.is_empty() && vcpu_deltas.iter().all(Option::is_some);
-    let vcpu_busy_ns = if all_vcpus_timed { vcpu_deltas.iter().flatten().copied().reduce(u64::saturating_add) } else { cpu_delta_ns };
-    let cpu_vcpu_percent = vcpu_busy_ns.zip(dt).zip(vcpus).and_then(|((d, dt), n)| percent(secs(d) / dt, f64::from(n)));
-    if cpu_vcpu_percent.is_none() {
-        let r = if vcpus.is_none() {
+    let count = cur.obs.vcpus_current.or_else(|| u32::try_from(cur.vcpus.len()).ok().filter(|&n| n > 0));
+    let all_timed = !deltas.is_empty() && deltas.iter().all(Option::is_some);
+    let busy_ns = if all_timed { deltas.iter().flatten().copied().reduce(u64::saturating_add) } else { cpu_delta_ns };
+    let vcpu_percent = busy_ns.zip(dt).zip(count).and_then(|((d, dt), n)| percent(secs(d) / dt, f64::from(n)));
+    if vcpu_percent.is_none() {
+        let r = if count.is_none() {
             "the number of vCPUs is unknown".to_owned()
-        } else if vcpus == Some(0) {
+        } else if count == Some(0) {
             "the collector reports 0 vCPUs".to_owned()
         } else {
-            why.get("cpu_usage_percent").cloned().or(rates_why.clone()).unwrap_or_else(|| "no CPU time".into())
+            why.get("cpu_usage_percent").cloned().or(rates_why.map(str::to_owned)).unwrap_or_else(|| "no CPU time".into())
         };
-        note(&mut why, "cpu_vcpu_percent", &r);
+        note(why, "cpu_vcpu_percent", &r);
     }
+    Vcpus { list, count, vcpu_percent }
+}
 
-    // Memory.
-    let balloon = o.balloon.as_ref();
-    let reported = balloon.is_some_and(|b| b.last_update.is_some_and(|t| t > 0));
-    let guest = |f: fn(&super::observe::BalloonObservation) -> Option<u64>| balloon.filter(|_| reported).and_then(f);
-    let (available, usable) = (guest(|b| b.available_bytes), guest(|b| b.usable_bytes));
-    let memory_usage_percent = match (available, usable) {
+/// The guest's memory from its balloon driver, when it reported.
+struct GuestMemory {
+    available: Option<u64>,
+    usable: Option<u64>,
+    usage_percent: Option<f64>,
+}
+
+/// The balloon's statistics, only once the guest reported them (last_update > 0).
+fn balloon_stats(o: &VmObservation) -> Option<&BalloonObservation> {
+    o.balloon.as_ref().filter(|b| b.last_update.is_some_and(|t| t > 0))
+}
+
+fn guest_memory(cur: &RawVm, process_why: Option<&str>, why: &mut BTreeMap<String, String>) -> GuestMemory {
+    let stats = balloon_stats(&cur.obs);
+    let (available, usable) = (stats.and_then(|b| b.available_bytes), stats.and_then(|b| b.usable_bytes));
+    let usage_percent = match (available, usable) {
         (Some(a), Some(u)) if u <= a => percent((a - u) as f64, a as f64),
         (Some(_), Some(_)) => {
-            note(&mut why, "memory_usage_percent", "the guest reported more usable than available memory");
+            note(why, "memory_usage_percent", "the guest reported more usable than available memory");
             None
         }
         _ => None,
     };
-    if memory_usage_percent.is_none() {
-        let r = match balloon {
-            None => why.get("balloon").cloned().unwrap_or_else(|| "the VM has no balloon device".into()),
-            Some(_) if !reported => NO_BALLOON_STATS.into(),
-            Some(_) => "the guest's balloon statistics lack available or usable memory".into(),
+    if usage_percent.is_none() {
+        let r = match (&cur.obs.balloon, stats) {
+            (None, _) => why.get("balloon").cloned().unwrap_or_else(|| "the VM has no balloon device".into()),
+            (Some(_), None) => NO_BALLOON_STATS.into(),
+            (Some(_), Some(_)) => "the guest's balloon statistics lack available or usable memory".into(),
         };
-        note(&mut why, "memory_usage_percent", &r);
+        note(why, "memory_usage_percent", &r);
     }
-    if cur_p.is_none() {
-        if let Some(r) = &process_why {
-            note(&mut why, "memory_rss_bytes", r);
-        }
+    if let (None, Some(r)) = (cur.process.reading(), process_why) {
+        note(why, "memory_rss_bytes", r);
     }
+    GuestMemory { available, usable, usage_percent }
+}
 
-    // Disks.
+/// The disks with their rates and latencies.
+fn disks(cur: &RawVm, base: Base) -> Vec<VmDisk> {
     let prev_disks = base.map(|(p, _)| p.obs.disks.as_slice()).unwrap_or_default();
-    let disks: Vec<VmDisk> = o
-        .disks
-        .iter()
-        .map(|d| {
-            let pd = prev_disks.iter().find(|p| p.name == d.name);
-            let r = |f: fn(&super::observe::DiskObservation) -> Option<u64>| rate(pd.and_then(f), f(d));
-            let latency = |time: fn(&super::observe::DiskObservation) -> Option<u64>, ops: fn(&super::observe::DiskObservation) -> Option<u64>| {
-                let p = pd.filter(|_| base.is_some())?;
-                let n = delta(ops(p), ops(d)?).filter(|&n| n > 0)?;
-                Some(delta(time(p), time(d)?)? as f64 / n as f64 / 1e6)
-            };
-            VmDisk {
-                name: d.name.clone(),
-                path: d.path.clone(),
-                read_bytes: d.read_bytes,
-                write_bytes: d.write_bytes,
-                read_ops: d.read_ops,
-                write_ops: d.write_ops,
-                flush_ops: d.flush_ops,
-                read_bytes_per_sec: r(|d| d.read_bytes),
-                write_bytes_per_sec: r(|d| d.write_bytes),
-                read_ops_per_sec: r(|d| d.read_ops),
-                write_ops_per_sec: r(|d| d.write_ops),
-                read_latency_ms: latency(|d| d.read_time_ns, |d| d.read_ops),
-                write_latency_ms: latency(|d| d.write_time_ns, |d| d.write_ops),
-                flush_latency_ms: latency(|d| d.flush_time_ns, |d| d.flush_ops),
-                capacity_bytes: d.capacity_bytes,
-                allocation_bytes: d.allocation_bytes,
-                physical_bytes: d.physical_bytes,
-            }
-        })
-        .collect();
-    let disk_read_bytes = sum_u64(disks.iter().map(|d| d.read_bytes));
-    let disk_write_bytes = sum_u64(disks.iter().map(|d| d.write_bytes));
-    for (field, value, what) in [("disk_read_bytes", disk_read_bytes, "read"), ("disk_write_bytes", disk_write_bytes, "written")] {
+    cur.obs.disks.iter().map(|d| disk(d, prev_disks.iter().find(|p| p.name == d.name), base)).collect()
+}
+
+fn disk(d: &DiskObservation, pd: Option<&DiskObservation>, base: Base) -> VmDisk {
+    let r = |f: fn(&DiskObservation) -> Option<u64>| rate(base, pd.and_then(f), f(d));
+    let latency = |time: fn(&DiskObservation) -> Option<u64>, ops: fn(&DiskObservation) -> Option<u64>| {
+        let p = pd.filter(|_| base.is_some())?;
+        let n = delta(ops(p), ops(d)?).filter(|&n| n > 0)?;
+        Some(delta(time(p), time(d)?)? as f64 / n as f64 / 1e6)
+    };
+    VmDisk {
+        name: d.name.clone(),
+        path: d.path.clone(),
+        read_bytes: d.read_bytes,
+        write_bytes: d.write_bytes,
+        read_ops: d.read_ops,
+        write_ops: d.write_ops,
+        flush_ops: d.flush_ops,
+        read_bytes_per_sec: r(|d| d.read_bytes),
+        write_bytes_per_sec: r(|d| d.write_bytes),
+        read_ops_per_sec: r(|d| d.read_ops),
+        write_ops_per_sec: r(|d| d.write_ops),
+        read_latency_ms: latency(|d| d.read_time_ns, |d| d.read_ops),
+        write_latency_ms: latency(|d| d.write_time_ns, |d| d.write_ops),
+        flush_latency_ms: latency(|d| d.flush_time_ns, |d| d.flush_ops),
+        capacity_bytes: d.capacity_bytes,
+        allocation_bytes: d.allocation_bytes,
+        physical_bytes: d.physical_bytes,
+    }
+}
+
+/// Total bytes read and written over the disks, and why a total is null.
+fn disk_totals(disks: &[VmDisk], why: &mut BTreeMap<String, String>) -> (Option<u64>, Option<u64>) {
+    let read = sum_u64(disks.iter().map(|d| d.read_bytes));
+    let write = sum_u64(disks.iter().map(|d| d.write_bytes));
+    for (field, value, what) in [("disk_read_bytes", read, "read"), ("disk_write_bytes", write, "written")] {
         if value.is_none() {
             let r = why.get("disks").cloned().unwrap_or_else(|| {
                 if disks.is_empty() { "the VM has no disks".to_owned() } else { format!("no disk reports bytes {what}") }
             });
-            note(&mut why, field, &r);
+            note(why, field, &r);
         }
     }
+    (read, write)
+}
 
-    // NICs.
-    let (nics, nics_why) = nics_of(cur, &mut why);
+/// The NICs with their rates, and the VM's rx and tx byte totals (null with a reason when
+/// nothing reports them).
+fn nics(cur: &RawVm, base: Base, why: &mut BTreeMap<String, String>) -> (Vec<VmNic>, Option<u64>, Option<u64>) {
+    let (nics, nics_why) = nics_of(cur, why);
     let prev_nics = base.map(|(p, _)| nics_of(p, &mut BTreeMap::new()).0).unwrap_or_default();
     let nics: Vec<VmNic> = nics
         .into_iter()
         .map(|mut n| {
             let pn = prev_nics.iter().find(|p| p.name == n.name && p.origin == n.origin);
-            n.rx_bytes_per_sec = rate(pn.and_then(|p| p.rx_bytes), n.rx_bytes);
-            n.tx_bytes_per_sec = rate(pn.and_then(|p| p.tx_bytes), n.tx_bytes);
-            n.rx_packets_per_sec = rate(pn.and_then(|p| p.rx_packets), n.rx_packets);
-            n.tx_packets_per_sec = rate(pn.and_then(|p| p.tx_packets), n.tx_packets);
+            n.rx_bytes_per_sec = rate(base, pn.and_then(|p| p.rx_bytes), n.rx_bytes);
+            n.tx_bytes_per_sec = rate(base, pn.and_then(|p| p.tx_bytes), n.tx_bytes);
+            n.rx_packets_per_sec = rate(base, pn.and_then(|p| p.rx_packets), n.rx_packets);
+            n.tx_packets_per_sec = rate(base, pn.and_then(|p| p.tx_packets), n.tx_packets);
             n
         })
         .collect();
-    let network_rx_bytes = sum_u64(nics.iter().map(|n| n.rx_bytes));
-    let network_tx_bytes = sum_u64(nics.iter().map(|n| n.tx_bytes));
-    for (field, value) in [("network_rx_bytes", network_rx_bytes), ("network_tx_bytes", network_tx_bytes)] {
+    let rx = sum_u64(nics.iter().map(|n| n.rx_bytes));
+    let tx = sum_u64(nics.iter().map(|n| n.tx_bytes));
+    for (field, value) in [("network_rx_bytes", rx), ("network_tx_bytes", tx)] {
         if value.is_none() {
             let r = nics_why.clone().unwrap_or_else(|| "no NIC reports this counter".into());
-            note(&mut why, field, &r);
+            note(why, field, &r);
         }
     }
+    (nics, rx, tx)
+}
+
+/// The VM's cgroup numbers, and why they are null (under `cgroup`, or `cgroup.<field>`).
+fn cgroup(cur: &RawVm, process_why: Option<&str>, why: &mut BTreeMap<String, String>) -> Option<VmCgroup> {
+    match &cur.cgroup {
+        CgroupReading::NotRead => {
+            note(why, "cgroup", process_why.unwrap_or("the QEMU process's cgroup was not read"));
+            None
+        }
+        CgroupReading::Unavailable(r) => {
+            note(why, "cgroup", r);
+            None
+        }
+        CgroupReading::Read(c, reasons) => {
+            for (field, r) in reasons {
+                note(why, &format!("cgroup.{field}"), r);
+            }
+            Some(VmCgroup::clone(c))
+        }
+    }
+}
+
+/// The reported VM from its current reading and, when rates are possible, the previous reading and
+/// the seconds between the two.
+pub fn build(cur: &RawVm, prev: Option<(&RawVm, f64)>, host_cpus: Option<u64>, timestamp: f64) -> VmMetrics {
+    let o = &cur.obs;
+    let mut why: BTreeMap<String, String> = o.unavailable.clone();
+    for (field, e) in &cur.errors {
+        note(&mut why, field, e);
+    }
+    // Rates need a previous reading of the same running process.
+    let rates_why = rates_why(cur, prev);
+    let base: Base = if rates_why.is_none() { prev } else { None };
+    if let Some(r) = &rates_why {
+        note(&mut why, "rates", r);
+    }
+    let process_why = process_why(cur);
+    if let Some(r) = &process_why {
+        note(&mut why, "process", r);
+    }
+    let prev_p = base.and_then(|(p, _)| p.process.reading());
+    let process = cur.process.reading().map(|p| process_metrics(p, prev_p, &|p, c| rate(base, p, c)));
+    let cpu = cpu(cur, base, host_cpus, process_why.as_deref(), rates_why.as_deref(), &mut why);
+    let vcpus = vcpus(cur, base, cpu.delta_ns, rates_why.as_deref(), &mut why);
+    let memory = guest_memory(cur, process_why.as_deref(), &mut why);
+    let disks = disks(cur, base);
+    let (disk_read_bytes, disk_write_bytes) = disk_totals(&disks, &mut why);
+    let (nics, network_rx_bytes, network_tx_bytes) = nics(cur, base, &mut why);
+    let cgroup = cgroup(cur, process_why.as_deref(), &mut why);
+    let guest = |f: fn(&BalloonObservation) -> Option<u64>| balloon_stats(o).and_then(f);
 
     VmMetrics {
         timestamp,
@@ -629,22 +721,22 @@ pub fn build(cur: &RawVm, prev: Option<(&RawVm, f64)>, host_cpus: Option<u64>, t
         origin: o.origin,
         status: o.status,
         status_reason: o.status_reason.clone(),
-        vcpus,
+        vcpus: vcpus.count,
         vcpus_max: o.vcpus_max,
-        cpu_usage_percent,
-        cpu_cores,
-        cpu_vcpu_percent,
-        cpu_secs_total: cpu.map(|c| secs(c.total_ns)),
-        cpu_user_secs_total: cpu.and_then(|c| c.user_ns).map(secs),
-        cpu_system_secs_total: cpu.and_then(|c| c.system_ns).map(secs),
-        vcpu,
+        cpu_usage_percent: cpu.usage_percent,
+        cpu_cores: cpu.cores,
+        cpu_vcpu_percent: vcpus.vcpu_percent,
+        cpu_secs_total: cpu.time.map(|c| secs(c.total_ns)),
+        cpu_user_secs_total: cpu.time.and_then(|c| c.user_ns).map(secs),
+        cpu_system_secs_total: cpu.time.and_then(|c| c.system_ns).map(secs),
+        vcpu: vcpus.list,
         memory_max_bytes: o.memory_max_bytes,
-        memory_balloon_bytes: balloon.and_then(|b| b.current_bytes),
-        memory_available_bytes: available,
-        memory_usable_bytes: usable,
+        memory_balloon_bytes: o.balloon.as_ref().and_then(|b| b.current_bytes),
+        memory_available_bytes: memory.available,
+        memory_usable_bytes: memory.usable,
         memory_unused_bytes: guest(|b| b.unused_bytes),
-        memory_usage_percent,
-        memory_rss_bytes: cur_p.and_then(|p| p.rss_bytes),
+        memory_usage_percent: memory.usage_percent,
+        memory_rss_bytes: cur.process.reading().and_then(|p| p.rss_bytes),
         memory_swap_in_bytes: guest(|b| b.swap_in_bytes),
         memory_swap_out_bytes: guest(|b| b.swap_out_bytes),
         memory_major_faults: guest(|b| b.major_faults),
@@ -661,7 +753,7 @@ pub fn build(cur: &RawVm, prev: Option<(&RawVm, f64)>, host_cpus: Option<u64>, t
         network_tx_bytes_per_sec: sum_f64(nics.iter().map(|n| n.tx_bytes_per_sec)),
         nics,
         process,
-        cgroup: None,
+        cgroup,
         unavailable: why,
     }
 }
@@ -1010,11 +1102,38 @@ mod tests {
     }
 
     #[test]
+    fn the_cgroup_reading_and_its_reasons() {
+        let mut cur = libvirt(1, [1, 1]);
+        cur.process = ProcessState::Gone(4242);
+        assert_eq!(build(&cur, None, Some(4), 1.0).unavailable["cgroup"], "the QEMU process 4242 is gone", "the process's reason");
+        cur.cgroup = CgroupReading::Unavailable("not in a VM scope".into());
+        assert_eq!(build(&cur, None, Some(4), 1.0).unavailable["cgroup"], "not in a VM scope");
+        let c = VmCgroup {
+            cgroup_path: "/machine/qemu-1-web.libvirt-qemu".into(),
+            timestamp: 2.0,
+            cpu_usage_percent: None,
+            memory_usage_bytes: Some(1 << 30),
+            memory_limit_bytes: Some(crate::cgroup::Limit::Max),
+            pressure_cpu: None,
+            pressure_memory: None,
+            pressure_io: None,
+        };
+        cur.cgroup = CgroupReading::Read(Box::new(c.clone()), vec![("cpu_usage_percent".into(), "first reading".into())]);
+        let m = build(&cur, None, Some(4), 1.0);
+        assert_eq!(m.cgroup, Some(c));
+        assert!(!m.unavailable.contains_key("cgroup"));
+        assert_eq!(m.unavailable["cgroup.cpu_usage_percent"], "first reading");
+        let v = serde_json::to_value(&m).unwrap();
+        assert_eq!(v["cgroup"]["memory_limit_bytes"], "max");
+        assert!(v["cgroup"].get("container_id").is_none(), "it points at no container any more");
+    }
+
+    #[test]
     fn wire_shape() {
         let m = build(&libvirt(1, [1, 1]), None, None, 1.0);
         let v = serde_json::to_value(&m).unwrap();
         assert!(v["cgroup"].is_null());
-        assert!(!m.unavailable.contains_key("cgroup"), "the service fills cgroup; no reason from the core");
+        assert_eq!(m.unavailable["cgroup"], "the QEMU process's cgroup was not read");
         assert_eq!(v["status"], "running");
         assert_eq!(v["origin"], "libvirt");
         assert_eq!(v["vcpu"][0]["origin"], "libvirt");

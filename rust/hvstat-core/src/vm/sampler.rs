@@ -8,9 +8,13 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use super::model::{self, RawVm, Taps, VcpuOrigin, VcpuReading, VmsSample};
+use super::model::{self, CgroupReading, RawVm, Taps, VcpuOrigin, VcpuReading, VmCgroup, VmsSample};
 use super::observe::{VmObservation, VmObservations};
 use super::process::{NetDevByNamespace, ProcessState, QemuProcess};
+use crate::cgroup::discover::{enclosing_vm_scope, Hierarchies, HierarchyWatch};
+use crate::cgroup::model::{cpu_cores, host_percent, interval_secs, pressures};
+use crate::cgroup::reader::{CgroupReader, Coverage};
+use crate::cgroup::sampler::RawContainer;
 use crate::host;
 use crate::procfs::stat;
 use crate::read::{FileReader, Shape};
@@ -21,11 +25,14 @@ use crate::sysfs::cpu::parse_cpu_count;
 pub struct VmConfig {
     pub proc_root: PathBuf,
     pub sys_root: PathBuf,
+    /// The root that mount points in mountinfo are relative to (the cgroup mounts), as the
+    /// container sampler's.
+    pub rootfs: PathBuf,
 }
 
 impl Default for VmConfig {
     fn default() -> Self {
-        VmConfig { proc_root: "/proc".into(), sys_root: "/sys".into() }
+        VmConfig { proc_root: "/proc".into(), sys_root: "/sys".into(), rootfs: "/".into() }
     }
 }
 
@@ -34,6 +41,8 @@ impl Default for VmConfig {
 struct Tracked {
     /// The readers of the VM's QEMU process (while it has one).
     process: Option<QemuProcess>,
+    /// The VM scope holding that process (while it is in one), read like a container's cgroup.
+    cgroup: Option<CgroupReader>,
     /// The previous reading and when it was taken.
     previous: Option<(RawVm, Instant)>,
 }
@@ -52,6 +61,8 @@ pub struct VmSampler {
     previous_at: Option<Instant>,
     /// The latest sample's net/dev, one per network namespace.
     net_devs: NetDevByNamespace,
+    /// The cgroup hierarchies, from mountinfo read again only when the mounts changed.
+    hierarchies: HierarchyWatch,
 }
 
 impl VmSampler {
@@ -70,6 +81,7 @@ impl VmSampler {
             tracked: HashMap::new(),
             previous_at: None,
             net_devs: NetDevByNamespace::default(),
+            hierarchies: HierarchyWatch::new(&config.proc_root, &config.rootfs),
             config,
         }
     }
@@ -83,6 +95,7 @@ impl VmSampler {
         let mut v = vec![self.cpus_online.path().to_owned()];
         v.extend(self.tracked.values().filter_map(|t| t.process.as_ref()).flat_map(QemuProcess::paths));
         v.extend(self.net_devs.paths().iter().cloned());
+        v.extend(self.tracked.values().filter_map(|t| t.cgroup.as_ref()).flat_map(|c| c.paths().map(Path::to_owned)));
         v
     }
 
@@ -112,6 +125,11 @@ impl VmSampler {
         }
 
         self.net_devs.clear();
+        // mountinfo only when some VM has a process whose cgroup to read, at most once a tick.
+        let hierarchies = match observations.vms.iter().any(|o| o.pid.is_some()) {
+            true => self.hierarchies.get().map_err(|e| format!("cannot find the cgroup hierarchies: {e}")),
+            false => Err("no VM has a QEMU process".into()),
+        };
         let mut tick = Tick {
             proc_root: &self.config.proc_root,
             hz: self.hz,
@@ -119,6 +137,8 @@ impl VmSampler {
             btime: self.btime,
             now,
             net_devs: &mut self.net_devs,
+            hierarchies: hierarchies.as_ref().map_err(String::as_str).copied(),
+            host_cpus,
         };
         let mut seen: HashSet<String> = HashSet::with_capacity(observations.vms.len());
         let mut appeared = Vec::new();
@@ -158,6 +178,9 @@ struct Tick<'a> {
     now: Instant,
     /// The net/dev of each network namespace an earlier VM of this tick read.
     net_devs: &'a mut NetDevByNamespace,
+    /// The cgroup hierarchies, or why they are unknown.
+    hierarchies: std::result::Result<&'a Hierarchies, &'a str>,
+    host_cpus: Option<u64>,
 }
 
 /// Read what /proc says about one VM's QEMU process this tick (nothing when the observation names no
@@ -168,10 +191,12 @@ fn read_vm(t: &mut Tracked, obs: VmObservation, tick: &mut Tick) -> RawVm {
     raw.vcpus = raw.obs.vcpus.iter().map(VcpuReading::from_observation).collect();
     let Some(pid) = raw.obs.pid else {
         t.process = None;
+        t.cgroup = None;
         return raw;
     };
     if t.process.as_ref().map(QemuProcess::pid) != Some(pid) {
         t.process = Some(QemuProcess::new(proc_root, pid));
+        t.cgroup = None;
     }
     let Some(p) = t.process.as_mut() else { return raw };
     let mut errors = Vec::new();
@@ -180,6 +205,7 @@ fn read_vm(t: &mut Tracked, obs: VmObservation, tick: &mut Tick) -> RawVm {
         // The process these readers were opened for is gone; the pid may belong to a new QEMU (the
         // VM restarted and got its old pid back, or the collector reports the new process by now).
         *p = QemuProcess::new(proc_root, pid);
+        t.cgroup = None;
         errors.clear();
         reading = p.read(hz, page_size_bytes, btime, now, &mut errors);
     }
@@ -194,6 +220,7 @@ fn read_vm(t: &mut Tracked, obs: VmObservation, tick: &mut Tick) -> RawVm {
         Err(e) if e.is_gone() => {
             raw.process = ProcessState::Gone(pid);
             t.process = None;
+            t.cgroup = None;
             return raw;
         }
         Err(e) => {
@@ -201,6 +228,8 @@ fn read_vm(t: &mut Tracked, obs: VmObservation, tick: &mut Tick) -> RawVm {
             return raw;
         }
     }
+    let cgroup_path = raw.process.reading().and_then(|r| r.cgroup_path.clone());
+    raw.cgroup = read_cgroup(&mut t.cgroup, cgroup_path.as_deref(), tick.hierarchies, tick.host_cpus);
     read_vcpu_threads(p, &mut raw, hz);
     if raw.obs.nics.is_none() {
         raw.taps = match p.read_taps(now, tick.net_devs) {
@@ -209,6 +238,69 @@ fn read_vm(t: &mut Tracked, obs: VmObservation, tick: &mut Tick) -> RawVm {
         };
     }
     raw
+}
+
+/// The VM's cgroup: the VM scope enclosing the QEMU process's cgroup (libvirt keeps QEMU in the
+/// machine's `emulator` sub-cgroup), read through a kept reader that follows the scope; its CPU,
+/// memory and pressure are the ones the VM reports under `cgroup`.
+fn read_cgroup(slot: &mut Option<CgroupReader>, process_cgroup: Option<&str>, hierarchies: std::result::Result<&Hierarchies, &str>, host_cpus: Option<u64>) -> CgroupReading {
+    let Some(path) = process_cgroup else {
+        *slot = None;
+        return CgroupReading::Unavailable("the QEMU process's cgroup is unknown (see process.cgroup_path)".into());
+    };
+    let Some(scope) = enclosing_vm_scope(path) else {
+        *slot = None;
+        let why = format!("the QEMU process's cgroup {path} is not in a VM scope (a libvirt machine-qemu-... or /machine/qemu-...libvirt-qemu, or Proxmox's qemu.slice/<vmid>.scope)");
+        return CgroupReading::Unavailable(why);
+    };
+    let h = match hierarchies {
+        Ok(h) => h,
+        Err(why) => return CgroupReading::Unavailable(why.to_owned()),
+    };
+    let reader = match slot {
+        Some(r) if r.path() == scope.path => r,
+        _ => slot.insert(CgroupReader::new(h, &scope.path, Coverage::Vm)),
+    };
+    let raw = reader.read(|_, _| {});
+    let timestamp = unix_now();
+    let (cgroup, reasons) = reader.build(raw, |cur, prev| vm_cgroup(&scope.path, cur, prev, host_cpus, timestamp));
+    CgroupReading::Read(Box::new(cgroup), reasons)
+}
+
+/// The numbers a VM reports of its cgroup, and (field, reason) for those that are null.
+fn vm_cgroup(path: &str, cur: &RawContainer, prev: Option<&RawContainer>, host_cpus: Option<u64>, timestamp: f64) -> (VmCgroup, Vec<(String, String)>) {
+    let dt = interval_secs(cur, prev);
+    let cpu_usage_percent = host_percent(cpu_cores(cur, prev, dt), host_cpus);
+    let [pressure_cpu, pressure_memory, pressure_io] = pressures(cur, prev, dt);
+    let mut why: Vec<(String, String)> = cur.errors.iter().map(|(f, e)| ((*f).to_owned(), e.clone())).collect();
+    let mut note = |field: &str, reason: &str| why.push((field.to_owned(), reason.to_owned()));
+    if cpu_usage_percent.is_none() {
+        let counters = prev.and_then(|p| p.cpu_usage_usec).zip(cur.cpu_usage_usec);
+        note("cpu_usage_percent", match (cur.cpu_usage_usec, prev, counters) {
+            (None, _, _) => "no CPU accounting file for this cgroup (cpu.stat / cpuacct.usage)",
+            (_, None, _) => "first reading of this cgroup: a rate needs two",
+            (_, _, Some((p, c))) if c < p => "counter went down (the cgroup was made again); the rate resumes next interval",
+            _ if host_cpus.is_none() => "the number of online CPUs of the host is unknown",
+            _ => "no time elapsed since the previous reading",
+        });
+    }
+    if cur.memory_usage.is_none() {
+        note("memory_usage_bytes", "no memory controller file for this cgroup");
+    }
+    if cur.pressure.iter().all(Option::is_none) {
+        note("pressure", "no pressure files for this cgroup (cgroup v2 with PSI)");
+    }
+    let cgroup = VmCgroup {
+        cgroup_path: path.to_owned(),
+        timestamp,
+        cpu_usage_percent,
+        memory_usage_bytes: cur.memory_usage,
+        memory_limit_bytes: cur.memory_limit,
+        pressure_cpu,
+        pressure_memory,
+        pressure_io,
+    };
+    (cgroup, why)
 }
 
 /// The vCPUs' counters from their threads: for each vCPU the collector did not time (or, when it
@@ -415,7 +507,7 @@ mod tests {
         fn sampler(&self) -> (VmSampler, Arc<Mutex<Instant>>) {
             let now = Arc::new(Mutex::new(Instant::now()));
             let clock = now.clone();
-            let config = VmConfig { proc_root: self.path("proc"), sys_root: self.path("sys") };
+            let config = VmConfig { proc_root: self.path("proc"), sys_root: self.path("sys"), rootfs: self.dir.path().to_owned() };
             (VmSampler::with_clock(config, move || *clock.lock().unwrap()), now)
         }
     }
