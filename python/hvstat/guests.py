@@ -246,8 +246,9 @@ BY_NAME = {k.name: k for k in KINDS}
 
 def summary(guest: ContainerMetrics | VmMetrics) -> Any:
     """A guest's list entry, whatever its kind."""
-    kind = CONTAINERS if isinstance(guest, ContainerMetrics) else VMS
-    return kind.summary(guest)  # type: ignore[arg-type]
+    if isinstance(guest, ContainerMetrics):
+        return CONTAINERS.summary(guest)
+    return VMS.summary(guest)
 
 
 __all__ = ["BY_NAME", "CONTAINERS", "KINDS", "VMS", "Filter", "GuestKind", "GuestLookupError", "summary"]

@@ -120,7 +120,7 @@ class Frame:
         return cls(encoder.encode(message))
 
 
-class Batch(tuple):  # type: ignore[type-arg]
+class Batch(tuple[Frame, ...]):
     """Frames that take one slot of a client's queue and are sent in a row: one VM sample on the
     ``vms`` topic (a VmMetrics message per VM)."""
 

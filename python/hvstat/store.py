@@ -52,7 +52,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from operator import attrgetter
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Literal
 
 from hvstat.models import ContainerMetrics, ContainersSample, NodeMetrics, SeriesStats, VmMetrics, VmsSample, VmStatusChangedMessage
 from hvstat.settings import MonitoringSettings
@@ -185,7 +185,7 @@ class HistoryQueryError(ValueError):
 
 @dataclass(frozen=True)
 class HistoryResult:
-    resolution: str  # "full" | "min/avg/max"
+    resolution: Literal["full", "min/avg/max"]
     step: float
     timestamps: list[float]
     series: dict[str, list[int | float | None] | SeriesStats]

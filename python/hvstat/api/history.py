@@ -81,7 +81,7 @@ def _answer(request: Request, store: Store, kind: Kind, series: Series | None, e
         History(
             entity=entity,
             name=name,
-            resolution=result.resolution,  # type: ignore[arg-type]
+            resolution=result.resolution,
             step=result.step,
             since=since,
             until=until,

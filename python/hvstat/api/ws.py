@@ -36,11 +36,11 @@ CLOSE_TIMEOUT_SECS = 5.0
 async def _send(websocket: WebSocket, client: Client) -> None:
     while True:
         item = await client.next()
-        if type(item) is Batch:
+        if isinstance(item, Batch):
             for frame in item:
                 await websocket.send_text(frame.text)
         else:
-            await websocket.send_text(item.text)  # type: ignore[union-attr]
+            await websocket.send_text(item.text)
 
 
 async def _receive(websocket: WebSocket, hub: Hub, client: Client) -> None:

@@ -23,6 +23,7 @@ from hvstat.models import (
     SourceHealth,
     VmObservation,
     VmObservations,
+    VmOrigin,
     VmsSample,
     VmStatus,
     VmStatusChangedMessage,
@@ -40,7 +41,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class _Known:
     name: str
-    origin: str
+    origin: VmOrigin
     status: VmStatus
 
 
@@ -192,14 +193,14 @@ class VmSource(Source):
         return out
 
     def _message(
-        self, now: float, vid: str, name: str, origin: str, previous: VmStatus | None, status: VmStatus, reason: str | None, vanished: bool = False
+        self, now: float, vid: str, name: str, origin: VmOrigin, previous: VmStatus | None, status: VmStatus, reason: str | None, vanished: bool = False
     ) -> VmStatusChangedMessage:
         return VmStatusChangedMessage(
             node_id=self._node_id,
             timestamp=now,
             vm_id=vid,
             name=name,
-            origin=origin,  # type: ignore[arg-type]
+            origin=origin,
             previous=previous,
             status=status,
             reason=reason,

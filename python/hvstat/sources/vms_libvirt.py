@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from hvstat.models import (
     BalloonObservation,
@@ -62,7 +62,7 @@ EVENT_STATES: dict[int, VmStatus | None] = {
     8: "crashed",  # CRASHED
 }
 EVENT_NAMES = ("defined", "undefined", "started", "suspended", "resumed", "stopped", "shutdown", "pmsuspended", "crashed")
-VCPU_STATES = ("offline", "running", "blocked")
+VCPU_STATES: tuple[Literal["offline", "running", "blocked"], ...] = ("offline", "running", "blocked")
 KIB = 1024
 # The stat groups hvstat reads. Not "all" (0): the iothread, dirtyrate, perf and vm groups cost QEMU
 # monitor commands on every tick and give nothing hvstat reports; asking for all of them made a
@@ -126,7 +126,7 @@ def observation(uuid: str, name: str, stats: dict[str, Any], pid: int | None, un
         vcpus.append(
             VcpuObservation(
                 index=i,
-                state=VCPU_STATES[state] if state is not None and 0 <= state < len(VCPU_STATES) else None,  # type: ignore[arg-type]
+                state=VCPU_STATES[state] if state is not None and 0 <= state < len(VCPU_STATES) else None,
                 time_ns=_int(stats, f"vcpu.{i}.time"),
                 wait_ns=_int(stats, f"vcpu.{i}.wait"),
                 delay_ns=_int(stats, f"vcpu.{i}.delay"),
