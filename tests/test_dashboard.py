@@ -252,12 +252,13 @@ def test_stacked_disks_are_marked_and_left_out_of_the_total(tmp_path: Path, brow
 @pytest.mark.libvirt
 def test_a_libvirt_guest_in_the_vms_table_and_its_detail_view(tmp_path: Path, browser: Any, libvirt_uri: str) -> None:
     """A real libvirt guest (tests/virt.py, a TCG domain) while a real ``hvstat serve`` samples it
-    every second: it is listed in the "Virtual machines" table as running, and its row opens its
-    detail view, whose first chart gets drawn from history and live samples on the vm:<id> topic."""
+    every second: it is listed in the "Virtual machines" table as running, once (its QEMU's cgroup
+    scope is not a row of the containers table), and its row opens its detail view, whose first
+    chart gets drawn from history and live samples on the vm:<id> topic."""
     import virt
 
     config = (
-        "[monitoring]\nnode_metrics_interval = 1\nvm_metrics_interval = 1\n\n[containers]\nenabled = false\n\n"
+        "[monitoring]\nnode_metrics_interval = 1\nvm_metrics_interval = 1\n\n"
         f'[vms]\nlibvirt = "on"\nlibvirt_uri = "{libvirt_uri}"\n'
     )
     with virt.libvirt_domain(mode="idle", vcpus=1) as dom:
@@ -275,6 +276,11 @@ def test_a_libvirt_guest_in_the_vms_table_and_its_detail_view(tmp_path: Path, br
             page.wait_for_function("sel => document.querySelector(sel)?.innerText.includes('running')", arg=row, timeout=15_000)
             text = page.inner_text(row)
             assert dom.name in text and "libvirt" in text and "running" in text, text
+            # One guest, one row: the VM is in the VMs table once and nowhere in the containers
+            # table (which has had its data: its count is drawn from the hello and each summary).
+            page.wait_for_function("document.querySelector('#containers-count').innerText.trim() !== ''", timeout=15_000)
+            assert page.locator("#vms tbody tr", has_text=dom.name).count() == 1
+            assert page.locator("#containers tbody tr", has_text=dom.name).count() == 0, page.inner_text("#containers")
 
             page.click(row)
             page.wait_for_selector("#detail:not([hidden])")
