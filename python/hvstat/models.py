@@ -1,7 +1,7 @@
 """Wire types: every REST body and WebSocket message is one of these msgspec Structs.
 
-The types the Rust core writes and reads (NodeMetrics, ContainersSample, VmsSample, VmObservations
-and everything in them) are generated from the Rust serde types into ``hvstat.wire`` (see
+The types the Rust core writes and reads (NodeMetrics, ContainersSample, VmsSample, ProcessesSample,
+VmObservations and everything in them) are generated from the Rust serde types into ``hvstat.wire`` (see
 scripts/gen_wire.py) and re-exported here; this module adds the Python-only ones (list summaries,
 health, history, alerts, WebSocket messages) and the reused decoders and encoder.
 """
@@ -48,6 +48,9 @@ from hvstat.wire import (
     Filesystem as Filesystem,
 )
 from hvstat.wire import (
+    GuestProcesses as GuestProcesses,
+)
+from hvstat.wire import (
     HugePages as HugePages,
 )
 from hvstat.wire import (
@@ -64,6 +67,12 @@ from hvstat.wire import (
 )
 from hvstat.wire import (
     Limit as Limit,
+)
+from hvstat.wire import (
+    LoadLevel as LoadLevel,
+)
+from hvstat.wire import (
+    LoadStatus as LoadStatus,
 )
 from hvstat.wire import (
     Memory as Memory,
@@ -96,6 +105,18 @@ from hvstat.wire import (
     PressureLine as PressureLine,
 )
 from hvstat.wire import (
+    ProcessesSample as ProcessesSample,
+)
+from hvstat.wire import (
+    ProcessGuestKind as ProcessGuestKind,
+)
+from hvstat.wire import (
+    ProcessHost as ProcessHost,
+)
+from hvstat.wire import (
+    ProcessMetrics as ProcessMetrics,
+)
+from hvstat.wire import (
     Runtime as Runtime,
 )
 from hvstat.wire import (
@@ -103,6 +124,9 @@ from hvstat.wire import (
 )
 from hvstat.wire import (
     TemperatureReading as TemperatureReading,
+)
+from hvstat.wire import (
+    UserMetrics as UserMetrics,
 )
 from hvstat.wire import (
     VcpuMetrics as VcpuMetrics,
@@ -588,4 +612,5 @@ CLIENT_MESSAGES: tuple[type[WsMessage], ...] = (SubscribeMessage,)
 node_metrics_decoder = msgspec.json.Decoder(NodeMetrics)
 containers_sample_decoder = msgspec.json.Decoder(ContainersSample)
 vms_sample_decoder = msgspec.json.Decoder(VmsSample)
+processes_sample_decoder = msgspec.json.Decoder(ProcessesSample)
 encoder = msgspec.json.Encoder()

@@ -64,6 +64,12 @@ VcpuOrigin: TypeAlias = Literal["libvirt", "thread"]
 
 NicOrigin: TypeAlias = Literal["libvirt", "tap"]
 
+LoadLevel: TypeAlias = Literal["light", "medium", "heavy"]
+"""SysMedic's load status."""
+
+ProcessGuestKind: TypeAlias = Literal["container", "vm"]
+"""Which kind of guest a process's cgroup puts it in."""
+
 
 class NodeMetrics(Wire, kw_only=True):
     """`GET /api/monitoring/node/metrics`: one node sample. See docs/api.md."""
@@ -627,6 +633,161 @@ class VmCgroup(Wire, kw_only=True):
     pressure_io: Pressure | None = None
 
 
+class ProcessesSample(Wire, kw_only=True):
+    """One tick of the process sampler."""
+
+    timestamp: float
+    # Seconds since the previous sample (null on the first: no rates).
+    interval_secs: float | None
+    host: ProcessHost
+    status: LoadStatus
+    # Users at or above `min_uid` and not excluded, by CPU, highest first.
+    users: list[UserMetrics]
+    # Containers and VMs with processes, by CPU, highest first.
+    guests: list[GuestProcesses]
+    # Every process but the ignored ones, by CPU (then RSS), highest first.
+    processes: list[ProcessMetrics]
+    # Field -> why it is null (or incomplete) in this sample.
+    unavailable: dict[str, str]
+
+
+class ProcessHost(Wire, kw_only=True):
+    """Every process of the host together (system users, ignored processes and guests included)."""
+
+    # Online CPUs: what the `_host_percent` fields are a share of.
+    cpus: int | None
+    memory_total_bytes: int | None
+    # (MemTotal - MemAvailable) / MemTotal: the memory the status rule judges.
+    memory_used_percent: float | None
+    processes: int
+    threads: int
+    # Processes in state R.
+    running: int
+    # Processes in state D (uninterruptible sleep, usually I/O).
+    blocked: int
+    # Processes in state Z (exited, not yet reaped by their parent).
+    zombies: int
+    # Processes listed in /proc whose stat could not be read (permission, hidepid=1).
+    unreadable: int
+    # Sum of every process's CPU, percent of the host.
+    cpu_percent: float | None
+    rss_bytes: int
+    read_bytes_per_sec: float | None
+    write_bytes_per_sec: float | None
+    # Processes whose /proc/<pid>/io hvstat may not read.
+    io_unreadable_processes: int
+    # Descriptors the sampler keeps open (stat, statm and io of at most `max_kept_open` processes).
+    kept_open_fds: int
+
+
+class LoadStatus(Wire, kw_only=True):
+    """The host's load status and the rule that gave it (docs/metrics.md, "Load status")."""
+
+    level: LoadLevel
+    # Which comparison decided the level, in words (`cpu_percent 91.2 >= heavy_cpu_percent 80`).
+    rule: str
+    # The host's CPU the rule judged: the processes' sum, percent of the host.
+    cpu_percent: float | None
+    # The host's memory the rule judged: memory_used_percent.
+    memory_percent: float | None
+    # Names of the persistent heavy users.
+    persistent_users: list[str]
+
+
+class UserMetrics(Wire, kw_only=True):
+    """One user's processes together."""
+
+    uid: int
+    # The name in /etc/passwd, else the uid as a string.
+    user: str
+    processes: int
+    threads: int
+    # Sum of its processes' CPU, percent of one core.
+    cpu_percent: float | None
+    # Sum of its processes' CPU, percent of the host (all online CPUs = 100).
+    cpu_host_percent: float | None
+    # CPU seconds its processes used since hvstat started (a counter: grows by each interval's use of the
+    # processes seen; the time of a process between its last tick and its exit is not seen).
+    cpu_seconds_total: float
+    # Sum of its processes' resident sets (pages shared between them counted once per process, as ps and top
+    # do).
+    rss_bytes: int
+    # rss_bytes in percent of MemTotal.
+    memory_percent: float | None
+    read_bytes_per_sec: float | None
+    write_bytes_per_sec: float | None
+    # Its processes whose /proc/<pid>/io hvstat may not read (their I/O is not in the rates).
+    io_unreadable_processes: int
+    # Over a threshold for `persistent_time` without a break.
+    persistent_heavy: bool
+    # How long it has been over a threshold without a break (null: not over one now).
+    heavy_for_secs: float | None
+    # The thresholds that apply to this user (percent of the host's CPU and of MemTotal).
+    cpu_threshold_percent: float
+    memory_threshold_percent: float
+
+
+class GuestProcesses(Wire, kw_only=True):
+    """One container's or VM's processes together."""
+
+    kind: ProcessGuestKind
+    runtime: Runtime
+    id: str
+    processes: int
+    threads: int
+    cpu_percent: float | None
+    cpu_host_percent: float | None
+    rss_bytes: int
+    memory_percent: float | None
+    read_bytes_per_sec: float | None
+    write_bytes_per_sec: float | None
+
+
+class ProcessMetrics(Wire, kw_only=True):
+    """One process as reported."""
+
+    pid: int
+    ppid: int
+    # The command name (stat's comm, at most 15 bytes).
+    name: str
+    # One letter, as ps shows it: R running, S sleeping, D uninterruptible, Z zombie, T stopped, I idle.
+    state: str
+    # Effective uid (what ps, top and htop show); null when /proc/<pid>/status could not be read.
+    uid: int | None
+    # The uid's name in /etc/passwd, else the uid as a string.
+    user: str | None
+    # Unix seconds: boot time + stat's starttime.
+    started_at: float | None
+    threads: int
+    # CPU over the interval in percent of one core (a busy thread reads 100; top's %CPU).
+    cpu_percent: float | None
+    # CPU over the interval in percent of the whole host (all online CPUs = 100).
+    cpu_host_percent: float | None
+    # utime + stime since the process started, seconds (ps's TIME).
+    cpu_seconds_total: float
+    # Resident set size (statm's resident pages; ps's RSS, status's VmRSS).
+    rss_bytes: int | None
+    # rss_bytes in percent of MemTotal.
+    memory_percent: float | None
+    # Bytes the process caused to be read from storage per second (io's read_bytes).
+    read_bytes_per_sec: float | None
+    # Bytes the process caused to be written to storage per second (io's write_bytes, counted when pages are
+    # dirtied).
+    write_bytes_per_sec: float | None
+    # io's read_bytes since the process started; null without ptrace access to it.
+    read_bytes_total: int | None
+    # io's write_bytes since the process started.
+    write_bytes_total: int | None
+    # The process's cgroup (the unified line, else the cpu controller's).
+    cgroup: str | None
+    # The container it runs in (the runtime's id), from its cgroup.
+    container: str | None
+    # The VM whose scope holds it (libvirt's machine name, Proxmox's vmid), from its cgroup.
+    vm: str | None
+    # The runtime of that container or VM.
+    runtime: Runtime | None
+
+
 class VmObservations(Wire, kw_only=True):
     """One tick's input to the core: every VM that the collectors know."""
 
@@ -744,12 +905,15 @@ __all__ = [
     "DiskObservation",
     "DiskTotal",
     "Filesystem",
+    "GuestProcesses",
     "HugePages",
     "Interface",
     "InterfaceKind",
     "IoDevice",
     "Ksm",
     "Limit",
+    "LoadLevel",
+    "LoadStatus",
     "Memory",
     "NetworkMode",
     "NetworkTotal",
@@ -760,9 +924,14 @@ __all__ = [
     "Pressure",
     "PressureAll",
     "PressureLine",
+    "ProcessGuestKind",
+    "ProcessHost",
+    "ProcessMetrics",
+    "ProcessesSample",
     "Runtime",
     "Swap",
     "TemperatureReading",
+    "UserMetrics",
     "VcpuMetrics",
     "VcpuObservation",
     "VcpuOrigin",

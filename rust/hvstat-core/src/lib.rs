@@ -11,6 +11,8 @@
 //!   a pure function of (current raw sample, previous raw sample, elapsed time).
 //! - [`vm`]: the VM sampler: the collectors' observations plus each QEMU process's /proc files, and
 //!   the VM model, built the same way.
+//! - [`procs`]: the process sampler: every /proc/<pid>, per process, per user, per guest and for the
+//!   host, with persistent heavy users and the load status.
 //! - [`wire`]: the JSON Schema of every type that crosses into Python (the samples, the VM
 //!   observations); the Python Structs are generated from it.
 //!
@@ -23,6 +25,7 @@ pub mod host;
 pub mod node;
 pub mod parse;
 pub mod procfs;
+pub mod procs;
 pub mod rate;
 pub mod read;
 pub mod sysfs;

@@ -7,6 +7,7 @@ use std::sync::Mutex;
 
 use hvstat_core::cgroup::sampler::{ContainerConfig, ContainerSampler as CoreContainerSampler};
 use hvstat_core::node::{NodeConfig, NodeSampler as CoreNodeSampler};
+use hvstat_core::procs::{ProcessConfig, ProcessSampler as CoreProcessSampler};
 use hvstat_core::vm::{VmConfig, VmSampler as CoreVmSampler};
 use pyo3::create_exception;
 use pyo3::exceptions::PyException;
@@ -169,6 +170,42 @@ impl VmSampler {
     }
 }
 
+/// Reads every /proc/<pid> (kept-open stat, statm and io within a bounded fd budget), derives
+/// per-process rates and aggregates per user, per container or VM and for the host, with persistent
+/// heavy users and the load status. Calls are serialized.
+#[pyclass(module = "hvstat._core", frozen)]
+struct ProcessSampler {
+    inner: Mutex<CoreProcessSampler>,
+}
+
+#[pymethods]
+impl ProcessSampler {
+    /// `config_json`: the core's part of the `[processes]` table as JSON; `"{}"` takes every default.
+    #[new]
+    #[pyo3(signature = (config_json = "{}"))]
+    fn new(config_json: &str) -> PyResult<Self> {
+        let config: ProcessConfig = serde_json::from_str(config_json)
+            .map_err(|e| BindError::Config(format!("processes config: {e}")))?;
+        let sampler = CoreProcessSampler::new(config).map_err(BindError::Config)?;
+        Ok(ProcessSampler { inner: Mutex::new(sampler) })
+    }
+
+    /// Read every process, derive rates against the previous call; the `ProcessesSample` as JSON bytes.
+    fn sample<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+        sample_json(py, || lock(&self.inner).sample())
+    }
+
+    /// Every file one sample reads (as of the latest sample).
+    fn paths(&self) -> Vec<String> {
+        paths(lock(&self.inner).paths())
+    }
+
+    /// The effective configuration, defaults filled in, as JSON.
+    fn config_json(&self) -> PyResult<String> {
+        config_json(lock(&self.inner).config())
+    }
+}
+
 /// The JSON Schema of every type a sampler hands to Python or takes from it (hvstat_core::wire):
 /// the source python/hvstat/wire.py is generated from, and what tests compare it with.
 #[pyfunction]
@@ -184,6 +221,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<NodeSampler>()?;
     m.add_class::<ContainerSampler>()?;
     m.add_class::<VmSampler>()?;
+    m.add_class::<ProcessSampler>()?;
     m.add_function(wrap_pyfunction!(wire_schema, m)?)?;
     Ok(())
 }

@@ -399,6 +399,37 @@ pub fn parse_ns_link(text: &str) -> Option<u64> {
     u64_of(rest.strip_prefix('[')?.strip_suffix(']')?.as_bytes())
 }
 
+/// The `Uid:` line of /proc/<pid>/status: the real, effective, saved set and filesystem user ids
+/// (proc(5); the line has had these four since Linux 2.2). The process sampler reads it once per
+/// process (and again after an exec), so the rest of the file is skipped unread.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StatusUids {
+    pub real: u32,
+    /// What `ps -o uid`, top and htop show as the process's user.
+    pub effective: u32,
+    pub saved: u32,
+    pub fs: u32,
+}
+
+/// Finds the one `Uid:` line and parses its four numbers; a file without it, or with two, is an error.
+pub fn parse_status_uids(buf: &[u8]) -> ParseResult<StatusUids> {
+    let mut found: Option<(usize, StatusUids)> = None;
+    for (n, line) in lines(buf) {
+        let Some(rest) = line.strip_prefix(b"Uid:") else { continue };
+        if found.is_some() {
+            return Err(ParseError::new(n, "repeated key \"Uid\""));
+        }
+        let mut f = fields(rest);
+        let mut next = |what: &str| u32_field(n, f.next(), what);
+        let ids = StatusUids { real: next("real uid")?, effective: next("effective uid")?, saved: next("saved uid")?, fs: next("fs uid")? };
+        if let Some(extra) = f.next() {
+            return Err(ParseError::new(n, format!("Uid: unexpected {:?} after the four ids", lossy(extra))));
+        }
+        found = Some((n, ids));
+    }
+    found.map(|(_, ids)| ids).ok_or_else(|| ParseError::new(0, "no \"Uid:\" line"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -596,6 +627,18 @@ Mems_allowed_list:\t0
 voluntary_ctxt_switches:\t1234567
 nonvoluntary_ctxt_switches:\t89012
 ";
+
+    #[test]
+    fn status_uids() {
+        let u = parse_status_uids(STATUS_6_18.as_bytes()).unwrap();
+        assert_eq!((u.real, u.effective, u.saved, u.fs), (0, 0, 0, 0));
+        assert_eq!(parse_status_uids(STATUS_3_10.as_bytes()).unwrap().effective, 107);
+        let su = b"Name:\tsudo\nUid:\t1000\t0\t0\t0\nGid:\t1000\t1000\t1000\t1000\n";
+        assert_eq!(parse_status_uids(su).unwrap(), StatusUids { real: 1000, effective: 0, saved: 0, fs: 0 });
+        assert_eq!(parse_status_uids(b"Name:\tx\n").unwrap_err().line, 0);
+        assert_eq!(parse_status_uids(b"Uid:\t1\t2\t3\n").unwrap_err().line, 1);
+        assert_eq!(parse_status_uids(b"Uid:\t1\t2\t3\t4\nUid:\t1\t2\t3\t4\n").unwrap_err().line, 2);
+    }
 
     #[test]
     fn status() {

@@ -1,0 +1,753 @@
+//! The process sampler: every /proc/<pid> each tick.
+//!
+//! Per process it keeps stat, statm and io open (pread at offset 0, as [`crate::read`] explains) for
+//! at most `max_kept_open` processes, bounded again by half the soft RLIMIT_NOFILE (3 fds each); a
+//! process past that budget has its files opened for each read. A kept fd belongs to one process:
+//! once that process is reaped its reads fail with ESRCH even if the pid is reused, so a failed read
+//! is retried once through a fresh open, and the start time (stat field 22) tells a reused pid from
+//! the same process. The effective uid (status `Uid:`) and the cgroup (for attribution to a
+//! container or VM) are read when a process is first seen, after it execs (its comm changes), and
+//! every [`IDENT_REREAD`]. A process that vanishes between the directory listing and its read is
+//! skipped; one whose stat may not be read (hidepid=1, or a mount option we cannot see) is counted
+//! in `host.unreadable`; io that may not be read (it needs ptrace access) is null. Nothing here is
+//! fatal: one process's error never fails the tick.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use super::model::{
+    self, by_cpu, Attribution, Deltas, ProcessGuestKind, GuestProcesses, Host, LoadStatus, Previous, ProcessHost, ProcessMetrics,
+    ProcessesSample, RawProcess, StatusRule, Sums, UserMetrics,
+};
+use super::passwd::UserNames;
+use crate::cgroup::discover::classify;
+use crate::filter::Glob;
+use crate::host;
+use crate::parse::ParseResult;
+use crate::procfs::{meminfo, pid, stat, uptime};
+use crate::rate::percent;
+use crate::read::{FileReader, Shape};
+use crate::vm::process::pick_cgroup_path;
+
+/// How often a process's uid and cgroup are read again when nothing (an exec) says they changed:
+/// a setuid() without exec, a process moved to another cgroup.
+pub const IDENT_REREAD: Duration = Duration::from_secs(60);
+
+/// Thresholds of one named user, overriding the defaults.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UserThresholds {
+    pub cpu_threshold_percent: Option<f64>,
+    pub memory_threshold_percent: Option<f64>,
+}
+
+/// The `[processes]` settings the core uses (the service's own keys, enabled, interval, top, stay in Python).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProcessConfig {
+    pub proc_root: PathBuf,
+    /// The root /etc/passwd is read from.
+    pub rootfs: PathBuf,
+    /// Users below this uid (system users) are left out of the per-user view; their processes still
+    /// count in the host.
+    pub min_uid: u32,
+    /// Users left out of the per-user view by name.
+    pub exclude_users: Vec<String>,
+    /// Globs on the command name: such processes are left out of the process list, the users and the
+    /// guests; they still count in the host.
+    pub ignore_processes: Vec<String>,
+    /// How long a user stays over a threshold before it is a persistent heavy user.
+    pub persistent_time_secs: f64,
+    /// Percent of the host's CPU (all online CPUs = 100).
+    pub cpu_threshold_percent: f64,
+    /// Percent of MemTotal.
+    pub memory_threshold_percent: f64,
+    /// Per-user thresholds by user name.
+    pub users: BTreeMap<String, UserThresholds>,
+    pub status: StatusRule,
+    /// At most this many processes get kept-open files (3 fds each).
+    pub max_kept_open: usize,
+}
+
+impl Default for ProcessConfig {
+    fn default() -> Self {
+        ProcessConfig {
+            proc_root: "/proc".into(),
+            rootfs: "/".into(),
+            min_uid: 1000,
+            exclude_users: vec!["nobody".into()],
+            ignore_processes: Vec::new(),
+            persistent_time_secs: 300.0,
+            cpu_threshold_percent: 50.0,
+            memory_threshold_percent: 50.0,
+            users: BTreeMap::new(),
+            status: StatusRule::default(),
+            max_kept_open: 10_000,
+        }
+    }
+}
+
+impl ProcessConfig {
+    /// Every check the config can make alone; the message names the key.
+    pub fn validate(&self) -> Result<Vec<Glob>, String> {
+        let pct = |k: &str, v: f64| {
+            if v.is_finite() && v >= 0.0 {
+                Ok(())
+            } else {
+                Err(format!("processes.{k}: must be a number >= 0, got {v}"))
+            }
+        };
+        pct("cpu_threshold", self.cpu_threshold_percent)?;
+        pct("memory_threshold", self.memory_threshold_percent)?;
+        pct("persistent_time", self.persistent_time_secs)?;
+        let s = &self.status;
+        for (k, v) in [
+            ("status.medium_cpu", s.medium_cpu_percent),
+            ("status.heavy_cpu", s.heavy_cpu_percent),
+            ("status.medium_memory", s.medium_memory_percent),
+            ("status.heavy_memory", s.heavy_memory_percent),
+        ] {
+            pct(k, v)?;
+        }
+        for (name, t) in &self.users {
+            if let Some(v) = t.cpu_threshold_percent {
+                pct(&format!("users.{name}.cpu_threshold"), v)?;
+            }
+            if let Some(v) = t.memory_threshold_percent {
+                pct(&format!("users.{name}.memory_threshold"), v)?;
+            }
+        }
+        self.ignore_processes.iter().map(|g| Glob::new(g).map_err(|e| format!("processes.ignore_processes: {e}"))).collect()
+    }
+}
+
+/// One of a process's files: kept open, or opened for each read past the fd budget.
+struct PidFile {
+    file: Option<File>,
+}
+
+enum ReadError {
+    Gone,
+    Denied,
+    Other(io::Error),
+}
+
+fn classify_err(e: io::Error) -> ReadError {
+    match e.raw_os_error() {
+        Some(libc::ENOENT | libc::ESRCH | libc::ENOTDIR) => ReadError::Gone,
+        Some(libc::EACCES | libc::EPERM) => ReadError::Denied,
+        _ => ReadError::Other(e),
+    }
+}
+
+impl PidFile {
+    const fn new() -> Self {
+        PidFile { file: None }
+    }
+
+    /// Reads the whole file into `buf` (grown if a read fills it: these are single_open files, so
+    /// a read that does not fill the buffer is all of it) and returns its length.
+    fn read(&mut self, path: &Path, keep: bool, buf: &mut Vec<u8>) -> Result<usize, ReadError> {
+        let file = match self.file.take() {
+            Some(f) => f,
+            None => File::open(path).map_err(classify_err)?,
+        };
+        let n = loop {
+            match file.read_at(buf, 0) {
+                Ok(n) if n < buf.len() => break n,
+                Ok(_) if buf.len() < (1 << 20) => {
+                    let grown = buf.len() * 2;
+                    buf.resize(grown, 0);
+                }
+                Ok(n) => break n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(classify_err(e)),
+            }
+        };
+        if keep {
+            self.file = Some(file);
+        }
+        Ok(n)
+    }
+
+    fn is_open(&self) -> bool {
+        self.file.is_some()
+    }
+}
+
+/// The uid and cgroup of a process, and when they were read.
+struct Ident {
+    uid: Option<u32>,
+    cgroup: Option<String>,
+    guest: Option<Attribution>,
+    read_at: Instant,
+}
+
+/// What the sampler keeps per pid between ticks.
+struct Tracked {
+    starttime_ticks: u64,
+    stat: PidFile,
+    statm: PidFile,
+    io: PidFile,
+    /// io was refused (EACCES): not tried again for this process.
+    io_denied: bool,
+    /// Its files stay open (within the fd budget).
+    kept: bool,
+    ident: Ident,
+    previous: Option<RawProcess>,
+    /// The tick that last saw it.
+    seen: u64,
+}
+
+/// Per user across ticks: the CPU counter and how long it has been over a threshold.
+#[derive(Default)]
+struct UserState {
+    cpu_ticks_total: u64,
+    over_since: Option<Instant>,
+}
+
+pub struct ProcessSampler {
+    config: ProcessConfig,
+    ignore: Vec<Glob>,
+    clock: Box<dyn Fn() -> Instant + Send>,
+    hz: u64,
+    page_size_bytes: u64,
+    btime: Option<u64>,
+    meminfo: FileReader,
+    uptime: FileReader,
+    names: UserNames,
+    tracked: HashMap<u32, Tracked>,
+    users: HashMap<u32, UserState>,
+    tick: u64,
+    /// Monotonic time and uptime (seconds) of the previous sample.
+    previous_at: Option<(Instant, Option<f64>)>,
+    /// Processes that may keep files open (the config's bound and the fd limit's).
+    kept_budget: usize,
+    kept: usize,
+    /// Scratch buffer for every read of a tick.
+    buf: Vec<u8>,
+}
+
+/// Half the soft RLIMIT_NOFILE, in fds: the rest stays for sockets, the other samplers and Python.
+fn fd_budget() -> usize {
+    let mut r = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: a valid out-pointer.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) } != 0 {
+        return 0;
+    }
+    usize::try_from(r.rlim_cur / 2).unwrap_or(usize::MAX)
+}
+
+fn unix_now() -> f64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or_else(|e| -e.duration().as_secs_f64())
+}
+
+fn sysconf_cpus() -> Option<u64> {
+    // SAFETY: sysconf has no preconditions.
+    let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+    (n > 0).then_some(n as u64)
+}
+
+/// The guest a cgroup path belongs to: its nearest ancestor (itself included) that names one.
+pub fn attribute(path: &str) -> Option<Attribution> {
+    let mut p = path.trim_end_matches('/');
+    loop {
+        if let Some(g) = classify(p, false) {
+            let kind = if g.is_vm() { ProcessGuestKind::Vm } else { ProcessGuestKind::Container };
+            return Some(Attribution { kind, runtime: g.runtime, id: g.id });
+        }
+        p = p.get(..p.rfind('/')?)?;
+        if p.is_empty() {
+            return None;
+        }
+    }
+}
+
+fn parse_in<T>(buf: &[u8], path: &Path, parser: impl FnOnce(&[u8]) -> ParseResult<T>) -> crate::Result<T> {
+    parser(buf).map_err(|e| crate::Error::parse(path, e))
+}
+
+impl ProcessSampler {
+    pub fn new(config: ProcessConfig) -> Result<Self, String> {
+        Self::with_clock(config, Instant::now)
+    }
+
+    /// A sampler taking monotonic time from `clock` (tests move it by hand).
+    pub fn with_clock(config: ProcessConfig, clock: impl Fn() -> Instant + Send + 'static) -> Result<Self, String> {
+        let ignore = config.validate()?;
+        let btime = std::fs::read(config.proc_root.join("stat")).ok().and_then(|b| stat::parse(&b).ok()).and_then(|s| s.boot_time_secs);
+        Ok(ProcessSampler {
+            ignore,
+            clock: Box::new(clock),
+            hz: host::user_hz(),
+            page_size_bytes: host::page_size(),
+            btime,
+            meminfo: FileReader::new(config.proc_root.join("meminfo"), Shape::Whole),
+            uptime: FileReader::new(config.proc_root.join("uptime"), Shape::Whole),
+            names: UserNames::new(config.rootfs.join("etc/passwd")),
+            tracked: HashMap::new(),
+            users: HashMap::new(),
+            tick: 0,
+            previous_at: None,
+            kept_budget: config.max_kept_open.min(fd_budget() / 3),
+            kept: 0,
+            buf: vec![0; 4096],
+            config,
+        })
+    }
+
+    pub fn config(&self) -> &ProcessConfig {
+        &self.config
+    }
+
+    /// Every file a sample reads per process (as of the latest sample), for benchmarks.
+    pub fn paths(&self) -> Vec<PathBuf> {
+        let mut v = vec![self.meminfo.path().to_owned(), self.uptime.path().to_owned()];
+        let mut pids: Vec<(&u32, &Tracked)> = self.tracked.iter().collect();
+        pids.sort_by_key(|(p, _)| **p);
+        for (p, t) in pids {
+            let dir = self.config.proc_root.join(p.to_string());
+            v.push(dir.join("stat"));
+            if t.previous.as_ref().is_some_and(|r| r.state != 'Z') {
+                v.push(dir.join("statm"));
+            }
+            if !t.io_denied {
+                v.push(dir.join("io"));
+            }
+        }
+        v
+    }
+
+    /// Processes whose files are kept open now.
+    pub fn kept_open(&self) -> usize {
+        self.kept
+    }
+
+    fn user_name(&self, uid: u32) -> String {
+        self.names.name(uid).map_or_else(|| uid.to_string(), str::to_owned)
+    }
+
+    fn read_ident(&mut self, dir: &Path, now: Instant) -> Ident {
+        let uid = match std::fs::read(dir.join("status")) {
+            Ok(b) => pid::parse_status_uids(&b).ok().map(|u| u.effective),
+            Err(_) => None,
+        };
+        let cgroup = std::fs::read(dir.join("cgroup")).ok().and_then(|b| pid::parse_cgroup(&b).ok()).and_then(|l| pick_cgroup_path(&l));
+        let guest = cgroup.as_deref().and_then(attribute);
+        Ident { uid, cgroup, guest, read_at: now }
+    }
+
+    /// Read one process. `None`: gone, or its stat unreadable (counted in `unreadable`).
+    fn read_process(&mut self, pid_: u32, now: Instant, unreadable: &mut u64, errors: &mut Vec<String>) -> Option<RawProcess> {
+        let dir = self.config.proc_root.join(pid_.to_string());
+        let stat_path = dir.join("stat");
+        let mut buf = std::mem::take(&mut self.buf);
+        let result = self.read_process_with(pid_, &dir, &stat_path, now, unreadable, errors, &mut buf);
+        self.buf = buf;
+        result
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn read_process_with(
+        &mut self,
+        pid_: u32,
+        dir: &Path,
+        stat_path: &Path,
+        now: Instant,
+        unreadable: &mut u64,
+        errors: &mut Vec<String>,
+        buf: &mut Vec<u8>,
+    ) -> Option<RawProcess> {
+        let (kept_before, had) = match self.tracked.get(&pid_) {
+            Some(t) => (t.kept, true),
+            None => (false, false),
+        };
+        let keep = if had { kept_before } else { self.kept < self.kept_budget };
+        // stat, with one retry through a fresh open: a kept fd of a reaped process fails (ESRCH)
+        // even when its pid was reused by a process in the listing now.
+        let mut stat_file = self.tracked.get_mut(&pid_).map_or(PidFile::new(), |t| std::mem::replace(&mut t.stat, PidFile::new()));
+        let mut r = stat_file.read(stat_path, keep, buf);
+        if matches!(r, Err(ReadError::Gone)) && had {
+            r = stat_file.read(stat_path, keep, buf);
+        }
+        let n = match r {
+            Ok(n) => n,
+            Err(ReadError::Gone) => return self.forget(pid_),
+            Err(ReadError::Denied) => {
+                *unreadable += 1;
+                return self.forget(pid_);
+            }
+            Err(ReadError::Other(e)) => {
+                errors.push(format!("{}: {e}", stat_path.display()));
+                return self.forget(pid_);
+            }
+        };
+        let st = match parse_in(buf.get(..n).unwrap_or_default(), stat_path, pid::parse_stat) {
+            Ok(s) => s,
+            Err(e) => {
+                errors.push(e.to_string());
+                return self.forget(pid_);
+            }
+        };
+        // A different start time: the pid was reused. Everything kept of the old process goes.
+        let same = self.tracked.get(&pid_).is_some_and(|t| t.starttime_ticks == st.starttime_ticks);
+        if !same {
+            let ident = self.read_ident(dir, now);
+            if let Some(old) = self.tracked.remove(&pid_) {
+                if old.kept {
+                    self.kept -= 1;
+                }
+            }
+            if keep {
+                self.kept += 1;
+            }
+            self.tracked.insert(
+                pid_,
+                Tracked {
+                    starttime_ticks: st.starttime_ticks,
+                    stat: PidFile::new(),
+                    statm: PidFile::new(),
+                    io: PidFile::new(),
+                    io_denied: false,
+                    kept: keep,
+                    ident,
+                    previous: None,
+                    seen: 0,
+                },
+            );
+        }
+        let exec_or_stale = self.tracked.get(&pid_).is_some_and(|t| {
+            now.saturating_duration_since(t.ident.read_at) >= IDENT_REREAD
+                || t.previous.as_ref().is_some_and(|p| p.comm != st.comm)
+        });
+        if exec_or_stale {
+            let ident = self.read_ident(dir, now);
+            if let Some(t) = self.tracked.get_mut(&pid_) {
+                t.ident = ident;
+            }
+        }
+        let page = self.page_size_bytes;
+        let tick = self.tick;
+        let t = self.tracked.get_mut(&pid_)?;
+        t.stat = stat_file;
+        if !t.kept {
+            t.stat = PidFile::new();
+        }
+        t.seen = tick;
+        // A zombie has no memory map any more (statm reads seven zeros): its RSS is 0, not unknown.
+        let rss_bytes = if st.state == 'Z' {
+            Some(0)
+        } else {
+            let p = dir.join("statm");
+            match t.statm.read(&p, t.kept, buf) {
+                Ok(n) => match parse_in(buf.get(..n).unwrap_or_default(), &p, pid::parse_statm) {
+                    Ok(m) => Some(m.resident_pages.saturating_mul(page)),
+                    Err(e) => {
+                        errors.push(e.to_string());
+                        None
+                    }
+                },
+                Err(ReadError::Gone) => return self.forget(pid_),
+                Err(ReadError::Denied) => None,
+                Err(ReadError::Other(e)) => {
+                    errors.push(format!("{}: {e}", p.display()));
+                    None
+                }
+            }
+        };
+        let t = self.tracked.get_mut(&pid_)?;
+        let io = if t.io_denied {
+            None
+        } else {
+            let p = dir.join("io");
+            match t.io.read(&p, t.kept, buf) {
+                Ok(n) => parse_in(buf.get(..n).unwrap_or_default(), &p, pid::parse_io).map_err(|e| errors.push(e.to_string())).ok(),
+                Err(ReadError::Denied) => {
+                    t.io_denied = true;
+                    None
+                }
+                Err(ReadError::Gone) => None,
+                Err(ReadError::Other(e)) => {
+                    errors.push(format!("{}: {e}", p.display()));
+                    None
+                }
+            }
+        };
+        Some(RawProcess {
+            pid: pid_,
+            ppid: st.ppid,
+            comm: st.comm,
+            state: st.state,
+            uid: t.ident.uid,
+            starttime_ticks: st.starttime_ticks,
+            cpu_ticks: st.utime_ticks.saturating_add(st.stime_ticks),
+            threads: st.num_threads,
+            rss_bytes,
+            io,
+            cgroup: t.ident.cgroup.clone(),
+            guest: t.ident.guest.clone(),
+        })
+    }
+
+    fn forget(&mut self, pid_: u32) -> Option<RawProcess> {
+        if let Some(t) = self.tracked.remove(&pid_) {
+            if t.kept {
+                self.kept -= 1;
+            }
+        }
+        None
+    }
+
+    /// The pids in /proc now (numeric directory names).
+    fn list_pids(&self) -> io::Result<Vec<u32>> {
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(&self.config.proc_root)? {
+            let Ok(e) = e else { continue };
+            let name = e.file_name();
+            if let Some(p) = name.to_str().and_then(|s| s.parse::<u32>().ok()) {
+                out.push(p);
+            }
+        }
+        Ok(out)
+    }
+
+    fn thresholds(&self, name: &str) -> (f64, f64) {
+        let u = self.config.users.get(name).copied().unwrap_or_default();
+        (
+            u.cpu_threshold_percent.unwrap_or(self.config.cpu_threshold_percent),
+            u.memory_threshold_percent.unwrap_or(self.config.memory_threshold_percent),
+        )
+    }
+
+    pub fn sample(&mut self) -> ProcessesSample {
+        let mut notes: BTreeMap<String, String> = BTreeMap::new();
+        let now = (self.clock)();
+        let timestamp = unix_now();
+        self.tick += 1;
+        if let Err(e) = self.names.refresh() {
+            notes.insert("users.user".into(), format!("user names: {e}; uids without a name are shown as numbers"));
+        }
+        let mem = self.meminfo.parse(meminfo::parse);
+        let (memory_total_bytes, memory_used_percent) = match &mem {
+            Ok(m) => (m.mem_total_bytes, m.mem_total_bytes.zip(m.mem_available_bytes).and_then(|(t, a)| percent(t.saturating_sub(a) as f64, t as f64))),
+            Err(e) => {
+                notes.insert("host.memory_total_bytes".into(), e.to_string());
+                (None, None)
+            }
+        };
+        let uptime = self.uptime.parse(uptime::parse).ok().map(|u| u.uptime_secs);
+        let cpus = if self.config.proc_root == Path::new("/proc") { sysconf_cpus() } else { None };
+        let host = Host { hz: self.hz, cpus, memory_total_bytes, btime: self.btime };
+        let (dt, born_after) = match self.previous_at {
+            Some((at, up)) => (Some(now.saturating_duration_since(at).as_secs_f64()), up),
+            None => (None, None),
+        };
+
+        let pids = match self.list_pids() {
+            Ok(p) => p,
+            Err(e) => {
+                notes.insert("processes".into(), format!("{}: {e}", self.config.proc_root.display()));
+                Vec::new()
+            }
+        };
+        let mut unreadable = 0u64;
+        let mut errors = Vec::new();
+        let mut raws = Vec::with_capacity(pids.len());
+        for p in pids {
+            if let Some(r) = self.read_process(p, now, &mut unreadable, &mut errors) {
+                raws.push(r);
+            }
+        }
+        // Vanished processes: dropped with their fds.
+        let tick = self.tick;
+        let gone: Vec<u32> = self.tracked.iter().filter(|(_, t)| t.seen != tick).map(|(p, _)| *p).collect();
+        for p in gone {
+            self.forget(p);
+        }
+
+        let hz = self.hz.max(1) as f64;
+        let mut host_sums = Sums::default();
+        let (mut running, mut blocked, mut zombies) = (0u64, 0u64, 0u64);
+        let mut per_user: HashMap<u32, Sums> = HashMap::new();
+        let mut per_guest: HashMap<Attribution, Sums> = HashMap::new();
+        let mut processes: Vec<ProcessMetrics> = Vec::with_capacity(raws.len());
+        let excluded: HashSet<&str> = self.config.exclude_users.iter().map(String::as_str).collect();
+        for raw in &raws {
+            let prev = match self.tracked.get(&raw.pid).and_then(|t| t.previous.as_ref()) {
+                Some(p) => Previous::Reading(p),
+                // Started after the previous tick's uptime: all its counters are this interval's.
+                None if born_after.is_some_and(|up| raw.starttime_ticks as f64 / hz > up) => Previous::Born,
+                None => Previous::None,
+            };
+            let user = raw.uid.map(|u| self.user_name(u));
+            let (m, d): (ProcessMetrics, Deltas) = model::process(raw, prev, dt.unwrap_or(0.0), &host, user);
+            host_sums.add(&m, &d);
+            match raw.state {
+                'R' => running += 1,
+                'D' => blocked += 1,
+                'Z' => zombies += 1,
+                _ => {}
+            }
+            if self.ignore.iter().any(|g| g.matches(&raw.comm)) {
+                continue;
+            }
+            if let Some(uid) = raw.uid {
+                let name = m.user.as_deref().unwrap_or_default();
+                if uid >= self.config.min_uid && !excluded.contains(name) {
+                    per_user.entry(uid).or_default().add(&m, &d);
+                }
+            }
+            if let Some(g) = &raw.guest {
+                per_guest.entry(g.clone()).or_default().add(&m, &d);
+            }
+            processes.push(m);
+        }
+        for raw in raws {
+            if let Some(t) = self.tracked.get_mut(&raw.pid) {
+                t.previous = Some(raw);
+            }
+        }
+        processes.sort_by(|a, b| by_cpu((a.cpu_percent, a.rss_bytes.unwrap_or(0), a.pid), (b.cpu_percent, b.rss_bytes.unwrap_or(0), b.pid)));
+
+        let persistent_after = Duration::from_secs_f64(self.config.persistent_time_secs);
+        let mut users = Vec::with_capacity(per_user.len());
+        for (uid, s) in per_user {
+            let name = self.user_name(uid);
+            let (cpu_t, mem_t) = self.thresholds(&name);
+            let cpu_host = s.cpu_host_percent(&host);
+            let mem_pct = s.memory_percent(&host);
+            let over = cpu_host.is_some_and(|c| c >= cpu_t) || mem_pct.is_some_and(|m| m >= mem_t);
+            let st = self.users.entry(uid).or_default();
+            st.cpu_ticks_total += s.cpu_ticks;
+            st.over_since = if over { Some(st.over_since.unwrap_or(now)) } else { None };
+            let heavy_for = st.over_since.map(|since| now.saturating_duration_since(since));
+            users.push(UserMetrics {
+                uid,
+                user: name,
+                processes: s.processes,
+                threads: s.threads,
+                cpu_percent: s.cpu_percent(),
+                cpu_host_percent: cpu_host,
+                cpu_seconds_total: st.cpu_ticks_total as f64 / hz,
+                rss_bytes: s.rss_bytes,
+                memory_percent: mem_pct,
+                read_bytes_per_sec: s.read_bytes_per_sec,
+                write_bytes_per_sec: s.write_bytes_per_sec,
+                io_unreadable_processes: s.io_unreadable,
+                persistent_heavy: heavy_for.is_some_and(|d| d >= persistent_after),
+                heavy_for_secs: heavy_for.map(|d| d.as_secs_f64()),
+                cpu_threshold_percent: cpu_t,
+                memory_threshold_percent: mem_t,
+            });
+        }
+        // A user with no process left is no longer over anything.
+        let live: HashSet<u32> = users.iter().map(|u| u.uid).collect();
+        for (uid, st) in &mut self.users {
+            if !live.contains(uid) {
+                st.over_since = None;
+            }
+        }
+        users.sort_by(|a, b| by_cpu((a.cpu_percent, a.rss_bytes, a.uid), (b.cpu_percent, b.rss_bytes, b.uid)));
+
+        let mut guests: Vec<GuestProcesses> = per_guest
+            .into_iter()
+            .map(|(g, s)| GuestProcesses {
+                kind: g.kind,
+                runtime: g.runtime,
+                id: g.id,
+                processes: s.processes,
+                threads: s.threads,
+                cpu_percent: s.cpu_percent(),
+                cpu_host_percent: s.cpu_host_percent(&host),
+                rss_bytes: s.rss_bytes,
+                memory_percent: s.memory_percent(&host),
+                read_bytes_per_sec: s.read_bytes_per_sec,
+                write_bytes_per_sec: s.write_bytes_per_sec,
+            })
+            .collect();
+        guests.sort_by(|a, b| by_cpu((a.cpu_percent, a.rss_bytes, 0), (b.cpu_percent, b.rss_bytes, 0)).then(a.id.cmp(&b.id)));
+
+        let host_cpu = host_sums.cpu_host_percent(&host);
+        let persistent: Vec<String> = users.iter().filter(|u| u.persistent_heavy).map(|u| u.user.clone()).collect();
+        let status: LoadStatus = model::load_status(&self.config.status, host_cpu, memory_used_percent, persistent);
+
+        if dt.is_none() {
+            notes.insert("processes.cpu_percent".into(), "first sample: rates need two".into());
+        }
+        if host.cpus.is_none() {
+            notes.insert("host.cpus".into(), "online CPUs are known only for the running kernel's /proc".into());
+        }
+        if host_sums.io_unreadable > 0 {
+            notes.insert(
+                "processes.read_bytes_per_sec".into(),
+                format!("{} processes' /proc/<pid>/io may not be read (it needs ptrace access: root, or the same user)", host_sums.io_unreadable),
+            );
+        }
+        if unreadable > 0 {
+            notes.insert("host.unreadable".into(), format!("{unreadable} processes' stat may not be read (hidepid, or permissions)"));
+        }
+        if let Some(first) = errors.first() {
+            notes.insert("processes".into(), format!("{} read errors, first: {first}", errors.len()));
+        }
+        let kept_open_fds = self.tracked.values().filter(|t| t.kept).map(|t| u64::from(t.stat.is_open()) + u64::from(t.statm.is_open()) + u64::from(t.io.is_open())).sum();
+        self.previous_at = Some((now, uptime));
+        ProcessesSample {
+            timestamp,
+            interval_secs: dt,
+            host: ProcessHost {
+                cpus: host.cpus,
+                memory_total_bytes,
+                memory_used_percent,
+                processes: host_sums.processes,
+                threads: host_sums.threads,
+                running,
+                blocked,
+                zombies,
+                unreadable,
+                cpu_percent: host_cpu,
+                rss_bytes: host_sums.rss_bytes,
+                read_bytes_per_sec: host_sums.read_bytes_per_sec,
+                write_bytes_per_sec: host_sums.write_bytes_per_sec,
+                io_unreadable_processes: host_sums.io_unreadable,
+                kept_open_fds,
+            },
+            status,
+            users,
+            guests,
+            processes,
+            unavailable: notes,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attribution_walks_up_to_the_guest() {
+        let d = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+        let a = attribute(&format!("/system.slice/docker-{d}.scope/init.scope")).unwrap();
+        assert_eq!((a.kind, a.id.as_str()), (ProcessGuestKind::Container, d));
+        let a = attribute("/machine.slice/machine-qemu\\x2d1\\x2dvm1.scope/libvirt/emulator").unwrap();
+        assert_eq!((a.kind, a.id.as_str()), (ProcessGuestKind::Vm, "qemu-1-vm1"));
+        let a = attribute("/qemu.slice/101.scope").unwrap();
+        assert_eq!((a.kind, a.id.as_str()), (ProcessGuestKind::Vm, "101"));
+        assert_eq!(attribute("/user.slice/user-1000.slice/session-3.scope"), None);
+        assert_eq!(attribute("/"), None);
+    }
+
+    #[test]
+    fn config_checks_name_the_key() {
+        let c = ProcessConfig { cpu_threshold_percent: -1.0, ..ProcessConfig::default() };
+        assert!(c.validate().unwrap_err().contains("processes.cpu_threshold"));
+        let c = ProcessConfig { ignore_processes: vec!["[abc".into()], ..ProcessConfig::default() };
+        assert!(c.validate().unwrap_err().contains("ignore_processes"));
+    }
+}
