@@ -131,8 +131,11 @@ def hvstat_exe() -> list[str]:
 
 def clean_env(**extra: str) -> dict[str, str]:
     """The current environment without any HVSTAT_* variable (so the developer's shell cannot leak
-    settings into a test), plus ``extra``."""
+    settings into a test), plus ``extra``. History stays in memory (``HVSTAT_STORAGE_PATH=""``)
+    unless ``extra`` names a path: two servers of one test run must not share the default database
+    (the second would refuse to start)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("HVSTAT_")}
+    env["HVSTAT_STORAGE_PATH"] = ""
     env.update(extra)
     return env
 

@@ -15,6 +15,7 @@ from helpers import WAIT_SECS, clean_env, hvstat_exe
 from hvstat._core import ConfigError as CoreConfigError
 from hvstat._core import NodeSampler
 from hvstat.config import ConfigError, NodeSettings, Settings, load_settings
+from hvstat.settings import StorageSettings, default_storage_path
 
 pytestmark = pytest.mark.unit
 
@@ -41,7 +42,8 @@ def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
 
 def test_defaults_with_empty_file_and_no_env(tmp_path: Path) -> None:
     s = load_settings(write(tmp_path, ""), environ={})
-    assert s == Settings()
+    # Every default, and [storage] path filled in where the service keeps its history.
+    assert s == Settings(storage=StorageSettings(path=default_storage_path({})))
     # The familiar [monitoring] defaults of DESIGN.md, and the loopback bind of its security section.
     m = s.monitoring
     assert (m.node_metrics_interval, m.vm_metrics_interval, m.history_retention, m.max_ws_clients) == (5, 10, 86400, 100)
@@ -165,7 +167,8 @@ def test_unknown_env_var_is_an_error(tmp_path: Path) -> None:
 
 
 def test_unrelated_env_is_ignored(tmp_path: Path) -> None:
-    assert load_settings(write(tmp_path, ""), environ={"HOME": "/root", "HVSTATX": "1", "PATH": "/bin"}) == Settings()
+    env = {"HOME": "/root", "HVSTATX": "1", "PATH": "/bin"}
+    assert load_settings(write(tmp_path, ""), environ=env) == Settings(storage=StorageSettings(path=default_storage_path(env)))
 
 
 def test_missing_config_file_is_a_clear_error(tmp_path: Path) -> None:

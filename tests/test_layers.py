@@ -23,8 +23,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("sources", ("hvstat.sources.*",)),
     ("store", ("hvstat.store",)),
     ("bus, guest kinds, series model", ("hvstat.bus", "hvstat.guests", "hvstat.exposition")),
-    ("sinks", ("hvstat.hub", "hvstat.alerts.engine", "hvstat.alerts.notify", "hvstat.remote_write")),
-    ("wiring", ("hvstat.config", "hvstat.state", "hvstat.logs", "hvstat.reload")),
+    ("sinks", ("hvstat.hub", "hvstat.alerts.engine", "hvstat.alerts.notify", "hvstat.remote_write", "hvstat.rollups")),
+    ("wiring", ("hvstat.config", "hvstat.state", "hvstat.logs", "hvstat.reload", "hvstat.history")),
     ("routes", ("hvstat.api.*",)),
     ("entry points", ("hvstat.app", "hvstat.cli")),
 ]

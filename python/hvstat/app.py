@@ -27,14 +27,16 @@ from hvstat.api.openapi import openapi
 from hvstat.api.responses import ApiError, MsgspecResponse, check_params, error_response, on_api_error, on_http_exception, on_unexpected
 from hvstat.bus import SampleBus
 from hvstat.guests import KINDS, GuestLookupError
+from hvstat.history import HistoryService
 from hvstat.hub import Hub
 from hvstat.models import SourceHealth
 from hvstat.reload import Reloader
 from hvstat.remote_write import RemoteWriter
+from hvstat.rollups import RollupWriter
 from hvstat.settings import Settings
 from hvstat.sources.registry import build_sources
 from hvstat.state import AppState
-from hvstat.store import Store
+from hvstat.store import VM_EVENTS_KEPT, Store
 from hvstat.tokens import load_tokens, warn_if_readable_by_others
 
 log = logging.getLogger(__name__)
@@ -147,8 +149,17 @@ async def running(settings: Settings, reload_settings: Callable[[], Settings] | 
     notifiers = build_notifiers(settings.alerts, version=__version__) if settings.alerts.enabled else []
     alerts = alert_engine(settings, hub, notifiers)
     remote_write = remote_writer(settings, lambda: [s.health() for s in sources.values()], alerts)
+    # [storage] path: the on-disk history, one more listener (hvstat/rollups.py); "" or unset
+    # (Settings() built in code; load_settings fills in the default path) keeps history in memory.
+    rollups = RollupWriter(settings.storage, node_interval=m.node_metrics_interval) if settings.storage.path else None
+    if rollups is not None:
+        rollups.start()  # StorageLockedError when another process holds the path: no start
+        if alerts is not None:
+            alerts.on_resolved = rollups.record_alert
     bus = SampleBus(store)
     bus.subscribe("hub", hub)
+    if rollups is not None:
+        bus.subscribe("rollups", rollups)  # queued for its thread
     if alerts is not None:
         bus.subscribe("alerts", alerts)
     if remote_write is not None:
@@ -161,7 +172,14 @@ async def running(settings: Settings, reload_settings: Callable[[], Settings] | 
         n.start()
     if remote_write is not None:
         remote_write.start()
-    state = AppState(settings, store, sources, __version__, time.monotonic(), hub, bus, alerts=alerts, remote_write=remote_write)
+    history = HistoryService(store, rollups)
+    if rollups is not None and rollups.reader is not None:
+        # What earlier runs kept: GET /api/alerts and GET /api/vms/events survive a restart.
+        if alerts is not None:
+            alerts.restore_history(history.resolved_alerts([], settings.alerts.history_size))
+        for event in history.vm_events([], None, VM_EVENTS_KEPT):
+            store.put_vm_event(event)
+    state = AppState(settings, store, sources, __version__, time.monotonic(), hub, bus, alerts=alerts, remote_write=remote_write, history=history, rollups=rollups)
     tasks = [asyncio.create_task(s.run(), name=f"source:{s.name}") for s in sources.values()]
     tasks.append(asyncio.create_task(hub.pace_gc(), name="hub:gc"))  # full GCs between fan-outs
     log.info("hvstat %s: sources started: %s", __version__, ", ".join(sources))
@@ -179,6 +197,8 @@ async def running(settings: Settings, reload_settings: Callable[[], Settings] | 
         await asyncio.gather(*(s.close() for s in sources.values()), return_exceptions=True)
         if remote_write is not None:
             await remote_write.aclose()  # what is still queued goes to the buffer, for the next start
+        if rollups is not None:
+            await asyncio.to_thread(rollups.close)  # pending and open buckets to disk
         # Queued notifications get a short grace to go out.
         await asyncio.gather(*(n.aclose() for n in notifiers), return_exceptions=True)
         log.info("sources stopped")

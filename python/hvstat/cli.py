@@ -71,6 +71,12 @@ def _serve(settings: Settings, reload_settings: Callable[[], Settings] | None = 
         if problem is not None:
             raise ConfigError(f"config key remote_write.buffer_dir: {problem}")
     from hvstat.logs import configure_logging
+    if settings.storage.path:
+        from hvstat.rollups import check_lock
+
+        problem = check_lock(settings.storage.path)
+        if problem is not None:
+            raise ConfigError(f"config key storage.path: {problem}")
 
     # Text or JSON lines ([logging] format), for hvstat's loggers and uvicorn's alike.
     configure_logging(settings.logging)

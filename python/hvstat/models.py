@@ -287,6 +287,21 @@ class RemoteWriteHealth(Wire, kw_only=True):
     samples_failed: int  # refused by the receiver (4xx): dropped, retrying cannot help
 
 
+class StorageHealth(Wire, kw_only=True):
+    """``GET /health`` ``storage``: the on-disk history ([storage]). ``degraded`` while the database
+    cannot be opened or written (a full disk, a read-only path): ``error`` says why, history goes on
+    in memory and the closed buckets wait (``pending_buckets``) until the disk takes them."""
+
+    status: Literal["ok", "degraded"]
+    path: str
+    error: str | None = None
+    bytes: int  # the database file and its write-ahead log
+    max_bytes: int
+    tiers: list[str]  # bucket widths, finest first ("1m", "5m", "1h", "1d")
+    last_write: float | None = None
+    pending_buckets: int = 0
+
+
 class Health(Wire, kw_only=True):
     """``GET /health``."""
 
@@ -295,6 +310,7 @@ class Health(Wire, kw_only=True):
     uptime_secs: float
     sources: list[SourceHealth]
     remote_write: RemoteWriteHealth | None = None  # null when [remote_write] is off
+    storage: StorageHealth | None = None  # null when [storage] path = "" (history in memory only)
 
 
 class ErrorBody(Wire, kw_only=True):
@@ -323,6 +339,9 @@ class History(Wire, kw_only=True):
     name: str | None = None
     resolution: Literal["full", "min/avg/max"]
     step: float
+    # Where the answer comes from: "memory" (the in-memory history), or the on-disk tier by its
+    # bucket width ("1m", "5m", "1h", "1d" at the default [storage] tiers).
+    tier: str = "memory"
     since: float
     until: float
     timestamps: list[float]

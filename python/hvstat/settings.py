@@ -163,6 +163,83 @@ class VmSettings(_Table, frozen=True, kw_only=True):
         return msgspec.json.encode({k: v for k, v in roots.items() if v is not None}).decode()
 
 
+class ProcessUserSettings(_Table, frozen=True, kw_only=True):
+    """``[processes.users.<name>]``: one user's thresholds, overriding ``[processes]``'s."""
+
+    cpu_threshold: Annotated[float, msgspec.Meta(ge=0)] | None = None
+    memory_threshold: Annotated[float, msgspec.Meta(ge=0)] | None = None
+
+
+class ProcessStatusSettings(_Table, frozen=True, kw_only=True):
+    """``[processes.status]``: the load status rule's thresholds (docs/metrics.md, "Load status")."""
+
+    medium_cpu: Annotated[float, msgspec.Meta(ge=0)] | None = None
+    heavy_cpu: Annotated[float, msgspec.Meta(ge=0)] | None = None
+    medium_memory: Annotated[float, msgspec.Meta(ge=0)] | None = None
+    heavy_memory: Annotated[float, msgspec.Meta(ge=0)] | None = None
+    persistent_user_level: Literal["light", "medium", "heavy"] | None = None
+
+
+class ProcessSettings(_Table, frozen=True, kw_only=True):
+    """``[processes]``: the process and user view (docs/metrics.md, "Processes and users"). Unset
+    keys take the Rust core's defaults; proc_root and rootfs default to the [node] table's."""
+
+    enabled: bool = True
+    # Seconds between samples; unset: [monitoring] node_metrics_interval.
+    interval: Seconds | None = None
+    # Processes each tick sends on the /ws "processes" topic (the highest CPU first).
+    top: Annotated[int, msgspec.Meta(ge=0, le=10_000)] = 20
+    # Per-process Prometheus series for the top N by CPU; 0 (default): none (cardinality).
+    prometheus_top: Annotated[int, msgspec.Meta(ge=0, le=1000)] = 0
+    min_uid: Annotated[int, msgspec.Meta(ge=0, le=4_294_967_295)] | None = None
+    exclude_users: list[str] | None = None
+    ignore_processes: list[str] | None = None
+    persistent_time: Seconds | None = None
+    cpu_threshold: Annotated[float, msgspec.Meta(ge=0)] | None = None
+    memory_threshold: Annotated[float, msgspec.Meta(ge=0)] | None = None
+    max_kept_open: Annotated[int, msgspec.Meta(ge=0, le=1_000_000)] | None = None
+    users: dict[str, ProcessUserSettings] = {}
+    status: ProcessStatusSettings = ProcessStatusSettings()
+    proc_root: str | None = None
+    rootfs: str | None = None
+
+    def interval_secs(self, monitoring: MonitoringSettings) -> float:
+        return self.interval if self.interval is not None else monitoring.node_metrics_interval
+
+    def core_config_json(self, node: NodeSettings) -> str:
+        """The set keys, renamed to the core's (units in the names), with the node's roots where
+        this table sets none."""
+        core: dict[str, object] = {k: getattr(node, k) for k in ("proc_root", "rootfs") if getattr(node, k) is not None}
+        names = {
+            "proc_root": "proc_root",
+            "rootfs": "rootfs",
+            "min_uid": "min_uid",
+            "exclude_users": "exclude_users",
+            "ignore_processes": "ignore_processes",
+            "persistent_time": "persistent_time_secs",
+            "cpu_threshold": "cpu_threshold_percent",
+            "memory_threshold": "memory_threshold_percent",
+            "max_kept_open": "max_kept_open",
+        }
+        for key, core_key in names.items():
+            v = getattr(self, key)
+            if v is not None:
+                core[core_key] = v
+        if self.users:
+            core["users"] = {
+                name: {
+                    k: v
+                    for k, v in (("cpu_threshold_percent", u.cpu_threshold), ("memory_threshold_percent", u.memory_threshold))
+                    if v is not None
+                }
+                for name, u in self.users.items()
+            }
+        status = {f"{k}_percent" if k != "persistent_user_level" else k: v for k, v in msgspec.structs.asdict(self.status).items() if v is not None}
+        if status:
+            core["status"] = status
+        return msgspec.json.encode(core).decode()
+
+
 class LoggingSettings(_Table, frozen=True, kw_only=True):
     level: Literal["debug", "info", "warning", "error"] = "info"
     # "text": "LEVEL logger: message" lines; "json": one JSON object per line (ts, level, logger,
@@ -340,6 +417,7 @@ class Settings(_Table, frozen=True, kw_only=True):
     node: NodeSettings = NodeSettings()
     containers: ContainerSettings = ContainerSettings()
     vms: VmSettings = VmSettings()
+    processes: ProcessSettings = ProcessSettings()
     logging: LoggingSettings = LoggingSettings()
     alerts: AlertSettings = AlertSettings()
     remote_write: RemoteWriteSettings = RemoteWriteSettings()

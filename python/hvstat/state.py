@@ -7,8 +7,10 @@ from dataclasses import dataclass
 
 from hvstat.alerts.engine import AlertEngine
 from hvstat.bus import SampleBus
+from hvstat.history import HistoryService
 from hvstat.hub import Hub
 from hvstat.remote_write import RemoteWriter
+from hvstat.rollups import RollupWriter
 from hvstat.settings import Settings
 from hvstat.sources.base import Source
 from hvstat.store import Store
@@ -29,3 +31,7 @@ class AppState:
     alerts: AlertEngine | None = None
     # None when [remote_write] enabled = false.
     remote_write: RemoteWriter | None = None
+    # History across memory and disk (hvstat/history.py); the on-disk writer, None when
+    # [storage] path = "".
+    history: HistoryService | None = None
+    rollups: RollupWriter | None = None

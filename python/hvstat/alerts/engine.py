@@ -100,6 +100,8 @@ class AlertEngine:
             self._by_kind[r.kind].append(r)
         self._tracks: dict[str, dict[Key, _Track]] = {r.name: {} for r in self.rules}
         self._history: deque[Alert] = deque(maxlen=history_size)
+        # Called with each resolved alert as it enters the history (the on-disk history keeps it).
+        self.on_resolved: Callable[[Alert], None] | None = None
         # Counters, for tests and logs.
         self.triggered = 0
         self.resolved = 0
@@ -216,26 +218,27 @@ class AlertEngine:
         entity, item = key
         self.resolved += 1
         log.warning("alert %s resolved on %s%s (%s)", rule.name, entity, f" [{item}]" if item else "", reason)
-        self._history.append(
-            Alert(
-                alert_id=t.alert_id,
-                rule=rule.name,
-                severity=rule.severity,  # type: ignore[arg-type]
-                state="resolved",
-                entity=entity,
-                entity_name=t.entity_name,
-                item=item,
-                metric=rule.metric,
-                op=rule.op,  # type: ignore[arg-type]
-                threshold=rule.threshold,
-                value=value,
-                since=t.since,
-                fired_at=t.fired_at,
-                resolved_at=now,
-                reason=reason,
-                message=t.message,
-            )
+        resolved = Alert(
+            alert_id=t.alert_id,
+            rule=rule.name,
+            severity=rule.severity,
+            state="resolved",
+            entity=entity,
+            entity_name=t.entity_name,
+            item=item,
+            metric=rule.metric,
+            op=rule.op,
+            threshold=rule.threshold,
+            value=value,
+            since=t.since,
+            fired_at=t.fired_at,
+            resolved_at=now,
+            reason=reason,
+            message=t.message,
         )
+        self._history.append(resolved)
+        if self.on_resolved is not None:
+            self.on_resolved(resolved)
         self._emit(
             AlertResolvedMessage(
                 node_id=self.node_id,
@@ -310,6 +313,12 @@ class AlertEngine:
                 )
         out.sort(key=lambda a: (a.state != "firing", a.rule, a.entity, a.item or ""))
         return out
+
+    def restore_history(self, alerts: list[Alert]) -> None:
+        """Resolved alerts of earlier runs (newest first, from the on-disk history), before this run's."""
+        room = (self._history.maxlen or 0) - len(self._history)
+        for a in alerts[: max(0, room)]:
+            self._history.appendleft(a)
 
     def history(self) -> list[Alert]:
         """Resolved alerts, newest first (at most ``history_size``)."""

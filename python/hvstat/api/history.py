@@ -8,6 +8,7 @@ min/avg/max buckets), ``fields`` (comma-separated; default all of the kind's his
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -18,6 +19,7 @@ from starlette.routing import Route
 from hvstat.api.guests import REF, source_of
 from hvstat.api.responses import ApiError, MsgspecResponse, check_params
 from hvstat.guests import KINDS, GuestKind
+from hvstat.history import HistoryService
 from hvstat.models import History
 from hvstat.state import AppState
 from hvstat.store import HistoryQueryError, Kind, Series, Store
@@ -54,7 +56,7 @@ def _fields(request: Request, kind: Kind) -> list[str]:
     return wanted
 
 
-def _answer(request: Request, store: Store, kind: Kind, series: Series | None, entity: str, name: str | None) -> MsgspecResponse:
+async def _answer(request: Request, store: Store, kind: Kind, series: Series | None, entity: str, name: str | None) -> MsgspecResponse:
     fields = _fields(request, kind)
     since = _number(request, "since", "bad range")
     until = _number(request, "until", "bad range")
@@ -68,21 +70,25 @@ def _answer(request: Request, store: Store, kind: Kind, series: Series | None, e
             raise ApiError(400, "bad range", {key: value, "reason": "since and until are unix seconds, >= 0"})
     if since > until:
         raise ApiError(400, "bad range", {"since": since, "until": until, "reason": "since is after until"})
-    if series is None:
-        # History is on but this entity has none yet (the node's first tick failed).
-        series = Series(len(kind.fields), 0, 0, 1.0)
+    history = _history(request)
+    key = entity.partition(":")[2] or "node"
     try:
         # monitoring.history_max_points (default 10000: about 1.5 MB of JSON with every container field).
         max_points = request.app.state.hvstat.settings.monitoring.history_max_points
-        result = store.query(kind, series, since=since, until=until, step=step, fields=fields, max_points=max_points)
+        if history.uses_memory(series, since, step):
+            answer = history.query(kind, key, series, since=since, until=until, step=step, fields=fields, max_points=max_points)
+        else:  # the disk: off the event loop
+            answer = await asyncio.to_thread(history.query, kind, key, series, since=since, until=until, step=step, fields=fields, max_points=max_points)
     except HistoryQueryError as e:
         raise ApiError(400, e.error, e.detail) from None
+    result = answer.result
     return MsgspecResponse(
         History(
             entity=entity,
             name=name,
             resolution=result.resolution,
             step=result.step,
+            tier=answer.tier,
             since=since,
             until=until,
             timestamps=result.timestamps,
@@ -91,9 +97,14 @@ def _answer(request: Request, store: Store, kind: Kind, series: Series | None, e
     )
 
 
+def _history(request: Request) -> HistoryService:
+    state: AppState = request.app.state.hvstat
+    return state.history if state.history is not None else HistoryService(state.store)
+
+
 def _store(request: Request) -> Store:
     state: AppState = request.app.state.hvstat
-    if not state.store.history_enabled:
+    if not _history(request).enabled:
         raise ApiError(404, "history is disabled", {"setting": "monitoring.enable_history"})
     return state.store
 
@@ -101,7 +112,7 @@ def _store(request: Request) -> Store:
 async def node_history(request: Request) -> MsgspecResponse:
     check_params(request, PARAMS)
     store = _store(request)
-    return _answer(request, store, store.node_kind, store.series("node"), "node", None)
+    return await _answer(request, store, store.node_kind, store.series("node"), "node", None)
 
 
 def _guest_history(kind: GuestKind[Any, Any]) -> Callable[[Request], Awaitable[MsgspecResponse]]:
@@ -114,12 +125,16 @@ def _guest_history(kind: GuestKind[Any, Any]) -> Callable[[Request], Awaitable[M
         guests = kind.latest(store)
         ref = request.path_params["ref"]
         series = store.series(kind.name, ref)
+        name = series.name if series is not None else None
         if series is not None and ref not in guests:
             gid = ref  # vanished, still in history
+        elif ref not in guests and (disk := await asyncio.to_thread(_history(request).on_disk, kind.name, ref)) is not None:
+            gid, name = ref, disk[0]  # vanished and gone from memory (or from before a restart): on disk
         else:
             gid = kind.resolve(guests, ref).id
             series = store.series(kind.name, gid)
-        return _answer(request, store, kind.history(store), series, f"{kind.name}:{gid}", series.name if series else None)
+            name = series.name if series is not None else None
+        return await _answer(request, store, kind.history(store), series, f"{kind.name}:{gid}", name)
 
     guest_history.__name__ = f"{kind.name}_history"
     return guest_history

@@ -43,8 +43,14 @@ async def health(request: Request) -> MsgspecResponse:
     statuses: list[Literal["ok", "degraded", "error"]] = [s.status for s in sources]
     if remote_write is not None:
         statuses.append(remote_write.status)
+    # The on-disk history: degraded while the disk refuses it (history goes on in memory).
+    storage = state.rollups.health() if state.rollups is not None else None
+    if storage is not None:
+        statuses.append(storage.status)
     status: Literal["ok", "degraded", "error"] = max(statuses, key=["ok", "degraded", "error"].index, default="ok")
-    body = Health(status=status, version=state.version, uptime_secs=time.monotonic() - state.started, sources=sources, remote_write=remote_write)
+    body = Health(
+        status=status, version=state.version, uptime_secs=time.monotonic() - state.started, sources=sources, remote_write=remote_write, storage=storage
+    )
     return MsgspecResponse(body, status_code=200 if status != "error" else 503)
 
 
