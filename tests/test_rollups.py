@@ -270,3 +270,29 @@ def test_backup_is_a_consistent_copy_while_writing(tmp_path: Path) -> None:
             backup(str(tmp_path / "h.db"), str(tmp_path / "copy.db"))
     finally:
         w.close()
+
+
+def test_hvstat_history_and_backup_read_the_database_without_a_server(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+    import time
+
+    from hvstat import cli
+
+    clock = Clock(time.time() // 3600 * 3600 - 3 * 3600)
+    w = writer(tmp_path / "h.db", clock)
+    try:
+        feed_node(w, clock, clock.now, clock.now + 2 * 3600)
+        config = tmp_path / "hvstat.toml"
+        config.write_text(f'[storage]\npath = "{tmp_path / "h.db"}"\ntiers = [{{bucket = 60, span = 7200}}, {{bucket = 300, span = 86400}}, {{bucket = 3600, span = 2592000}}]\n')
+        assert cli.main(["history", "--config", str(config), "--since", "4h", "--fields", "cpu_usage"]) == 0
+        body = json.loads(capsys.readouterr().out)
+        assert body["tier"] == "5m" and body["series"]["cpu_usage"]["avg"][0] == 25.0 and len(body["timestamps"]) == 23  # closed ones
+        assert cli.main(["history", "--config", str(config), "--since", "4h", "--step", "3600", "--format", "csv", "--fields", "cpu_usage"]) == 0
+        lines = capsys.readouterr().out.splitlines()
+        assert lines[0] == "timestamp,cpu_usage_min,cpu_usage_avg,cpu_usage_max" and lines[1].endswith(",0.0,25.0,50.0")
+        assert cli.main(["history", "--config", str(config), "--entity", "container:nope"]) == 1
+        assert "no history" in capsys.readouterr().err
+        assert cli.main(["backup", "--config", str(config), str(tmp_path / "copy.db")]) == 0
+        assert sqlite3.connect(tmp_path / "copy.db").execute("SELECT count(*) FROM chunks").fetchone()[0] > 0
+    finally:
+        w.close()

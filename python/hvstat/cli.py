@@ -37,6 +37,20 @@ def _parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check-config", help="validate the config and print the effective settings")
     check.add_argument("--config", help=config_help)
+
+    hist = sub.add_parser("history", help="print an entity's history from the [storage] database (no server needed)")
+    hist.add_argument("--config", help=config_help)
+    hist.add_argument("--entity", default="node", help="node, container:<id> or vm:<id> (default: node)")
+    hist.add_argument("--since", default="1h", help="how far back: seconds, or with a unit (90m, 7d, 1y), or unix seconds (default: 1h)")
+    hist.add_argument("--step", type=float, help="seconds per point, a multiple of a tier's bucket (default: the finest tier that reaches back)")
+    hist.add_argument("--fields", help="comma-separated history fields (default: all of the entity's kind)")
+    hist.add_argument("--format", choices=("json", "csv"), default="json")
+    hist.add_argument("--db", help="the database (default: [storage] path)")
+
+    back = sub.add_parser("backup", help="copy the [storage] database consistently, also while the service runs")
+    back.add_argument("target", help="the copy's path (must not exist)")
+    back.add_argument("--config", help=config_help)
+    back.add_argument("--db", help="the database (default: [storage] path)")
     return p
 
 
@@ -159,6 +173,12 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         print(f"hvstat: {e}", file=sys.stderr)
         return 2
+        elif args.command in ("history", "backup"):
+            from hvstat.tools import backup_command, history_command
+
+            if args.command == "history":
+                return history_command(settings, args)
+            return backup_command(settings, args)
     except KeyboardInterrupt:  # Ctrl-C before uvicorn handles SIGINT (it stops cleanly, exit 0, after)
         return 130
     return 0

@@ -969,6 +969,7 @@ def backup(path: str, target: str) -> int:
 
 __all__ = [
     "CHUNK",
+    "KIND_FIELDS",
     "Buckets",
     "RollupReader",
     "RollupWriter",
