@@ -25,6 +25,7 @@ from conftest import free_port
 from helpers import WAIT_SECS, clean_env, http_ok, hvstat_exe, wait_ready
 from hvstat.config import Settings, load_settings
 from hvstat.exposition import FAMILIES
+from hvstat.settings import StorageSettings, default_storage_path
 
 REPO = Path(__file__).resolve().parent.parent
 UNIT = REPO / "packaging" / "hvstat.service"
@@ -235,7 +236,8 @@ def test_example_config_lists_every_key_and_only_keys() -> None:
 @pytest.mark.unit
 def test_example_config_shows_the_defaults() -> None:
     """The file says "the values shown are the defaults": loading it as is gives the defaults."""
-    assert load_settings(EXAMPLE, environ={}) == Settings()
+    # ([storage] path unset is filled in with where the service keeps its history.)
+    assert load_settings(EXAMPLE, environ={}) == Settings(storage=StorageSettings(path=default_storage_path({})))
 
 
 # --- packaging/grafana-dashboard.json --------------------------------------------------------------
