@@ -21,7 +21,7 @@ from hvstat.alerts.engine import AlertEngine
 from hvstat.alerts.notify import QueueNotifier, build_notifiers
 from hvstat.alerts.rules import compile_rules
 from hvstat.api import alerts as alert_routes
-from hvstat.api import guests, history, prometheus, rest, ui, vms, ws
+from hvstat.api import guests, history, processes, prometheus, rest, ui, vms, ws
 from hvstat.api.auth import SecurityMiddleware, security_middleware_options
 from hvstat.api.openapi import openapi
 from hvstat.api.responses import ApiError, MsgspecResponse, check_params, error_response, on_api_error, on_http_exception, on_unexpected
@@ -120,6 +120,7 @@ def create_app(settings: Settings, reload_settings: Callable[[], Settings] | Non
             *rest.routes,
             *guests.routes,
             *vms.routes,
+            *processes.routes,
             *history.routes,
             *alert_routes.routes,
             *ws.routes,

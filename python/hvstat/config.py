@@ -17,7 +17,7 @@ import os
 from collections.abc import Callable
 
 from hvstat._native import ConfigError as CoreConfigError
-from hvstat._native import ContainerSampler, NodeSampler, VmSampler
+from hvstat._native import ContainerSampler, NodeSampler, ProcessSampler, VmSampler
 from hvstat.alerts.rules import RulesError, compile_rules
 from hvstat.settings import (
     AlertRuleSelect,
@@ -98,6 +98,8 @@ def check_core(settings: Settings) -> None:
             ContainerSampler(settings.containers.core_config_json(settings.node))
         if settings.vms.enabled:
             VmSampler(settings.vms.core_config_json(settings.node))
+        if settings.processes.enabled:
+            ProcessSampler(settings.processes.core_config_json(settings.node))
     except CoreConfigError as e:
         # The core says "node config: node.disk_exclude: ..." or "node config: unknown field ...".
         table, _, problem = str(e).partition(" config: ")

@@ -40,7 +40,16 @@ from dataclasses import dataclass, field
 from itertools import repeat
 from typing import Any, Literal, Protocol
 
-from hvstat.models import ContainerMetrics, ContainersSample, NodeMetrics, NotifierStatus, SourceHealth, VmMetrics, VmsSample
+from hvstat.models import (
+    ContainerMetrics,
+    ContainersSample,
+    NodeMetrics,
+    NotifierStatus,
+    ProcessesSample,
+    SourceHealth,
+    VmMetrics,
+    VmsSample,
+)
 
 
 class AlertCounts(Protocol):
@@ -701,6 +710,46 @@ def walk_vms(out: Sink, vms: Iterable[VmMetrics]) -> None:
 
 # --- alerts ------------------------------------------------------------------------------------------
 
+# --- processes and users -------------------------------------------------------------------------
+
+USER_LABELS = ("user", "uid")
+USER_FIELDS = (
+    (counter("hvstat_user_cpu_seconds_total", "CPU seconds the user's processes used since hvstat started (each interval's use of the processes seen).", USER_LABELS, "seconds", "users[].cpu_seconds_total"), "cpu_seconds_total"),
+    (gauge("hvstat_user_cpu_percent", "The user's processes' CPU over the last interval, percent of one core.", USER_LABELS, "percent", "users[].cpu_percent"), "cpu_percent"),
+    (gauge("hvstat_user_memory_rss_bytes", "Sum of the resident sets of the user's processes.", USER_LABELS, "bytes", "users[].rss_bytes"), "rss_bytes"),
+    (gauge("hvstat_user_processes", "Processes of the user.", USER_LABELS, "processes", "users[].processes"), "processes"),
+    (gauge("hvstat_user_threads", "Threads of the user's processes.", USER_LABELS, "threads", "users[].threads"), "threads"),
+    (gauge("hvstat_user_read_bytes_per_second", "Bytes the user's processes caused to be read from storage, per second.", USER_LABELS, "bytes/s", "users[].read_bytes_per_sec"), "read_bytes_per_sec"),
+    (gauge("hvstat_user_write_bytes_per_second", "Bytes the user's processes caused to be written to storage, per second.", USER_LABELS, "bytes/s", "users[].write_bytes_per_sec"), "write_bytes_per_sec"),
+    (gauge("hvstat_user_persistent_heavy", "1 if the user has been over its threshold for persistent_time, else 0.", USER_LABELS, "boolean", "users[].persistent_heavy"), "persistent_heavy"),
+)
+PROCESSES_HOST = (
+    (gauge("hvstat_processes", "Processes on the host (every user).", unit="processes", source="host.processes"), "processes"),
+    (gauge("hvstat_processes_threads", "Threads of every process on the host.", unit="threads", source="host.threads"), "threads"),
+    (gauge("hvstat_processes_zombies", "Processes exited and not yet reaped.", unit="processes", source="host.zombies"), "zombies"),
+    (gauge("hvstat_processes_unreadable", "Processes listed in /proc whose stat hvstat may not read.", unit="processes", source="host.unreadable"), "unreadable"),
+    (gauge("hvstat_processes_kept_open_fds", "Descriptors the process sampler keeps open.", unit="fds", source="host.kept_open_fds"), "kept_open_fds"),
+)
+LOAD_LEVELS = ("light", "medium", "heavy")
+LOAD_STATUS = gauge("hvstat_load_status", "1 for the host's load status level (light, medium, heavy), 0 for the others.", ("level",), "boolean", "status.level")
+
+
+def walk_processes(out: Sink, sample: ProcessesSample) -> None:
+    """Per-user series, the host's process counts and the load status (no per-process series)."""
+    _fields(out, sample.host, PROCESSES_HOST)
+    out.add(LOAD_STATUS, [(out.key(level=level), int(sample.status.level == level)) for level in LOAD_LEVELS])
+    users = sample.users
+    if not users:
+        return
+    keys = out.keys(USER_LABELS, ((u.user, str(u.uid)) for u in users))
+    for fam, attr in USER_FIELDS:
+        out.add(fam, ((k, _number(getattr(u, attr))) for k, u in zip(keys, users, strict=True)))
+
+
+def _number(v: object) -> object:
+    return int(v) if isinstance(v, bool) else v
+
+
 ALERTS_FIRING = gauge(
     "hvstat_alerts_firing",
     "Alerts of the rule firing now, one per entity (0 when none: every configured rule has a series).",
@@ -869,8 +918,8 @@ def walk_own(
 
 
 # The samples that become series, each stamped with its own time (remote write).
-Walked = NodeMetrics | ContainersSample | VmsSample
-WALKED = (NodeMetrics, ContainersSample, VmsSample)
+Walked = NodeMetrics | ContainersSample | VmsSample | ProcessesSample
+WALKED = (NodeMetrics, ContainersSample, VmsSample, ProcessesSample)
 
 
 def walk_sample(out: Sink, sample: Walked) -> None:
@@ -879,6 +928,8 @@ def walk_sample(out: Sink, sample: Walked) -> None:
         walk_node(out, sample)
     elif isinstance(sample, ContainersSample):
         walk_containers(out, sample.containers)
+    elif isinstance(sample, ProcessesSample):
+        walk_processes(out, sample)
     else:
         walk_vms(out, sample.vms)
 
@@ -891,15 +942,18 @@ def collect(
     version: str,
     *,
     vms: Iterable[VmMetrics] = (),
+    processes: ProcessesSample | None = None,
     alerts: AlertCounts | None = None,
     remote_write: RemoteWriteCounts | None = None,
     hub: HubCounts | None = None,
 ) -> None:
-    """Every series of one scrape into ``out``: node, containers, VMs, hvstat's own."""
+    """Every series of one scrape into ``out``: node, containers, VMs, users, hvstat's own."""
     if node is not None:
         walk_node(out, node)
     walk_containers(out, containers)
     walk_vms(out, vms)
+    if processes is not None:
+        walk_processes(out, processes)
     walk_own(out, sources, version, alerts, remote_write, hub)
 
 
@@ -910,6 +964,7 @@ def render(
     version: str,
     *,
     vms: Iterable[VmMetrics] = (),
+    processes: ProcessesSample | None = None,
     alerts: AlertCounts | None = None,
     remote_write: RemoteWriteCounts | None = None,
     hub: HubCounts | None = None,
@@ -917,5 +972,5 @@ def render(
 ) -> bytes:
     """The whole exposition of one scrape: node, containers, VMs, hvstat's own health."""
     out = _Exposition(openmetrics)
-    collect(out, node, containers, sources, version, vms=vms, alerts=alerts, remote_write=remote_write, hub=hub)
+    collect(out, node, containers, sources, version, vms=vms, processes=processes, alerts=alerts, remote_write=remote_write, hub=hub)
     return out.finish()

@@ -54,6 +54,7 @@ from hvstat.models import (
     HelloMessage,
     NodeMetrics,
     NodeMetricsMessage,
+    ProcessesSample,
     SubscribedMessage,
     SubscribeMessage,
     VmsSample,
@@ -344,7 +345,9 @@ class Hub:
 
     # --- what the sources publish (a listener on the sample bus) ---
 
-    def on_sample(self, sample: NodeMetrics | ContainersSample | VmsSample | VmStatusChangedMessage) -> None:
+    def on_sample(self, sample: NodeMetrics | ContainersSample | VmsSample | VmStatusChangedMessage | ProcessesSample) -> None:
+        if isinstance(sample, ProcessesSample):
+            return  # no /ws topic for processes and users yet (REST and /metrics have them)
         if isinstance(sample, NodeMetrics):
             self.publish_node(sample)
         elif isinstance(sample, VmStatusChangedMessage):

@@ -54,7 +54,16 @@ from operator import attrgetter
 from types import MappingProxyType
 from typing import Any, Literal
 
-from hvstat.models import ContainerMetrics, ContainersSample, NodeMetrics, SeriesStats, VmMetrics, VmsSample, VmStatusChangedMessage
+from hvstat.models import (
+    ContainerMetrics,
+    ContainersSample,
+    NodeMetrics,
+    ProcessesSample,
+    SeriesStats,
+    VmMetrics,
+    VmsSample,
+    VmStatusChangedMessage,
+)
 from hvstat.settings import MonitoringSettings
 
 log = logging.getLogger(__name__)
@@ -420,6 +429,7 @@ class Store:
         self._vms: Mapping[str, VmMetrics] = MappingProxyType({})
         self._vms_sample: VmsSample | None = None
         self._vm_events: deque[VmStatusChangedMessage] = deque(maxlen=VM_EVENTS_KEPT)
+        self._processes_sample: ProcessesSample | None = None
         self.history_config = history
         self.clock = clock
         self.node_kind = Kind("node", NODE_HISTORY_FIELDS, node_interval)
@@ -447,7 +457,7 @@ class Store:
 
     # --- writing (from the sources' worker threads, through the sample bus) ---
 
-    def put(self, sample: NodeMetrics | ContainersSample | VmsSample | VmStatusChangedMessage) -> None:
+    def put(self, sample: NodeMetrics | ContainersSample | VmsSample | VmStatusChangedMessage | ProcessesSample) -> None:
         """Any sample the bus carries, kept by its kind."""
         if isinstance(sample, NodeMetrics):
             self.put_node(sample)
@@ -457,6 +467,9 @@ class Store:
             self.put_vms(sample)
         elif isinstance(sample, VmStatusChangedMessage):
             self.put_vm_event(sample)
+        elif isinstance(sample, ProcessesSample):
+            # The latest only (swapped whole); per-user history is not kept yet.
+            self._processes_sample = sample
         else:
             raise TypeError(f"the store keeps no {type(sample).__name__}")
 
@@ -533,6 +546,10 @@ class Store:
     @property
     def vms_sample(self) -> VmsSample | None:
         return self._vms_sample
+
+    @property
+    def processes_sample(self) -> ProcessesSample | None:
+        return self._processes_sample
 
     def vm_events(self) -> list[VmStatusChangedMessage]:
         """Recent VM status changes, oldest first."""

@@ -9,6 +9,7 @@ from typing import Any
 import msgspec
 from starlette.requests import Request
 
+from hvstat.api import processes
 from hvstat.api.responses import MsgspecResponse, check_params
 from hvstat.api.rest import NODE_FIELDS
 from hvstat.guests import CONTAINERS, KINDS, VMS, GuestKind
@@ -83,6 +84,9 @@ def document(version: str) -> dict[str, object]:
             },
         }
     }
+    process_paths, process_components = processes.openapi_paths(REF_SCHEMA, error)
+    paths.update(process_paths)
+    components.update(process_components)
     paths.update(_alert_paths(alert_list, alert_rules, error))
     paths.update(_service_paths(health, error))
     # What the request guard (hvstat/api/auth.py) may answer on any route, before the route runs.

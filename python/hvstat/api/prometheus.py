@@ -44,6 +44,7 @@ async def metrics(request: Request) -> Response:
         [s.health() for s in state.sources.values()],
         state.version,
         vms=state.store.vms.values(),
+        processes=state.store.processes_sample,
         alerts=state.alerts,
         remote_write=None if state.remote_write is None else state.remote_write.status(),
         hub=state.hub,

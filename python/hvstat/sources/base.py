@@ -13,10 +13,10 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from typing import Literal, Protocol
 
-from hvstat.models import ContainersSample, NodeMetrics, SourceHealth, VmsSample, VmStatusChangedMessage
+from hvstat.models import ContainersSample, NodeMetrics, ProcessesSample, SourceHealth, VmsSample, VmStatusChangedMessage
 
 # What a source produces (the sample bus carries exactly these).
-Sample = NodeMetrics | ContainersSample | VmsSample | VmStatusChangedMessage
+Sample = NodeMetrics | ContainersSample | VmsSample | VmStatusChangedMessage | ProcessesSample
 
 
 class Bus(Protocol):

@@ -13,6 +13,7 @@ from hvstat.settings import Settings
 from hvstat.sources.base import Source
 from hvstat.sources.containers import ContainerSource
 from hvstat.sources.node import NodeSource
+from hvstat.sources.processes import ProcessSource
 from hvstat.sources.vms import VmSource
 
 
@@ -34,6 +35,12 @@ REGISTRY: tuple[SourceKind, ...] = (
         lambda s: ContainerSource(s.containers, s.node, s.monitoring.vm_metrics_interval),
     ),
     SourceKind("vms", "vms.enabled", lambda s: s.vms.enabled, lambda s: VmSource(s.vms, s.node, s.monitoring.vm_metrics_interval)),
+    SourceKind(
+        "processes",
+        "processes.enabled",
+        lambda s: s.processes.enabled,
+        lambda s: ProcessSource(s.processes, s.node, s.processes.interval_secs(s.monitoring)),
+    ),
 )
 
 

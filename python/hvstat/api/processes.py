@@ -1,0 +1,287 @@
+"""Process and user routes: ``GET /api/processes``, ``/api/processes/{pid}``, ``/api/users``,
+``/api/users/{name}/metrics`` and ``/status`` (SysMedic's question in one object: the load status
+with its rule, the top users, the persistent heavy users, the active alerts).
+
+Everything is read from the store's latest ``ProcessesSample``; the routes filter, sort and cut.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+from starlette.requests import Request
+from starlette.routing import Route
+
+from hvstat.api.responses import ApiError, MsgspecResponse, check_params
+from hvstat.guests import CONTAINERS, VMS, GuestLookupError
+from hvstat.models import Alert, LoadStatus, ProcessesSample, ProcessHost, ProcessMetrics, UserMetrics, Wire
+from hvstat.state import AppState
+
+SORTS: dict[str, tuple[Callable[[ProcessMetrics], Any], bool]] = {
+    # key, highest first; an unknown rate sorts last.
+    "cpu": (lambda p: (p.cpu_percent if p.cpu_percent is not None else -1.0, p.rss_bytes or 0), True),
+    "memory": (lambda p: (p.rss_bytes or 0, p.cpu_percent or 0.0), True),
+    "io": (lambda p: ((p.read_bytes_per_sec or 0.0) + (p.write_bytes_per_sec or 0.0), p.cpu_percent or 0.0), True),
+    "pid": (lambda p: p.pid, False),
+}
+PROCESS_FIELDS = tuple(f.name for f in msgspec.structs.fields(ProcessMetrics))
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 100_000
+STATUS_TOP_USERS = 5
+
+
+class ProcessList(Wire, frozen=True, kw_only=True):
+    """``GET /api/processes``."""
+
+    timestamp: float
+    interval_secs: float | None = None
+    total: int  # processes matching the filters, before ``limit``
+    # ProcessMetrics objects; with ?fields=, objects with just those keys.
+    processes: list[Any]
+
+
+class UserList(Wire, frozen=True, kw_only=True):
+    """``GET /api/users``: users at or above ``min_uid`` and not excluded, highest CPU first."""
+
+    timestamp: float
+    users: list[UserMetrics]
+
+
+class UserDetail(Wire, frozen=True, kw_only=True):
+    """``GET /api/users/{name}/metrics``: the user's sums and its processes, highest CPU first."""
+
+    timestamp: float
+    user: UserMetrics
+    processes: list[ProcessMetrics]
+
+
+class StatusBody(Wire, frozen=True, kw_only=True):
+    """``GET /status``: is the host loaded, and by whom."""
+
+    timestamp: float
+    status: LoadStatus
+    host: ProcessHost
+    top_users: list[UserMetrics]
+    persistent_users: list[UserMetrics]
+    # Pending and firing alerts (every kind), firing first; empty when [alerts] enabled = false.
+    alerts: list[Alert]
+
+
+def _sample(request: Request) -> tuple[AppState, ProcessesSample]:
+    state: AppState = request.app.state.hvstat
+    source = state.sources.get("processes")
+    if source is None:
+        raise ApiError(404, "process monitoring is disabled", {"setting": "processes.enabled"})
+    sample = state.store.processes_sample
+    if sample is None:
+        raise ApiError(503, "no process sample yet", source.health().error)
+    return state, sample
+
+
+def _int_param(request: Request, name: str, default: int, lo: int, hi: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    try:
+        v = int(raw)
+    except ValueError:
+        raise ApiError(400, f"bad {name}", {name: raw, "expected": f"an integer from {lo} to {hi}"}) from None
+    if not lo <= v <= hi:
+        raise ApiError(400, f"bad {name}", {name: raw, "expected": f"an integer from {lo} to {hi}"})
+    return v
+
+
+def _matches_user(p: ProcessMetrics, ref: str) -> bool:
+    return p.user == ref or (p.uid is not None and str(p.uid) == ref)
+
+
+def _container_filter(state: AppState, ref: str) -> Callable[[ProcessMetrics], bool]:
+    """A container by id, unique 12+ character id prefix or name (as /api/containers/{ref}), else
+    by the id the process's cgroup gives (any prefix of 12+ characters)."""
+    try:
+        cid = CONTAINERS.resolve(state.store.containers, ref).id
+    except GuestLookupError as e:
+        if e.ambiguous:
+            raise
+        cid = ref
+    if len(cid) >= 12:
+        return lambda p: p.container is not None and p.container.startswith(cid)
+    return lambda p: p.container == cid
+
+
+def _vm_filter(state: AppState, ref: str) -> Callable[[ProcessMetrics], bool]:
+    """A VM by UUID, id or name (as /api/vms/{ref}): the processes in its cgroup scope, or its QEMU
+    process; else by the scope's id the process's cgroup gives (libvirt's machine, Proxmox's vmid)."""
+    try:
+        vm = VMS.resolve(state.store.vms, ref)
+    except GuestLookupError as e:
+        if e.ambiguous:
+            raise
+        return lambda p: p.vm == ref
+    scope = vm.cgroup.cgroup_path if vm.cgroup is not None else None
+    pid = vm.process.pid if vm.process is not None else None
+    return lambda p: p.pid == pid or (scope is not None and p.cgroup is not None and (p.cgroup == scope or p.cgroup.startswith(scope + "/")))
+
+
+async def list_processes(request: Request) -> MsgspecResponse:
+    """Every process but the ignored ones; ``sort``, ``limit``, ``user``, ``container``, ``vm``, ``fields``."""
+    check_params(request, {"sort", "limit", "user", "container", "vm", "fields"})
+    state, sample = _sample(request)
+    sort = request.query_params.get("sort", "cpu")
+    if sort not in SORTS:
+        raise ApiError(400, "unknown sort", {"sort": sort, "allowed": sorted(SORTS)})
+    limit = _int_param(request, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
+    fields: list[str] | None = None
+    if "fields" in request.query_params:
+        fields = request.query_params["fields"].split(",")
+        unknown = sorted({f for f in fields if f not in PROCESS_FIELDS})
+        if unknown or not all(fields):
+            raise ApiError(400, "unknown field", {"unknown": unknown or [""], "allowed": list(PROCESS_FIELDS)})
+    keep: list[Callable[[ProcessMetrics], bool]] = []
+    if (user := request.query_params.get("user")) is not None:
+        keep.append(lambda p: _matches_user(p, user))
+    if (container := request.query_params.get("container")) is not None:
+        keep.append(_container_filter(state, container))
+    if (vm := request.query_params.get("vm")) is not None:
+        keep.append(_vm_filter(state, vm))
+    chosen = [p for p in sample.processes if all(k(p) for k in keep)]
+    key, reverse = SORTS[sort]
+    if sort != "cpu":  # the sample is by CPU already
+        chosen.sort(key=key, reverse=reverse)
+    cut = chosen[:limit]
+    body: list[Any] = cut
+    if fields is not None:
+        body = [{f: getattr(p, f) for f in fields} for p in cut]
+    return MsgspecResponse(ProcessList(timestamp=sample.timestamp, interval_secs=sample.interval_secs, total=len(chosen), processes=body))
+
+
+async def one_process(request: Request) -> MsgspecResponse:
+    check_params(request, set())
+    _, sample = _sample(request)
+    raw = request.path_params["pid"]
+    for p in sample.processes:
+        if str(p.pid) == raw:
+            return MsgspecResponse(p)
+    raise ApiError(404, "no such process", {"pid": raw, "hint": "a pid from GET /api/processes (ignored processes are not listed)"})
+
+
+async def list_users(request: Request) -> MsgspecResponse:
+    check_params(request, set())
+    _, sample = _sample(request)
+    return MsgspecResponse(UserList(timestamp=sample.timestamp, users=sample.users))
+
+
+async def user_metrics(request: Request) -> MsgspecResponse:
+    """One user by name (or uid)."""
+    check_params(request, set())
+    _, sample = _sample(request)
+    ref = request.path_params["name"]
+    for u in sample.users:
+        if u.user == ref or str(u.uid) == ref:
+            procs = [p for p in sample.processes if p.uid == u.uid]
+            return MsgspecResponse(UserDetail(timestamp=sample.timestamp, user=u, processes=procs))
+    raise ApiError(
+        404,
+        "no such user",
+        {"user": ref, "hint": "a user with processes now, at or above processes.min_uid and not in processes.exclude_users"},
+    )
+
+
+async def status(request: Request) -> MsgspecResponse:
+    check_params(request, set())
+    state, sample = _sample(request)
+    alerts = state.alerts.active() if state.alerts is not None else []
+    return MsgspecResponse(
+        StatusBody(
+            timestamp=time.time(),
+            status=sample.status,
+            host=sample.host,
+            top_users=sample.users[:STATUS_TOP_USERS],
+            persistent_users=[u for u in sample.users if u.persistent_heavy],
+            alerts=alerts,
+        )
+    )
+
+
+routes = [
+    Route("/api/processes", list_processes, methods=["GET"]),
+    Route("/api/processes/{pid}", one_process, methods=["GET"]),
+    Route("/api/users", list_users, methods=["GET"]),
+    Route("/api/users/{name}/metrics", user_metrics, methods=["GET"]),
+    Route("/status", status, methods=["GET"]),
+]
+
+
+def openapi_paths(ref_template: str, error: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The routes' OpenAPI path items and the schemas they refer to (api/openapi.py merges them)."""
+    (plist, proc, ulist, udetail, stat), components = msgspec.json.schema_components(
+        [ProcessList, ProcessMetrics, UserList, UserDetail, StatusBody], ref_template=ref_template
+    )
+    components["ProcessList"]["properties"]["processes"] = {
+        "description": "ProcessMetrics objects; with ?fields=, objects with just those keys",
+        "type": "array",
+        "items": {"anyOf": [proc, {"type": "object"}]},
+    }
+
+    def js(schema: dict[str, Any], description: str) -> dict[str, Any]:
+        return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+    def q(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
+        return {"name": name, "in": "query", "required": False, "description": description, "schema": schema}
+
+    disabled = js(error, "process monitoring is disabled ([processes] enabled = false)")
+    not_yet = js(error, "no process sample yet")
+    fields = q("fields", "Process fields; each process then holds only those keys", {"type": "array", "minItems": 1, "items": {"enum": list(PROCESS_FIELDS)}})
+    fields |= {"style": "form", "explode": False}
+    paths = {
+        "/api/processes": {
+            "get": {
+                "summary": "Every process (but processes.ignore_processes), sorted and filtered",
+                "parameters": [
+                    q("sort", "cpu (default), memory, io (read+write bytes/s): highest first; pid: lowest first", {"enum": sorted(SORTS)}),
+                    q("limit", f"At most this many (default {DEFAULT_LIMIT})", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT}),
+                    q("user", "A user name or uid", {"type": "string"}),
+                    q("container", "A container id, 12+ character id prefix or name", {"type": "string"}),
+                    q("vm", "A VM UUID, id or name, or the id its cgroup scope gives", {"type": "string"}),
+                    fields,
+                ],
+                "responses": {
+                    "200": js(plist, "the processes"),
+                    "400": js(error, "unknown parameter, sort or field, bad limit"),
+                    "404": disabled,
+                    "409": js(error, "an ambiguous container or VM reference"),
+                    "503": not_yet,
+                },
+            }
+        },
+        "/api/processes/{pid}": {
+            "get": {
+                "summary": "One process",
+                "parameters": [{"name": "pid", "in": "path", "required": True, "schema": {"type": "string"}}],
+                "responses": {"200": js(proc, "the process"), "400": js(error, "unknown parameter"), "404": js(error, "no such process, or process monitoring is disabled"), "503": not_yet},
+            }
+        },
+        "/api/users": {
+            "get": {
+                "summary": "Every user with processes (at or above processes.min_uid, not excluded), highest CPU first",
+                "responses": {"200": js(ulist, "the users"), "400": js(error, "unknown parameter"), "404": disabled, "503": not_yet},
+            }
+        },
+        "/api/users/{name}/metrics": {
+            "get": {
+                "summary": "One user (by name or uid) and its processes",
+                "parameters": [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}],
+                "responses": {"200": js(udetail, "the user"), "400": js(error, "unknown parameter"), "404": js(error, "no such user, or process monitoring is disabled"), "503": not_yet},
+            }
+        },
+        "/status": {
+            "get": {
+                "summary": "The load status (light, medium, heavy, with the rule that gave it), top and persistent heavy users, active alerts",
+                "responses": {"200": js(stat, "the status"), "400": js(error, "unknown parameter"), "404": disabled, "503": not_yet},
+            }
+        },
+    }
+    return paths, components
