@@ -170,15 +170,15 @@ def main(argv: list[str] | None = None) -> int:
             _snapshot(settings, args.interval, args.pretty)
         elif args.command == "check-config":
             _check_config(settings)
-    except ConfigError as e:
-        print(f"hvstat: {e}", file=sys.stderr)
-        return 2
         elif args.command in ("history", "backup"):
             from hvstat.tools import backup_command, history_command
 
             if args.command == "history":
                 return history_command(settings, args)
             return backup_command(settings, args)
+    except ConfigError as e:
+        print(f"hvstat: {e}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:  # Ctrl-C before uvicorn handles SIGINT (it stops cleanly, exit 0, after)
         return 130
     return 0
