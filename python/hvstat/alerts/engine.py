@@ -31,7 +31,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from hvstat.alerts.rules import Rule, format_duration, render
 from hvstat.models import (
@@ -70,7 +70,7 @@ class _Track:
 
     alert_id: str
     entity_name: str | None
-    state: str  # "pending" | "firing"
+    state: Literal["pending", "firing"]
     since: float
     value: float | None
     fired_at: float | None = None
@@ -197,12 +197,12 @@ class AlertEngine:
                 timestamp=now,
                 alert_id=t.alert_id,
                 rule=rule.name,
-                severity=rule.severity,  # type: ignore[arg-type]
+                severity=rule.severity,
                 entity=entity,
                 entity_name=t.entity_name,
                 item=item,
                 metric=rule.metric,
-                op=rule.op,  # type: ignore[arg-type]
+                op=rule.op,
                 value=t.value,
                 threshold=rule.threshold,
                 since=t.since,
@@ -245,12 +245,12 @@ class AlertEngine:
                 timestamp=now,
                 alert_id=t.alert_id,
                 rule=rule.name,
-                severity=rule.severity,  # type: ignore[arg-type]
+                severity=rule.severity,
                 entity=entity,
                 entity_name=t.entity_name,
                 item=item,
                 metric=rule.metric,
-                op=rule.op,  # type: ignore[arg-type]
+                op=rule.op,
                 value=value,
                 threshold=rule.threshold,
                 since=t.since,
@@ -297,13 +297,13 @@ class AlertEngine:
                     Alert(
                         alert_id=t.alert_id,
                         rule=rule.name,
-                        severity=rule.severity,  # type: ignore[arg-type]
-                        state=t.state,  # type: ignore[arg-type]
+                        severity=rule.severity,
+                        state=t.state,
                         entity=entity,
                         entity_name=t.entity_name,
                         item=item,
                         metric=rule.metric,
-                        op=rule.op,  # type: ignore[arg-type]
+                        op=rule.op,
                         threshold=rule.threshold,
                         value=t.value,
                         since=t.since,
@@ -341,12 +341,12 @@ class AlertEngine:
             out.append(
                 AlertRuleInfo(
                     name=r.name,
-                    kind=r.kind,  # type: ignore[arg-type]
+                    kind=r.kind,  # type: ignore[arg-type]  # a key of rules.KINDS ("node" | "container" | "vm"); the parser types it str
                     metric=r.metric,
-                    op=r.op,  # type: ignore[arg-type]
+                    op=r.op,
                     threshold=r.threshold,
                     for_secs=r.for_secs,
-                    severity=r.severity,  # type: ignore[arg-type]
+                    severity=r.severity,
                     message=r.message,
                     resolve_threshold=r.resolve_threshold,
                     resolve_for_secs=r.resolve_for_secs,

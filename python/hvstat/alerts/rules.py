@@ -44,6 +44,7 @@ import msgspec
 from msgspec import inspect as mi
 
 from hvstat.models import (
+    AlertOp,
     AlertSeverity,
     ContainerMetrics,
     Disk,
@@ -516,10 +517,10 @@ def render(template: str, context: dict[str, Any]) -> str:
 class Rule:
     name: str
     expr: Expr
-    op: str
+    op: AlertOp
     threshold: float
     for_secs: float
-    severity: str
+    severity: AlertSeverity
     message: str
     resolve_threshold: float | None
     resolve_for_secs: float
