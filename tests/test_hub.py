@@ -17,6 +17,7 @@ import pytest
 from starlette.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
+import procsamples
 from hvstat import __version__
 from hvstat.app import create_app
 from hvstat.config import ContainerSettings, MonitoringSettings, Settings
@@ -31,6 +32,8 @@ from hvstat.models import (
     HelloMessage,
     NodeMetrics,
     NodeMetricsMessage,
+    ProcessesMessage,
+    UsersMessage,
     VmMetrics,
     VmMetricsMessage,
     VmsSample,
@@ -461,6 +464,59 @@ def test_alerts_topic() -> None:
     assert frames(vms) == []
 
 
+# --- processes and users ----------------------------------------------------------------------------------
+
+
+def processes_sample(ts: float) -> Any:
+    users = [procsamples.user("alice", 1000, cpu=150.0), procsamples.user("bob", 1001, cpu=5.0, heavy=True)]
+    procs = [procsamples.process(100 + i, f"p{i}", "alice" if i % 2 else "bob", 1000 + i % 2, cpu=float(i)) for i in range(30)]
+    return procsamples.sample(ts, users, procs)
+
+
+def test_processes_and_users_topics_encoded_once_top_n_by_cpu() -> None:
+    hub = make_hub(processes_top=3)
+    procs_a, procs_b, users, both, node = (
+        connect(hub, ["processes"]),
+        connect(hub, ["processes"]),
+        connect(hub, ["users"]),
+        connect(hub, ["processes", "users"]),
+        connect(hub),
+    )
+    before = hub.frames_encoded
+    hub.on_sample(processes_sample(T0))
+    assert hub.frames_encoded == before + 2  # one Processes, one Users, whoever follows them
+    (fa,), (fb,) = flat(frames(procs_a)), flat(frames(procs_b))
+    assert fa is fb
+    m = msgspec.json.decode(fa.data)
+    assert m["type"] == "Processes" and m["node_id"] == "node-1" and m["total"] == 30
+    assert [p["pid"] for p in m["processes"]] == [129, 128, 127]
+    assert m["status"]["level"] == "light" and m["host"]["processes"] == 30
+    (u,) = messages(users)
+    assert u["type"] == "Users" and [x["user"] for x in u["users"]] == ["alice", "bob"]
+    assert u["status"]["persistent_users"] == ["bob"]
+    assert [x["type"] for x in messages(both)] == ["Processes", "Users"]
+    assert frames(node) == []  # not a default topic
+    msgspec.convert(m, ProcessesMessage)
+    msgspec.convert(u, UsersMessage)
+
+
+def test_nothing_is_encoded_for_processes_without_subscribers() -> None:
+    hub = make_hub(processes_top=3)
+    connect(hub)
+    before = hub.frames_encoded
+    hub.on_sample(processes_sample(T0))
+    assert hub.frames_encoded == before
+
+
+def test_process_topics_when_process_monitoring_is_off() -> None:
+    hub = make_hub()  # processes_top None: the source does not run
+    c = connect(hub)
+    hub.subscribe(c, ["node", "users"])
+    (m,) = messages(c)
+    assert m["error"] == "process monitoring is disabled" and m["detail"] == {"topic": "users", "setting": "processes.enabled"}
+    assert c.topics == DEFAULT_TOPICS
+
+
 # --- slow clients and limits ------------------------------------------------------------------------------
 
 
@@ -654,3 +710,14 @@ def test_route_refuses_past_max_ws_clients(client: TestClient) -> None:
     # Once they left, there is room again.
     with client.websocket_connect("/ws") as ws:
         assert ws.receive_json()["type"] == "hello"
+
+
+def test_route_processes_and_users(client: TestClient) -> None:
+    with client.websocket_connect("/ws") as ws:
+        ws.receive_json()
+        ws.send_json({"type": "subscribe", "topics": ["processes", "users"]})
+        assert _next_of(ws, "subscribed")["topics"] == ["processes", "users"]
+        m = msgspec.convert(_next_of(ws, "Processes"), ProcessesMessage)
+        assert 0 < len(m.processes) <= 20 <= m.total  # [processes] top's default
+        u = msgspec.convert(_next_of(ws, "Users"), UsersMessage)
+        assert u.timestamp == m.timestamp

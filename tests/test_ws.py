@@ -46,7 +46,14 @@ from conftest import _stop, free_port, running_server
 from helpers import WAIT_SECS, clean_env, http_ok, wait_ready
 from hvstat import __version__
 from hvstat.api.ws import schemas
-from hvstat.models import ContainerMetricsMessage, ContainersSummaryMessage, HelloMessage, NodeMetricsMessage
+from hvstat.models import (
+    ContainerMetricsMessage,
+    ContainersSummaryMessage,
+    HelloMessage,
+    NodeMetricsMessage,
+    ProcessesMessage,
+    UsersMessage,
+)
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "websocket.md"
 STALL_INTERVAL = 0.2
@@ -272,6 +279,27 @@ def test_summary_topic_and_vm_references(serve: str) -> None:
         ws.send(json.dumps({"type": "subscribe", "topics": ["vm:no-such-vm"]}))
         e = next_of(ws, "error")
         assert e["error"] in ("no such VM", "VM monitoring is disabled") and e["detail"]["topic"] == "vm:no-such-vm"
+
+
+@pytest.mark.server
+def test_processes_and_users_topics(serve: str) -> None:
+    """A real ``hvstat serve`` (processes every second, the node's interval): the top 20 processes
+    by CPU and every user, each once per process sample; this test's own process among them by
+    the end of a busy second."""
+    with connect(ws_url(serve), open_timeout=10, max_size=None) as ws:
+        recv_json(ws)
+        ws.send(json.dumps({"type": "subscribe", "topics": ["processes", "users"]}))
+        assert next_of(ws, "subscribed")["topics"] == ["processes", "users"]
+        first = msgspec.convert(next_of(ws, "Processes"), ProcessesMessage)
+        users = msgspec.convert(next_of(ws, "Users"), UsersMessage)
+        second = msgspec.convert(next_of(ws, "Processes"), ProcessesMessage)
+    assert second.timestamp > first.timestamp
+    for m in (first, second):
+        assert 0 < len(m.processes) <= 20 < m.total <= m.host.processes
+        cpu = [p.cpu_percent or 0.0 for p in m.processes]
+        assert cpu == sorted(cpu, reverse=True)
+    assert users.status.level in ("light", "medium", "heavy")  # users: maybe none at or above min_uid here
+    assert [u.cpu_percent or 0.0 for u in users.users] == sorted((u.cpu_percent or 0.0 for u in users.users), reverse=True)
 
 
 # --- a stalled client ------------------------------------------------------------------------------------------

@@ -146,6 +146,7 @@ async def running(settings: Settings, reload_settings: Callable[[], Settings] | 
         max_clients=m.max_ws_clients,
         queue_size=m.ws_queue_size,
         kinds=[k for k in KINDS if k.plural in sources],
+        processes_top=settings.processes.top if "processes" in sources else None,
     )
     notifiers = build_notifiers(settings.alerts, version=__version__) if settings.alerts.enabled else []
     alerts = alert_engine(settings, hub, notifiers)

@@ -27,6 +27,10 @@
 - **One code path for every kind of guest.** Containers and VMs differ only in their
   ``GuestKind`` (hvstat.guests): its topics (``containers``, ``containers.summary``,
   ``container:<id>``; the same for ``vm``), its messages, how a reference resolves.
+- **Processes and users.** Each process sample becomes one ``Processes`` message (the ``[processes]
+  top`` processes by CPU, the host's sums, the load status) for topic ``processes`` and one ``Users``
+  message for topic ``users``, each encoded once and only when somebody follows it; neither is a
+  default topic (a client asks for them).
 - Runs on the event loop only: it is a listener on the sample bus (``on_sample``, after the store
   was written), the route calls ``connect``/``handle``/``disconnect``.
 
@@ -54,9 +58,11 @@ from hvstat.models import (
     HelloMessage,
     NodeMetrics,
     NodeMetricsMessage,
+    ProcessesMessage,
     ProcessesSample,
     SubscribedMessage,
     SubscribeMessage,
+    UsersMessage,
     VmsSample,
     VmStatusChangedMessage,
     WsMessage,
@@ -67,7 +73,9 @@ from hvstat.store import Store
 log = logging.getLogger(__name__)
 
 # Topics without an argument; "container:<ref>" and "vm:<ref>" narrow "containers" and "vms".
-PLAIN_TOPICS = ("node", *(t for k in KINDS for t in (k.plural, f"{k.plural}.summary")), "alerts")
+# The process source's topics (when it runs): the top processes, every user.
+PROCESS_TOPICS = ("processes", "users")
+PLAIN_TOPICS = ("node", *(t for k in KINDS for t in (k.plural, f"{k.plural}.summary")), "alerts", *PROCESS_TOPICS)
 # What a new connection follows: the full streams, as before the slim topics existed.
 DEFAULT_TOPICS = frozenset(("node", "containers", "vms", "alerts"))
 # Limits on what a client may send: plenty for a dashboard, small enough to answer cheaply.
@@ -177,6 +185,7 @@ class Hub:
         queue_size: int,
         kinds: Sequence[GuestKind[Any, Any]] = KINDS,
         node_name: str | None = None,
+        processes_top: int | None = None,
     ) -> None:
         self.store = store
         self.version = version
@@ -185,6 +194,9 @@ class Hub:
         # The guest kinds whose sources run: the others' topics answer "monitoring is disabled".
         self.kinds = tuple(kinds)
         self.node_id = node_name if node_name is not None else node_id()
+        # How many processes a ``Processes`` message carries ([processes] top); None: the process
+        # source does not run, and its topics answer "process monitoring is disabled".
+        self.processes_top = processes_top
         self._clients: dict[int, Client] = {}
         self._next_id = 0
         # The hello is the same for everyone who connects between two ticks: encode it once.
@@ -323,6 +335,8 @@ class Hub:
     def _topic(self, topic: object) -> str:
         if not isinstance(topic, str):
             raise TopicError("unknown topic")
+        if topic in PROCESS_TOPICS and self.processes_top is None:
+            raise TopicError("process monitoring is disabled", {"setting": "processes.enabled"})
         if topic in PLAIN_TOPICS:
             return topic
         kind, sep, ref = topic.partition(":")
@@ -347,8 +361,8 @@ class Hub:
 
     def on_sample(self, sample: NodeMetrics | ContainersSample | VmsSample | VmStatusChangedMessage | ProcessesSample) -> None:
         if isinstance(sample, ProcessesSample):
-            return  # no /ws topic for processes and users yet (REST and /metrics have them)
-        if isinstance(sample, NodeMetrics):
+            self.publish_processes(sample)
+        elif isinstance(sample, NodeMetrics):
             self.publish_node(sample)
         elif isinstance(sample, VmStatusChangedMessage):
             self.publish_vm_status(sample)
@@ -424,6 +438,28 @@ class Hub:
                     self.frames_encoded += 1
                 for c in clients:
                     self._offer(c, frame)
+
+    def publish_processes(self, sample: ProcessesSample) -> None:
+        """Topic ``processes``: the top processes (the sample lists them by CPU, highest first);
+        topic ``users``: every user. Each encoded once, if somebody wants it."""
+        on_processes = [c for c in self._clients.values() if "processes" in c.topics]
+        on_users = [c for c in self._clients.values() if "users" in c.topics]
+        interval = sample.interval_secs
+        if on_processes:
+            top = sample.processes[: self.processes_top if self.processes_top is not None else 0]
+            message: WsMessage = ProcessesMessage(
+                node_id=self.node_id,
+                timestamp=sample.timestamp,
+                interval_secs=interval,
+                host=sample.host,
+                status=sample.status,
+                total=len(sample.processes),
+                processes=top,
+            )
+            self._fan_out(on_processes, message)
+        if on_users:
+            message = UsersMessage(node_id=self.node_id, timestamp=sample.timestamp, interval_secs=interval, status=sample.status, users=sample.users)
+            self._fan_out(on_users, message)
 
     def publish_vm_status(self, message: VmStatusChangedMessage) -> None:
         """A VM appeared, changed state or vanished: to ``vms``, ``vms.summary`` (a table wants to

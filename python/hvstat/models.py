@@ -591,6 +591,31 @@ class VmsSummaryMessage(WsMessage, tag="VmsSummary", kw_only=True):
     unavailable: dict[str, str] = {}
 
 
+class ProcessesMessage(WsMessage, tag="Processes", kw_only=True):
+    """Topic ``processes``: one per process sample, the ``[processes] top`` processes by CPU (then
+    RSS), highest first, as ``GET /api/processes``; with the host's sums and the load status."""
+
+    node_id: str
+    timestamp: float
+    interval_secs: float | None = None
+    host: ProcessHost
+    status: LoadStatus
+    # Processes in the sample (the ignored ones left out), of which ``processes`` are the first.
+    total: int
+    processes: list[ProcessMetrics]
+
+
+class UsersMessage(WsMessage, tag="Users", kw_only=True):
+    """Topic ``users``: one per process sample, every user at or above ``min_uid`` and not excluded,
+    highest CPU first, as ``GET /api/users``; with the load status (its persistent heavy users)."""
+
+    node_id: str
+    timestamp: float
+    interval_secs: float | None = None
+    status: LoadStatus
+    users: list[UserMetrics]
+
+
 class SubscribedMessage(WsMessage, tag="subscribed", kw_only=True):
     """The answer to a ``subscribe``: the topics now in effect, container references resolved to
     ``container:<full id>``."""
@@ -620,6 +645,8 @@ SERVER_MESSAGES: tuple[type[WsMessage], ...] = (
     VmMetricsMessage,
     VmsSummaryMessage,
     VmStatusChangedMessage,
+    ProcessesMessage,
+    UsersMessage,
     AlertTriggeredMessage,
     AlertResolvedMessage,
     SubscribedMessage,
