@@ -41,6 +41,7 @@ from hvstat.api.prometheus import wants_openmetrics
 from hvstat.app import create_app
 from hvstat.config import MonitoringSettings, Settings
 from hvstat.models import ContainerMetrics, NodeMetrics, SourceHealth, containers_sample_decoder, node_metrics_decoder
+from hvstat.settings import StorageSettings
 
 REPO = Path(__file__).resolve().parent.parent
 DOC = REPO / "docs" / "prometheus.md"
@@ -393,6 +394,28 @@ def test_route(client: TestClient) -> None:
     assert "/metrics" in client.get("/").json()["endpoints"]
     doc = client.get("/openapi.json").json()
     assert "text/plain; version=0.0.4" in doc["paths"]["/metrics"]["get"]["responses"]["200"]["content"]
+
+
+@pytest.mark.unit
+def test_storage_series_from_the_rollup_writer(tmp_path: Path) -> None:
+    """[storage]'s series on /metrics come from the running RollupWriter's counters."""
+    settings = Settings(monitoring=MonitoringSettings(node_metrics_interval=1.0), storage=StorageSettings(path=str(tmp_path / "history.db")))
+    with TestClient(create_app(settings)) as c:
+        w = c.app.state.hvstat.rollups  # type: ignore[attr-defined]
+        w.flush()
+        for _ in range(3):  # a bucket closing during the GET changes the counters: read again
+            before = (w.counts.write_attempts, w.counts.bytes)
+            text = c.get("/metrics").text
+            if (w.counts.write_attempts, w.counts.bytes) == before:
+                break
+        assert one(text, "hvstat_storage_bytes") == w.counts.bytes > 0
+        assert one(text, "hvstat_storage_write_seconds_total") == w.counts.write_seconds_sum >= 0
+        assert one(text, "hvstat_storage_writes_total") == w.counts.write_attempts >= 1
+        assert one(text, "hvstat_storage_errors_total") == 0
+        om = c.get("/metrics", headers={"accept": PROMETHEUS_ACCEPT}).text
+        assert families(om, openmetrics=True)["hvstat_storage_write_seconds"].type == "counter"
+    # Without [storage] there are none.
+    assert b"hvstat_storage_" not in P.render(None, [], [], "1")
 
 
 # --- promtool ------------------------------------------------------------------------------------------

@@ -51,6 +51,7 @@ from hvstat.remote_write import (
     snappy_decompress,
     url_without_credentials,
 )
+from hvstat.rollups import StorageCounts
 from test_prometheus import Case, case, node, recorded  # noqa: F401 - the fixtures of the /metrics tests
 
 # --- the same series as /metrics -------------------------------------------------------------------
@@ -217,6 +218,7 @@ async def _until(cond: Any, what: str, secs: float = 20.0) -> None:
 @pytest.mark.unit
 def test_answers_retry_drop_and_send(tmp_path: Path) -> None:
     sample = live_node()
+    storage = StorageCounts(bytes=4096, write_seconds_sum=0.5, write_attempts=3, errors=1)  # [storage]'s writer's counters
     with Receiver() as rx:
         settings = RemoteWriteSettings(
             enabled=True, url=rx.url, buffer_dir=str(tmp_path), backoff=0.05, backoff_max=0.2, headers={"Authorization": "Bearer s3cret"}
@@ -224,7 +226,7 @@ def test_answers_retry_drop_and_send(tmp_path: Path) -> None:
 
         async def run() -> None:
             # interval 3600: batches are made by the explicit flush() calls below only.
-            w = RemoteWriter(settings, 3600, version="9.9.9")
+            w = RemoteWriter(settings, 3600, version="9.9.9", storage=storage)
             w.start()
             try:
                 # 503, 429 and a refused connection would all be retried; 503 then 429 here.
@@ -260,6 +262,8 @@ def test_answers_retry_drop_and_send(tmp_path: Path) -> None:
         ts = round(sample.timestamp * 1000)
         assert set(rx.timestamps("hvstat_node_cpu_seconds_total", cpu="0", mode="user")) == {ts}
         assert rx.timestamps("hvstat_build_info", version="9.9.9")
+        for name in ("hvstat_storage_bytes", "hvstat_storage_write_seconds_total", "hvstat_storage_writes_total", "hvstat_storage_errors_total"):
+            assert rx.timestamps(name), name
 
 
 # --- a real hvstat serve ---------------------------------------------------------------------------

@@ -87,14 +87,16 @@ def alert_engine(settings: Settings, hub: Hub, notifiers: list[QueueNotifier]) -
     )
 
 
-def remote_writer(settings: Settings, sources: Callable[[], list[SourceHealth]], alerts: AlertEngine | None) -> RemoteWriter | None:
+def remote_writer(
+    settings: Settings, sources: Callable[[], list[SourceHealth]], alerts: AlertEngine | None, rollups: RollupWriter | None = None
+) -> RemoteWriter | None:
     """``[remote_write]``'s writer, or None when it is off. Its batches come every
     ``remote_write.interval`` seconds (default: the node's interval)."""
     rw = settings.remote_write
     if not rw.enabled:
         return None
     interval = rw.interval if rw.interval is not None else settings.monitoring.node_metrics_interval
-    writer = RemoteWriter(rw, interval, version=__version__, sources=sources, alerts=alerts)
+    writer = RemoteWriter(rw, interval, version=__version__, sources=sources, alerts=alerts, storage=None if rollups is None else rollups.counts)
     log.info("remote write to %s every %gs, buffered in %s", rw.url, interval, rw.buffer_dir)
     return writer
 
@@ -150,7 +152,6 @@ async def running(settings: Settings, reload_settings: Callable[[], Settings] | 
     )
     notifiers = build_notifiers(settings.alerts, version=__version__) if settings.alerts.enabled else []
     alerts = alert_engine(settings, hub, notifiers)
-    remote_write = remote_writer(settings, lambda: [s.health() for s in sources.values()], alerts)
     # [storage] path: the on-disk history, one more listener (hvstat/rollups.py); "" or unset
     # (Settings() built in code; load_settings fills in the default path) keeps history in memory.
     rollups = RollupWriter(settings.storage, node_interval=m.node_metrics_interval) if settings.storage.path else None
@@ -158,6 +159,7 @@ async def running(settings: Settings, reload_settings: Callable[[], Settings] | 
         rollups.start()  # StorageLockedError when another process holds the path: no start
         if alerts is not None:
             alerts.on_resolved = rollups.record_alert
+    remote_write = remote_writer(settings, lambda: [s.health() for s in sources.values()], alerts, rollups)
     bus = SampleBus(store)
     bus.subscribe("hub", hub)
     if rollups is not None:

@@ -27,7 +27,7 @@ every family's series to a sink as (label key, value) pairs. ``_Exposition`` mak
 lines (its label keys are the label text, built once per entity); ``SeriesSink`` makes
 ``(name, labels, value)`` tuples, which remote write encodes. So both export exactly the same series.
 
-This module sits below the sinks: hvstat's own series (alerts, the hub, remote write) are read
+This module sits below the sinks: hvstat's own series (alerts, the hub, remote write, storage) are read
 through the small protocols below, never by importing those modules.
 """
 
@@ -88,6 +88,19 @@ class RemoteWriteCounts(Protocol):
     def buffer_samples(self) -> int: ...
     @property
     def last_success(self) -> float | None: ...
+
+
+class StorageCounts(Protocol):
+    """What the on-disk history (``[storage]``, its writer's counters) tells /metrics."""
+
+    @property
+    def bytes(self) -> int: ...
+    @property
+    def write_seconds_sum(self) -> float: ...
+    @property
+    def write_attempts(self) -> int: ...
+    @property
+    def errors(self) -> int: ...
 
 
 CONTENT_TYPE_TEXT = "text/plain; version=0.0.4; charset=utf-8"
@@ -895,6 +908,44 @@ def _remote_write(out: Sink, rw: RemoteWriteCounts) -> None:
     out.one(REMOTE_WRITE_LAST_SUCCESS, rw.last_success)
 
 
+# A counter of seconds, not the last write's duration: a gauge of the last write shows whatever
+# write a scrape happened to follow (a 60 s bucket's one commit between two 15 s scrapes is seen
+# four times, a slow one between them never); rate() of the counter is the share of a core spent
+# writing, and divided by rate(hvstat_storage_writes_total) the mean duration of a write, over
+# any window (node_exporter's node_disk_io_time_seconds_total, a summary's _sum and _count).
+STORAGE_BYTES = gauge(
+    "hvstat_storage_bytes",
+    "Bytes of the on-disk history: the database file and its write-ahead log.",
+    unit="bytes",
+    source="/health storage.bytes",
+)
+STORAGE_WRITE_SECONDS = counter(
+    "hvstat_storage_write_seconds_total",
+    "Seconds the storage writer spent in write transactions (committed or failed), since the start.",
+    unit="seconds",
+    source="[storage]: wall time of each write transaction",
+)
+STORAGE_WRITES = counter(
+    "hvstat_storage_writes_total",
+    "Write transactions of the storage writer (one per closed bucket), committed or failed.",
+    unit="transactions",
+    source="[storage]: write transactions begun",
+)
+STORAGE_ERRORS = counter(
+    "hvstat_storage_errors_total",
+    "Storage failures: a write or an open the disk refused (full, read-only, corrupt), or a sample the writer could not take.",
+    unit="errors",
+    source="[storage]: failures (/health storage.error holds the last one while it lasts)",
+)
+
+
+def _storage(out: Sink, st: StorageCounts) -> None:
+    out.one(STORAGE_BYTES, st.bytes)
+    out.one(STORAGE_WRITE_SECONDS, st.write_seconds_sum)
+    out.one(STORAGE_WRITES, st.write_attempts)
+    out.one(STORAGE_ERRORS, st.errors)
+
+
 def walk_own(
     out: Sink,
     sources: Iterable[SourceHealth],
@@ -902,8 +953,10 @@ def walk_own(
     alerts: AlertCounts | None = None,
     remote_write: RemoteWriteCounts | None = None,
     hub: HubCounts | None = None,
+    storage: StorageCounts | None = None,
 ) -> None:
-    """hvstat's own series: alerts, source health, build info, remote write, the WebSocket hub."""
+    """hvstat's own series: alerts, source health, build info, remote write, the WebSocket hub,
+    the on-disk history."""
     if alerts is not None:
         _alerts(out, alerts)
     _sources(out, sources)
@@ -912,6 +965,8 @@ def walk_own(
         _remote_write(out, remote_write)
     if hub is not None:
         _hub(out, hub)
+    if storage is not None:
+        _storage(out, storage)
 
 
 # --- the endpoint ------------------------------------------------------------------------------------
@@ -946,6 +1001,7 @@ def collect(
     alerts: AlertCounts | None = None,
     remote_write: RemoteWriteCounts | None = None,
     hub: HubCounts | None = None,
+    storage: StorageCounts | None = None,
 ) -> None:
     """Every series of one scrape into ``out``: node, containers, VMs, users, hvstat's own."""
     if node is not None:
@@ -954,7 +1010,7 @@ def collect(
     walk_vms(out, vms)
     if processes is not None:
         walk_processes(out, processes)
-    walk_own(out, sources, version, alerts, remote_write, hub)
+    walk_own(out, sources, version, alerts, remote_write, hub, storage)
 
 
 def render(
@@ -968,9 +1024,10 @@ def render(
     alerts: AlertCounts | None = None,
     remote_write: RemoteWriteCounts | None = None,
     hub: HubCounts | None = None,
+    storage: StorageCounts | None = None,
     openmetrics: bool = False,
 ) -> bytes:
     """The whole exposition of one scrape: node, containers, VMs, hvstat's own health."""
     out = _Exposition(openmetrics)
-    collect(out, node, containers, sources, version, vms=vms, processes=processes, alerts=alerts, remote_write=remote_write, hub=hub)
+    collect(out, node, containers, sources, version, vms=vms, processes=processes, alerts=alerts, remote_write=remote_write, hub=hub, storage=storage)
     return out.finish()

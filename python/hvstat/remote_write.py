@@ -382,6 +382,7 @@ class RemoteWriter:
         version: str,
         sources: Callable[[], Sequence[SourceHealth]] = lambda: (),
         alerts: P.AlertCounts | None = None,
+        storage: P.StorageCounts | None = None,
     ) -> None:
         if SNAPPY_MISSING is not None:
             raise RuntimeError(SNAPPY_MISSING)
@@ -392,6 +393,7 @@ class RemoteWriter:
         self.version = version
         self._sources = sources
         self._alerts = alerts
+        self._storage = storage
         self.buffer = Buffer(settings.buffer_dir, settings.buffer_max_bytes)
         if len(self.buffer):
             log.info("remote write: %d batches (%d samples) from before the restart are sent first", len(self.buffer), self.buffer.samples)
@@ -469,7 +471,7 @@ class RemoteWriter:
 
     def _own(self, now: float) -> Group:
         sink = P.SeriesSink()
-        P.walk_own(sink, self._sources(), self.version, self._alerts, self.status())
+        P.walk_own(sink, self._sources(), self.version, self._alerts, self.status(), storage=self._storage)
         return timestamp_ms(now), sink.series
 
     async def flush(self) -> Batch | None:

@@ -481,7 +481,9 @@ class StorageCounts:
     """What /metrics and /health say about the database."""
 
     bytes: int = 0
+    # Seconds spent in write transactions and how many were begun (committed or failed).
     write_seconds_sum: float = 0.0
+    write_attempts: int = 0
     writes: int = 0
     errors: int = 0
     buckets_dropped: int = 0
@@ -709,6 +711,7 @@ class RollupWriter:
             db = self._db
             assert db is not None
         t0 = time.perf_counter()
+        self.counts.write_attempts += 1
         now = self.clock()
         pending, alerts, events = self._pending, self._pending_alerts, self._pending_events
         try:

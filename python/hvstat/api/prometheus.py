@@ -48,6 +48,7 @@ async def metrics(request: Request) -> Response:
         alerts=state.alerts,
         remote_write=None if state.remote_write is None else state.remote_write.status(),
         hub=state.hub,
+        storage=None if state.rollups is None else state.rollups.counts,
         openmetrics=om,
     )
     return Response(body, media_type=CONTENT_TYPE_OPENMETRICS if om else CONTENT_TYPE_TEXT)
