@@ -12,6 +12,7 @@ import msgspec
 import pytest
 from starlette.testclient import TestClient
 
+import procsamples
 from hvstat import exposition as P
 from hvstat.alerts.engine import NO_DATA_EVALUATIONS, AlertEngine
 from hvstat.alerts.rules import Rule, compile_rules
@@ -261,6 +262,42 @@ def test_vm_rules_run_on_vm_samples_only() -> None:
 
 
 # --- several entities, the views, the bounds ---------------------------------------------------------------------
+
+
+def test_user_and_process_rules_on_process_samples() -> None:
+    """Per-user alerts (entity user:<name>), persistent heavy users, one PID's alert; a user leaving
+    the view resolves its alert; node and guest samples do not touch them."""
+    e, clock, _, rec = engine(
+        {"metric": "user[*].cpu_percent", "threshold": 100, "for": "10s"},
+        {"metric": "user.persistent_heavy", "op": "==", "threshold": 1, "for": "0"},
+        {"metric": "process.rss_bytes", "threshold": 1 << 30, "for": "0", "select": {"name": "backup*"}},
+    )
+
+    def feed(alice_cpu: float, *, bob: bool = True, bob_heavy: bool = False, backup_rss: int = 1 << 20) -> None:
+        users = [procsamples.user("alice", 1000, cpu=alice_cpu)]
+        if bob:
+            users.append(procsamples.user("bob", 1001, cpu=5.0, heavy=bob_heavy))
+        procs = [procsamples.process(7, "backup.sh", "bob", 1001, rss=backup_rss), procsamples.process(8, "bash", "alice", 1000, rss=4 << 30)]
+        e.on_sample(procsamples.sample(clock(), users, procs))
+        clock.advance(5)
+
+    feed(150.0)
+    feed(150.0)
+    assert rec.got == [] and [(a.entity, a.state) for a in e.active()] == [("user:alice", "pending")]
+    feed(150.0, bob_heavy=True, backup_rss=2 << 30)
+    fired = {(m.rule, m.entity, m.entity_name) for m in rec.got}
+    assert fired == {("r0", "user:alice", "alice"), ("r1", "user:bob", "bob"), ("r2", "process:7", "backup.sh")}
+    assert all(m.__struct_config__.tag == "AlertTriggered" for m in rec.got)
+    rec.got.clear()
+    e.on_node(node(cpu=99.0))
+    assert rec.got == []
+    feed(10.0, bob=False, backup_rss=1 << 20)  # alice cleared, bob left the per-user view, backup shrank
+    assert {(m.rule, m.entity, m.reason) for m in rec.got if isinstance(m, AlertResolvedMessage)} == {
+        ("r0", "user:alice", "cleared"),
+        ("r1", "user:bob", "vanished"),
+        ("r2", "process:7", "cleared"),
+    }
+    assert [i.kind for i in e.rule_infos()] == ["user", "user", "process"]
 
 
 def test_counts_rule_infos_and_metrics_series() -> None:

@@ -9,13 +9,15 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
 
+import procsamples
 from helpers import clean_env
-from hvstat.alerts.rules import RuleError, check_template, compile_expr, compile_rules, format_duration, parse_duration
-from hvstat.config import ConfigError, load_settings
+from hvstat.alerts.rules import Rule, RuleError, check_template, compile_expr, compile_rule, compile_rules, format_duration, parse_duration
+from hvstat.config import AlertRuleSettings, ConfigError, load_settings
 from hvstat.models import (
     ContainerMetrics,
     Filesystem,
@@ -23,6 +25,8 @@ from hvstat.models import (
     Pressure,
     PressureAll,
     PressureLine,
+    ProcessMetrics,
+    UserMetrics,
     VmMetrics,
 )
 
@@ -142,8 +146,14 @@ def test_kind_comes_from_the_first_path() -> None:
     ("metric", "message"),
     [
         ("", "metric: empty"),
-        ("cpu_usage", "must start with node., container. or vm."),
-        ("host.cpu_usage", "must start with node., container. or vm."),
+        ("cpu_usage", "must start with node., container., vm., user. or process."),
+        ("host.cpu_usage", "must start with node., container., vm., user. or process."),
+        ("user.cpu", "UserMetrics has no field 'cpu'"),
+        ("user[1000].cpu_percent", "takes a quoted user name or *"),
+        ('process["nginx"].cpu_percent', "takes a PID or *"),
+        ('node["x"].cpu_usage', "must be followed by a field"),
+        ("process.name", "is text, not a number"),
+        ('user["a"].rss_bytes / user["b"].processes', "names two different users"),
         ("node", "must be followed by a field"),
         ("node.", "ends too early"),
         ("node.cpu_usag", "NodeMetrics has no field 'cpu_usag' in 'node.cpu_usag' (did you mean 'cpu_usage'?)"),
@@ -269,7 +279,7 @@ def rule(**keys: object) -> str:
         ({"op": "<", "resolve_threshold": 85}, "resolve_threshold: 85 is below the threshold 90"),
         ({"op": "==", "resolve_threshold": 85}, "resolve_threshold: not possible with op '=='"),
         ({"message": "{cpu}"}, "message: unknown placeholder {cpu}"),
-        ({"select": Toml('{ name = "web-*" }')}, "select: only rules on containers or VMs take a selector"),
+        ({"select": Toml('{ name = "web-*" }')}, "select: only rules on containers, VMs, users or processes take a selector"),
         ({"metric": "container.cpu_cores", "select": Toml('{ runtime = "dockr" }')}, "select.runtime: 'dockr' is not a runtime; one of docker, podman"),
         ({"metric": "vm.cpu_usage", "select": Toml('{ runtime = "docker" }')}, "select.runtime: 'docker' is not a runtime (for VMs: the origin); one of libvirt, qmp"),
         ({"metric": "vm.cpu_usage", "select": Toml('{ name = [] }')}, "select.name: expected a non-empty string or list of strings"),
@@ -364,7 +374,7 @@ def test_every_doc_example_loads(tmp_path: Path) -> None:
     for block in blocks:
         s = load(tmp_path, block.replace("/etc/hvstat/smtp-password", str(secret)))
         kinds |= {r.kind for r in compile_rules(s.alerts.rules)}  # type: ignore[attr-defined]
-    assert kinds == {"node", "container", "vm"}
+    assert kinds == {"node", "container", "vm", "user", "process"}
     names = {r.name for b in blocks for r in load(tmp_path, b.replace("/etc/hvstat/smtp-password", str(secret))).alerts.rules}  # type: ignore[attr-defined]
     # The usual rules the issue asks for: CPU, memory, disk full, guest memory, pressure.
     assert {"node-cpu-busy", "node-memory", "fs-full", "guest-memory", "node-memory-pressure"} <= names
@@ -417,3 +427,28 @@ def test_rule_structs_convert_like_the_config() -> None:
     assert compile_rules([raw])[0].for_secs == 60.0
     with pytest.raises(msgspec.ValidationError, match=r"\$\.for"):
         msgspec.convert({"name": "a", "metric": "vm.cpu_usage", "op": "<", "threshold": 5, "severity": "low", "for": [1]}, AlertRuleSettings)
+
+
+def test_user_and_process_rules_name_their_entity_or_take_every_one() -> None:
+    alice, bob = (msgspec.convert(procsamples.user(n, uid, cpu=c), UserMetrics) for n, uid, c in (("alice", 1000, 150.0), ("bob", 1001, 5.0)))
+    p = msgspec.convert(procsamples.process(42, "backup.sh", "alice", 1000, cpu=99.0), ProcessMetrics)
+
+    def compiled(metric: str, **keys: Any) -> Rule:
+        return compile_rule(msgspec.convert({"name": "r", "metric": metric, "op": ">", "threshold": 1, "severity": "low", **keys}, AlertRuleSettings))
+
+    for metric in ("user.cpu_percent", "user[*].cpu_percent", "user.cpu_usage"):
+        r = compiled(metric)
+        assert r.kind == "user" and r.expr.entity is None and r.selects(alice) and r.selects(bob)
+        assert r.expr.values(alice) == [(None, 150.0)]
+    r = compiled('user["alice"].rss_bytes / user["alice"].processes')
+    assert r.selects(alice) and not r.selects(bob) and r.expr.values(alice) == [(None, float(1 << 29))]
+    assert compiled("user.persistent_heavy").expr.values(alice) == [(None, 0.0)]
+    assert compiled("user.memory_percent", select={"name": "b*"}).selects(bob)
+    assert not compiled("user.memory_percent", select={"name": "b*"}).selects(alice)
+    r = compiled("process[42].cpu_percent")
+    assert r.kind == "process" and r.selects(p) and r.expr.values(p) == [(None, 99.0)]
+    assert not compiled("process[43].cpu_percent").selects(p)
+    assert compiled("process.rss_bytes", select={"name": "backup*"}).selects(p)
+    assert compiled("process.write_bytes_per_sec").expr.values(p) == [(None, 10.0)]
+    with pytest.raises(RuleError, match="only rules on containers or VMs take a runtime"):
+        compiled("user.cpu_percent", select={"runtime": "docker"})

@@ -439,7 +439,8 @@ class Alert(Wire, kw_only=True):
     # pending: the condition holds, for less than the rule's ``for``; firing: notified; resolved:
     # ended (history only).
     state: Literal["pending", "firing", "resolved"]
-    # What the alert is about, named as its topic: "node", "container:<id>", "vm:<id>".
+    # What the alert is about, named as its topic: "node", "container:<id>", "vm:<id>"; "user:<name>",
+    # "process:<pid>".
     entity: str
     # The node's host name, the container's or the VM's name.
     entity_name: str | None = None
@@ -488,7 +489,7 @@ class AlertRuleInfo(Wire, kw_only=True):
     """One rule of ``GET /api/alerts/rules``, as compiled from the config."""
 
     name: str
-    kind: Literal["node", "container", "vm"]
+    kind: Literal["node", "container", "vm", "user", "process"]
     metric: str
     op: AlertOp
     threshold: float
@@ -519,7 +520,8 @@ class AlertTriggeredMessage(WsMessage, tag="AlertTriggered", kw_only=True):
     alert_id: str
     rule: str
     severity: AlertSeverity
-    # What the alert is about, named as its topic: "node", "container:<id>", "vm:<id>".
+    # What the alert is about, named as its topic: "node", "container:<id>", "vm:<id>"; "user:<name>",
+    # "process:<pid>".
     entity: str
     entity_name: str | None = None
     item: str | None = None

@@ -43,6 +43,7 @@ from hvstat.models import (
     ContainersSample,
     NodeMetrics,
     NotifierStatus,
+    ProcessesSample,
     VmsSample,
     WsMessage,
 )
@@ -95,7 +96,7 @@ class AlertEngine:
         self._publish = publish
         self.notifiers = list(notifiers)
         self.clock = clock
-        self._by_kind: dict[str, list[Rule]] = {"node": [], "container": [], "vm": []}
+        self._by_kind: dict[str, list[Rule]] = {"node": [], "container": [], "vm": [], "user": [], "process": []}
         for r in self.rules:
             self._by_kind[r.kind].append(r)
         self._tracks: dict[str, dict[Key, _Track]] = {r.name: {} for r in self.rules}
@@ -116,6 +117,8 @@ class AlertEngine:
             self.on_containers(sample)
         elif isinstance(sample, VmsSample):
             self.on_vms(sample)
+        elif isinstance(sample, ProcessesSample):
+            self.on_processes(sample)
 
     def on_node(self, sample: NodeMetrics) -> None:
         self._evaluate("node", [("node", self.node_id, sample)])
@@ -125,6 +128,14 @@ class AlertEngine:
 
     def on_vms(self, sample: VmsSample) -> None:
         self._evaluate("vm", [(f"vm:{v.id}", v.name, v) for v in sample.vms])
+
+    def on_processes(self, sample: ProcessesSample) -> None:
+        """User rules on every user of the per-user view (``user:<name>``), process rules on every
+        process of the sample (``process:<pid>``, named by its command)."""
+        if self._by_kind["user"]:
+            self._evaluate("user", [(f"user:{u.user}", u.user, u) for u in sample.users])
+        if self._by_kind["process"]:
+            self._evaluate("process", [(f"process:{p.pid}", p.name, p) for p in sample.processes])
 
     # --- evaluation ---
 
@@ -341,7 +352,7 @@ class AlertEngine:
             out.append(
                 AlertRuleInfo(
                     name=r.name,
-                    kind=r.kind,  # type: ignore[arg-type]  # a key of rules.KINDS ("node" | "container" | "vm"); the parser types it str
+                    kind=r.kind,  # type: ignore[arg-type]  # a key of rules.KINDS (AlertRuleInfo.kind's Literal); the parser types it str
                     metric=r.metric,
                     op=r.op,
                     threshold=r.threshold,

@@ -1,16 +1,21 @@
 """Alert rules: the ``[[alerts.rules]]`` tables of the config compiled into ``Rule`` objects.
 
 A rule's ``metric`` is a small expression resolved against the msgspec Structs the sources already
-produce (``NodeMetrics``, ``ContainerMetrics``, ``VmMetrics``); it is parsed and type-checked once,
-at config load, and evaluated by plain attribute access, never by ``eval``::
+produce (``NodeMetrics``, ``ContainerMetrics``, ``VmMetrics``, and a ``ProcessesSample``'s
+``UserMetrics`` and ``ProcessMetrics``); it is parsed and type-checked once, at config load, and
+evaluated by plain attribute access, never by ``eval``::
 
     expr    := operand [ "/" operand ] [ "*" NUMBER ]
     operand := path
     path    := IDENT ( "." IDENT | "[" key "]" )*
     key     := STRING | INTEGER | "*"
 
-- The first path starts with the kind: ``node``, ``container`` or ``vm``; it decides which entities
-  the rule is evaluated for (the node; every container; every VM).
+- The first path starts with the kind: ``node``, ``container``, ``vm``, ``user`` or ``process``; it
+  decides which entities the rule is evaluated for (the node; every container; every VM; every
+  user of the per-user view, entity ``user:<name>``; every process, entity ``process:<pid>``).
+- ``user`` and ``process`` may name their entity right after the kind: ``user["alice"].cpu_percent``
+  (one user, by name), ``process[1234].rss_bytes`` (one PID), or ``user[*].cpu_percent`` (every
+  user: the same as ``user.cpu_percent``, written as a filesystem rule is).
 - ``a.b`` is a field of a Struct. A name that is not a field is split at an underscore when its
   first part is a Struct field: ``pressure.memory.some_avg10`` is ``pressure.memory.some.avg10``.
 - Aliases for guests, so that the headline names read the same for every kind: ``cpu_usage`` is
@@ -52,8 +57,10 @@ from hvstat.models import (
     Interface,
     NodeMetrics,
     PerCpu,
+    ProcessMetrics,
     Runtime,
     TemperatureReading,
+    UserMetrics,
     VcpuMetrics,
     VmDisk,
     VmMetrics,
@@ -73,12 +80,25 @@ OPS: dict[str, Callable[[float, float], bool]] = {
     "==": operator.eq,
     "!=": operator.ne,
 }
-KINDS: dict[str, type[msgspec.Struct]] = {"node": NodeMetrics, "container": ContainerMetrics, "vm": VmMetrics}
+KINDS: dict[str, type[msgspec.Struct]] = {
+    "node": NodeMetrics,
+    "container": ContainerMetrics,
+    "vm": VmMetrics,
+    "user": UserMetrics,
+    "process": ProcessMetrics,
+}
 ALIASES: dict[str, dict[str, str]] = {
     "node": {},
     "container": {"cpu_usage": "cpu_usage_percent", "memory_usage": "memory_usage_percent"},
     "vm": {"cpu_usage": "cpu_usage_percent", "memory_usage": "memory_usage_percent"},
+    "user": {"cpu_usage": "cpu_percent", "memory_usage": "memory_percent"},
+    "process": {"cpu_usage": "cpu_percent", "memory_usage": "memory_percent"},
 }
+# Kinds whose entity may be named after the kind (user["alice"], process[1234], user[*]): the field
+# that names it. Their entities' names for select.name: the user's name, the process's command name.
+ENTITY_KEYS: dict[str, str] = {"user": "user", "process": "pid"}
+NAME_FIELDS: dict[str, str] = {"container": "name", "vm": "name", "user": "user", "process": "name"}
+KIND_LIST = "node., container., vm., user. or process."
 # The field that names an element of a list of Structs, for list["key"] and list[*].
 LIST_KEYS: dict[type[msgspec.Struct], str] = {
     Filesystem: "mount_point",
@@ -264,6 +284,8 @@ class _Parser:
         self.text = text
         self.toks = _tokens(text)
         self.i = 0
+        # user["name"] / process[pid]: the one entity the rule is about (None: every one).
+        self.entity: str | int | None = None
 
     def peek(self) -> tuple[str, str, int] | None:
         return self.toks[self.i] if self.i < len(self.toks) else None
@@ -280,6 +302,23 @@ class _Parser:
         if v != value or kind not in ("punct",):
             raise RuleError(f"metric: expected {value!r} at position {pos + 1} of {self.text!r}, found {v!r}")
 
+    def entity_key(self, resolver: _Resolver) -> None:
+        """The entity named after a user or process kind (``["alice"]``, ``[1234]``, ``[*]``)."""
+        field = ENTITY_KEYS[resolver.kind]
+        kk, kv, kpos = self.take()
+        if kk == "punct" and kv == "*":
+            key: str | int | None = None
+        elif kk == "string" and field == "user":
+            key = _unquote(kv)
+        elif kk == "number" and field == "pid" and re.fullmatch(r"\d+", kv):
+            key = int(kv)
+        else:
+            want = "a quoted user name" if field == "user" else "a PID"
+            raise RuleError(f"metric: {resolver.kind}[...] at position {kpos + 1} of {self.text!r} takes {want} or *")
+        if self.entity is not None and key != self.entity:
+            raise RuleError(f"metric: {self.text!r} names two different {resolver.kind}s")
+        self.entity = key
+
     def path(self, resolver: _Resolver, start: mi.StructType | None) -> _Path:
         """A path. ``start`` None: it must begin with the kind; else it is relative to ``start``
         unless it begins with the kind anyway."""
@@ -292,13 +331,18 @@ class _Parser:
             self.take()
             t, top = resolver.root, True
             dot = self.peek()
+            if dot is not None and dot[1] == "[" and begin[1] in ENTITY_KEYS:
+                self.take()
+                self.entity_key(resolver)
+                self.expect("]")
+                dot = self.peek()
             if dot is None or dot[1] != ".":
                 raise RuleError(f"metric: {begin[1]!r} must be followed by a field, e.g. {begin[1]}.cpu_usage")
             self.take()
         elif begin[1] in KINDS:
             raise RuleError(f"metric: {self.text!r} mixes {resolver.kind!r} and {begin[1]!r}; a rule is about one kind")
         elif start is None:
-            raise RuleError(f"metric: {self.text!r} must start with node., container. or vm.")
+            raise RuleError(f"metric: {self.text!r} must start with {KIND_LIST}")
         else:
             t, top = start, start is resolver.root
         steps: list[Step] = []
@@ -369,6 +413,8 @@ class Expr:
     den: _Path | None
     den_relative: bool
     scale: float | None
+    # user["alice"], process[1234]: the rule is about that entity only (None: every entity of its kind).
+    entity: str | int | None = None
 
     @property
     def wildcard(self) -> bool:
@@ -436,7 +482,7 @@ def compile_expr(text: str) -> Expr:
     p = _Parser(text.strip())
     first = p.peek()
     if first is None or first[1] not in KINDS:
-        raise RuleError(f"metric: {text.strip()!r} must start with node., container. or vm.")
+        raise RuleError(f"metric: {text.strip()!r} must start with {KIND_LIST}")
     resolver = _Resolver(first[1])
     num = p.path(resolver, None)
     den: _Path | None = None
@@ -462,7 +508,7 @@ def compile_expr(text: str) -> Expr:
         raise RuleError(f"metric: unexpected {tok[1]!r} at position {tok[2] + 1} of {text!r}")
     if sum(1 for s in num.parent + num.last if s[0] == "each") > 1:
         raise RuleError(f"metric: at most one [*] per rule, in {text!r}")
-    return Expr(text.strip(), resolver.kind, num, den, relative, scale)
+    return Expr(text.strip(), resolver.kind, num, den, relative, scale, p.entity)
 
 
 # --- message templates --------------------------------------------------------------------------------
@@ -536,8 +582,10 @@ class Rule:
         return self.expr.text
 
     def selects(self, entity: Any) -> bool:
-        """Whether the rule applies to this guest (always for the node)."""
-        if self.select_names and not any(fnmatch.fnmatchcase(entity.name, p) for p in self.select_names):
+        """Whether the rule applies to this guest, user or process (always for the node)."""
+        if self.expr.entity is not None and getattr(entity, ENTITY_KEYS[self.kind]) != self.expr.entity:
+            return False
+        if self.select_names and not any(fnmatch.fnmatchcase(getattr(entity, NAME_FIELDS[self.kind]) or "", p) for p in self.select_names):
             return False
         if self.select_runtimes:
             runtime = entity.runtime if self.kind == "container" else entity.origin
@@ -593,10 +641,12 @@ def compile_rule(raw: AlertRuleSettings) -> Rule:
     runtimes: tuple[str, ...] = ()
     if raw.select is not None:
         if expr.kind == "node":
-            raise RuleError("select: only rules on containers or VMs take a selector (there is one node)")
+            raise RuleError("select: only rules on containers, VMs, users or processes take a selector (there is one node)")
         names = _str_list(raw.select.name, "select.name")
         runtimes = _str_list(raw.select.runtime, "select.runtime")
-        allowed = RUNTIMES[expr.kind]
+        if runtimes and expr.kind not in RUNTIMES:
+            raise RuleError(f"select.runtime: only rules on containers or VMs take a runtime (select.name is a {expr.kind}'s name)")
+        allowed = RUNTIMES.get(expr.kind, ())
         bad = [r for r in runtimes if r not in allowed]
         if bad:
             what = "runtime" if expr.kind == "container" else "runtime (for VMs: the origin)"
