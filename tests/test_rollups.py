@@ -256,6 +256,75 @@ def test_alerts_and_vm_events_come_back_from_disk(tmp_path: Path) -> None:
         w.close()
 
 
+def test_disk_answers_equal_the_samples_at_every_step(tmp_path: Path) -> None:
+    """The columnar read and the step merge (hvstat/rollups.py RollupReader.buckets, history.py
+    merge_steps) against min/avg/max computed from the samples themselves: gaps (no samples for
+    20 min), samples without the field (null), steps of one bucket and of several."""
+    import math
+    import struct
+
+    from hvstat.rollups import encode_bucket
+
+    clock = Clock()
+    w = writer(tmp_path / "h.db", clock, tiers=[StorageTier(bucket=60, span=86400), StorageTier(bucket=300, span=2 * 86400), StorageTier(bucket=3600, span=30 * 86400)])
+    rnd = random.Random(5)
+    fed: list[tuple[float, float | None]] = []
+    try:
+        t = T0
+        while t < T0 + 4 * 3600:
+            clock.now = t
+            if not T0 + 3600 <= t < T0 + 3600 + 1200:  # a gap of 20 min
+                cpu = None if rnd.random() < 0.1 else rnd.random() * 100
+                w.on_sample(node(t, cpu))  # type: ignore[arg-type]
+                fed.append((t, cpu))
+            t += 10
+        w.flush()
+        store = Store(HistoryConfig())
+        hist = HistoryService(store, w, started=clock.now, clock=clock)
+        f32 = lambda v: struct.unpack("<f", struct.pack("<f", v))[0]  # noqa: E731
+        until = clock.now // 60 * 60 - 1  # the last minute is left out (a bucket counts when it starts by until)
+        for step in (60.0, 300.0, 600.0, 3600.0):
+            a = hist.query(store.node_kind, "node", None, since=T0 - 3600, until=until, step=step, fields=["cpu_usage"], max_points=10_000)
+            tb = {t.name: t.bucket for t in w.tiers}[a.tier]
+            got = a.result.series["cpu_usage"]
+            assert isinstance(got, SeriesStats)
+            expect: dict[float, list[float]] = {}
+            for ts, cpu in fed:
+                if ts // tb * tb <= until:
+                    expect.setdefault(math.floor(ts / step) * step, [])
+                    if cpu is not None:
+                        expect[math.floor(ts / step) * step].append(cpu)
+            assert a.result.timestamps == sorted(expect), step
+            # A step's mean: the tier's bucket means weighted by the bucket's samples (nulls included:
+            # a bucket keeps one sample count, docs/api.md).
+            means: dict[float, list[tuple[float, int]]] = {}
+            for b0 in sorted({ts // tb * tb for ts, _ in fed if ts // tb * tb <= until}):
+                inb = [cpu for ts, cpu in fed if ts // tb * tb == b0]
+                known = [c for c in inb if c is not None]
+                if known:
+                    means.setdefault(math.floor(b0 / step) * step, []).append((sum(known) / len(known), len(inb)))
+            for i, at in enumerate(a.result.timestamps):
+                vals = expect[at]
+                mean = sum(m * n for m, n in means[at]) / sum(n for _, n in means[at])
+                # float32 on disk; the buckets not on disk yet (the open ones) come exact from memory.
+                assert got.min[i] in (f32(min(vals)), min(vals)) and got.max[i] in (f32(max(vals)), max(vals)), (step, at)
+                assert got.avg[i] == pytest.approx(mean, rel=1e-6), (step, at)
+        # A recent row written after its chunk was packed (the next pack merges it) wins over the slot.
+        assert w.reader is not None
+        packed = w.reader.buckets("node", "node", w.tiers[0], T0, T0 + 1800, ["cpu_usage"])
+        at = packed.ts[3]
+        db = sqlite3.connect(tmp_path / "h.db")
+        eid, lid = db.execute("SELECT c.entity, c.layout FROM chunks c WHERE c.tier = 0 LIMIT 1").fetchone()
+        nf = len(w.kinds["node"].fields)
+        db.execute("INSERT INTO recent VALUES (?, 0, ?, ?, ?)", (eid, at, lid, encode_bucket(7, [1.0] * nf, [2.0] * nf, [3.0] * nf)))
+        db.commit()
+        again = w.reader.buckets("node", "node", w.tiers[0], T0, T0 + 1800, ["cpu_usage"])
+        assert again.ts == packed.ts and again.counts[3] == 7 and (again.mins[0][3], again.avgs[0][3], again.maxs[0][3]) == (1.0, 2.0, 3.0)
+        assert again.avgs[0][:3] == packed.avgs[0][:3] and again.avgs[0][4:] == packed.avgs[0][4:]
+    finally:
+        w.close()
+
+
 def test_backup_is_a_consistent_copy_while_writing(tmp_path: Path) -> None:
     clock = Clock()
     w = writer(tmp_path / "h.db", clock)

@@ -37,33 +37,53 @@ class Answer:
     tier: str
 
 
-def _nones(values: Sequence[float]) -> list[float | None]:
-    return [None if v != v else v for v in values]
+def _ints(values: list[float | None]) -> list[int | float | None]:
+    return [None if v is None else int(v) for v in values]
 
 
 def merge_steps(buckets: Buckets, extra: Sequence[tuple[float, int, list[float], list[float], list[float]]], step: float, fields: Sequence[str], integers: frozenset[str], since: float, until: float, max_points: int) -> HistoryResult:
     """Buckets (persisted, then ``extra``: unwritten ones, which win over a persisted bucket of the
     same start) grouped into steps of ``step`` seconds (a multiple of the bucket): min of mins, max
-    of maxes, the average weighted by each bucket's sample count."""
-    rows: dict[float, tuple[int, list[float | None], list[float | None], list[float | None]]] = {}
+    of maxes, the average weighted by each bucket's sample count. A step of one bucket (the usual
+    answer: a tier's own buckets) takes the columns as they are."""
     k = len(fields)
-    for i, at in enumerate(buckets.ts):
-        rows[at] = (buckets.counts[i], [buckets.mins[j][i] for j in range(k)], [buckets.avgs[j][i] for j in range(k)], [buckets.maxs[j][i] for j in range(k)])
+    ts, counts = buckets.ts, buckets.counts
+    cols = [*buckets.mins, *buckets.avgs, *buckets.maxs]  # min of each field, avg of each, max of each
     lo = since - buckets.tier.bucket
-    for at, n, mn, av, mx in extra:
-        if lo < at <= until:
-            rows[at] = (n, _nones(mn), _nones(av), _nones(mx))
-    groups: dict[float, list[float]] = {}
-    for at in sorted(rows):
-        groups.setdefault(math.floor(at / step) * step, []).append(at)
-    if len(groups) > max_points:
-        raise HistoryQueryError(
-            "too many points",
-            {"points": len(groups), "max_points": max_points, "hint": f"narrow the range or use a larger step (at least {math.ceil((until - since) / max_points)} s for this range)"},
-        )
+    extra = [e for e in extra if lo < e[0] <= until]
+    if extra:
+        ts, counts, cols = list(ts), list(counts), [list(c) for c in cols]
+        pos = {t: i for i, t in enumerate(ts)}
+        for at, n, mn, av, mx in extra:
+            i = pos.get(at)
+            if i is None:
+                i = pos[at] = len(ts)
+                ts.append(at)
+                counts.append(n)
+                for c in cols:
+                    c.append(None)
+            counts[i] = n
+            for col, v in zip(cols, (*mn, *av, *mx), strict=True):
+                col[i] = None if v != v else v
+        if any(a >= b for a, b in zip(ts, ts[1:])):
+            order = sorted(range(len(ts)), key=ts.__getitem__)
+            ts, counts, cols = [ts[i] for i in order], [counts[i] for i in order], [[c[i] for i in order] for c in cols]
     series: dict[str, list[int | float | None] | SeriesStats] = {}
+    if step == buckets.tier.bucket:  # bucket starts are multiples of the bucket: one bucket per step
+        if len(ts) > max_points:
+            raise _too_many(len(ts), max_points, since, until)
+        for j, f in enumerate(fields):
+            lows, means, highs = cols[j], cols[k + j], cols[2 * k + j]
+            series[f] = SeriesStats(min=_ints(lows) if f in integers else list(lows), avg=means, max=_ints(highs) if f in integers else list(highs))
+        return HistoryResult("min/avg/max", step, list(ts), series)
+    groups: dict[float, list[int]] = {}
+    for i, at in enumerate(ts):
+        groups.setdefault(math.floor(at / step) * step, []).append(i)
+    if len(groups) > max_points:
+        raise _too_many(len(groups), max_points, since, until)
     starts = list(groups)
     for j, f in enumerate(fields):
+        col_min, col_avg, col_max = cols[j], cols[k + j], cols[2 * k + j]
         mins: list[int | float | None] = []
         avgs: list[float | None] = []
         maxs: list[int | float | None] = []
@@ -72,17 +92,17 @@ def merge_steps(buckets: Buckets, extra: Sequence[tuple[float, int, list[float],
             hi_v: float | None = None
             total = 0.0
             weight = 0
-            for at in groups[g]:
-                n, r_min, r_avg, r_max = rows[at]
-                a, lo_j, hi_j = r_avg[j], r_min[j], r_max[j]
+            for i in groups[g]:
+                a, lo_j, hi_j = col_avg[i], col_min[i], col_max[i]
                 if a is None:
                     continue
                 if lo_j is not None and (lo_v is None or lo_j < lo_v):
                     lo_v = lo_j
                 if hi_j is not None and (hi_v is None or hi_j > hi_v):
                     hi_v = hi_j
-                total += a * max(n, 1)
-                weight += max(n, 1)
+                n = max(counts[i], 1)
+                total += a * n
+                weight += n
             if f in integers:
                 mins.append(None if lo_v is None else int(lo_v))
                 maxs.append(None if hi_v is None else int(hi_v))
@@ -92,6 +112,13 @@ def merge_steps(buckets: Buckets, extra: Sequence[tuple[float, int, list[float],
             avgs.append(total / weight if weight else None)
         series[f] = SeriesStats(min=mins, avg=avgs, max=maxs)
     return HistoryResult("min/avg/max", step, starts, series)
+
+
+def _too_many(points: int, max_points: int, since: float, until: float) -> HistoryQueryError:
+    return HistoryQueryError(
+        "too many points",
+        {"points": points, "max_points": max_points, "hint": f"narrow the range or use a larger step (at least {math.ceil((until - since) / max_points)} s for this range)"},
+    )
 
 
 class HistoryService:
