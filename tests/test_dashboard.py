@@ -223,7 +223,12 @@ def test_stacked_disks_are_marked_and_left_out_of_the_total(tmp_path: Path, brow
                 if f[2] in ("nvme0n1", "dm-0"):
                     f[5] = str(int(f[5]) + 2048)
                     lines[i] = " ".join(f)
-            diskstats.write_text("\n".join(lines) + "\n")
+            # In place (hvstat keeps the file open, so no rename), and never through an empty file:
+            # write_text truncates first, and a tick that read in that window saw no disks at all.
+            # The counters only grow, so the new text is never shorter than the old.
+            with diskstats.open("r+") as fh:
+                fh.write("\n".join(lines) + "\n")
+                fh.truncate()
 
     writer = threading.Thread(target=read_through_lvm, daemon=True)
     writer.start()
