@@ -76,6 +76,7 @@ def _sighup_too_early(signum: int, frame: FrameType | None) -> None:
 def _serve(settings: Settings, reload_settings: Callable[[], Settings] | None = None) -> None:
     import uvicorn
 
+    from hvstat.api.transport import WebSocketProtocol, http_protocol
     from hvstat.app import create_app
 
     if settings.remote_write.enabled:
@@ -126,8 +127,10 @@ def _serve(settings: Settings, reload_settings: Callable[[], Settings] | None = 
         ws_per_message_deflate=False,
         # The sans-I/O protocol of the websockets package (a dependency): the legacy one is
         # deprecated, and took about 20 % more server CPU per fan-out at 1000 clients, with a
-        # longer tail (bench/README.md, "WebSocket fan-out").
-        ws="websockets-sansio",
+        # longer tail (bench/README.md, "WebSocket fan-out"). hvstat's subclasses add a request
+        # read time (server.request_timeout) and reset a dropped client's socket (api/transport.py).
+        ws=WebSocketProtocol,
+        http=http_protocol(settings.server.request_timeout),
     )
 
 

@@ -67,6 +67,12 @@ class ServerSettings(_Table, frozen=True, kw_only=True):
     max_query_bytes: Annotated[int, msgspec.Meta(ge=64, le=65536)] = 4096
     # Seconds a /ws client without a token in its handshake has to send {"type": "auth", ...}.
     ws_auth_timeout: Annotated[float, msgspec.Meta(gt=0, le=60)] = 5.0
+    # Seconds a connection has to send a whole request (head and body); then 408 and closed.
+    request_timeout: Annotated[float, msgspec.Meta(ge=1, le=300)] = 10.0
+    # Host names (or addresses) requests may name in their Host header besides the bind address
+    # and, on a loopback bind, localhost and the loopback addresses: the DNS-rebinding check
+    # (docs/operations.md, "Security"). ["*"] turns the check off.
+    allowed_hosts: list[str] = []
 
 
 class MonitoringSettings(_Table, frozen=True, kw_only=True):
@@ -531,6 +537,9 @@ def _check_server(server: ServerSettings, path: object) -> None:
     bad = [p for p in server.public_paths if not p.startswith("/")]
     if bad:
         raise ConfigError(f"config key server.public_paths{where}: not a path (must start with /): {', '.join(map(repr, bad))}")
+    bad = [h for h in server.allowed_hosts if h != "*" and (not h or any(c in h for c in "/@ \t"))]
+    if bad:
+        raise ConfigError(f"config key server.allowed_hosts{where}: not a host name or address: {', '.join(map(repr, bad))}")
     for origin in server.allowed_origins:
         parts = urllib.parse.urlsplit(origin)
         if origin != "*" and (parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("", "/") or parts.query):

@@ -17,6 +17,12 @@ Policy (docs/operations.md, "Security"; docs/api.md, "Authentication"):
 - Every token given is compared with every configured one by ``hmac.compare_digest`` (constant
   time for equal lengths), without stopping at the first match: how long the check takes says
   nothing about which token matched or how much of one did.
+- Host check (DNS rebinding): a request that came in on a loopback address must name in its
+  ``Host`` header localhost (or a ``*.localhost`` name), an IP address, this machine's host name,
+  the bind address or an entry of ``[server] allowed_hosts``; anything else is a 403 (REST and the
+  WebSocket handshake alike), before the token is looked at. A page on a rebinding domain
+  (``evil.example`` made to resolve to 127.0.0.1) sends ``Host: evil.example``. On other addresses
+  the check applies once ``allowed_hosts`` is set; ``["*"]`` turns it off.
 - Limits: a request body over ``max_body_bytes`` is a 413 (hvstat only has GET routes: a body is
   never needed), a query string over ``max_query_bytes`` a 414.
 """
@@ -24,8 +30,11 @@ Policy (docs/operations.md, "Security"; docs/api.md, "Authentication"):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
+import ipaddress
 import logging
+import socket
 import urllib.parse
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -38,7 +47,7 @@ from starlette.websockets import WebSocket
 
 from hvstat.api.ui import _wants_html
 from hvstat.models import ErrorBody, encoder
-from hvstat.settings import ServerSettings
+from hvstat.settings import ServerSettings, is_loopback
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +143,37 @@ def origin_allowed(origin: str | None, host: str | None, allowed: tuple[str, ...
     return bool(theirs[0]) and theirs == _host_port(host, parts.scheme)
 
 
+class HostCheck:
+    """Which ``Host`` headers a request may carry (see the module docstring); ``None`` names
+    accept every host."""
+
+    def __init__(self, bind: str, allowed: Iterable[str]) -> None:
+        allowed = tuple(h.strip().lower().rstrip(".") for h in allowed)
+        self.off = "*" in allowed
+        self.always = bool(allowed)
+        names = {bind.strip("[]").lower(), "localhost", *allowed}
+        with contextlib.suppress(OSError):
+            names.add(socket.gethostname().lower())
+        self.names = frozenset(names)
+
+    def allows(self, host: str | None, server: Any = None) -> bool:
+        """``host``: the Host header; ``server``: the ASGI scope's (address, port) it came in on."""
+        if self.off or host is None:  # no Host header: HTTP/1.0, not a browser
+            return True
+        if not self.always and not (server and is_loopback(str(server[0]))):
+            return True
+        name = _host_port(host.strip(), "http")[0].rstrip(".")
+        if not name:
+            return False
+        if name in self.names or name.endswith(".localhost"):
+            return True
+        try:
+            ipaddress.ip_address(name)
+        except ValueError:
+            return False
+        return True  # an address: no name that could be rebound
+
+
 class SecurityMiddleware:
     """Request limits, Origin checks and tokens, before any route runs (see the module docstring)."""
 
@@ -147,8 +187,10 @@ class SecurityMiddleware:
         max_body_bytes: int = 0,
         max_query_bytes: int = 4096,
         ws_auth_timeout: float = 5.0,
+        hosts: HostCheck | None = None,
     ) -> None:
         self.app = app
+        self.hosts = hosts or HostCheck("*", ("*",))
         self.tokens = tokens
         self.public_paths = frozenset(public_paths)
         self.allowed_origins = tuple(o.rstrip("/").lower() for o in allowed_origins)
@@ -171,7 +213,18 @@ class SecurityMiddleware:
         # The dashboard's page itself; the JSON index at the same path needs a token.
         return path == "/" and _wants_html(Request(scope))
 
+    def _host_refused(self, scope: Scope) -> dict[str, Any] | None:
+        host = _header(scope, b"host")
+        if self.hosts.allows(host, scope.get("server")):
+            return None
+        log.info("request refused: Host %r not allowed (server.allowed_hosts)", host)
+        return {"host": host, "setting": "server.allowed_hosts", "hint": "connect by localhost or an address, or list the name in server.allowed_hosts"}
+
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        refused = self._host_refused(scope)
+        if refused is not None:
+            await _error(send, 403, "host not allowed", refused)
+            return
         query = scope.get("query_string", b"")
         if len(query) > self.max_query_bytes:
             await _error(send, 414, "query string too long", {"bytes": len(query), "max_bytes": self.max_query_bytes, "setting": "server.max_query_bytes"})
@@ -213,6 +266,10 @@ class SecurityMiddleware:
         await self.app(scope, receive, send)
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        refused = self._host_refused(scope)
+        if refused is not None:
+            await _deny(scope, send, 403, "host not allowed", refused)
+            return
         query = scope.get("query_string", b"")
         if len(query) > self.max_query_bytes:
             await _deny(scope, send, 414, "query string too long", {"bytes": len(query), "max_bytes": self.max_query_bytes})
@@ -321,4 +378,5 @@ def security_middleware_options(server: ServerSettings, tokens: tuple[str, ...])
         "max_body_bytes": server.max_body_bytes,
         "max_query_bytes": server.max_query_bytes,
         "ws_auth_timeout": server.ws_auth_timeout,
+        "hosts": HostCheck(server.host, server.allowed_hosts),
     }

