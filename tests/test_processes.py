@@ -21,11 +21,13 @@ import psutil
 import pytest
 from starlette.testclient import TestClient
 
+import procsamples
 from hvstat._native import ProcessSampler
 from hvstat.app import create_app
 from hvstat.config import MonitoringSettings, Settings
 from hvstat.models import ProcessesSample, processes_sample_decoder
 from hvstat.settings import ProcessSettings, ProcessUserSettings
+from hvstat.store import HistoryConfig, Store
 
 HZ = os.sysconf("SC_CLK_TCK")
 MIB = 1 << 20
@@ -283,3 +285,73 @@ def test_disabled_is_404() -> None:
         for path in ("/api/processes", "/api/users", "/status"):
             r = c.get(path)
             assert r.status_code == 404 and r.json()["detail"] == {"setting": "processes.enabled"}, path
+
+
+@pytest.mark.unit
+def test_user_history_in_the_store_kept_then_expired() -> None:
+    """One point per user per sample, keyed by name, integers for bytes and counts; a user without
+    processes keeps its history until its newest point is older than the retention."""
+    t0 = 1_800_000_000.0
+    now = [t0]
+    store = Store(HistoryConfig(full_resolution=600, retention=3600, bucket=60), node_interval=5.0, user_interval=5.0, clock=lambda: now[0])
+    for i in range(4):
+        users = [procsamples.user("alice", 1000, cpu=10.0 * i, rss=(i + 1) << 20), procsamples.user("bob", 1001, cpu=1.0)]
+        store.put(procsamples.sample(t0 + 5 * i, users if i < 3 else users[:1], []))
+        now[0] = t0 + 5 * i
+    alice = store.series("user", "alice")
+    assert alice is not None and store.series("user", "carol") is None
+    r = store.query(store.user_kind, alice, since=t0 - 1, until=t0 + 100, step=None, fields=["cpu_percent", "rss_bytes", "processes"], max_points=100)
+    assert r.resolution == "full" and r.timestamps == [t0, t0 + 5, t0 + 10, t0 + 15]
+    assert r.series["cpu_percent"] == [0.0, 10.0, 20.0, 30.0] and r.series["rss_bytes"] == [1 << 20, 2 << 20, 3 << 20, 4 << 20]
+    assert r.series["processes"] == [2, 2, 2, 2]
+    assert store.series("user", "bob") is not None  # gone from the view, history kept
+    now[0] = t0 + 3700
+    store.put(procsamples.sample(now[0], [procsamples.user("alice", 1000)], []))
+    assert store.series("user", "bob") is None and store.series("user", "alice") is not None
+
+
+@pytest.mark.unit
+def test_user_history_route() -> None:
+    user = pwd.getpwuid(os.geteuid()).pw_name
+    with TestClient(create_app(_settings())) as c:
+        _wait_for(lambda: len(c.get(f"/api/users/{user}/history").json().get("timestamps", [])) >= 2)
+        h = c.get(f"/api/users/{user}/history", params={"fields": "cpu_percent,rss_bytes"}).json()
+        assert h["entity"] == f"user:{user}" and h["name"] == user and h["tier"] == "memory" and h["resolution"] == "full"
+        assert set(h["series"]) == {"cpu_percent", "rss_bytes"} and all(isinstance(v, int) for v in h["series"]["rss_bytes"])
+        r = c.get("/api/users/no-such-user-xyz/history")
+        assert r.status_code == 404 and r.json()["error"] == "no such user"
+        assert c.get(f"/api/users/{user}/history", params={"fields": "nope"}).status_code == 400
+        assert c.get(f"/api/users/{user}/history", params={"x": "1"}).status_code == 400
+        assert "/api/users/{name}/history" in c.get("/openapi.json").json()["paths"]
+    with TestClient(create_app(Settings(processes=ProcessSettings(enabled=False)))) as c:
+        r = c.get(f"/api/users/{user}/history")
+        assert r.status_code == 404 and r.json()["detail"] == {"setting": "processes.enabled"}
+
+
+@pytest.mark.unit
+def test_user_history_rolls_up_to_disk(tmp_path: Path) -> None:
+    """The rollup writer keeps each user of a process sample as entity ("user", name): its buckets
+    come back from disk through the history layer once memory does not reach back."""
+    from hvstat.history import HistoryService
+    from hvstat.rollups import RollupWriter
+    from hvstat.settings import StorageSettings, StorageTier
+
+    t0 = 1_700_002_800.0
+    now = [t0]
+    w = RollupWriter(StorageSettings(path=str(tmp_path / "h.db"), tiers=[StorageTier(bucket=60, span=7200)]), clock=lambda: now[0])
+    w.start()
+    try:
+        for i in range(0, 600, 10):  # ten minutes, alice's CPU the second within the minute
+            now[0] = t0 + i
+            w.on_sample(procsamples.sample(now[0], [procsamples.user("alice", 1000, cpu=float(i % 60))], []))
+        w.flush()
+        assert w.reader is not None
+        b = w.reader.buckets("user", "alice", w.tiers[0], t0, t0 + 600, ["cpu_percent", "rss_bytes"])
+        assert b.ts[:2] == [t0, t0 + 60] and b.avgs[0][:2] == [25.0, 25.0]
+        store = Store(HistoryConfig(full_resolution=600, retention=3600, bucket=60), clock=lambda: now[0])
+        hist = HistoryService(store, w, started=now[0], clock=lambda: now[0])
+        answer = hist.query(store.user_kind, "alice", None, since=t0, until=now[0], step=None, fields=["cpu_percent"], max_points=1000)
+        assert answer.tier == "1m" and answer.result.timestamps[0] == t0
+        assert hist.on_disk("user", "alice") == ("alice",)
+    finally:
+        w.close()

@@ -140,7 +140,7 @@ async def running(settings: Settings, reload_settings: Callable[[], Settings] | 
     """The whole data path, running: sources -> store -> bus -> hub, alerts, remote write; every
     source has its first sample when this yields, and everything is stopped when it returns."""
     m = settings.monitoring
-    store = Store.from_settings(m)
+    store = Store.from_settings(m, user_interval=settings.processes.interval_secs(m))
     sources = build_sources(settings)
     hub = Hub(
         store,

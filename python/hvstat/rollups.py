@@ -54,9 +54,9 @@ from typing import Any
 
 import msgspec
 
-from hvstat.models import Alert, ContainersSample, NodeMetrics, StorageHealth, VmsSample, VmStatusChangedMessage
+from hvstat.models import Alert, ContainersSample, NodeMetrics, ProcessesSample, StorageHealth, VmsSample, VmStatusChangedMessage
 from hvstat.settings import StorageSettings
-from hvstat.store import CONTAINER_HISTORY_FIELDS, NODE_HISTORY_FIELDS, VM_HISTORY_FIELDS, HistoryField, Kind
+from hvstat.store import CONTAINER_HISTORY_FIELDS, NODE_HISTORY_FIELDS, USER_HISTORY_FIELDS, VM_HISTORY_FIELDS, HistoryField, Kind
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +89,13 @@ CREATE TABLE IF NOT EXISTS vm_events (id INTEGER PRIMARY KEY, timestamp REAL NOT
 ALERTS_KEPT = 10_000
 VM_EVENTS_KEPT = 10_000
 
-KIND_FIELDS: dict[str, tuple[HistoryField, ...]] = {"node": NODE_HISTORY_FIELDS, "container": CONTAINER_HISTORY_FIELDS, "vm": VM_HISTORY_FIELDS}
+KIND_FIELDS: dict[str, tuple[HistoryField, ...]] = {
+    "node": NODE_HISTORY_FIELDS,
+    "container": CONTAINER_HISTORY_FIELDS,
+    "vm": VM_HISTORY_FIELDS,
+    # Each user of a process sample's per-user view, by name (its processes are not kept: too many).
+    "user": USER_HISTORY_FIELDS,
+}
 
 
 class StorageLockedError(RuntimeError):
@@ -670,6 +676,8 @@ class RollupWriter:
             self._add("container", [(c.id, c.name, c.timestamp, c) for c in item.containers])
         elif isinstance(item, VmsSample):
             self._add("vm", [(v.id, v.name, v.timestamp, v) for v in item.vms])
+        elif isinstance(item, ProcessesSample):
+            self._add("user", [(u.user, u.user, item.timestamp, u) for u in item.users])
         elif isinstance(item, VmStatusChangedMessage):
             self._pending_events.append(item)
         elif isinstance(item, Alert):

@@ -1,6 +1,6 @@
 """The Store: the latest sample of every entity, written by the sources and read by the API and the
-hub, plus a bounded history of each entity (the node, every container, every VM) unless
-``monitoring.enable_history`` is off.
+hub, plus a bounded history of each entity (the node, every container, every VM, every user of the
+process sample's per-user view) unless ``monitoring.enable_history`` is off.
 
 History layout
 --------------
@@ -156,6 +156,20 @@ VM_HISTORY_FIELDS: tuple[HistoryField, ...] = tuple(
         "disk_write_bytes_per_sec",
         "network_rx_bytes_per_sec",
         "network_tx_bytes_per_sec",
+    )
+)
+# A user's sums (UserMetrics of the process sample), kept per user name: GET /api/users/{name}/history.
+USER_HISTORY_FIELDS: tuple[HistoryField, ...] = tuple(
+    HistoryField(n, attrgetter(n), integer=n.endswith("_bytes") or n in ("processes", "threads"))
+    for n in (
+        "cpu_percent",
+        "cpu_host_percent",
+        "rss_bytes",
+        "memory_percent",
+        "processes",
+        "threads",
+        "read_bytes_per_sec",
+        "write_bytes_per_sec",
     )
 )
 # VmStatusChanged events kept for GET /api/vms/events.
@@ -421,6 +435,7 @@ class Store:
         node_interval: float = 5.0,
         container_interval: float = 10.0,
         vm_interval: float = 10.0,
+        user_interval: float | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._node: NodeMetrics | None = None
@@ -435,18 +450,22 @@ class Store:
         self.node_kind = Kind("node", NODE_HISTORY_FIELDS, node_interval)
         self.container_kind = Kind("container", CONTAINER_HISTORY_FIELDS, container_interval)
         self.vm_kind = Kind("vm", VM_HISTORY_FIELDS, vm_interval)
+        # The process source samples at the node's interval unless [processes] interval says otherwise.
+        self.user_kind = Kind("user", USER_HISTORY_FIELDS, user_interval if user_interval is not None else node_interval)
         self._lock = threading.Lock()
         self._node_history: Series | None = self._new_series(self.node_kind) if history else None
         self._container_history: dict[str, Series] = {}
         self._vm_history: dict[str, Series] = {}
+        self._user_history: dict[str, Series] = {}
 
     @classmethod
-    def from_settings(cls, m: MonitoringSettings, clock: Callable[[], float] = time.time) -> Store:
+    def from_settings(cls, m: MonitoringSettings, clock: Callable[[], float] = time.time, *, user_interval: float | None = None) -> Store:
         return cls(
             HistoryConfig.from_settings(m),
             node_interval=m.node_metrics_interval,
             container_interval=m.vm_metrics_interval,
             vm_interval=m.vm_metrics_interval,
+            user_interval=user_interval,
             clock=clock,
         )
 
@@ -468,8 +487,7 @@ class Store:
         elif isinstance(sample, VmStatusChangedMessage):
             self.put_vm_event(sample)
         elif isinstance(sample, ProcessesSample):
-            # The latest only (swapped whole); per-user history is not kept yet.
-            self._processes_sample = sample
+            self.put_processes(sample)
         else:
             raise TypeError(f"the store keeps no {type(sample).__name__}")
 
@@ -493,6 +511,24 @@ class Store:
         self._vms_sample = sample
         if self.history_config is not None:
             self._append(self.vm_kind, self._vm_history, sample.vms, self._vms)
+
+    def put_processes(self, sample: ProcessesSample) -> None:
+        """The latest sample (swapped whole) and one history point per user, keyed by user name (a
+        user without processes now keeps its history for ``history_retention``, as a guest)."""
+        self._processes_sample = sample
+        if self.history_config is None:
+            return
+        history, kind, ts = self._user_history, self.user_kind, sample.timestamp
+        for u in sample.users:
+            values = kind.values(u)
+            series = history.get(u.user)
+            if series is None:
+                series = self._new_series(kind, u.user)
+                with self._lock:
+                    history[u.user] = series
+            with self._lock:
+                series.append(ts, values)
+        self._expire(history, {u.user: u for u in sample.users})
 
     def put_vm_event(self, event: VmStatusChangedMessage) -> None:
         self._vm_events.append(event)
@@ -568,11 +604,13 @@ class Store:
         if kind == "node":
             return self._node_history
         with self._lock:
+            if kind == "user":
+                return self._user_history.get(key or "")
             return (self._vm_history if kind == "vm" else self._container_history).get(key or "")
 
     def history_nbytes(self) -> int:
         with self._lock:
-            items = [self._node_history, *self._container_history.values(), *self._vm_history.values()]
+            items = [self._node_history, *self._container_history.values(), *self._vm_history.values(), *self._user_history.values()]
         return sum(s.nbytes() for s in items if s is not None)
 
     def query(

@@ -56,7 +56,9 @@ def _fields(request: Request, kind: Kind) -> list[str]:
     return wanted
 
 
-async def _answer(request: Request, store: Store, kind: Kind, series: Series | None, entity: str, name: str | None) -> MsgspecResponse:
+async def answer_history(request: Request, store: Store, kind: Kind, series: Series | None, entity: str, name: str | None) -> MsgspecResponse:
+    """The History body of one entity (``entity`` "node" or "<kind>:<key>") from the request's
+    range, step and fields: memory or disk, as the HistoryService decides."""
     fields = _fields(request, kind)
     since = _number(request, "since", "bad range")
     until = _number(request, "until", "bad range")
@@ -70,7 +72,7 @@ async def _answer(request: Request, store: Store, kind: Kind, series: Series | N
             raise ApiError(400, "bad range", {key: value, "reason": "since and until are unix seconds, >= 0"})
     if since > until:
         raise ApiError(400, "bad range", {"since": since, "until": until, "reason": "since is after until"})
-    history = _history(request)
+    history = history_service(request)
     key = entity.partition(":")[2] or "node"
     try:
         # monitoring.history_max_points (default 10000: about 1.5 MB of JSON with every container field).
@@ -97,22 +99,23 @@ async def _answer(request: Request, store: Store, kind: Kind, series: Series | N
     )
 
 
-def _history(request: Request) -> HistoryService:
+def history_service(request: Request) -> HistoryService:
     state: AppState = request.app.state.hvstat
     return state.history if state.history is not None else HistoryService(state.store)
 
 
-def _store(request: Request) -> Store:
+def history_store(request: Request) -> Store:
+    """The store, or 404 when no history is kept (neither memory nor disk)."""
     state: AppState = request.app.state.hvstat
-    if not _history(request).enabled:
+    if not history_service(request).enabled:
         raise ApiError(404, "history is disabled", {"setting": "monitoring.enable_history"})
     return state.store
 
 
 async def node_history(request: Request) -> MsgspecResponse:
     check_params(request, PARAMS)
-    store = _store(request)
-    return await _answer(request, store, store.node_kind, store.series("node"), "node", None)
+    store = history_store(request)
+    return await answer_history(request, store, store.node_kind, store.series("node"), "node", None)
 
 
 def _guest_history(kind: GuestKind[Any, Any]) -> Callable[[Request], Awaitable[MsgspecResponse]]:
@@ -121,20 +124,20 @@ def _guest_history(kind: GuestKind[Any, Any]) -> Callable[[Request], Awaitable[M
         by its full id for as long as its history is kept."""
         check_params(request, PARAMS)
         state, _ = source_of(request, kind)
-        store = _store(request)
+        store = history_store(request)
         guests = kind.latest(store)
         ref = request.path_params["ref"]
         series = store.series(kind.name, ref)
         name = series.name if series is not None else None
         if series is not None and ref not in guests:
             gid = ref  # vanished, still in history
-        elif ref not in guests and (disk := await asyncio.to_thread(_history(request).on_disk, kind.name, ref)) is not None:
+        elif ref not in guests and (disk := await asyncio.to_thread(history_service(request).on_disk, kind.name, ref)) is not None:
             gid, name = ref, disk[0]  # vanished and gone from memory (or from before a restart): on disk
         else:
             gid = kind.resolve(guests, ref).id
             series = store.series(kind.name, gid)
             name = series.name if series is not None else None
-        return await _answer(request, store, kind.history(store), series, f"{kind.name}:{gid}", name)
+        return await answer_history(request, store, kind.history(store), series, f"{kind.name}:{gid}", name)
 
     guest_history.__name__ = f"{kind.name}_history"
     return guest_history

@@ -14,7 +14,7 @@ from hvstat.api.responses import MsgspecResponse, check_params
 from hvstat.api.rest import NODE_FIELDS
 from hvstat.guests import CONTAINERS, KINDS, VMS, GuestKind
 from hvstat.models import AlertList, AlertRuleList, ErrorBody, Health, History, NodeMetrics, VmStatusChangedMessage
-from hvstat.store import CONTAINER_HISTORY_FIELDS, NODE_HISTORY_FIELDS, VM_HISTORY_FIELDS, HistoryField
+from hvstat.store import CONTAINER_HISTORY_FIELDS, NODE_HISTORY_FIELDS, USER_HISTORY_FIELDS, VM_HISTORY_FIELDS, HistoryField
 
 Schema = dict[str, Any]
 Paths = dict[str, Any]
@@ -84,7 +84,7 @@ def document(version: str) -> dict[str, object]:
             },
         }
     }
-    process_paths, process_components = processes.openapi_paths(REF_SCHEMA, error)
+    process_paths, process_components = processes.openapi_paths(REF_SCHEMA, error, history, _history_parameters(USER_HISTORY_FIELDS))
     paths.update(process_paths)
     components.update(process_components)
     paths.update(_alert_paths(alert_list, alert_rules, error))

@@ -1,5 +1,5 @@
 """Process and user routes: ``GET /api/processes``, ``/api/processes/{pid}``, ``/api/users``,
-``/api/users/{name}/metrics`` and ``/status`` (SysMedic's question in one object: the load status
+``/api/users/{name}/metrics``, ``/api/users/{name}/history`` and ``/status`` (SysMedic's question in one object: the load status
 with its rule, the top users, the persistent heavy users, the active alerts).
 
 Everything is read from the store's latest ``ProcessesSample``; the routes filter, sort and cut.
@@ -7,6 +7,7 @@ Everything is read from the store's latest ``ProcessesSample``; the routes filte
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from typing import Any
@@ -15,6 +16,8 @@ import msgspec
 from starlette.requests import Request
 from starlette.routing import Route
 
+from hvstat.api.history import PARAMS as HISTORY_PARAMS
+from hvstat.api.history import answer_history, history_service, history_store
 from hvstat.api.responses import ApiError, MsgspecResponse, check_params
 from hvstat.guests import CONTAINERS, VMS, GuestLookupError
 from hvstat.models import Alert, LoadStatus, ProcessesSample, ProcessHost, ProcessMetrics, UserMetrics, Wire
@@ -190,6 +193,24 @@ async def user_metrics(request: Request) -> MsgspecResponse:
     )
 
 
+async def user_history(request: Request) -> MsgspecResponse:
+    """One user's history by name (the uid when /etc/passwd has no name): a user with processes
+    now, or one that had some within ``history_retention`` (or on disk)."""
+    check_params(request, HISTORY_PARAMS)
+    state: AppState = request.app.state.hvstat
+    if "processes" not in state.sources:
+        raise ApiError(404, "process monitoring is disabled", {"setting": "processes.enabled"})
+    store = history_store(request)
+    name = request.path_params["name"]
+    series = store.series("user", name)
+    if series is None:
+        sample = store.processes_sample
+        live = sample is not None and any(u.user == name for u in sample.users)
+        if not live and await asyncio.to_thread(history_service(request).on_disk, "user", name) is None:
+            raise ApiError(404, "no such user", {"user": name, "hint": "a user name of GET /api/users, now or within monitoring.history_retention"})
+    return await answer_history(request, store, store.user_kind, series, f"user:{name}", name)
+
+
 async def status(request: Request) -> MsgspecResponse:
     check_params(request, set())
     state, sample = _sample(request)
@@ -211,11 +232,14 @@ routes = [
     Route("/api/processes/{pid}", one_process, methods=["GET"]),
     Route("/api/users", list_users, methods=["GET"]),
     Route("/api/users/{name}/metrics", user_metrics, methods=["GET"]),
+    Route("/api/users/{name}/history", user_history, methods=["GET"]),
     Route("/status", status, methods=["GET"]),
 ]
 
 
-def openapi_paths(ref_template: str, error: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+def openapi_paths(
+    ref_template: str, error: dict[str, Any], history: dict[str, Any], history_parameters: list[dict[str, object]]
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """The routes' OpenAPI path items and the schemas they refer to (api/openapi.py merges them)."""
     (plist, proc, ulist, udetail, stat), components = msgspec.json.schema_components(
         [ProcessList, ProcessMetrics, UserList, UserDetail, StatusBody], ref_template=ref_template
@@ -275,6 +299,17 @@ def openapi_paths(ref_template: str, error: dict[str, Any]) -> tuple[dict[str, A
                 "summary": "One user (by name or uid) and its processes",
                 "parameters": [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}],
                 "responses": {"200": js(udetail, "the user"), "400": js(error, "unknown parameter"), "404": js(error, "no such user, or process monitoring is disabled"), "503": not_yet},
+            }
+        },
+        "/api/users/{name}/history": {
+            "get": {
+                "summary": "One user's history (by name): every sample, or min/avg/max per step; a user without processes now for as long as its history is kept",
+                "parameters": [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}, *history_parameters],
+                "responses": {
+                    "200": js(history, "the history"),
+                    "400": js(error, "unknown parameter, bad range, bad step, step too fine for the range, too many points, unknown field"),
+                    "404": js(error, "no such user, process monitoring is disabled, or history disabled"),
+                },
             }
         },
         "/status": {
