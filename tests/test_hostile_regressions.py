@@ -15,9 +15,12 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import ClientConnection, connect
 
 from conftest import _stop, free_port
 from helpers import WAIT_SECS, clean_env, http_ok, hvstat_exe, wait_ready
@@ -194,3 +197,48 @@ def test_a_rebinding_host_is_refused_on_a_loopback_bind(tmp_path: Path) -> None:
         no_traceback(s)
     with served(tmp_path, '[server]\nallowed_hosts = ["*"]\n') as s:
         assert httpx.get(f"{s.base}/health", headers={"Host": "evil.example"}).status_code == 200
+
+
+# --- 3: deeply nested JSON on /ws; 11: the message limit counts bytes ---
+
+
+def ws_url(base: str, query: str = "") -> str:
+    return base.replace("http", "ws", 1) + "/ws" + query
+
+
+def next_of(ws: ClientConnection, kind: str) -> dict[str, Any]:
+    """The next message of this type (data messages in between are skipped)."""
+    while True:
+        msg = json.loads(ws.recv(timeout=WAIT_SECS))
+        if msg["type"] == kind:
+            return msg
+
+
+TOKEN = "hostile-token-" + "a" * 32
+
+
+def test_nested_json_is_a_malformed_json_error_and_the_limit_counts_bytes(tmp_path: Path) -> None:
+    with served(tmp_path) as s, connect(ws_url(s.base), max_size=None) as ws:
+        for depth in (1000, 30_000):
+            ws.send("[" * depth + "]" * depth)
+            err = next_of(ws, "error")
+            assert err["error"] == "malformed JSON" and "nested" in err["detail"], err
+        ws.send('{"type": "subscribe", "topics": [' + "[" * 5000 + "]" * 5000 + "]}")
+        assert next_of(ws, "error")["error"] == "malformed JSON"
+        # 30,000 characters of "€" are 90,000 bytes: over the 64 KiB limit.
+        ws.send(json.dumps({"type": "subscribe", "topics": ["€" * 30_000]}, ensure_ascii=False))
+        assert next_of(ws, "error") == {"type": "error", "error": "message too large", "detail": {"max_bytes": 65536}}
+        ws.send(json.dumps({"type": "subscribe", "topics": ["node"]}))
+        assert next_of(ws, "subscribed")["topics"] == ["node"]
+    no_traceback(s)
+
+
+def test_nested_json_as_the_auth_message_is_refused_4401_without_a_traceback(tmp_path: Path) -> None:
+    with served(tmp_path, f'[server]\ntokens = ["{TOKEN}"]\n') as s:
+        for first in ("[" * 1000 + "]" * 1000, '{"type": "auth", "token": "x", "x": ' + "[" * 5000 + "]" * 5000 + "}"):
+            with connect(ws_url(s.base)) as ws:
+                ws.send(first)
+                with pytest.raises(ConnectionClosed) as e:
+                    ws.recv(timeout=WAIT_SECS)
+                assert e.value.rcvd is not None and e.value.rcvd.code == 4401, e.value
+        no_traceback(s)

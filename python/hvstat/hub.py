@@ -275,13 +275,17 @@ class Hub:
     def handle(self, client: Client, raw: str | bytes | None) -> None:
         """One message from a client. Anything it cannot act on is answered with an ``error``
         message; the connection and the subscription stay as they were."""
-        if raw is None or len(raw) > MAX_CLIENT_MESSAGE_BYTES:
+        # Bytes, as documented: a text frame arrives decoded, and a character may be 4 bytes of UTF-8.
+        if raw is None or len(raw) > MAX_CLIENT_MESSAGE_BYTES or (isinstance(raw, str) and len(raw.encode()) > MAX_CLIENT_MESSAGE_BYTES):
             self._reply(client, ErrorMessage(error="message too large", detail={"max_bytes": MAX_CLIENT_MESSAGE_BYTES}))
             return
         try:
             obj = msgspec.json.decode(raw)
         except msgspec.DecodeError as e:
             self._reply(client, ErrorMessage(error="malformed JSON", detail=str(e)))
+            return
+        except RecursionError:  # arrays or objects nested past the parser's depth
+            self._reply(client, ErrorMessage(error="malformed JSON", detail="JSON is nested too deeply"))
             return
         kind = obj.get("type") if isinstance(obj, dict) else None
         if kind not in CLIENT_TYPES:

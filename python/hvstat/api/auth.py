@@ -349,7 +349,7 @@ async def authenticate_websocket(websocket: WebSocket) -> bool:
     raw = message.get("text") or message.get("bytes") or b""
     try:
         first: _AuthMessage | None = _auth_decoder.decode(raw)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):  # not JSON, not this shape, or nested too deeply
         first = None
     if first is None or first.type != "auth" or not first.token:
         await _refuse(websocket, 'authentication required: the first message must be {"type": "auth", "token": ...}')
