@@ -355,3 +355,21 @@ def test_user_history_rolls_up_to_disk(tmp_path: Path) -> None:
         assert hist.on_disk("user", "alice") == ("alice",)
     finally:
         w.close()
+
+
+@pytest.mark.unit
+def test_per_process_series_only_for_prometheus_top() -> None:
+    from hvstat import exposition as P
+
+    procs = [procsamples.process(100 + i, f"p{i}", "alice", 1000, cpu=float(i)) for i in range(10)]
+    sample = procsamples.sample(1_800_000_000.0, [procsamples.user("alice", 1000)], procs)
+    off = P.render(None, [], [], "1", processes=sample).decode()
+    assert "hvstat_process_" not in off and 'hvstat_user_processes{user="alice",uid="1000"} 2' in off
+    on = P.render(None, [], [], "1", processes=sample, processes_top=3).decode()
+    lines = [ln for ln in on.splitlines() if ln.startswith("hvstat_process_cpu_percent{")]
+    assert lines == [f'hvstat_process_cpu_percent{{pid="{100 + i}",name="p{i}",user="alice"}} {float(i)}' for i in (9, 8, 7)]
+    assert 'hvstat_process_memory_rss_bytes{pid="109",name="p9",user="alice"} 1048576' in on
+    with TestClient(create_app(Settings(processes=ProcessSettings(interval=0.5, prometheus_top=2)))) as c:
+        _wait_for(lambda: "hvstat_process_cpu_seconds_total{" in c.get("/metrics").text)
+        text = c.get("/metrics").text
+        assert sum(1 for ln in text.splitlines() if ln.startswith("hvstat_process_memory_rss_bytes{")) == 2

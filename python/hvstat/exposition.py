@@ -743,20 +743,36 @@ PROCESSES_HOST = (
     (gauge("hvstat_processes_unreadable", "Processes listed in /proc whose stat hvstat may not read.", unit="processes", source="host.unreadable"), "unreadable"),
     (gauge("hvstat_processes_kept_open_fds", "Descriptors the process sampler keeps open.", unit="fds", source="host.kept_open_fds"), "kept_open_fds"),
 )
+# Opt-in ([processes] prometheus_top = N): the N processes highest by CPU (then RSS), one series each.
+PROCESS_LABELS = ("pid", "name", "user")
+PROCESS_FIELDS = (
+    (counter("hvstat_process_cpu_seconds_total", "utime + stime of the process since it started (prometheus_top processes only).", PROCESS_LABELS, "seconds", "processes[].cpu_seconds_total"), "cpu_seconds_total"),
+    (gauge("hvstat_process_cpu_percent", "The process's CPU over the last interval, percent of one core (prometheus_top processes only).", PROCESS_LABELS, "percent", "processes[].cpu_percent"), "cpu_percent"),
+    (gauge("hvstat_process_memory_rss_bytes", "The process's resident set (prometheus_top processes only).", PROCESS_LABELS, "bytes", "processes[].rss_bytes"), "rss_bytes"),
+    (gauge("hvstat_process_threads", "Threads of the process (prometheus_top processes only).", PROCESS_LABELS, "threads", "processes[].threads"), "threads"),
+    (gauge("hvstat_process_read_bytes_per_second", "Bytes the process caused to be read from storage, per second (prometheus_top processes only).", PROCESS_LABELS, "bytes/s", "processes[].read_bytes_per_sec"), "read_bytes_per_sec"),
+    (gauge("hvstat_process_write_bytes_per_second", "Bytes the process caused to be written to storage, per second (prometheus_top processes only).", PROCESS_LABELS, "bytes/s", "processes[].write_bytes_per_sec"), "write_bytes_per_sec"),
+)
 LOAD_LEVELS = ("light", "medium", "heavy")
 LOAD_STATUS = gauge("hvstat_load_status", "1 for the host's load status level (light, medium, heavy), 0 for the others.", ("level",), "boolean", "status.level")
 
 
-def walk_processes(out: Sink, sample: ProcessesSample) -> None:
-    """Per-user series, the host's process counts and the load status (no per-process series)."""
+def walk_processes(out: Sink, sample: ProcessesSample, top: int = 0) -> None:
+    """Per-user series, the host's process counts and the load status; per-process series for the
+    ``top`` processes highest by CPU (the sample's order) when ``top`` > 0 ([processes]
+    prometheus_top, /metrics only)."""
     _fields(out, sample.host, PROCESSES_HOST)
     out.add(LOAD_STATUS, [(out.key(level=level), int(sample.status.level == level)) for level in LOAD_LEVELS])
     users = sample.users
-    if not users:
-        return
-    keys = out.keys(USER_LABELS, ((u.user, str(u.uid)) for u in users))
-    for fam, attr in USER_FIELDS:
-        out.add(fam, ((k, _number(getattr(u, attr))) for k, u in zip(keys, users, strict=True)))
+    if users:
+        keys = out.keys(USER_LABELS, ((u.user, str(u.uid)) for u in users))
+        for fam, attr in USER_FIELDS:
+            out.add(fam, ((k, _number(getattr(u, attr))) for k, u in zip(keys, users, strict=True)))
+    procs = sample.processes[:top] if top > 0 else []
+    if procs:
+        pkeys = out.keys(PROCESS_LABELS, ((str(p.pid), p.name, p.user if p.user is not None else "") for p in procs))
+        for fam, attr in PROCESS_FIELDS:
+            out.add(fam, ((k, getattr(p, attr)) for k, p in zip(pkeys, procs, strict=True)))
 
 
 def _number(v: object) -> object:
@@ -998,6 +1014,7 @@ def collect(
     *,
     vms: Iterable[VmMetrics] = (),
     processes: ProcessesSample | None = None,
+    processes_top: int = 0,
     alerts: AlertCounts | None = None,
     remote_write: RemoteWriteCounts | None = None,
     hub: HubCounts | None = None,
@@ -1009,7 +1026,7 @@ def collect(
     walk_containers(out, containers)
     walk_vms(out, vms)
     if processes is not None:
-        walk_processes(out, processes)
+        walk_processes(out, processes, processes_top)
     walk_own(out, sources, version, alerts, remote_write, hub, storage)
 
 
@@ -1021,6 +1038,7 @@ def render(
     *,
     vms: Iterable[VmMetrics] = (),
     processes: ProcessesSample | None = None,
+    processes_top: int = 0,
     alerts: AlertCounts | None = None,
     remote_write: RemoteWriteCounts | None = None,
     hub: HubCounts | None = None,
@@ -1029,5 +1047,5 @@ def render(
 ) -> bytes:
     """The whole exposition of one scrape: node, containers, VMs, hvstat's own health."""
     out = _Exposition(openmetrics)
-    collect(out, node, containers, sources, version, vms=vms, processes=processes, alerts=alerts, remote_write=remote_write, hub=hub, storage=storage)
+    collect(out, node, containers, sources, version, vms=vms, processes=processes, processes_top=processes_top, alerts=alerts, remote_write=remote_write, hub=hub, storage=storage)
     return out.finish()

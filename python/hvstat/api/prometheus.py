@@ -45,6 +45,7 @@ async def metrics(request: Request) -> Response:
         state.version,
         vms=state.store.vms.values(),
         processes=state.store.processes_sample,
+        processes_top=state.settings.processes.prometheus_top,
         alerts=state.alerts,
         remote_write=None if state.remote_write is None else state.remote_write.status(),
         hub=state.hub,
