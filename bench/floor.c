@@ -13,7 +13,9 @@
  *                            tick instead of re-reading it when the mount table did not change.
  *   stat          (-s PATH): stat(PATH): the least a change-aware directory walk does per
  *                            directory and tick (bench/containers.py: the interior cgroup dirs).
- *   list          (-l FILE): more items, one per line as "KIND PATH" with KIND one of w r m p s
+ *   dir           (-d PATH): opendir(PATH), readdir to the end, closedir: a listing such as the
+ *                            process sampler's of /proc each tick (bench/processes.py).
+ *   list          (-l FILE): more items, one per line as "KIND PATH" with KIND one of w r m p s d
  *                            (for the container bench, whose tens of thousands of paths do not
  *                            fit on a command line).
  *
@@ -31,6 +33,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
@@ -43,7 +46,7 @@
 
 #define BIG (1 << 16)
 
-enum kind { WHOLE, RECORDS, STATVFS, POLL, STAT };
+enum kind { WHOLE, RECORDS, STATVFS, POLL, STAT, DIRLIST };
 
 struct item {
     enum kind kind;
@@ -94,7 +97,7 @@ static int gone(struct item *it) {
 }
 
 static void do_item(struct item *it) {
-    if (it->fd < 0 && it->kind != STATVFS && it->kind != STAT) return; /* vanished */
+    if (it->fd < 0 && it->kind != STATVFS && it->kind != STAT && it->kind != DIRLIST) return; /* vanished */
     char *b = buf;
     size_t cap = BIG;
     if (private_buffers && (it->kind == WHOLE || it->kind == RECORDS)) {
@@ -146,6 +149,14 @@ static void do_item(struct item *it) {
         if (stat(it->path, &s) != 0 && errno != ENOENT) { perror(it->path); exit(1); }
         break;
     }
+    case DIRLIST: {
+        DIR *d = opendir(it->path);
+        if (!d) { perror(it->path); exit(1); }
+        while (readdir(d) != NULL) {
+        }
+        closedir(d);
+        break;
+    }
     }
 }
 
@@ -156,6 +167,7 @@ static const char *kind_name(enum kind k) {
     case STATVFS: return "statvfs";
     case POLL: return "poll";
     case STAT: return "stat";
+    case DIRLIST: return "dir";
     }
     return "?";
 }
@@ -168,12 +180,12 @@ static int add_item(int opt, const char *path) {
         if (!items) { perror("realloc"); exit(1); }
     }
     struct item *it = &items[nitems];
-    it->kind = opt == 'w' ? WHOLE : opt == 'r' ? RECORDS : opt == 'p' ? POLL : opt == 's' ? STAT : STATVFS;
+    it->kind = opt == 'w' ? WHOLE : opt == 'r' ? RECORDS : opt == 'p' ? POLL : opt == 's' ? STAT : opt == 'd' ? DIRLIST : STATVFS;
     it->path = path;
     it->fd = -1;
     it->buf = NULL;
     it->cap = 0;
-    if (it->kind != STATVFS && it->kind != STAT) {
+    if (it->kind != STATVFS && it->kind != STAT && it->kind != DIRLIST) {
         it->fd = open(path, O_RDONLY | O_CLOEXEC);
         if (it->fd < 0 && (errno == ENOENT || errno == ENODEV || errno == ESRCH)) {
             vanished++; /* gone since the list was written: leave it out */
@@ -194,7 +206,7 @@ static int add_list(const char *file) {
     ssize_t n;
     while ((n = getline(&line, &cap, f)) > 0) {
         if (line[n - 1] == '\n') line[--n] = 0;
-        if (n < 3 || line[1] != ' ' || !strchr("wrmps", line[0])) {
+        if (n < 3 || line[1] != ' ' || !strchr("wrmpsd", line[0])) {
             fprintf(stderr, "%s: bad line: %s\n", file, line);
             return 1;
         }
@@ -237,14 +249,14 @@ static void json_str(const char *s) {
 int main(int argc, char **argv) {
     long iterations = 10000;
     int repeats = 7, breakdown = 0, grouped = 0, opt;
-    while ((opt = getopt(argc, argv, "n:R:bgPw:r:m:p:s:l:")) != -1) {
+    while ((opt = getopt(argc, argv, "n:R:bgPw:r:m:p:s:d:l:")) != -1) {
         switch (opt) {
         case 'P': private_buffers = 1; break;
         case 'n': iterations = atol(optarg); break;
         case 'R': repeats = atoi(optarg); break;
         case 'b': breakdown = 1; break;
         case 'g': grouped = 1; break;
-        case 'w': case 'r': case 'm': case 'p': case 's':
+        case 'w': case 'r': case 'm': case 'p': case 's': case 'd':
             if (add_item(opt, optarg)) return 1;
             break;
         case 'l':
