@@ -212,12 +212,14 @@ def settings_keys(t: type[msgspec.Struct] = Settings, prefix: str = "") -> set[s
 
 def example_keys(text: str) -> set[str]:
     """Keys of the example file, commented out or not: ``[table]`` / ``[[table]]`` headers and
-    ``key = ...`` lines under them (a "# # key" line is a remark, not a key)."""
+    ``key = ...`` lines under them (a "# # key" line is a remark, not a key; ``[a.<name>]`` is the
+    map ``a``'s entry)."""
     section, out = "", set()
     for line in text.splitlines():
-        header = re.match(r"^#?\s*\[\[?([a-z_.]+)\]\]?\s*(#.*)?$", line)
+        header = re.match(r"^#?\s*\[\[?([a-z_.<>]+)\]\]?\s*(#.*)?$", line)
         if header:
-            section = header[1]
+            # A "<name>" part is a map's key ([processes.users.<name>]): the keys under it are the map's.
+            section = re.sub(r"\.<[a-z_]+>", "", header[1])
             out.add(section)
             continue
         key = re.match(r"^#?\s*([a-z_]+)\s*=", line)
