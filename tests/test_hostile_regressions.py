@@ -242,3 +242,79 @@ def test_nested_json_as_the_auth_message_is_refused_4401_without_a_traceback(tmp
                     ws.recv(timeout=WAIT_SECS)
                 assert e.value.rcvd is not None and e.value.rcvd.code == 4401, e.value
         no_traceback(s)
+
+
+# --- 4: TLS files are checked at load: check-config and serve refuse them with exit 2, naming the key ---
+
+
+def openssl(*args: str, cwd: Path) -> None:
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
+
+
+def hvstat(*args: str, timeout: float = WAIT_SECS) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*hvstat_exe(), *args], capture_output=True, text=True, timeout=timeout, env=clean_env())
+
+
+def test_invalid_tls_files_are_config_errors_naming_the_key(tmp_path: Path) -> None:
+    for name in ("a", "b"):
+        openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.crt",
+                "-days", "1", "-subj", "/CN=127.0.0.1", cwd=tmp_path)  # fmt: skip
+    openssl("genpkey", "-algorithm", "RSA", "-out", "enc.key", "-aes256", "-pass", "pass:secret", cwd=tmp_path)
+    (tmp_path / "garbage.pem").write_text("-----BEGIN CERTIFICATE-----\nnot base64 at all\n-----END CERTIFICATE-----\n")
+    (tmp_path / "dir").mkdir()
+    cases = {
+        ("a.crt", "b.key"): ("server.tls_key", "not the key of the certificate"),
+        ("garbage.pem", "a.key"): ("server.tls_cert", "no valid PEM certificate"),
+        ("a.key", "a.key"): ("server.tls_cert", "no valid PEM certificate"),
+        ("a.crt", "garbage.pem"): ("server.tls_key", "no valid PEM private key"),
+        ("a.crt", "enc.key"): ("server.tls_key", "no valid PEM private key"),
+        ("dir", "a.key"): ("server.tls_cert", "is not a file"),
+        ("a.crt", "dir"): ("server.tls_key", "is not a file"),
+    }
+    for (cert, key), (setting, why) in cases.items():
+        config = tmp_path / "hvstat.toml"
+        config.write_text(f'[server]\ntls_cert = "{tmp_path / cert}"\ntls_key = "{tmp_path / key}"\n')
+        for command in (["check-config"], ["serve", "--port", str(free_port())]):
+            r = hvstat(*command, "--config", str(config))
+            assert r.returncode == 2, (cert, key, command, r.stderr)
+            assert setting in r.stderr and why in r.stderr and "Traceback" not in r.stderr, (cert, key, r.stderr)
+    config.write_text(f'[server]\ntls_cert = "{tmp_path / "a.crt"}"\ntls_key = "{tmp_path / "a.key"}"\n')
+    assert hvstat("check-config", "--config", str(config)).returncode == 0
+
+
+# --- 5: no credentials of remote_write.url in the log or check-config; 11: one line per buffer state ---
+
+
+def test_remote_write_credentials_stay_out_of_logs_and_a_full_buffer_logs_once(tmp_path: Path) -> None:
+    url = f"http://hvuser:s3cr3t-pass@127.0.0.1:{free_port()}/api/v1/write"  # nothing listens there
+    config = f"""
+[monitoring]
+node_metrics_interval = 0.2
+[containers]
+enabled = false
+[vms]
+enabled = false
+[remote_write]
+enabled = true
+url = "{url}"
+buffer_dir = "{tmp_path / "rw"}"
+buffer_max_bytes = 65536
+interval = 0.2
+backoff = 0.2
+backoff_max = 0.5
+[alerts.webhook]
+url = "https://hook:h00k-pass@127.0.0.1:9/hook"
+"""
+    with served(tmp_path, config) as s:
+        wait_ready(lambda: "sending to" in s.text(), "the first failed send logged", proc=s.proc, log=s.log)
+        wait_ready(lambda: "buffer full" in s.text(), "the buffer full", proc=s.proc, log=s.log)
+        health = httpx.get(f"{s.base}/health").text
+        time.sleep(3)  # batches keep being dropped: about 15 a second
+        text = s.text()
+    assert "s3cr3t-pass" not in text and "hvuser" not in text and "s3cr3t-pass" not in health, text[-2000:]
+    assert "http://***@127.0.0.1" in text or "http://127.0.0.1" in text
+    assert text.count("buffer full") == 1 and "dropped the oldest batch" not in text, text[-3000:]
+    checked = hvstat("check-config", "--config", str(tmp_path / "hvstat.toml"))
+    assert checked.returncode == 0, checked.stderr
+    assert "s3cr3t-pass" not in checked.stdout and "h00k-pass" not in checked.stdout
+    assert json.loads(checked.stdout)["remote_write"]["url"].startswith("http://***@127.0.0.1:")

@@ -17,6 +17,7 @@ from hvstat._native import ContainerSampler, NodeSampler
 from hvstat.config import ConfigError, Settings, has_tokens, is_loopback, load_settings
 from hvstat.models import node_metrics_decoder
 from hvstat.sources.node import PRIME_SECS
+from hvstat.tokens import redact
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -155,6 +156,10 @@ def _check_config(settings: Settings) -> None:
         alerts["webhook"]["headers"] = dict.fromkeys(alerts["webhook"].get("headers", {}), "***")
     effective["server"]["tokens"] = ["***" for _ in settings.server.tokens]
     effective["remote_write"]["headers"] = dict.fromkeys(settings.remote_write.headers, "***")
+    # A user:password@ in a URL is a secret too.
+    effective["remote_write"]["url"] = settings.remote_write.url and redact(settings.remote_write.url)
+    if alerts.get("webhook"):
+        alerts["webhook"]["url"] = redact(alerts["webhook"]["url"])
     effective["node"] = effective_node
     effective["containers"] = {
         "enabled": settings.containers.enabled,

@@ -14,6 +14,7 @@ The names of ``hvstat.settings`` are re-exported: ``from hvstat.config import Se
 from __future__ import annotations
 
 import os
+import ssl
 from collections.abc import Callable
 
 from hvstat._native import ConfigError as CoreConfigError
@@ -85,8 +86,32 @@ def load_settings(
         label = f"alerts.rules[{e.index}]" + (f" (rule {e.name!r})" if e.name else "")
         raise ConfigError(f"config key {label}{where}: {e.problem}") from None
     check_core(settings)
+    _in(where, lambda: check_tls(settings.server))
     check_bind(settings.server)
     return settings
+
+
+def check_tls(server: ServerSettings) -> None:
+    """What uvicorn will load at start, loaded now: the certificate (chain) and the key, PEM, and
+    that they belong together; else a ConfigError naming the key (not a traceback from serve)."""
+    if server.tls_cert is None or server.tls_key is None:
+        return
+    for key, file in (("tls_cert", server.tls_cert), ("tls_key", server.tls_key)):
+        if not os.path.isfile(file):
+            raise ConfigError(f"config key server.{key}: {file} is not a file")
+    try:
+        ssl.create_default_context(cafile=server.tls_cert)  # parses every certificate in the file
+    except (ssl.SSLError, ValueError) as e:
+        raise ConfigError(f"config key server.tls_cert: {server.tls_cert} holds no valid PEM certificate ({e})") from None
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        context.load_cert_chain(server.tls_cert, server.tls_key, password=lambda: b"")  # an encrypted key: refused, not prompted for
+    except ssl.SSLError as e:
+        if "KEY_VALUES_MISMATCH" in str(e).upper().replace(" ", "_"):
+            raise ConfigError(f"config key server.tls_key: {server.tls_key} is not the key of the certificate in {server.tls_cert}") from None
+        raise ConfigError(f"config key server.tls_key: {server.tls_key} holds no valid PEM private key ({e})") from None
+    except OSError as e:
+        raise ConfigError(f"config key server.tls_key: cannot read {server.tls_key}: {e}") from None
 
 
 def check_core(settings: Settings) -> None:

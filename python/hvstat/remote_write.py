@@ -240,6 +240,8 @@ class Buffer:
         self.samples = 0
         self.dropped_samples = 0
         self.dropped_batches = 0
+        # While the bound drops batches: the counters when it began (one log line per state change).
+        self._dropping_since: tuple[int, int] | None = None
         self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         for tmp in self.dir.glob(".tmp-*"):  # a write the previous run did not finish
             tmp.unlink(missing_ok=True)
@@ -307,9 +309,14 @@ class Buffer:
                 continue
             del self._batches[i]
             self._forget(b)
+            if self._dropping_since is None:
+                self._dropping_since = (self.dropped_batches, self.dropped_samples)
+                log.warning(
+                    "remote write: buffer full (buffer_max_bytes = %d): dropping the oldest batches until the receiver takes them again",
+                    self.max_bytes,
+                )
             self.dropped_samples += b.samples
             self.dropped_batches += 1
-            log.warning("remote write: buffer over %d bytes: dropped the oldest batch (%d samples)", self.max_bytes, b.samples)
 
     def _forget(self, b: Batch) -> None:
         self.bytes -= b.size
@@ -344,6 +351,10 @@ class Buffer:
                 if dropped:
                     self.dropped_samples += batch.samples
                     self.dropped_batches += 1
+                elif self._dropping_since is not None:
+                    batches, samples = self.dropped_batches - self._dropping_since[0], self.dropped_samples - self._dropping_since[1]
+                    self._dropping_since = None
+                    log.warning("remote write: the receiver takes batches again; %d batches (%d samples) were dropped meanwhile", batches, samples)
 
     def release(self) -> None:
         """The batch being sent stays (a retry comes later)."""
@@ -389,6 +400,8 @@ class RemoteWriter:
         assert settings.url is not None  # load_settings checked it
         self.settings = settings
         self.url = settings.url
+        # For log lines: without any user:password@.
+        self.shown_url = url_without_credentials(settings.url)
         self.interval = interval
         self.version = version
         self._sources = sources
@@ -550,7 +563,7 @@ class RemoteWriter:
             self.samples_sent += batch.samples
             self.last_success = time.time()
             if self.last_error is not None:
-                log.info("remote write: %s accepts batches again", self.url)
+                log.info("remote write: %s accepts batches again", self.shown_url)
                 self.last_error = None
             return False
         if r.status_code == 429 or r.status_code >= 500:
@@ -559,7 +572,7 @@ class RemoteWriter:
         self.samples_failed += batch.samples
         log.error(
             "remote write: %s refused a batch of %d samples with HTTP %d (dropped, retrying cannot help): %s",
-            self.url,
+            self.shown_url,
             batch.samples,
             r.status_code,
             r.text[:500],
@@ -569,7 +582,7 @@ class RemoteWriter:
     def _note_failure(self, what: str) -> None:
         # The first failure of an outage is a warning; the retries after it only debug lines.
         if self.last_error is None:
-            log.warning("remote write: sending to %s failed (%s); batches are kept in %s and retried", self.url, what, self.buffer.dir)
+            log.warning("remote write: sending to %s failed (%s); batches are kept in %s and retried", self.shown_url, what, self.buffer.dir)
         else:
             log.debug("remote write: retry failed: %s", what)
         self.last_error, self.last_failure = what, time.time()

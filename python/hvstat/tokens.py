@@ -25,16 +25,20 @@ _TOKEN_IN_QUERY = re.compile(r"(?i)([?&]token=)[^&\s\"']*")
 _AUTHORIZATION = re.compile(r"(?i)(authorization:\s*(?:\S+\s+)?)[^\s\"']+")
 # ... and the first message {"type": "auth", "token": "..."}, which it logs too (debug level).
 _TOKEN_IN_JSON = re.compile(r'(?i)("token"\s*:\s*")[^"]*')
+# ... and the user:password@ of a URL (remote_write.url, a webhook's URL, or an error quoting one).
+_URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/?#@\s\"']+@")
 
 
 def redact(text: str) -> str:
-    """``text`` with the value of every ``token=`` query parameter, ``"token": "..."`` JSON member
-    and Authorization header (after its scheme) replaced by ``***``."""
+    """``text`` with the value of every ``token=`` query parameter, ``"token": "..."`` JSON member,
+    Authorization header (after its scheme) and URL's ``user:password@`` replaced by ``***``."""
     low = text.lower()
     if "token" in low:
         text = _TOKEN_IN_JSON.sub(r"\1***", _TOKEN_IN_QUERY.sub(r"\1***", text))
     if "authorization" in low:
         text = _AUTHORIZATION.sub(r"\1***", text)
+    if "@" in text and "://" in text:
+        text = _URL_USERINFO.sub(r"\1***@", text)
     return text
 
 
