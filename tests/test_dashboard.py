@@ -199,6 +199,67 @@ def test_dashboard_live_detail_and_restart(tmp_path: Path, fake_containers: Any,
 
 
 @pytest.mark.browser
+def test_the_7d_range_draws_the_buckets_storage_kept_from_before(tmp_path: Path, browser: Any) -> None:
+    """[storage] already holds two days of the node from 6 days ago (written with the rollup
+    store's own writer, a fake clock, before the server starts): the 7d button fetches them from
+    the history API at a 1 h step, the API answers from the 1h tier, and the charts draw those
+    buckets as min/avg/max (a band under the line of the averages), not live samples."""
+    import math
+
+    from hvstat.models import NodeMetrics
+    from hvstat.rollups import RollupWriter
+    from hvstat.settings import StorageSettings
+
+    db = tmp_path / "state" / "history.db"
+    start = (time.time() - 6 * 86400) // 3600 * 3600
+    clock = [start]
+    w = RollupWriter(StorageSettings(path=str(db)), clock=lambda: clock[0])
+    w.start()
+    t = start
+    while t < start + 2 * 86400:  # every 5 min: 12 samples per hour, memory swinging 40..60 % within each
+        clock[0] = t
+        swing = math.sin(t / 3600 * 2 * math.pi)
+        w.on_sample(NodeMetrics(timestamp=t, cpu_usage=30 + 10 * swing, memory_usage=50 + 10 * swing, disk_usage=10.0, load_average_1m=1.0 + swing, load_average_5m=1.0, load_average_15m=1.0))
+        t += 300
+    w.flush(60)
+    w.close()
+    config = "[monitoring]\nnode_metrics_interval = 1\n\n[containers]\nenabled = false\n\n[vms]\nenabled = false\n"
+    with running_server(tmp_path, config, env={"HVSTAT_STORAGE_PATH": str(db)}) as base:
+        answer = httpx.get(f"{base}/api/monitoring/node/history", params={"since": time.time() - 7 * 86400, "step": 3600, "fields": "memory_usage"}, timeout=10).json()
+        assert answer["tier"] == "1h", answer
+        old = [ts for ts in answer["timestamps"] if ts < start + 2 * 86400]
+        assert len(old) == 48 and old[0] == start, old[:3]
+        assert answer["timestamps"][-1] > time.time() - 3600 - 5  # and the hour being filled now (from memory)
+
+        page = browser.new_page(viewport={"width": 1400, "height": 1000}, bypass_csp=True)
+        console: list[tuple[str, str]] = []
+        page.on("console", lambda m: console.append((m.type, m.text)))
+        page.on("pageerror", lambda e: console.append(("pageerror", str(e))))
+        page.goto(base + "/")
+        wait_node_after(page, 0)
+        page.click("#range button[data-secs='604800']")
+        assert page.get_attribute("#range button[data-secs='604800']", "aria-pressed") == "true"
+        page.wait_for_function("document.querySelector('#range').dataset.tier === '1h'", timeout=15_000)
+        # The memory chart: every old bucket (and the hour being filled now), each with its band.
+        page.wait_for_function("Number(document.querySelector('#chart-mem').dataset.banded || 0) >= 48", timeout=15_000)
+        points = int(page.get_attribute("#chart-mem", "data-points") or 0)
+        assert 48 <= points <= 50, points
+        assert float(page.get_attribute("#chart-mem", "data-first") or 0) == start
+        assert inked(page, "#chart-mem") > 0
+        assert page.inner_text("#range-tier") == "1h buckets"
+        # Live samples are not pushed into a 7 d chart: its points stay the buckets'.
+        wait_node_after(page, wait_node_after(page, 0))
+        assert int(page.get_attribute("#chart-mem", "data-points") or 0) == points
+        # Back to 1h: live again, the old buckets gone from the chart.
+        page.click("#range button[data-secs='3600']")
+        page.wait_for_function("document.querySelector('#chart-mem').dataset.first > " + str(time.time() - 7200), timeout=15_000)
+        assert page.inner_text("#range-tier") == ""
+        page.close()
+    errors = [(t, m) for t, m in console if t in ("error", "pageerror")]
+    assert errors == [], errors
+
+
+@pytest.mark.browser
 def test_stacked_disks_are_marked_and_left_out_of_the_total(tmp_path: Path, browser: Any) -> None:
     """A recorded host with LVM (dm-0 and dm-1 on nvme0n1, tests/fixtures/hosts/linux-6.8-full) read
     by a real ``hvstat serve``: the disk table marks the stacked devices, and the card's total is the

@@ -969,20 +969,21 @@ class RollupWriter:
                     n, mn, av, mx = decode_bucket(data, e.nfields)
                     out.append((at, n, [mn[j] for j in idx], [av[j] for j in idx], [mx[j] for j in idx]))
             # The open bucket of this tier, with what finer open buckets hold (not yet folded in).
-            merged: Acc | None = None
+            # Usually they all fall in one bucket of this tier; after a restart the coarser ones
+            # may still be the last run's (they close when the first new finer bucket does), so
+            # each bucket of this tier they fall in is one entry.
+            merged: dict[float, Acc] = {}
             for ti in range(tier.index, -1, -1):
                 acc = e.accs[ti]
                 if acc is None or not acc.n:
                     continue
                 at = math.floor(acc.at / tier.bucket) * tier.bucket
-                if merged is None:
-                    merged = Acc(at, e.nfields)
-                if at == merged.at:
-                    merged.fold(acc)
-            if merged is not None:
-                out.append(
-                    (merged.at, merged.n, [merged.mn[j] for j in idx], [merged.sm[j] / merged.ct[j] if merged.ct[j] else NAN for j in idx], [merged.mx[j] for j in idx])
-                )
+                if at not in merged:
+                    merged[at] = Acc(at, e.nfields)
+                merged[at].fold(acc)
+            for at in sorted(merged):
+                m = merged[at]
+                out.append((m.at, m.n, [m.mn[j] for j in idx], [m.sm[j] / m.ct[j] if m.ct[j] else NAN for j in idx], [m.mx[j] for j in idx]))
         return out
 
     def known(self, kind: str, key: str) -> bool:

@@ -13,7 +13,20 @@ import { GuestTable } from "./table.js";
 
 const $ = (id) => document.getElementById(id);
 const BASE_TOPICS = ["node", "containers.summary", "vms.summary", "alerts"];
-const RANGES = [300, 900, 3600];
+const RANGES = [300, 900, 3600, 86400, 7 * 86400, 30 * 86400, 365 * 86400];
+// Up to an hour the charts are live (every sample pushed); past it they show the history API's
+// buckets (min/avg/max per step), fetched again every minute, the last one being the open bucket.
+const LIVE_MAX = 3600;
+const longRange = () => range > LIVE_MAX;
+// The step of a long range: the first of the default tiers' buckets (1 min, 5 min, 1 h, 1 d) that
+// gives at most 800 points (24 h: 5 min, 7 d and 30 d: 1 h, 1 y: 1 d). A server whose tiers do not
+// divide it answers 400 "bad step": asked again without a step, it picks the tier itself.
+function stepFor(secs) {
+  if (secs <= LIVE_MAX) return null;
+  return [60, 300, 3600].find((s) => secs / s <= 800) ?? 86400;
+}
+// Bumped by every range change: an answer for an earlier range is dropped.
+let rangeGen = 0;
 
 // The charts' time range: ?range=<secs> in the URL, else the last one chosen here, else 15 min.
 function initialRange() {
@@ -117,6 +130,26 @@ function add(a, b) {
 
 // History answers: a plain list per field at full resolution, {min, avg, max} when coarser. A list
 // of fields gives their sum per point.
+// The min and max of a field answered in buckets, else null (plain samples, or a sum of fields).
+function band(hist, field) {
+  const s = field && !Array.isArray(field) ? hist.series[field] : null;
+  return s && !Array.isArray(s) ? { min: s.min, max: s.max } : null;
+}
+
+// A history answer of `path` (a node's or a guest's history route) since `since`, with the step
+// of the range; says which tier answered (#range data-tier: "memory", "1h"...).
+async function fetchHistory(path, since) {
+  const step = stepFor(range);
+  const url = `${path}?since=${since.toFixed(3)}`;
+  let hist = step ? await getJSON(`${url}&step=${step}`, true) : null;
+  if (!hist) hist = await getJSON(url, true);
+  if (hist) {
+    $("range").dataset.tier = hist.tier ?? "memory";
+    setText($("range-tier"), longRange() && hist.tier ? (hist.tier === "memory" ? "" : `${hist.tier} buckets`) : "");
+  }
+  return hist;
+}
+
 function column(hist, field) {
   if (Array.isArray(field)) {
     const cols = field.map((fl) => column(hist, fl));
@@ -131,20 +164,23 @@ function column(hist, field) {
 function onNode(s) {
   state.node = s;
   state.lastNodeTs = s.timestamp;
-  for (const c of nodeCharts) c.chart.push(s.timestamp, c.pick(s));
+  if (!longRange()) for (const c of nodeCharts) c.chart.push(s.timestamp, c.pick(s));
   schedule(renderOverview);
 }
 
 // Fills the charts from the history endpoint: the whole range, or (after a reconnect) what was
-// missed since `after`, the last sample seen before.
+// missed since `after`, the last sample seen before. A long range is fetched whole and replaces
+// what the charts held.
 async function loadNodeHistory(after = null) {
-  const since = Math.max(Date.now() / 1000 - range, after ?? 0);
+  const gen = rangeGen;
+  const since = longRange() ? Date.now() / 1000 - range : Math.max(Date.now() / 1000 - range, after ?? 0);
   // A 404 is "history is disabled": the charts then start with the page.
-  const hist = await getJSON(`/api/monitoring/node/history?since=${since.toFixed(3)}`, true);
-  if (!hist) return;
+  const hist = await fetchHistory("/api/monitoring/node/history", since);
+  if (!hist || gen !== rangeGen) return;
   for (const c of nodeCharts) {
     const cols = c.series.map((s) => column(hist, s.field));
-    if (cols.some((x) => x)) c.chart.merge(hist.timestamps, cols);
+    if (longRange()) c.chart.clear();
+    if (cols.some((x) => x)) c.chart.merge(hist.timestamps, cols, c.series.map((s) => band(hist, s.field)));
   }
 }
 
@@ -447,22 +483,26 @@ function showDetail(kind, id) {
 }
 
 async function loadDetailHistory(d) {
+  const gen = rangeGen;
   const since = Date.now() / 1000 - range;
-  const hist = await getJSON(`${DETAIL[d.kind].api}${encodeURIComponent(d.id)}/history?since=${since.toFixed(3)}`, true);
-  if (state.detail !== d) return;
+  const hist = await fetchHistory(`${DETAIL[d.kind].api}${encodeURIComponent(d.id)}/history`, since);
+  if (state.detail !== d || gen !== rangeGen) return;
   if (!hist) {
     note("No history for this guest (history is disabled, or it is gone).");
     return;
   }
   if (hist.name) setText($("detail-title"), hist.name);
-  for (const c of d.charts) c.merge(hist.timestamps, c.fields.map((fl) => column(hist, fl)));
+  for (const c of d.charts) {
+    if (longRange()) c.clear();
+    c.merge(hist.timestamps, c.fields.map((fl) => column(hist, fl)), c.fields.map((fl) => band(hist, fl)));
+  }
 }
 
 function onDetailSample(sample) {
   const d = state.detail;
   if (!d) return;
   setText($("detail-title"), sample.name);
-  for (const c of d.charts) c.push(sample.timestamp, c.fields.map((fl) => sample[fl] ?? null));
+  if (!longRange()) for (const c of d.charts) c.push(sample.timestamp, c.fields.map((fl) => sample[fl] ?? null));
   d.sample = sample;
   schedule(renderFacts);
 }
@@ -495,12 +535,20 @@ window.addEventListener("hashchange", route);
 
 function setRange(secs) {
   const longer = secs > range;
+  // Live samples and a long range's buckets do not share a chart: switching clears it.
+  const reload = longer || secs > LIVE_MAX || range > LIVE_MAX;
+  const wasLong = longRange();
   range = secs;
+  rangeGen++;
   localStorage.setItem("hvstat.range", String(secs));
   for (const b of $("range").querySelectorAll("button")) b.setAttribute("aria-pressed", String(Number(b.dataset.secs) === secs));
-  for (const c of nodeCharts) c.chart.setWindow(secs);
-  if (state.detail) for (const c of state.detail.charts) c.setWindow(secs);
-  if (longer && state.hello) {
+  if (!longRange()) setText($("range-tier"), "");
+  const charts = [...nodeCharts.map((c) => c.chart), ...(state.detail?.charts ?? [])];
+  for (const c of charts) {
+    if (wasLong !== longRange() || longRange()) c.clear();
+    c.setWindow(secs);
+  }
+  if (reload && state.hello) {
     loadNodeHistory();
     if (state.detail) loadDetailHistory(state.detail);
   }
@@ -511,6 +559,13 @@ $("range").addEventListener("click", (e) => {
   if (b) setRange(Number(b.dataset.secs));
 });
 setRange(range);
+
+// A long range's last point is the bucket being filled: fetched again every minute.
+setInterval(() => {
+  if (!longRange() || !state.hello || document.hidden) return;
+  loadNodeHistory();
+  if (state.detail) loadDetailHistory(state.detail);
+}, 60_000);
 
 // --- alerts ----------------------------------------------------------------------------------------
 

@@ -1,11 +1,15 @@
 // A small time-series chart on a canvas: lines or stacked areas over a sliding window, gaps where
 // data is missing (null values, or no sample for a while), a y axis in the series' unit, a legend
-// with the latest values and a hover read-out. No dependencies.
+// with the latest values and a hover read-out. A line's points may carry a min and a max (history
+// answered in buckets): the band between them is shaded under the line of the averages. No
+// dependencies.
 
-import { axis, clock, value } from "./format.js";
+import { axis, clock, day, value } from "./format.js";
 import { schedule, setText } from "./frame.js";
 
 const PAD = { left: 46, right: 8, top: 8, bottom: 18 };
+// Seconds between the time axis' labels of windows past an hour (the first giving at most six).
+const LONG_TICKS = [3 * 3600, 6 * 3600, 12 * 3600, 86400, 2 * 86400, 7 * 86400, 14 * 86400, 30 * 86400, 91 * 86400];
 const charts = new Set();
 let palette = null;
 
@@ -59,6 +63,9 @@ export class TimeChart {
     this.window = window;
     this.t = [];
     this.v = series.map(() => []);
+    // Per series, per point: the bucket's min and max (null for a plain sample).
+    this.lo = series.map(() => []);
+    this.hi = series.map(() => []);
     this.hover = null;
     this.width = 0;
     this.height = 0;
@@ -121,6 +128,9 @@ export class TimeChart {
   clear() {
     this.t = [];
     this.v = this.series.map(() => []);
+    this.lo = this.series.map(() => []);
+    this.hi = this.series.map(() => []);
+    this.updateLegend();
     this.invalidate();
   }
 
@@ -132,35 +142,50 @@ export class TimeChart {
     if (i > 0 && ts <= t[i - 1]) {
       i = lowerBound(t, ts);
       if (t[i] === ts) {
-        values.forEach((x, k) => (this.v[k][i] = x));
+        values.forEach((x, k) => {
+          this.v[k][i] = x;
+          this.lo[k][i] = this.hi[k][i] = null;
+        });
         this.invalidate();
         return;
       }
       t.splice(i, 0, ts);
-      values.forEach((x, k) => this.v[k].splice(i, 0, x));
+      values.forEach((x, k) => {
+        this.v[k].splice(i, 0, x);
+        this.lo[k].splice(i, 0, null);
+        this.hi[k].splice(i, 0, null);
+      });
     } else {
       t.push(ts);
-      values.forEach((x, k) => this.v[k].push(x));
+      values.forEach((x, k) => {
+        this.v[k].push(x);
+        this.lo[k].push(null);
+        this.hi[k].push(null);
+      });
     }
     this.trim();
     this.updateLegend();
     this.invalidate();
   }
 
-  // Many points at once (a history answer): timestamps and one column per series.
-  merge(timestamps, columns) {
+  // Many points at once (a history answer): timestamps and one column per series; `bands`, when
+  // the answer has buckets, one {min, max} (or null) per series.
+  merge(timestamps, columns, bands = null) {
+    const at = (col, j) => (col ? col[j] : null);
     for (let j = 0; j < timestamps.length; j++) {
       const ts = timestamps[j];
       const t = this.t;
-      if (t.length && ts <= t[t.length - 1]) {
-        const i = lowerBound(t, ts);
+      let i = t.length;
+      if (i && ts <= t[i - 1]) {
+        i = lowerBound(t, ts);
         if (t[i] === ts) continue; // live data wins over history
-        t.splice(i, 0, ts);
-        columns.forEach((col, k) => this.v[k].splice(i, 0, col ? col[j] : null));
-      } else {
-        t.push(ts);
-        columns.forEach((col, k) => this.v[k].push(col ? col[j] : null));
       }
+      t.splice(i, 0, ts);
+      columns.forEach((col, k) => {
+        this.v[k].splice(i, 0, at(col, j));
+        this.lo[k].splice(i, 0, at(bands?.[k]?.min, j));
+        this.hi[k].splice(i, 0, at(bands?.[k]?.max, j));
+      });
     }
     this.trim();
     this.updateLegend();
@@ -173,7 +198,7 @@ export class TimeChart {
     const cut = lowerBound(t, t[t.length - 1] - this.window - 5);
     if (cut > 0) {
       t.splice(0, cut);
-      for (const col of this.v) col.splice(0, cut);
+      for (const col of [...this.v, ...this.lo, ...this.hi]) col.splice(0, cut);
     }
   }
 
@@ -209,7 +234,9 @@ export class TimeChart {
     const color = colors();
     const t = this.t;
     const n = t.length;
-    const right = n ? t[n - 1] : Date.now() / 1000;
+    // The newest point is "now" of a live window; a window of history buckets (past an hour) ends
+    // at the browser's now, so that old buckets sit where they belong on the axis.
+    const right = this.window > 3600 ? Math.max(n ? t[n - 1] : 0, Date.now() / 1000) : n ? t[n - 1] : Date.now() / 1000;
     const left = right - this.window;
     const first = lowerBound(t, left);
     const stacked = this.series.map((s) => !!s.stacked);
@@ -224,7 +251,7 @@ export class TimeChart {
           const x = this.v[k][i];
           if (x == null) return;
           if (stacked[k]) sum += x;
-          else m = Math.max(m, x);
+          else m = Math.max(m, this.hi[k][i] ?? x);
         });
         m = Math.max(m, sum);
       }
@@ -254,8 +281,16 @@ export class TimeChart {
     ctx.textBaseline = "alphabetic";
     ctx.textAlign = "center";
     const mins = this.window / 60;
+    if (mins > 60) {
+      // Hours and days: at most six labels.
+      const tick = LONG_TICKS.find((s) => this.window / s <= 6) ?? LONG_TICKS[LONG_TICKS.length - 1];
+      for (let s = 0; s <= this.window + 1e-9; s += tick) {
+        const label = s === 0 ? "now" : s % 86400 === 0 ? `-${s / 86400}d` : `-${s / 3600}h`;
+        ctx.fillText(label, Math.min(Math.max(X(right - s), PAD.left + 10), width - PAD.right - 12), height - 4);
+      }
+    }
     const step = mins > 30 ? 15 : mins > 10 ? 5 : mins > 4 ? 1 : mins > 1 ? 0.5 : 0.25;
-    for (let m = 0; m <= mins + 1e-9; m += step) {
+    for (let m = 0; mins <= 60 && m <= mins + 1e-9; m += step) {
       const x = X(right - m * 60);
       const label = m === 0 ? "now" : m >= 60 && m % 60 === 0 ? `-${m / 60}h` : m < 1 ? `-${m * 60}s` : `-${m}m`;
       ctx.fillText(label, Math.min(Math.max(x, PAD.left + 10), width - PAD.right - 12), height - 4);
@@ -295,6 +330,34 @@ export class TimeChart {
       });
       ctx.globalAlpha = 1;
     }
+    // Bands (min to max of each bucket) under the lines of the averages.
+    let banded = 0;
+    this.series.forEach((s, k) => {
+      if (stacked[k]) return;
+      const lo = this.lo[k];
+      const hi = this.hi[k];
+      ctx.fillStyle = color(s.color);
+      ctx.globalAlpha = 0.22;
+      let i = first;
+      while (i < n) {
+        while (i < n && (lo[i] == null || hi[i] == null)) i++;
+        let j = i;
+        while (j + 1 < n && lo[j + 1] != null && hi[j + 1] != null && t[j + 1] - t[j] <= gap) j++;
+        if (i < n) {
+          ctx.beginPath();
+          for (let p = i; p <= j; p++) ctx.lineTo(X(t[p]), Y(hi[p]));
+          for (let p = j; p >= i; p--) ctx.lineTo(X(t[p]), Y(lo[p]));
+          ctx.closePath();
+          ctx.fill();
+          banded += j - i + 1;
+        }
+        i = j + 1;
+      }
+    });
+    ctx.globalAlpha = 1;
+    this.host.dataset.banded = String(banded);
+    this.host.dataset.first = n > first ? String(t[first]) : "";
+
     ctx.lineWidth = 1.6;
     ctx.lineJoin = "round";
     this.series.forEach((s, k) => {
@@ -302,16 +365,27 @@ export class TimeChart {
       const col = this.v[k];
       ctx.strokeStyle = color(s.color);
       ctx.setLineDash(s.dashed ? [4, 3] : []);
+      ctx.fillStyle = ctx.strokeStyle;
       ctx.beginPath();
       let pen = false;
+      let run = 0; // points of the current stretch: one alone is drawn as a dot
+      let last = null;
+      const dot = () => run === 1 && ctx.fillRect(X(t[last]) - 1.5, Y(col[last]) - 1.5, 3, 3);
       for (let i = first; i < n; i++) {
         const x = col[i];
-        if (x == null || (i > first && t[i] - t[i - 1] > gap)) pen = false;
+        if (x == null || (i > first && t[i] - t[i - 1] > gap)) {
+          dot();
+          pen = false;
+          run = 0;
+        }
         if (x == null) continue;
         if (pen) ctx.lineTo(X(t[i]), Y(x));
         else ctx.moveTo(X(t[i]), Y(x));
         pen = true;
+        run++;
+        last = i;
       }
+      dot();
       ctx.stroke();
     });
     ctx.setLineDash([]);
@@ -328,7 +402,9 @@ export class TimeChart {
       ctx.moveTo(x, PAD.top);
       ctx.lineTo(x, PAD.top + plotH);
       ctx.stroke();
-      const lines = [clock(t[i]), ...this.series.map((s, k) => `${s.label}: ${value(this.kind, this.v[k][i])}`)];
+      const band = (k) => (this.lo[k][i] != null && this.hi[k][i] != null ? ` (${value(this.kind, this.lo[k][i])} \u2013 ${value(this.kind, this.hi[k][i])})` : "");
+      const when = this.window > 86400 ? `${day(t[i])} ${clock(t[i])}` : clock(t[i]);
+      const lines = [when, ...this.series.map((s, k) => `${s.label}: ${value(this.kind, this.v[k][i])}${band(k)}`)];
       setText(this.tip, lines.join("\n"));
       this.tip.hidden = false;
       this.tip.style.transform = `translate(${x > width / 2 ? x - 8 : x + 8}px, ${PAD.top}px) translateX(${x > width / 2 ? "-100%" : "0"})`;

@@ -56,6 +56,12 @@ export function clock(ts) {
   return new Date(ts * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
 }
 
+// The date of a unix time, short ("Mar 3"), for ranges of days.
+export function day(ts) {
+  if (ts == null) return NONE;
+  return new Date(ts * 1000).toLocaleDateString([], { month: "short", day: "numeric" });
+}
+
 // Axis labels: short, for a chart's y axis.
 export function axis(kind, v) {
   if (kind === "pct") return `${+v.toFixed(1)}%`;
