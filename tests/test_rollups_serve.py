@@ -102,6 +102,43 @@ def test_history_from_before_a_sigkill_is_read_back_after_a_restart(tmp_path: Pa
 
 
 @pytest.mark.server
+@pytest.mark.qemu
+def test_resolved_alerts_and_vm_events_survive_a_restart(tmp_path: Path) -> None:
+    """A bare QEMU (tests/virt.py) appears over QMP and an alert rule on it fires; the QEMU is
+    killed: the VM vanishes (a VmStatusChanged event) and the alert resolves. hvstat stops on
+    SIGTERM and starts again on the same database: GET /api/alerts still lists the resolved alert
+    and GET /api/vms/events the VM's events, from disk."""
+    import virt
+
+    config = CONFIG.replace("[vms]\nenabled = false\n", "") + (
+        "[monitoring]\nvm_metrics_interval = 1\n"
+        '[vms]\nlibvirt = "off"\nqmp_sockets = ["/tmp/hvstat-vm-*/hvstat-qmp-*.qmp"]\n'
+        '[[alerts.rules]]\nname = "vm-up"\nmetric = "vm.vcpus"\nop = ">="\nthreshold = 1\nseverity = "low"\n'
+    )
+    db = tmp_path / "history.db"
+    with serve(tmp_path, db, config) as (base, proc):
+        with virt.qmp_qemu(vcpus=1) as qemu:
+            vms = wait_ready(lambda: [v for v in httpx.get(f"{base}/api/vms", timeout=5).json()["vms"] if v["name"] == qemu.name], "the QEMU listed", proc=proc)
+            vm_id = vms[0]["id"]
+            wait_ready(lambda: any(a["rule"] == "vm-up" and a["state"] == "firing" for a in httpx.get(f"{base}/api/alerts", timeout=5).json()["active"]), "vm-up firing", proc=proc)
+        # The QEMU is gone: the VM vanishes and its alert resolves.
+        resolved = wait_ready(
+            lambda: [a for a in httpx.get(f"{base}/api/alerts", timeout=5).json()["history"] if a["rule"] == "vm-up"], "vm-up resolved", proc=proc
+        )
+        events = wait_ready(lambda: [e for e in httpx.get(f"{base}/api/vms/events", timeout=5).json() if e["vm_id"] == vm_id and e["vanished"]] and [
+            e for e in httpx.get(f"{base}/api/vms/events", timeout=5).json() if e["vm_id"] == vm_id
+        ], "the VM's vanished event", proc=proc)
+        assert len(events) >= 2 and events[0]["previous"] is None and events[-1]["vanished"], events
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(WAIT_SECS) == 0
+    with serve(tmp_path, db, config) as (base, proc):
+        after = httpx.get(f"{base}/api/alerts", timeout=5).json()
+        assert [a for a in after["history"] if a["rule"] == "vm-up"] == resolved
+        assert not after["active"]
+        assert [e for e in httpx.get(f"{base}/api/vms/events", timeout=5).json() if e["vm_id"] == vm_id] == events
+
+
+@pytest.mark.server
 def test_a_second_process_on_the_same_path_refuses_to_start(tmp_path: Path) -> None:
     db = tmp_path / "history.db"
     with serve(tmp_path, db) as (base, proc):
