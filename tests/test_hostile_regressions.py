@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import socket
 import subprocess
 import time
@@ -318,3 +319,73 @@ url = "https://hook:h00k-pass@127.0.0.1:9/hook"
     assert checked.returncode == 0, checked.stderr
     assert "s3cr3t-pass" not in checked.stdout and "h00k-pass" not in checked.stdout
     assert json.loads(checked.stdout)["remote_write"]["url"].startswith("http://***@127.0.0.1:")
+
+
+# --- 6: SIGHUP at any moment after start never kills the process ---
+
+
+def test_sighup_storm_from_the_first_tenth_of_a_second_on_never_kills_serve(tmp_path: Path) -> None:
+    config = tmp_path / "hvstat.toml"
+    config.write_text("")
+    port = free_port()
+    log = tmp_path / "serve.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([*hvstat_exe(), "serve", "--config", str(config), "--port", str(port)],
+                                stdout=out, stderr=subprocess.STDOUT, env=clean_env())  # fmt: skip
+        try:
+            # The interpreter itself starts first (no Python code runs yet): from 0.1 s on, hvstat's.
+            time.sleep(0.1)
+            ready = http_ok(f"http://127.0.0.1:{port}/health", timeout=0.5)
+            sent, answered = 0, None
+            deadline = time.monotonic() + WAIT_SECS
+            while answered is None and time.monotonic() < deadline and proc.poll() is None:
+                proc.send_signal(signal.SIGHUP)
+                sent += 1
+                time.sleep(0.02)
+                answered = ready() if sent % 10 == 0 else None
+            assert proc.poll() is None, f"killed by an early SIGHUP (exit {proc.returncode}) after {sent}\n{log.read_text()[-2000:]}"
+            assert answered is not None
+            for _ in range(30):  # and a storm while it runs
+                proc.send_signal(signal.SIGHUP)
+            time.sleep(1)
+            assert proc.poll() is None and ready() is not None
+            proc.terminate()
+            for _ in range(10):  # and while it stops
+                with contextlib.suppress(ProcessLookupError):
+                    proc.send_signal(signal.SIGHUP)
+            assert proc.wait(timeout=WAIT_SECS) == 0, log.read_text()[-2000:]
+        finally:
+            _stop(proc)
+    assert "Traceback" not in log.read_text()
+
+
+# --- 8: intervals have a lower bound; 9: a non-UTF-8 config; 11: file-only keys, the variable named ---
+
+
+@pytest.mark.parametrize(
+    ("config", "env", "needle"),
+    [
+        (b"[monitoring]\nnode_metrics_interval = 1e-9\n", {}, "config key monitoring.node_metrics_interval (in "),
+        (b"[monitoring]\nvm_metrics_interval = 0.05\n", {}, "config key monitoring.vm_metrics_interval (in "),
+        (b"", {"HVSTAT_MONITORING_NODE_METRICS_INTERVAL": "0.01"}, "(from HVSTAT_MONITORING_NODE_METRICS_INTERVAL): Expected `float` >= 0.1"),
+        (b"[remote_write]\ninterval = 0.001\n", {}, "config key remote_write.interval (in "),
+        (b'[server]\nhost = "127.0.0.1"\n# caf\xe9\n', {}, "not UTF-8 text (byte 33"),
+        (b"\xff\xfe[\x00s\x00", {}, "not UTF-8 text (byte 0"),
+        (b"", {"HVSTAT_ALERTS_RULES": "[]"}, "HVSTAT_ALERTS_RULES: alerts.rules is set in the config file only"),
+        (b"", {"HVSTAT_ALERTS_WEBHOOK": '{"url": "http://x/"}'}, "alerts.webhook is set in the config file only"),
+        (b"", {"HVSTAT_SERVER_TOKENS": "short"}, "too short (at least 16; e.g. `openssl rand -hex 32`) (from HVSTAT_SERVER_TOKENS)"),
+    ],
+)
+def test_bad_configs_are_exit_2_naming_the_key_or_variable(tmp_path: Path, config: bytes, env: dict[str, str], needle: str) -> None:
+    path = tmp_path / "hvstat.toml"
+    path.write_bytes(config)
+    for command in (["check-config"], ["serve", "--port", str(free_port())]):
+        r = subprocess.run([*hvstat_exe(), *command, "--config", str(path)], capture_output=True, text=True, timeout=WAIT_SECS, env=clean_env(**env))
+        assert r.returncode == 2 and needle in r.stderr and "Traceback" not in r.stderr, (command, r.returncode, r.stderr)
+
+
+def test_the_smallest_interval_serves(tmp_path: Path) -> None:
+    with served(tmp_path, "[monitoring]\nnode_metrics_interval = 0.1\n") as s:
+        time.sleep(1)
+        assert httpx.get(f"{s.base}/health").json()["sources"][0]["interval_secs"] == 0.1
+    no_traceback(s)

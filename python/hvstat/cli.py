@@ -2,22 +2,34 @@
 
 from __future__ import annotations
 
-import argparse
 import logging
 import signal
-import sys
-import time
-from collections.abc import Callable
 from types import FrameType
 
-import msgspec
 
-from hvstat import __version__
-from hvstat._native import ContainerSampler, NodeSampler
-from hvstat.config import ConfigError, Settings, has_tokens, is_loopback, load_settings
-from hvstat.models import node_metrics_decoder
-from hvstat.sources.node import PRIME_SECS
-from hvstat.tokens import redact
+def _sighup_too_early(signum: int, frame: FrameType | None) -> None:
+    logging.getLogger("hvstat").warning("SIGHUP before the service had started (or while it stops): ignored")
+
+
+# SIGHUP's default action ends the process, and systemd's ExecReload may send it at any time: it is
+# taken over before anything else is imported (that takes a few tenths of a second), until the
+# service's own reload handler replaces this one (hvstat/reload.py).
+if signal.getsignal(signal.SIGHUP) is signal.SIG_DFL:
+    signal.signal(signal.SIGHUP, _sighup_too_early)
+
+import argparse  # noqa: E402 - after the SIGHUP handler, on purpose
+import sys  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+
+import msgspec  # noqa: E402
+
+from hvstat import __version__  # noqa: E402
+from hvstat._native import ContainerSampler, NodeSampler  # noqa: E402
+from hvstat.config import ConfigError, Settings, has_tokens, is_loopback, load_settings  # noqa: E402
+from hvstat.models import node_metrics_decoder  # noqa: E402
+from hvstat.sources.node import PRIME_SECS  # noqa: E402
+from hvstat.tokens import redact  # noqa: E402
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -68,10 +80,6 @@ def _reload_loader(args: argparse.Namespace) -> Callable[[], Settings]:
 
 def _exit_cleanly(signum: int, frame: FrameType | None) -> None:
     raise SystemExit(0)
-
-
-def _sighup_too_early(signum: int, frame: FrameType | None) -> None:
-    logging.getLogger("hvstat").warning("SIGHUP before the service had started (or while it stops): ignored")
 
 
 def _serve(settings: Settings, reload_settings: Callable[[], Settings] | None = None) -> None:

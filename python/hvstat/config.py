@@ -79,7 +79,14 @@ def load_settings(
     ``ConfigError`` naming the first bad key."""
     settings = replace_server(read_settings(path, environ), host=host, port=port)
     where = f" (in {path})" if path else ""
-    _in(where, lambda: load_tokens(settings.server))
+    env = os.environ if environ is None else environ
+    try:
+        load_tokens(settings.server)
+    except ConfigError as e:
+        # Name where the bad value came from: the variable when one set the key, else the file.
+        key = "server.tokens" if "server.tokens" in str(e) else "server.token_file"
+        variable = "HVSTAT_SERVER_TOKENS" if key == "server.tokens" else "HVSTAT_SERVER_TOKEN_FILE"
+        raise ConfigError(f"{e} (from {variable})" if variable in env else f"{e}{where}") from None
     try:
         compile_rules(settings.alerts.rules)
     except RulesError as e:

@@ -26,6 +26,10 @@ ENV_PREFIX = "HVSTAT_"
 ENV_CONFIG = "HVSTAT_CONFIG"
 
 Seconds = Annotated[float, msgspec.Meta(gt=0, le=86400)]
+# A sampling or sending interval: below a tenth of a second a source would only burn a core and
+# flood the log (1e-9 was accepted once).
+MIN_INTERVAL = 0.1
+Interval = Annotated[float, msgspec.Meta(ge=MIN_INTERVAL, le=86400)]
 Port = Annotated[int, msgspec.Meta(ge=1, le=65535)]
 Cap = Annotated[int, msgspec.Meta(ge=0, le=100_000)]
 
@@ -76,8 +80,8 @@ class ServerSettings(_Table, frozen=True, kw_only=True):
 
 
 class MonitoringSettings(_Table, frozen=True, kw_only=True):
-    node_metrics_interval: Seconds = 5.0
-    vm_metrics_interval: Seconds = 10.0
+    node_metrics_interval: Interval = 5.0
+    vm_metrics_interval: Interval = 10.0
     enable_history: bool = True
     history_retention: Annotated[int, msgspec.Meta(ge=0)] = 86400
     # Seconds of history kept at full resolution (every sample); older samples survive only as
@@ -192,7 +196,7 @@ class ProcessSettings(_Table, frozen=True, kw_only=True):
 
     enabled: bool = True
     # Seconds between samples; unset: [monitoring] node_metrics_interval.
-    interval: Seconds | None = None
+    interval: Interval | None = None
     # Processes each tick sends on the /ws "processes" topic (the highest CPU first).
     top: Annotated[int, msgspec.Meta(ge=0, le=10_000)] = 20
     # Per-process Prometheus series for the top N by CPU; 0 (default): none (cardinality).
@@ -362,7 +366,7 @@ class RemoteWriteSettings(_Table, frozen=True, kw_only=True):
     url: str | None = None
     # Seconds between batches; default: monitoring.node_metrics_interval. Every sample a source
     # takes is sent once, with its own timestamp, whatever this interval.
-    interval: Seconds | None = None
+    interval: Interval | None = None
     # Extra request headers, e.g. Authorization = "Bearer ..." (shown as *** by check-config).
     headers: dict[str, str] = {}
     # Seconds per request (connect, send, answer); more counts as a failure and is retried.
@@ -456,6 +460,10 @@ def _env_value(raw: str, annotation: Any) -> Any:
     return raw
 
 
+# Keys without an environment variable: tables of tables, set in the file (packaging/hvstat.toml).
+FILE_ONLY = frozenset(("alerts.rules", "alerts.webhook", "alerts.email"))
+
+
 def _apply_env(data: dict[str, Any], environ: dict[str, str]) -> dict[str, str]:
     """Merge ``HVSTAT_*`` variables into ``data``; return key path -> variable name for messages."""
     known: dict[str, tuple[str, str, Any]] = {}
@@ -469,6 +477,8 @@ def _apply_env(data: dict[str, Any], environ: dict[str, str]) -> dict[str, str]:
         if name not in known:
             raise ConfigError(f"unknown environment variable {name} (expected HVSTAT_<TABLE>_<KEY>, e.g. HVSTAT_SERVER_PORT)")
         table, key, annotation = known[name]
+        if f"{table}.{key}" in FILE_ONLY:
+            raise ConfigError(f"environment variable {name}: {table}.{key} is set in the config file only (no HVSTAT_* variable)")
         section = data.setdefault(table, {})
         if not isinstance(section, dict):
             raise ConfigError(f"config key {table}: expected a table")
@@ -491,6 +501,8 @@ def read_settings(path: str | os.PathLike[str] | None = None, environ: dict[str,
                 data = tomllib.load(fh)
         except FileNotFoundError:
             raise ConfigError(f"config file {path} does not exist") from None
+        except UnicodeDecodeError as e:
+            raise ConfigError(f"config file {path}: not UTF-8 text (byte {e.start}: {e.object[e.start : e.start + 1]!r}); TOML files are UTF-8") from None
         except (OSError, tomllib.TOMLDecodeError) as e:
             raise ConfigError(f"config file {path}: {e}") from None
     origins = _apply_env(data, environ)
