@@ -241,14 +241,5 @@ VMS: GuestKind[VmMetrics, VmsSample] = GuestKind(
 )
 
 KINDS: tuple[GuestKind[Any, Any], ...] = (CONTAINERS, VMS)
-BY_NAME = {k.name: k for k in KINDS}
 
-
-def summary(guest: ContainerMetrics | VmMetrics) -> Any:
-    """A guest's list entry, whatever its kind."""
-    if isinstance(guest, ContainerMetrics):
-        return CONTAINERS.summary(guest)
-    return VMS.summary(guest)
-
-
-__all__ = ["BY_NAME", "CONTAINERS", "KINDS", "VMS", "Filter", "GuestKind", "GuestLookupError", "summary"]
+__all__ = ["CONTAINERS", "KINDS", "VMS", "Filter", "GuestKind", "GuestLookupError"]

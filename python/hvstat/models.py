@@ -191,20 +191,6 @@ class ContainerSummary(Wire, kw_only=True):
     memory_limit_bytes: Limit | None
 
 
-def container_summary(c: ContainerMetrics) -> ContainerSummary:
-    """One container's entry of the list (REST and the WebSocket hello)."""
-    return ContainerSummary(
-        id=c.id,
-        name=c.name,
-        runtime=c.runtime,
-        cgroup_path=c.cgroup_path,
-        state=c.state,
-        cpu_usage_percent=c.cpu_usage_percent,
-        memory_usage_bytes=c.memory_usage_bytes,
-        memory_limit_bytes=c.memory_limit_bytes,
-    )
-
-
 class ContainerList(Wire, kw_only=True):
     """``GET /api/containers``."""
 
@@ -233,21 +219,6 @@ class VmSummary(Wire, kw_only=True):
     memory_max_bytes: int | None = None
     memory_usage_percent: float | None
     memory_rss_bytes: int | None = None
-
-
-def vm_summary(v: VmMetrics) -> VmSummary:
-    return VmSummary(
-        id=v.id,
-        name=v.name,
-        origin=v.origin,
-        status=v.status,
-        vcpus=v.vcpus,
-        cpu_usage_percent=v.cpu_usage_percent,
-        cpu_vcpu_percent=v.cpu_vcpu_percent,
-        memory_max_bytes=v.memory_max_bytes,
-        memory_usage_percent=v.memory_usage_percent,
-        memory_rss_bytes=v.memory_rss_bytes,
-    )
 
 
 class VmList(Wire, kw_only=True):
