@@ -389,3 +389,24 @@ def test_the_smallest_interval_serves(tmp_path: Path) -> None:
         time.sleep(1)
         assert httpx.get(f"{s.base}/health").json()["sources"][0]["interval_secs"] == 0.1
     no_traceback(s)
+
+
+# --- 10: a burst of client messages does not get a reading client dropped as too slow ---
+
+
+def test_a_burst_of_client_messages_is_answered_not_dropped(tmp_path: Path) -> None:
+    # The client reads in its own thread into an unbounded buffer while the test writes (with the
+    # websockets package's default of 16 frames, both ends would wait for each other to read).
+    with served(tmp_path, "[monitoring]\nnode_metrics_interval = 0.2\n") as s, connect(ws_url(s.base), max_queue=None) as ws:
+        burst = 500
+        for i in range(burst):
+            ws.send(json.dumps({"type": "subscribe", "topics": ["node"] if i % 2 else ["nope"]}))
+        answers = {"subscribed": 0, "error": 0}
+        while sum(answers.values()) < burst:
+            msg = json.loads(ws.recv(timeout=WAIT_SECS))  # ConnectionClosed (1008, too slow) before the fix
+            if msg["type"] in answers:
+                answers[msg["type"]] += 1
+        assert answers == {"subscribed": burst // 2, "error": burst // 2}
+        next_of(ws, "NodeMetrics")  # and the stream goes on
+    assert "dropped" not in s.text()
+    no_traceback(s)

@@ -136,6 +136,48 @@ class Batch(tuple[Frame, ...]):
     __slots__ = ()
 
 
+class Reply(Frame):
+    """A Frame answering the client's own message (``subscribed``, ``error``): it does not count
+    against ``ws_queue_size``, which bounds the broadcast; replies have their own bound."""
+
+    __slots__ = ()
+
+
+# Replies a client may have waiting; past it its messages are not read until they went out, so a
+# burst of client messages is slowed down by TCP instead of getting the client dropped as too slow.
+MAX_PENDING_REPLIES = 32
+
+
+class _ClientQueue(asyncio.Queue[Frame | Batch]):
+    """A client's queue, counting the replies in it (asyncio.Queue's _put/_get hooks see every item)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.replies = 0
+        self.reply_room = asyncio.Event()
+        self.reply_room.set()
+
+    def _put(self, item: Frame | Batch) -> None:
+        super()._put(item)
+        if isinstance(item, Reply):
+            self.replies += 1
+            if self.replies >= MAX_PENDING_REPLIES:
+                self.reply_room.clear()
+
+    def _get(self) -> Frame | Batch:
+        item = super()._get()
+        if isinstance(item, Reply):
+            self.replies -= 1
+            if self.replies < MAX_PENDING_REPLIES:
+                self.reply_room.set()
+        return item
+
+    @property
+    def broadcast(self) -> int:
+        """Entries waiting that are not replies."""
+        return self.qsize() - self.replies
+
+
 class TopicError(Exception):
     """A topic that cannot be subscribed to; ``error`` and ``detail`` go into the error message."""
 
@@ -151,7 +193,9 @@ class Client:
 
     def __init__(self, cid: int, peer: str, queue_size: int, topics: frozenset[str]) -> None:
         self.id, self.peer = cid, peer
-        self.queue: asyncio.Queue[Frame | Batch] = asyncio.Queue(queue_size)
+        # Unbounded as an asyncio.Queue: the hub bounds its broadcast entries (ws_queue_size) and
+        # the route stops reading the client while MAX_PENDING_REPLIES replies wait.
+        self.queue = _ClientQueue()
         # Set when the hub lets go of the client (dropped, or disconnected).
         self.ended = asyncio.Event()
         self.close_code: int | None = None
@@ -242,9 +286,9 @@ class Hub:
         log.info("WebSocket client %s dropped (%d): %s", client.peer, code, reason)
 
     def _offer(self, client: Client, frame: Frame | Batch) -> None:
-        try:
+        if isinstance(frame, Reply) or client.queue.broadcast < self.queue_size:
             client.queue.put_nowait(frame)
-        except asyncio.QueueFull:
+        else:
             self.dropped_slow += 1
             self.drop(client, CLOSE_TOO_SLOW, f"too slow: {self.queue_size} messages waiting (ws_queue_size)")
 
@@ -359,7 +403,7 @@ class Hub:
 
     def _reply(self, client: Client, message: WsMessage) -> None:
         if client.id in self._clients:
-            self._offer(client, Frame.of(message))
+            self._offer(client, Reply(encoder.encode(message)))
 
     # --- what the sources publish (a listener on the sample bus) ---
 

@@ -45,6 +45,9 @@ async def _send(websocket: WebSocket, client: Client) -> None:
 
 async def _receive(websocket: WebSocket, hub: Hub, client: Client) -> None:
     while True:
+        # Not while the replies to its earlier messages wait (hub.MAX_PENDING_REPLIES): a burst is
+        # held back by TCP, not answered into the queue the broadcast is bounded by.
+        await client.queue.reply_room.wait()
         message = await websocket.receive()
         if message["type"] == "websocket.disconnect":
             return
