@@ -26,7 +26,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("sinks", ("hvstat.hub", "hvstat.alerts.engine", "hvstat.alerts.notify", "hvstat.remote_write", "hvstat.rollups")),
     ("wiring", ("hvstat.config", "hvstat.state", "hvstat.logs", "hvstat.reload", "hvstat.history")),
     ("routes", ("hvstat.api.*",)),
-    ("entry points", ("hvstat.app", "hvstat.cli", "hvstat.tools")),
+    ("entry points", ("hvstat.app", "hvstat.cli", "hvstat.tools", "hvstat.top", "hvstat.top.*", "hvstat.report")),
 ]
 
 

@@ -60,6 +60,15 @@ def _parser() -> argparse.ArgumentParser:
     hist.add_argument("--format", choices=("json", "csv"), default="json")
     hist.add_argument("--db", help="the database (default: [storage] path)")
 
+    top = sub.add_parser("top", help="live full-screen view of the node, containers, VMs, processes and users")
+    top.add_argument("--config", help=config_help)
+    top.add_argument("--url", help="a running hvstat serve's /ws (default: the local service's, from the config; without one answering, sample directly)")
+    top.add_argument("--token", help="API token for --url (default: $HVSTAT_TOKEN, else the config's first token)")
+    top.add_argument("--cafile", help="CA certificate(s) to verify a wss:// server with")
+    top.add_argument("--insecure", action="store_true", help="do not verify a wss:// server's certificate")
+    top.add_argument("--direct", action="store_true", help="sample this machine in this process even if a server runs")
+    top.add_argument("--interval", type=float, default=2.0, help="seconds between samples when sampling directly (default: 2)")
+
     back = sub.add_parser("backup", help="copy the [storage] database consistently, also while the service runs")
     back.add_argument("target", help="the copy's path (must not exist)")
     back.add_argument("--config", help=config_help)
@@ -186,6 +195,11 @@ def main(argv: list[str] | None = None) -> int:
             _snapshot(settings, args.interval, args.pretty)
         elif args.command == "check-config":
             _check_config(settings)
+        elif args.command == "top":
+            # Textual is imported by this branch only: `hvstat serve` never loads it.
+            from hvstat.top import top_command
+
+            return top_command(settings, args)
         elif args.command in ("history", "backup"):
             from hvstat.tools import backup_command, history_command
 
