@@ -14,7 +14,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import pwd
 import re
+import secrets
 import signal
 import socket
 import subprocess
@@ -516,3 +519,108 @@ def test_every_module_the_page_imports_is_served(serve: str) -> None:
         todo += re.findall(r'^import .* from "\./([\w.]+)";$', r.text, re.MULTILINE)
         assert "http://" not in r.text and "https://" not in r.text, f"{name} refers to another site"
     assert {"app.js", "chart.js", "conn.js", "table.js", "format.js", "frame.js"} <= seen
+
+
+@pytest.mark.browser
+@pytest.mark.root
+@pytest.mark.skipif(os.geteuid() != 0, reason="creates a user (useradd)")
+def test_the_processes_and_users_panel_shows_a_busy_user(tmp_path: Path, browser: Any) -> None:
+    """A user the test creates runs a busy loop: its row is in the users table and the loop in the
+    top processes (from REST first, then from /ws), the load status is in the header with its rule;
+    sorting by PID and the filters work; at 1400 px and at 390 px. A server with [processes]
+    enabled = false shows no panel and the page stays free of errors (no failed subscribe)."""
+    name = f"hvdash{secrets.token_hex(3)}"
+    subprocess.run(["useradd", "--no-create-home", "--shell", "/usr/sbin/nologin", name], check=True)
+    pw = pwd.getpwnam(name)
+    busy = subprocess.Popen(["setpriv", f"--reuid={pw.pw_uid}", f"--regid={pw.pw_gid}", "--clear-groups", "/bin/sh", "-c", "while :; do :; done"])
+    try:
+        config = "[monitoring]\nnode_metrics_interval = 1\n\n[containers]\nenabled = false\n\n[processes]\ninterval = 1\n"
+        with running_server(tmp_path, config) as base:
+            page = browser.new_page(bypass_csp=True, viewport={"width": 1400, "height": 1000})
+            errors: list[str] = []
+            page.on("console", lambda m: m.type == "error" and errors.append(m.text))
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            frames: list[str] = []
+            page.on("websocket", lambda ws: ws.on("framereceived", lambda payload: frames.append(str(payload)[:40])))
+            page.goto(base + "/")
+            page.wait_for_selector("#users-panel:not([hidden])", timeout=15_000)
+            page.wait_for_selector(f'#users tr[data-id="{name}"]', timeout=15_000)
+            page.wait_for_selector(f'#procs tr[data-id="{busy.pid}"]', timeout=15_000)
+            # The busy loop's row: its command and user; its CPU near one core once it has a rate.
+            row = f'#procs tr[data-id="{busy.pid}"]'
+            assert page.inner_text(f"{row} td:nth-child(2)") == "sh"
+            assert page.inner_text(f"{row} td:nth-child(3)") == name
+            page.wait_for_function(
+                f"""(() => {{ const t = document.querySelector('{row} td:nth-child(5)')?.textContent ?? '';
+                              const v = parseFloat(t); return v >= 50; }})()""",
+                timeout=15_000,
+            )
+            # Live from /ws too: the Processes and Users messages arrive.
+            page.wait_for_function("true", timeout=1000)
+            deadline = time.monotonic() + 10
+            while not (any('"type":"Processes"' in f for f in frames) and any('"type":"Users"' in f for f in frames)) and time.monotonic() < deadline:
+                page.wait_for_timeout(200)
+            assert any('"type":"Processes"' in f for f in frames) and any('"type":"Users"' in f for f in frames), frames[-10:]
+            # The load status, with its rule as the tooltip.
+            page.wait_for_selector("#load-status:not([hidden])", timeout=10_000)
+            assert page.get_attribute("#load-status", "data-level") in ("light", "medium", "heavy")
+            assert "Load status:" in (page.get_attribute("#load-status", "title") or "")
+            assert re.search(r"cpu_percent|memory_percent|persistent", page.get_attribute("#load-status", "title") or "")
+
+            def pids() -> list[int]:
+                return [int(x) for x in page.eval_on_selector_all("#procs tbody tr[data-id]", "rs => rs.map(r => r.dataset.id)")]
+
+            # Sorting: PID largest first, then smallest first.
+            page.click("#procs th:nth-child(1) button")
+            assert page.get_attribute("#procs th:nth-child(1)", "aria-sort") == "descending"
+            page.wait_for_function("(() => { const ids = [...document.querySelectorAll('#procs tbody tr[data-id]')].map(r => +r.dataset.id); return ids.length > 1 && ids.every((v, i) => i === 0 || ids[i - 1] >= v); })()", timeout=5000)
+            page.click("#procs th:nth-child(1) button")
+            assert page.get_attribute("#procs th:nth-child(1)", "aria-sort") == "ascending"
+            page.wait_for_function("(() => { const ids = [...document.querySelectorAll('#procs tbody tr[data-id]')].map(r => +r.dataset.id); return ids.length > 1 && ids.every((v, i) => i === 0 || ids[i - 1] <= v); })()", timeout=5000)
+            # The users table sorts by its columns too (processes: most first).
+            page.click("#users th:nth-child(3) button")
+            assert page.get_attribute("#users th:nth-child(3)", "aria-sort") == "descending"
+
+            # Filtering: by the user name, only its processes; by nonsense, nothing.
+            page.fill("#procs-filter", name)
+            page.wait_for_function(f"document.querySelectorAll('#procs tbody tr[data-id]').length >= 1 && [...document.querySelectorAll('#procs tbody tr[data-id] td:nth-child(3)')].every(td => td.textContent === '{name}')", timeout=5000)
+            assert busy.pid in pids()
+            page.fill("#procs-filter", "no-such-process-anywhere")
+            page.wait_for_selector("#procs tr.empty", timeout=5000)
+            assert "No match" in page.inner_text("#procs tr.empty")
+            page.fill("#procs-filter", "")
+            page.fill("#users-filter", name)
+            page.wait_for_function(f"(() => {{ const ids = [...document.querySelectorAll('#users tbody tr[data-id]')].map(r => r.dataset.id); return ids.length === 1 && ids[0] === '{name}'; }})()", timeout=5000)
+            assert page.inner_text("#users-count").startswith("1 of") or page.inner_text("#users-count") == "1"
+            page.fill("#users-filter", "")
+            page.screenshot(path=str(tmp_path / "procs-1400.png"), full_page=True)
+
+            # Narrow: the panels stay, the page does not scroll sideways (the tables do, inside).
+            page.set_viewport_size({"width": 390, "height": 900})
+            page.wait_for_timeout(300)
+            assert page.is_visible("#procs-panel") and page.is_visible("#users-panel") and page.is_visible("#load-status")
+            overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+            assert overflow <= 1, overflow
+            assert page.is_visible(f'#users tr[data-id="{name}"]')
+            page.screenshot(path=str(tmp_path / "procs-390.png"), full_page=True)
+            assert errors == [], errors
+
+        off = tmp_path / "off"
+        off.mkdir()
+        config_off = "[monitoring]\nnode_metrics_interval = 1\n\n[containers]\nenabled = false\n\n[processes]\nenabled = false\n"
+        with running_server(off, config_off) as base:
+            page = browser.new_page(bypass_csp=True, viewport={"width": 1400, "height": 1000})
+            errors = []
+            page.on("console", lambda m: m.type == "error" and errors.append(m.text))
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(base + "/")
+            page.wait_for_selector("#conn[data-state=open]", timeout=15_000)
+            wait_node_after(page, wait_node_after(page, 0))
+            assert page.is_hidden("#users-panel") and page.is_hidden("#procs-panel") and page.is_hidden("#load-status")
+            # 404 from /api/processes is the answer "off", not an error the console shows.
+            assert [e for e in errors if "404" not in e] == [], errors
+    finally:
+        busy.kill()
+        busy.wait()
+        subprocess.run(["pkill", "-KILL", "-u", str(pw.pw_uid)], check=False)
+        subprocess.run(["userdel", name], check=False)

@@ -567,6 +567,151 @@ setInterval(() => {
   if (state.detail) loadDetailHistory(state.detail);
 }, 60_000);
 
+// --- processes and users ---------------------------------------------------------------------------
+// Only when the server monitors processes: GET /api/processes answers 404 when [processes] is off,
+// and a subscribe naming a disabled topic fails whole, so "processes" and "users" join the base
+// topics only after REST said yes. The hello carries no process state: the tables and the load
+// status are drawn from REST first (/api/processes, /api/users, /status), then kept by /ws.
+
+const PROC_TOPICS = ["processes", "users"];
+const PROCS_FIRST = 20; // the [processes] top default, until the first Processes message says
+
+const procs = { on: false, gen: 0 };
+
+const users = new GuestTable($("users"), {
+  countEl: $("users-count"),
+  emptyText: "No users above min_uid with processes",
+  onOpen: () => {},
+  sortKey: "cpu",
+  sortDesc: true,
+  filterText: (d) => [d.name, d.uid],
+  columns: [
+    { key: "name", label: "User", width: "18%", text: (d) => (d.persistent_heavy ? `${d.name} (persistent)` : d.name), cls: "name" },
+    { key: "uid", label: "UID", width: "8%", num: true, text: (d) => String(d.uid), sort: (d) => d.uid },
+    { key: "procs", label: "Processes", width: "10%", num: true, text: (d) => f.int(d.processes), sort: (d) => d.processes },
+    { key: "cpu", label: "CPU (core)", width: "12%", num: true, text: (d) => f.pct(d.cpu_percent), sort: (d) => d.cpu_percent },
+    { key: "cpuh", label: "CPU (host)", width: "12%", num: true, text: (d) => f.pct(d.cpu_host_percent), sort: (d) => d.cpu_host_percent, bar: (d) => d.cpu_host_percent },
+    { key: "rss", label: "RSS", width: "11%", num: true, text: (d) => f.bytes(d.rss_bytes), sort: (d) => d.rss_bytes },
+    { key: "memp", label: "Memory", width: "10%", num: true, text: (d) => f.pct(d.memory_percent), sort: (d) => d.memory_percent, bar: (d) => d.memory_percent },
+    { key: "io", label: "I/O", width: "19%", num: true, text: (d) => `R ${f.rate(d.read_bytes_per_sec)} \u00b7 W ${f.rate(d.write_bytes_per_sec)}`, sort: ioRate },
+  ],
+});
+
+const topProcs = new GuestTable($("procs"), {
+  countEl: $("procs-count"),
+  emptyText: "No processes",
+  onOpen: () => {},
+  sortKey: "cpu",
+  sortDesc: true,
+  filterText: (d) => [d.name, d.id, d.user, d.container, d.vm],
+  columns: [
+    { key: "pid", label: "PID", width: "9%", num: true, text: (d) => d.id, sort: (d) => d.pid },
+    { key: "name", label: "Command", width: "17%", text: (d) => d.name, cls: "name" },
+    { key: "user", label: "User", width: "12%", text: (d) => d.user ?? f.NONE },
+    { key: "state", label: "State", width: "7%", text: (d) => d.state, cls: "state" },
+    { key: "cpu", label: "CPU", width: "11%", num: true, text: (d) => f.pct(d.cpu_percent), sort: (d) => d.cpu_percent, bar: (d) => d.cpu_host_percent },
+    { key: "rss", label: "RSS", width: "11%", num: true, text: (d) => f.bytes(d.rss_bytes), sort: (d) => d.rss_bytes },
+    { key: "thr", label: "Threads", width: "8%", num: true, text: (d) => f.int(d.threads), sort: (d) => d.threads },
+    { key: "io", label: "I/O", width: "13%", num: true, text: (d) => `R ${f.rate(d.read_bytes_per_sec)} \u00b7 W ${f.rate(d.write_bytes_per_sec)}`, sort: ioRate },
+    { key: "guest", label: "Guest", width: "12%", text: (d) => (d.container ? d.container.slice(0, 12) : d.vm ?? "") },
+  ],
+});
+
+function ioRate(d) {
+  return d.read_bytes_per_sec == null && d.write_bytes_per_sec == null ? null : (d.read_bytes_per_sec ?? 0) + (d.write_bytes_per_sec ?? 0);
+}
+
+$("users-filter").addEventListener("input", (e) => users.setFilter(e.target.value));
+$("procs-filter").addEventListener("input", (e) => topProcs.setFilter(e.target.value));
+
+// Rows keyed by user name and by pid (as a string: the table's ids are).
+const userRows = (list) => list.map((u) => ({ ...u, id: u.user, name: u.user }));
+const procRows = (list) => list.map((p) => ({ ...p, id: String(p.pid) }));
+
+function drawProcesses(list, total) {
+  topProcs.setAll(procRows(list));
+  setText($("procs-note"), total > list.length ? `The ${list.length} busiest of ${f.int(total)} processes, by CPU; sorting and the filter apply to these.` : "");
+}
+
+// The header's load status: its level, and the rule that gave it as the tooltip.
+function drawLoadStatus(status) {
+  const pill = $("load-status");
+  if (!status) {
+    pill.hidden = true;
+    return;
+  }
+  pill.hidden = false;
+  pill.dataset.level = status.level;
+  setText($("load-level"), status.level);
+  const who = status.persistent_users?.length ? `\npersistent heavy users: ${status.persistent_users.join(", ")}` : "";
+  pill.title = `Load status: ${status.level} (${status.rule})${who}`;
+}
+
+function showProcessPanels(on) {
+  procs.on = on;
+  $("users-panel").hidden = !on;
+  $("procs-panel").hidden = !on;
+  if (!on) drawLoadStatus(null);
+  // The base topics are the array the connection holds: add or remove ours in place, then send.
+  const want = on ? PROC_TOPICS.filter((t) => !BASE_TOPICS.includes(t)) : [];
+  const drop = on ? [] : PROC_TOPICS.filter((t) => BASE_TOPICS.includes(t));
+  if (!want.length && !drop.length) return;
+  for (const t of want) BASE_TOPICS.push(t);
+  for (const t of drop) BASE_TOPICS.splice(BASE_TOPICS.indexOf(t), 1);
+  live.sendTopics();
+}
+
+// GET with the token; {status, body} (body null unless 2xx).
+async function fetchStatus(url) {
+  try {
+    const headers = { Accept: "application/json" };
+    const t = token();
+    if (t) headers.Authorization = `Bearer ${t}`;
+    const r = await fetch(url, { headers });
+    return { status: r.status, body: r.ok ? await r.json() : null };
+  } catch (e) {
+    return { status: 0, body: null };
+  }
+}
+
+// After each hello: is process monitoring on? Then draw from REST and subscribe.
+async function loadProcesses() {
+  const gen = ++procs.gen;
+  const list = await fetchStatus(`/api/processes?limit=${PROCS_FIRST}`);
+  if (gen !== procs.gen) return;
+  if (list.status === 404 || list.status === 0) {
+    showProcessPanels(false);
+    return;
+  }
+  showProcessPanels(true);
+  if (list.body) drawProcesses(list.body.processes, list.body.total);
+  const [u, s] = await Promise.all([fetchStatus("/api/users"), fetchStatus("/status")]);
+  if (gen !== procs.gen) return;
+  if (u.body) users.setAll(userRows(u.body.users));
+  if (s.body) drawLoadStatus(s.body.status);
+}
+
+// /ws: Processes and Users messages; true when the message was one of ours.
+function onProcessMessage(m) {
+  if (m.type === "Processes") {
+    if (!procs.on) showProcessPanels(true);
+    drawProcesses(m.processes, m.total);
+    drawLoadStatus(m.status);
+    return true;
+  }
+  if (m.type === "Users") {
+    users.setAll(userRows(m.users));
+    drawLoadStatus(m.status);
+    return true;
+  }
+  // Process monitoring went off (a restart with [processes] disabled): our subscribe failed whole.
+  if (m.type === "error" && /process monitoring is disabled/.test(m.error ?? "")) {
+    showProcessPanels(false);
+    return true;
+  }
+  return false;
+}
+
 // --- alerts ----------------------------------------------------------------------------------------
 
 function renderAlerts() {
@@ -634,6 +779,7 @@ function onHello(m) {
   if (m.vms) vms.setAll(m.vms.vms);
   else vms.setAll([], "VM monitoring is off, or no sample yet");
   loadNodeHistory(seen);
+  loadProcesses();
   if (state.detail) loadDetailHistory(state.detail);
   getJSON("/api/alerts", true).then((a) => {
     state.alerts = new Map((a?.active ?? []).filter((x) => x.state === "firing").map((x) => [x.alert_id, x]));
@@ -642,6 +788,7 @@ function onHello(m) {
 }
 
 function onMessage(m) {
+  if (onProcessMessage(m)) return;
   const d = state.detail;
   switch (m.type) {
     case "NodeMetrics":

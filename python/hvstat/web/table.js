@@ -17,13 +17,15 @@ const OVERSCAN = 8;
 export class GuestTable {
   // columns: [{key, label, width (CSS), text(row) -> string, sort(row) -> number|string|null, num?,
   // bar?(row) -> percent|null, cls?}]. onOpen(id) when a row is chosen (click or Enter).
-  constructor(table, { columns, onOpen, emptyText, sortKey, sortDesc = false, countEl }) {
+  // filterText(data) -> the strings the filter looks in (default: name, id, runtime, origin, state, status).
+  constructor(table, { columns, onOpen, emptyText, sortKey, sortDesc = false, countEl, filterText }) {
     this.table = table;
     this.wrap = table.parentElement;
     this.columns = columns;
     this.onOpen = onOpen;
     this.emptyText = emptyText;
     this.countEl = countEl;
+    this.filterText = filterText ?? ((d) => [d.name, d.id, d.runtime, d.origin, d.state, d.status]);
     this.rows = new Map(); // id -> {data, tr, cells: [{text, bar, barValue}]}
     this.shown = []; // the rows now in the DOM, in order
     this.filter = "";
@@ -174,7 +176,7 @@ export class GuestTable {
   matches(row) {
     if (!this.filter) return true;
     const d = row.data;
-    return [d.name, d.id, d.runtime, d.origin, d.state, d.status].some((x) => x && String(x).toLowerCase().includes(this.filter));
+    return this.filterText(d).some((x) => x != null && String(x).toLowerCase().includes(this.filter));
   }
 
   compare() {
