@@ -9,13 +9,15 @@ children also get SIGKILL through PR_SET_PDEATHSIG if it is killed itself).
 
 Lines of the first part (N = --count processes besides the machine's own, timed round-robin, best
 and median of the repeats' mean per sample, the garbage collector off while a line is timed):
-  hvstat core    ProcessSampler.sample(): list /proc, pread stat, statm and io of every process
-                 (kept open), parse, rates, per-user/guest/host sums, the JSON document
+  hvstat core    ProcessSampler.sample(): list /proc, pread stat of every process and io of those
+                 whose io is due (CPU time moved, or every 12th tick; kept open), parse, rates,
+                 per-user/guest/host sums, the JSON document
   hvstat full    processes_sample_decoder.decode(sampler.sample()): typed msgspec Structs
   psutil         list(psutil.process_iter(['cpu_times', 'memory_info', 'username', 'io_counters']))
   floor (C)      the same kernel work and nothing else: opendir/readdir/closedir of /proc, then one
-                 pread at offset 0 of every file of sampler.paths() (meminfo, uptime, and each
-                 process's stat, statm and io), kept open: bench/floor.c -d /proc -l LIST
+                 pread at offset 0 of every file of sampler.paths() after five samples (meminfo,
+                 uptime, each process's stat, and the io files that tick read), kept open:
+                 bench/floor.c -d /proc -l LIST
 
 Second part: `hvstat serve` (--exe, default the hvstat next to this Python) with [processes] and the
 node every 5 s, on a host with --service-count processes; its CPU over --service-secs seconds from
@@ -137,6 +139,8 @@ def micro(args: argparse.Namespace) -> dict[str, object]:
         sampler.sample()
         time.sleep(0.2)
         first = processes_sample_decoder.decode(sampler.sample())
+        for _ in range(3):  # past the first ticks, which read every io: a steady tick's files
+            sampler.sample()
         paths = sampler.paths()
         lst = OUT / f"processes.floor.{args.count}.txt"
         lst.write_text("d /proc\n" + "".join(f"w {p}\n" for p in paths))

@@ -676,7 +676,8 @@ class ProcessHost(Wire, kw_only=True):
     write_bytes_per_sec: float | None
     # Processes whose /proc/<pid>/io hvstat may not read.
     io_unreadable_processes: int
-    # Descriptors the sampler keeps open (stat, statm and io of at most `max_kept_open` processes).
+    # Descriptors the sampler keeps open (stat of at most `max_kept_open` processes, io of those that use CPU;
+    # at most half the soft RLIMIT_NOFILE).
     kept_open_fds: int
 
 
@@ -765,7 +766,7 @@ class ProcessMetrics(Wire, kw_only=True):
     cpu_host_percent: float | None
     # utime + stime since the process started, seconds (ps's TIME).
     cpu_seconds_total: float
-    # Resident set size (statm's resident pages; ps's RSS, status's VmRSS).
+    # Resident set size (stat's rss pages, the same count as statm's resident; ps's RSS, status's VmRSS).
     rss_bytes: int | None
     # rss_bytes in percent of MemTotal.
     memory_percent: float | None

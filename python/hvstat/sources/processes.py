@@ -1,7 +1,8 @@
 """ProcessSource: every process of the host, its users and the load status, sampled by the core.
 
-Each tick the core's ProcessSampler reads every /proc/<pid> (kept-open stat, statm and io within an
-fd budget of half the soft RLIMIT_NOFILE, which the app's lifespan raises to the hard limit first),
+Each tick the core's ProcessSampler reads every /proc/<pid> (kept-open stat, and io when the CPU time
+moved or every 12th tick, within an fd budget of half the soft RLIMIT_NOFILE, which the app's lifespan
+raises to the hard limit first),
 and returns the processes with their rates, the per-user and per-guest sums, the persistent heavy
 users and the load status, as one ``ProcessesSample``.
 """

@@ -170,12 +170,15 @@ impl VmSampler {
     }
 }
 
-/// Reads every /proc/<pid> (kept-open stat, statm and io within a bounded fd budget), derives
+/// Reads every /proc/<pid> (kept-open stat, and io when it may have moved, within a bounded fd budget), derives
 /// per-process rates and aggregates per user, per container or VM and for the host, with persistent
 /// heavy users and the load status. Calls are serialized.
 #[pyclass(module = "hvstat._core", frozen)]
 struct ProcessSampler {
     inner: Mutex<CoreProcessSampler>,
+    /// The JSON of the latest sample, its capacity kept: a sample of 10,000 processes is megabytes,
+    /// which allocated afresh each tick is mapped and faulted in page by page.
+    json: Mutex<Vec<u8>>,
 }
 
 #[pymethods]
@@ -187,12 +190,17 @@ impl ProcessSampler {
         let config: ProcessConfig = serde_json::from_str(config_json)
             .map_err(|e| BindError::Config(format!("processes config: {e}")))?;
         let sampler = CoreProcessSampler::new(config).map_err(BindError::Config)?;
-        Ok(ProcessSampler { inner: Mutex::new(sampler) })
+        Ok(ProcessSampler { inner: Mutex::new(sampler), json: Mutex::new(Vec::new()) })
     }
 
     /// Read every process, derive rates against the previous call; the `ProcessesSample` as JSON bytes.
     fn sample<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
-        sample_json(py, || lock(&self.inner).sample())
+        let mut json = std::mem::take(&mut *lock(&self.json));
+        json.clear();
+        let r = py.detach(|| serde_json::to_writer(&mut json, &lock(&self.inner).sample()));
+        let out = r.map(|()| PyBytes::new(py, &json)).map_err(BindError::Encode);
+        *lock(&self.json) = json;
+        Ok(out?)
     }
 
     /// Every file one sample reads (as of the latest sample).

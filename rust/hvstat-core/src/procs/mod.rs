@@ -1,6 +1,6 @@
 //! Processes and users: who is loading the host.
 //!
-//! - [`sampler`]: [`sampler::ProcessSampler`] reads every /proc/<pid> each tick (stat, statm and io
+//! - [`sampler`]: [`sampler::ProcessSampler`] reads every /proc/<pid> each tick (stat, and io when it may have moved
 //!   through kept-open fds within a bounded budget; the uid and cgroup once per process and after an
 //!   exec) and aggregates per user, per container or VM, and for the host; persistent heavy users and
 //!   the load status.

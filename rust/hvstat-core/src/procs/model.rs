@@ -42,10 +42,15 @@ pub struct RawProcess {
     /// utime + stime, USER_HZ ticks, all threads (live and exited) of the process.
     pub cpu_ticks: u64,
     pub threads: u64,
-    /// statm resident pages × page size; 0 for a zombie or a kernel thread (they have no memory map).
+    /// stat's rss pages (field 24, the same count as statm's resident) × page size; 0 for a zombie
+    /// or a kernel thread (they have no memory map).
     pub rss_bytes: Option<u64>,
-    /// /proc/<pid>/io; `None` when not readable (needs ptrace access).
+    /// /proc/<pid>/io; `None` when not readable (needs ptrace access). When it was not read this
+    /// tick (the process used no CPU), the previous reading.
     pub io: Option<PidIo>,
+    /// Seconds since the io reading before this one, when io was read this tick after ticks that did
+    /// not read it; `None`: the interval's (the I/O rates' time base).
+    pub io_secs: Option<f64>,
     pub cgroup: Option<String>,
     pub guest: Option<Attribution>,
 }
@@ -97,7 +102,7 @@ pub struct ProcessMetrics {
     pub cpu_host_percent: Option<f64>,
     /// utime + stime since the process started, seconds (ps's TIME).
     pub cpu_seconds_total: f64,
-    /// Resident set size (statm's resident pages; ps's RSS, status's VmRSS).
+    /// Resident set size (stat's rss pages, the same count as statm's resident; ps's RSS, status's VmRSS).
     pub rss_bytes: Option<u64>,
     /// rss_bytes in percent of MemTotal.
     pub memory_percent: Option<f64>,
@@ -146,6 +151,8 @@ pub fn process(cur: &RawProcess, prev: Previous<'_>, dt: f64, host: &Host, user:
     };
     let valid_dt = dt > 0.0 && dt.is_finite();
     let rate = |v: Option<u64>| v.filter(|_| valid_dt).map(|v| v as f64 / dt);
+    let io_dt = cur.io_secs.filter(|s| *s > 0.0 && s.is_finite()).unwrap_or(dt);
+    let io_rate = |v: Option<u64>| v.filter(|_| valid_dt).map(|v| v as f64 / io_dt);
     let cpu_percent = rate(d.cpu_ticks).map(|t| t / hz * 100.0);
     let m = ProcessMetrics {
         pid: cur.pid,
@@ -161,8 +168,8 @@ pub fn process(cur: &RawProcess, prev: Previous<'_>, dt: f64, host: &Host, user:
         cpu_seconds_total: cur.cpu_ticks as f64 / hz,
         rss_bytes: cur.rss_bytes,
         memory_percent: cur.rss_bytes.zip(host.memory_total_bytes).and_then(|(r, t)| percent(r as f64, t as f64)),
-        read_bytes_per_sec: rate(d.read_bytes),
-        write_bytes_per_sec: rate(d.write_bytes),
+        read_bytes_per_sec: io_rate(d.read_bytes),
+        write_bytes_per_sec: io_rate(d.write_bytes),
         read_bytes_total: cur.io.map(|i| i.read_bytes),
         write_bytes_total: cur.io.map(|i| i.write_bytes),
         cgroup: cur.cgroup.clone(),
@@ -297,7 +304,8 @@ pub struct ProcessHost {
     pub write_bytes_per_sec: Option<f64>,
     /// Processes whose /proc/<pid>/io hvstat may not read.
     pub io_unreadable_processes: u64,
-    /// Descriptors the sampler keeps open (stat, statm and io of at most `max_kept_open` processes).
+    /// Descriptors the sampler keeps open (stat of at most `max_kept_open` processes, io of those that
+    /// use CPU; at most half the soft RLIMIT_NOFILE).
     pub kept_open_fds: u64,
 }
 

@@ -1,8 +1,16 @@
 //! The process sampler: every /proc/<pid> each tick.
 //!
-//! Per process it keeps stat, statm and io open (pread at offset 0, as [`crate::read`] explains) for
-//! at most `max_kept_open` processes, bounded again by half the soft RLIMIT_NOFILE (3 fds each); a
-//! process past that budget has its files opened for each read. A kept fd belongs to one process:
+//! Per process it reads stat every tick (its field 24 is the resident set: statm, which says the
+//! same, is not read) and io when it can have changed: when the process is first seen, when its CPU
+//! time moved since the previous tick, and every [`IO_REFRESH_TICKS`] ticks otherwise (staggered by
+//! pid, so that each tick reads a share of the idle processes). A process that used no whole clock
+//! tick of CPU in an interval shows no I/O for it; whatever it did is counted at its next io read,
+//! as a rate over the time since the previous one. stat is kept open (pread at offset 0, as
+//! [`crate::read`] explains) for at most `max_kept_open` processes, and io beside it (for idle
+//! processes only while the kept fds are under a quarter of the soft RLIMIT_NOFILE), all within half
+//! the soft RLIMIT_NOFILE; a process past that budget has its stat (and io when due) opened for
+//! each read. The directory listing is one readdir pass with no allocation per entry.
+//! A kept fd belongs to one process:
 //! once that process is reaped its reads fail with ESRCH even if the pid is reused, so a failed read
 //! is retried once through a fresh open, and the start time (stat field 22) tells a reused pid from
 //! the same process. The effective uid (status `Uid:`) and the cgroup (for attribution to a
@@ -29,7 +37,6 @@ use super::passwd::UserNames;
 use crate::cgroup::discover::classify;
 use crate::filter::Glob;
 use crate::host;
-use crate::parse::ParseResult;
 use crate::procfs::{meminfo, pid, stat, uptime};
 use crate::rate::percent;
 use crate::read::{FileReader, Shape};
@@ -38,6 +45,10 @@ use crate::vm::process::pick_cgroup_path;
 /// How often a process's uid and cgroup are read again when nothing (an exec) says they changed:
 /// a setuid() without exec, a process moved to another cgroup.
 pub const IDENT_REREAD: Duration = Duration::from_secs(60);
+
+/// A process whose CPU time did not move has its io read every this many ticks (a minute at the
+/// default 5 s interval); one whose CPU time moved, at every tick.
+pub const IO_REFRESH_TICKS: u64 = 12;
 
 /// Thresholds of one named user, overriding the defaults.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
@@ -71,7 +82,7 @@ pub struct ProcessConfig {
     /// Per-user thresholds by user name.
     pub users: BTreeMap<String, UserThresholds>,
     pub status: StatusRule,
-    /// At most this many processes get kept-open files (3 fds each).
+    /// At most this many processes get a kept-open stat (and io while they use CPU).
     pub max_kept_open: usize,
 }
 
@@ -153,10 +164,10 @@ impl PidFile {
 
     /// Reads the whole file into `buf` (grown if a read fills it: these are single_open files, so
     /// a read that does not fill the buffer is all of it) and returns its length.
-    fn read(&mut self, path: &Path, keep: bool, buf: &mut Vec<u8>) -> Result<usize, ReadError> {
+    fn read(&mut self, path: impl FnOnce() -> PathBuf, keep: bool, buf: &mut Vec<u8>) -> Result<usize, ReadError> {
         let file = match self.file.take() {
             Some(f) => f,
-            None => File::open(path).map_err(classify_err)?,
+            None => File::open(path()).map_err(classify_err)?,
         };
         let n = loop {
             match file.read_at(buf, 0) {
@@ -193,11 +204,12 @@ struct Ident {
 struct Tracked {
     starttime_ticks: u64,
     stat: PidFile,
-    statm: PidFile,
     io: PidFile,
     /// io was refused (EACCES): not tried again for this process.
     io_denied: bool,
-    /// Its files stay open (within the fd budget).
+    /// When io was last read, and in which tick.
+    io_read: Option<(Instant, u64)>,
+    /// Its stat stays open (within the budget).
     kept: bool,
     ident: Ident,
     previous: Option<RawProcess>,
@@ -222,14 +234,18 @@ pub struct ProcessSampler {
     meminfo: FileReader,
     uptime: FileReader,
     names: UserNames,
-    tracked: HashMap<u32, Tracked>,
+    tracked: HashMap<u32, Tracked, PidHash>,
     users: HashMap<u32, UserState>,
     tick: u64,
     /// Monotonic time and uptime (seconds) of the previous sample.
     previous_at: Option<(Instant, Option<f64>)>,
-    /// Processes that may keep files open (the config's bound and the fd limit's).
+    /// Processes that may keep their stat open (`max_kept_open`), and fds the sampler may keep
+    /// open (half the soft RLIMIT_NOFILE).
     kept_budget: usize,
+    fd_budget: usize,
+    /// Processes whose stat is kept open, and fds kept open (stat and io).
     kept: usize,
+    kept_fds: usize,
     /// Scratch buffer for every read of a tick.
     buf: Vec<u8>,
 }
@@ -269,8 +285,42 @@ pub fn attribute(path: &str) -> Option<Attribution> {
     }
 }
 
-fn parse_in<T>(buf: &[u8], path: &Path, parser: impl FnOnce(&[u8]) -> ParseResult<T>) -> crate::Result<T> {
-    parser(buf).map_err(|e| crate::Error::parse(path, e))
+/// A hasher for pid keys: a multiplicative mix of the one u32 (SipHash's DoS resistance buys
+/// nothing for pids the kernel hands out, and costs a tenth of a tick's user time).
+#[derive(Default, Clone, Copy)]
+pub struct PidHasher(u64);
+
+impl std::hash::Hasher for PidHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_u32(&mut self, n: u32) {
+        self.0 = (self.0 ^ u64::from(n)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+type PidHash = std::hash::BuildHasherDefault<PidHasher>;
+
+/// `<proc_root>/<pid>/<file>` (the directory itself when `file` is empty).
+fn pid_path(root: &Path, pid_: u32, file: &str) -> PathBuf {
+    let mut p = root.join(pid_.to_string());
+    if !file.is_empty() {
+        p.push(file);
+    }
+    p
+}
+
+/// A /proc entry's name as a pid: decimal digits only.
+fn parse_pid(name: &[u8]) -> Option<u32> {
+    if name.is_empty() || name.len() > 10 {
+        return None;
+    }
+    name.iter().try_fold(0u32, |acc, &c| if c.is_ascii_digit() { acc.checked_mul(10)?.checked_add(u32::from(c - b'0')) } else { None })
 }
 
 impl ProcessSampler {
@@ -291,12 +341,14 @@ impl ProcessSampler {
             meminfo: FileReader::new(config.proc_root.join("meminfo"), Shape::Whole),
             uptime: FileReader::new(config.proc_root.join("uptime"), Shape::Whole),
             names: UserNames::new(config.rootfs.join("etc/passwd")),
-            tracked: HashMap::new(),
+            tracked: HashMap::default(),
             users: HashMap::new(),
             tick: 0,
             previous_at: None,
-            kept_budget: config.max_kept_open.min(fd_budget() / 3),
+            kept_budget: config.max_kept_open,
+            fd_budget: fd_budget(),
             kept: 0,
+            kept_fds: 0,
             buf: vec![0; 4096],
             config,
         })
@@ -306,7 +358,8 @@ impl ProcessSampler {
         &self.config
     }
 
-    /// Every file a sample reads per process (as of the latest sample), for benchmarks.
+    /// Every file the latest sample read (stat of every process, io of those whose io it read),
+    /// for benchmarks.
     pub fn paths(&self) -> Vec<PathBuf> {
         let mut v = vec![self.meminfo.path().to_owned(), self.uptime.path().to_owned()];
         let mut pids: Vec<(&u32, &Tracked)> = self.tracked.iter().collect();
@@ -314,14 +367,16 @@ impl ProcessSampler {
         for (p, t) in pids {
             let dir = self.config.proc_root.join(p.to_string());
             v.push(dir.join("stat"));
-            if t.previous.as_ref().is_some_and(|r| r.state != 'Z') {
-                v.push(dir.join("statm"));
-            }
-            if !t.io_denied {
+            if t.io_read.is_some_and(|(_, tick)| tick == self.tick) {
                 v.push(dir.join("io"));
             }
         }
         v
+    }
+
+    /// Fds the sampler keeps open now (stat and io of processes).
+    pub fn kept_open_fds(&self) -> usize {
+        self.kept_fds
     }
 
     /// Processes whose files are kept open now.
@@ -345,33 +400,34 @@ impl ProcessSampler {
 
     /// Read one process. `None`: gone, or its stat unreadable (counted in `unreadable`).
     fn read_process(&mut self, pid_: u32, now: Instant, unreadable: &mut u64, errors: &mut Vec<String>) -> Option<RawProcess> {
-        let dir = self.config.proc_root.join(pid_.to_string());
-        let stat_path = dir.join("stat");
         let mut buf = std::mem::take(&mut self.buf);
-        let result = self.read_process_with(pid_, &dir, &stat_path, now, unreadable, errors, &mut buf);
+        let result = self.read_process_with(pid_, now, unreadable, errors, &mut buf);
         self.buf = buf;
         result
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn read_process_with(
-        &mut self,
-        pid_: u32,
-        dir: &Path,
-        stat_path: &Path,
-        now: Instant,
-        unreadable: &mut u64,
-        errors: &mut Vec<String>,
-        buf: &mut Vec<u8>,
-    ) -> Option<RawProcess> {
+    /// Forgets a process: its kept fds closed and counted out.
+    fn release(&mut self, t: Tracked) {
+        if t.kept {
+            self.kept -= 1;
+        }
+        self.kept_fds -= usize::from(t.stat.is_open()) + usize::from(t.io.is_open());
+    }
+
+    fn read_process_with(&mut self, pid_: u32, now: Instant, unreadable: &mut u64, errors: &mut Vec<String>, buf: &mut Vec<u8>) -> Option<RawProcess> {
         let (kept_before, had) = match self.tracked.get(&pid_) {
             Some(t) => (t.kept, true),
             None => (false, false),
         };
-        let keep = if had { kept_before } else { self.kept < self.kept_budget };
+        let keep = if had { kept_before } else { self.kept < self.kept_budget && self.kept_fds < self.fd_budget };
         // stat, with one retry through a fresh open: a kept fd of a reaped process fails (ESRCH)
         // even when its pid was reused by a process in the listing now.
         let mut stat_file = self.tracked.get_mut(&pid_).map_or(PidFile::new(), |t| std::mem::replace(&mut t.stat, PidFile::new()));
+        if stat_file.is_open() {
+            self.kept_fds -= 1;
+        }
+        let root = &self.config.proc_root;
+        let stat_path = || pid_path(root, pid_, "stat");
         let mut r = stat_file.read(stat_path, keep, buf);
         if matches!(r, Err(ReadError::Gone)) && had {
             r = stat_file.read(stat_path, keep, buf);
@@ -384,25 +440,26 @@ impl ProcessSampler {
                 return self.forget(pid_);
             }
             Err(ReadError::Other(e)) => {
-                errors.push(format!("{}: {e}", stat_path.display()));
+                errors.push(format!("{}: {e}", stat_path().display()));
                 return self.forget(pid_);
             }
         };
-        let st = match parse_in(buf.get(..n).unwrap_or_default(), stat_path, pid::parse_stat) {
-            Ok(s) => s,
+        if stat_file.is_open() {
+            self.kept_fds += 1;
+        }
+        let st = match pid::parse_stat(buf.get(..n).unwrap_or_default()) {
+            Ok(st) => st,
             Err(e) => {
-                errors.push(e.to_string());
+                errors.push(crate::Error::parse(&stat_path(), e).to_string());
+                self.kept_fds -= usize::from(stat_file.is_open());
                 return self.forget(pid_);
             }
         };
-        // A different start time: the pid was reused. Everything kept of the old process goes.
         let same = self.tracked.get(&pid_).is_some_and(|t| t.starttime_ticks == st.starttime_ticks);
         if !same {
-            let ident = self.read_ident(dir, now);
+            let ident = self.read_ident(&pid_path(&self.config.proc_root, pid_, ""), now);
             if let Some(old) = self.tracked.remove(&pid_) {
-                if old.kept {
-                    self.kept -= 1;
-                }
+                self.release(old);
             }
             if keep {
                 self.kept += 1;
@@ -412,9 +469,9 @@ impl ProcessSampler {
                 Tracked {
                     starttime_ticks: st.starttime_ticks,
                     stat: PidFile::new(),
-                    statm: PidFile::new(),
                     io: PidFile::new(),
                     io_denied: false,
+                    io_read: None,
                     kept: keep,
                     ident,
                     previous: None,
@@ -427,55 +484,57 @@ impl ProcessSampler {
                 || t.previous.as_ref().is_some_and(|p| p.comm != st.comm)
         });
         if exec_or_stale {
-            let ident = self.read_ident(dir, now);
+            let ident = self.read_ident(&pid_path(&self.config.proc_root, pid_, ""), now);
             if let Some(t) = self.tracked.get_mut(&pid_) {
                 t.ident = ident;
             }
         }
-        let page = self.page_size_bytes;
         let tick = self.tick;
+        let root = &self.config.proc_root;
         let t = self.tracked.get_mut(&pid_)?;
         t.stat = stat_file;
-        if !t.kept {
-            t.stat = PidFile::new();
-        }
         t.seen = tick;
-        // A zombie has no memory map any more (statm reads seven zeros): its RSS is 0, not unknown.
-        let rss_bytes = if st.state == 'Z' {
-            Some(0)
+        let cpu_ticks = st.utime_ticks.saturating_add(st.stime_ticks);
+        // stat's rss (field 24) is statm's resident: get_mm_rss() of the process, 0 for a zombie or
+        // a kernel thread (no memory map).
+        let rss_bytes = Some(st.rss_pages.saturating_mul(self.page_size_bytes));
+        // io: read when it may have moved (CPU time moved, or never read) and every
+        // IO_REFRESH_TICKS ticks; else the previous reading stands (no I/O in this interval).
+        let active = t.previous.as_ref().is_some_and(|p| p.cpu_ticks != cpu_ticks);
+        let due = t.io_read.is_none() || active || (u64::from(pid_) + tick) % IO_REFRESH_TICKS == 0;
+        let (io, io_secs) = if t.io_denied {
+            (None, None)
+        } else if !due {
+            (t.previous.as_ref().and_then(|p| p.io), None)
         } else {
-            let p = dir.join("statm");
-            match t.statm.read(&p, t.kept, buf) {
-                Ok(n) => match parse_in(buf.get(..n).unwrap_or_default(), &p, pid::parse_statm) {
-                    Ok(m) => Some(m.resident_pages.saturating_mul(page)),
+            // Kept open beside a kept stat: always while the process uses CPU (then it is read every
+            // tick), for an idle one while the kept fds are under half the budget (the rest stays
+            // for the stat of processes seen later).
+            let keep_io = t.kept && (t.io.is_open() || (active && self.kept_fds < self.fd_budget) || self.kept_fds < self.fd_budget / 2);
+            let was_open = t.io.is_open();
+            let io_path = || pid_path(root, pid_, "io");
+            let r = t.io.read(io_path, keep_io, buf);
+            self.kept_fds = self.kept_fds + usize::from(t.io.is_open()) - usize::from(was_open);
+            let since = t.io_read.map(|(at, _)| now.saturating_duration_since(at).as_secs_f64());
+            match r {
+                Ok(n) => match pid::parse_io(buf.get(..n).unwrap_or_default()) {
+                    Ok(io) => {
+                        t.io_read = Some((now, tick));
+                        (Some(io), since)
+                    }
                     Err(e) => {
-                        errors.push(e.to_string());
-                        None
+                        errors.push(crate::Error::parse(&io_path(), e).to_string());
+                        (None, None)
                     }
                 },
-                Err(ReadError::Gone) => return self.forget(pid_),
-                Err(ReadError::Denied) => None,
-                Err(ReadError::Other(e)) => {
-                    errors.push(format!("{}: {e}", p.display()));
-                    None
-                }
-            }
-        };
-        let t = self.tracked.get_mut(&pid_)?;
-        let io = if t.io_denied {
-            None
-        } else {
-            let p = dir.join("io");
-            match t.io.read(&p, t.kept, buf) {
-                Ok(n) => parse_in(buf.get(..n).unwrap_or_default(), &p, pid::parse_io).map_err(|e| errors.push(e.to_string())).ok(),
                 Err(ReadError::Denied) => {
                     t.io_denied = true;
-                    None
+                    (None, None)
                 }
-                Err(ReadError::Gone) => None,
+                Err(ReadError::Gone) => (None, None),
                 Err(ReadError::Other(e)) => {
-                    errors.push(format!("{}: {e}", p.display()));
-                    None
+                    errors.push(format!("{}: {e}", io_path().display()));
+                    (None, None)
                 }
             }
         };
@@ -486,10 +545,11 @@ impl ProcessSampler {
             state: st.state,
             uid: t.ident.uid,
             starttime_ticks: st.starttime_ticks,
-            cpu_ticks: st.utime_ticks.saturating_add(st.stime_ticks),
+            cpu_ticks,
             threads: st.num_threads,
             rss_bytes,
             io,
+            io_secs,
             cgroup: t.ident.cgroup.clone(),
             guest: t.ident.guest.clone(),
         })
@@ -497,22 +557,34 @@ impl ProcessSampler {
 
     fn forget(&mut self, pid_: u32) -> Option<RawProcess> {
         if let Some(t) = self.tracked.remove(&pid_) {
-            if t.kept {
-                self.kept -= 1;
-            }
+            self.release(t);
         }
         None
     }
 
-    /// The pids in /proc now (numeric directory names).
+    /// The pids in /proc now (numeric directory names): one opendir/readdir pass, nothing
+    /// allocated per entry.
     fn list_pids(&self) -> io::Result<Vec<u32>> {
-        let mut out = Vec::new();
-        for e in std::fs::read_dir(&self.config.proc_root)? {
-            let Ok(e) = e else { continue };
-            let name = e.file_name();
-            if let Some(p) = name.to_str().and_then(|s| s.parse::<u32>().ok()) {
-                out.push(p);
+        use std::os::unix::ffi::OsStrExt;
+        let path = std::ffi::CString::new(self.config.proc_root.as_os_str().as_bytes()).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let mut out = Vec::with_capacity(self.tracked.len() + 64);
+        // SAFETY: a valid C string; each entry is read before the next readdir; the DIR is closed
+        // once, after the loop.
+        unsafe {
+            let d = libc::opendir(path.as_ptr());
+            if d.is_null() {
+                return Err(io::Error::last_os_error());
             }
+            loop {
+                let e = libc::readdir(d);
+                if e.is_null() {
+                    break;
+                }
+                if let Some(p) = parse_pid(std::ffi::CStr::from_ptr((*e).d_name.as_ptr()).to_bytes()) {
+                    out.push(p);
+                }
+            }
+            libc::closedir(d);
         }
         Ok(out)
     }
@@ -574,7 +646,7 @@ impl ProcessSampler {
         let hz = self.hz.max(1) as f64;
         let mut host_sums = Sums::default();
         let (mut running, mut blocked, mut zombies) = (0u64, 0u64, 0u64);
-        let mut per_user: HashMap<u32, Sums> = HashMap::new();
+        let mut per_user: HashMap<u32, Sums, PidHash> = HashMap::default();
         let mut per_guest: HashMap<Attribution, Sums> = HashMap::new();
         let mut processes: Vec<ProcessMetrics> = Vec::with_capacity(raws.len());
         let excluded: HashSet<&str> = self.config.exclude_users.iter().map(String::as_str).collect();
@@ -613,7 +685,11 @@ impl ProcessSampler {
                 t.previous = Some(raw);
             }
         }
-        processes.sort_by(|a, b| by_cpu((a.cpu_percent, a.rss_bytes.unwrap_or(0), a.pid), (b.cpu_percent, b.rss_bytes.unwrap_or(0), b.pid)));
+        // Sorted by key, then each process moved once (sorting the large structs moves them many times).
+        let mut keys: Vec<(Option<f64>, u64, u32, usize)> = processes.iter().enumerate().map(|(i, p)| (p.cpu_percent, p.rss_bytes.unwrap_or(0), p.pid, i)).collect();
+        keys.sort_unstable_by(|a, b| by_cpu((a.0, a.1, a.2), (b.0, b.1, b.2)));
+        let mut slots: Vec<Option<ProcessMetrics>> = processes.into_iter().map(Some).collect();
+        let processes: Vec<ProcessMetrics> = keys.iter().filter_map(|k| slots.get_mut(k.3).and_then(Option::take)).collect();
 
         let persistent_after = Duration::from_secs_f64(self.config.persistent_time_secs);
         let mut users = Vec::with_capacity(per_user.len());
@@ -695,7 +771,8 @@ impl ProcessSampler {
         if let Some(first) = errors.first() {
             notes.insert("processes".into(), format!("{} read errors, first: {first}", errors.len()));
         }
-        let kept_open_fds = self.tracked.values().filter(|t| t.kept).map(|t| u64::from(t.stat.is_open()) + u64::from(t.statm.is_open()) + u64::from(t.io.is_open())).sum();
+        debug_assert_eq!(self.kept_fds, self.tracked.values().map(|t| usize::from(t.stat.is_open()) + usize::from(t.io.is_open())).sum::<usize>());
+        let kept_open_fds = self.kept_fds as u64;
         self.previous_at = Some((now, uptime));
         ProcessesSample {
             timestamp,
