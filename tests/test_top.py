@@ -9,10 +9,12 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import os
 import re
 import secrets
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -131,8 +133,23 @@ class Terminal:
         return wait_ready(lambda: (s if test(s := self.screen()) else None), what, timeout=timeout, every=0.2, log=self.screen)
 
     def close(self) -> None:
+        """Kill the session; `hvstat top` ends on the hangup (checked), and is killed if it did not."""
+        pane = children = None
+        with contextlib.suppress(subprocess.SubprocessError, OSError, ValueError):
+            pane = int(self._tmux("display-message", "-p", "-t", "top", "#{pane_pid}").strip())
+            children = [int(c) for c in Path(f"/proc/{pane}/task/{pane}/children").read_text().split()]
         with contextlib.suppress(subprocess.SubprocessError, OSError):
             self._tmux("kill-server")
+        left = []
+        for pid in children or ():
+            deadline = time.monotonic() + 10
+            while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+                time.sleep(0.1)
+            if Path(f"/proc/{pid}").exists() and "hvstat" in Path(f"/proc/{pid}/cmdline").read_text(errors="replace"):
+                left.append(pid)
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+        assert not left, f"hvstat top (pid {left}) outlived its terminal by 10 s"
 
 
 @contextlib.contextmanager

@@ -69,6 +69,12 @@ def _parser() -> argparse.ArgumentParser:
     top.add_argument("--direct", action="store_true", help="sample this machine in this process even if a server runs")
     top.add_argument("--interval", type=float, default=2.0, help="seconds between samples when sampling directly (default: 2)")
 
+    rep = sub.add_parser("report", help="a report of a period from the [storage] database: node, top guests and users, alerts (no server needed)")
+    rep.add_argument("--config", help=config_help)
+    rep.add_argument("--since", default="24h", help="how far back: a duration (24h, 7d) or unix seconds (default: 24h)")
+    rep.add_argument("--format", choices=("text", "markdown", "json"), default="text")
+    rep.add_argument("--db", help="the database (default: [storage] path)")
+
     back = sub.add_parser("backup", help="copy the [storage] database consistently, also while the service runs")
     back.add_argument("target", help="the copy's path (must not exist)")
     back.add_argument("--config", help=config_help)
@@ -200,6 +206,10 @@ def main(argv: list[str] | None = None) -> int:
             from hvstat.top import top_command
 
             return top_command(settings, args)
+        elif args.command == "report":
+            from hvstat.report import report_command
+
+            return report_command(settings, args)
         elif args.command in ("history", "backup"):
             from hvstat.tools import backup_command, history_command
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import signal
 from typing import Any, ClassVar
 
 from textual import on
@@ -133,7 +134,12 @@ class TopApp(App[None]):
         self._columns()
         self.redraw({"node", "alerts", "banner", self.view.name})
         self._main.query_one("#table", DataTable).focus()
-        self._feed_task = asyncio.get_running_loop().create_task(self.feed.run(self.state, self.changed))
+        loop = asyncio.get_running_loop()
+        # A closed terminal (SSH dropped: SIGHUP) or a kill ends top cleanly, instead of leaving it
+        # running without a terminal to draw on.
+        for sig in (signal.SIGHUP, signal.SIGTERM):
+            loop.add_signal_handler(sig, self.exit)
+        self._feed_task = loop.create_task(self.feed.run(self.state, self.changed))
 
     async def on_unmount(self) -> None:
         if self._feed_task is not None:
