@@ -11,6 +11,7 @@ import json
 import os
 import signal
 import socket
+import struct
 import subprocess
 import time
 from collections.abc import Iterator
@@ -88,7 +89,15 @@ def no_traceback(s: Served) -> None:
 
 
 def test_a_dropped_slow_ws_client_lets_go_of_its_socket(tmp_path: Path) -> None:
-    config = "[monitoring]\nnode_metrics_interval = 0.1\nws_queue_size = 1\n[containers]\nenabled = false\n[vms]\nenabled = false\n"
+    config = (
+        "[monitoring]\nnode_metrics_interval = 0.1\nws_queue_size = 1\n[containers]\nenabled = false\n[vms]\nenabled = false\n"
+        "[processes]\nenabled = false\n"
+    )
+    # Large error replies fill the socket buffers at once (the node stream would take ~40 s to
+    # fill a 4 MiB loopback send buffer); then the next node messages overflow ws_queue_size.
+    big = json.dumps({"type": "subscribe", "topics": [f"nope-{i:04}-" + "y" * 40 for i in range(1000)]}).encode()
+    key = os.urandom(4)
+    burst = bytes([0x81, 0xFF]) + struct.pack("!Q", len(big)) + key + bytes(b ^ key[i % 4] for i, b in enumerate(big))
     with served(tmp_path, config) as s:
         stalled = []
         for _ in range(4):
@@ -97,6 +106,10 @@ def test_a_dropped_slow_ws_client_lets_go_of_its_socket(tmp_path: Path) -> None:
             sock.connect(("127.0.0.1", s.port))
             sock.sendall(UPGRADE.format(port=s.port).encode())
             sock.recv(12)
+            sock.setblocking(False)
+            with contextlib.suppress(BlockingIOError):
+                for _ in range(200):  # until the server stops reading (32 replies waiting) and TCP pushes back
+                    sock.send(burst)
             stalled.append(sock)  # and never read again, never close
         try:
             wait_ready(lambda: s.text().count("dropped (1008)") >= len(stalled), "every stalled client dropped as too slow",
@@ -110,6 +123,7 @@ def test_a_dropped_slow_ws_client_lets_go_of_its_socket(tmp_path: Path) -> None:
                        log=lambda: "\n".join(connections(s.port, ports)))  # fmt: skip
             assert time.monotonic() - dropped < 12
             for sock in stalled:
+                sock.setblocking(True)
                 sock.settimeout(5)
                 with pytest.raises(OSError):  # reset: ECONNRESET while draining what was sent
                     while sock.recv(1 << 20):
@@ -374,6 +388,16 @@ def test_sighup_storm_from_the_first_tenth_of_a_second_on_never_kills_serve(tmp_
         (b"", {"HVSTAT_ALERTS_RULES": "[]"}, "HVSTAT_ALERTS_RULES: alerts.rules is set in the config file only"),
         (b"", {"HVSTAT_ALERTS_WEBHOOK": '{"url": "http://x/"}'}, "alerts.webhook is set in the config file only"),
         (b"", {"HVSTAT_SERVER_TOKENS": "short"}, "too short (at least 16; e.g. `openssl rand -hex 32`) (from HVSTAT_SERVER_TOKENS)"),
+        # Found by tests/test_hostile.py: a ValueError traceback (NUL), the core's message naming
+        # only the table (inf), a RecursionError traceback (nesting), the file named for a variable.
+        (b'[server]\ntoken_file = "/etc/x\\u0000y"\n', {}, "config key server.token_file (in "),
+        (b'[alerts.webhook]\nurl = "http://127.0.0.1:9/"\nca_file = "\\u0000"\n', {}, "alerts.webhook.ca_file (in "),
+        (b"[processes]\ncpu_threshold = inf\n", {}, "config key processes.cpu_threshold (in "),
+        (b"[monitoring]\nnode_metrics_interval = nan\n", {}, "nan is not a finite number"),
+        (b"a = " + b"[" * 2000 + b"]" * 2000 + b"\n", {}, "nested too deeply"),
+        (b"", {"HVSTAT_STORAGE_TIERS": "x"}, "config key storage.tiers[0] (from HVSTAT_STORAGE_TIERS)"),
+        (b"", {"HVSTAT_REMOTE_WRITE_URL": "x"}, "config key remote_write.url (from HVSTAT_REMOTE_WRITE_URL)"),
+        (b"", {"HVSTAT_SERVER_TLS_CERT": "/x"}, "config key server.tls_cert (from HVSTAT_SERVER_TLS_CERT): server.tls_key is not set"),
     ],
 )
 def test_bad_configs_are_exit_2_naming_the_key_or_variable(tmp_path: Path, config: bytes, env: dict[str, str], needle: str) -> None:
@@ -385,7 +409,9 @@ def test_bad_configs_are_exit_2_naming_the_key_or_variable(tmp_path: Path, confi
 
 
 def test_the_smallest_interval_serves(tmp_path: Path) -> None:
-    with served(tmp_path, "[monitoring]\nnode_metrics_interval = 0.1\n") as s:
+    # [processes] off: at the node's 0.1 s it would walk every /proc/<pid> ten times a second and
+    # take both cores of a CI machine (this test took 35 s, or never got an answer to /health).
+    with served(tmp_path, "[monitoring]\nnode_metrics_interval = 0.1\n[processes]\nenabled = false\n") as s:
         time.sleep(1)
         assert httpx.get(f"{s.base}/health").json()["sources"][0]["interval_secs"] == 0.1
     no_traceback(s)
@@ -397,7 +423,7 @@ def test_the_smallest_interval_serves(tmp_path: Path) -> None:
 def test_a_burst_of_client_messages_is_answered_not_dropped(tmp_path: Path) -> None:
     # The client reads in its own thread into an unbounded buffer while the test writes (with the
     # websockets package's default of 16 frames, both ends would wait for each other to read).
-    with served(tmp_path, "[monitoring]\nnode_metrics_interval = 0.2\n") as s, connect(ws_url(s.base), max_queue=None) as ws:
+    with served(tmp_path, "[monitoring]\nnode_metrics_interval = 0.2\n[processes]\nenabled = false\n") as s, connect(ws_url(s.base), max_queue=None) as ws:
         burst = 500
         for i in range(burst):
             ws.send(json.dumps({"type": "subscribe", "topics": ["node"] if i % 2 else ["nope"]}))
@@ -410,3 +436,55 @@ def test_a_burst_of_client_messages_is_answered_not_dropped(tmp_path: Path) -> N
         next_of(ws, "NodeMetrics")  # and the stream goes on
     assert "dropped" not in s.text()
     no_traceback(s)
+
+
+# --- found by tests/test_hostile.py: every refusal the JSON error body, no traceback for a bad frame ---
+
+
+def raw_answer(port: int, request: bytes) -> tuple[int, str, dict[str, Any]]:
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.settimeout(WAIT_SECS)
+        sock.sendall(request)
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    ctype = next((line.split(b":", 1)[1].strip().decode() for line in head.split(b"\r\n") if line.lower().startswith(b"content-type:")), "")
+    return int(head.split(b" ", 2)[1]), ctype, json.loads(body)
+
+
+def test_requests_uvicorn_cannot_parse_and_refused_handshakes_get_the_json_error_body(tmp_path: Path) -> None:
+    # Before: text/plain "Invalid HTTP request received.", websockets' text/plain 400 and a bare 403.
+    with served(tmp_path, "[processes]\nenabled = false\n") as s:
+        for request in (b"GET /health HTTP/1.1\r\n\r\n", b"GET /health HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", b"G\x01T / HTTP/1.1\r\nHost: a\r\n\r\n"):
+            status, ctype, body = raw_answer(s.port, request)
+            assert (status, ctype, body["error"]) == (400, "application/json", "bad request") and body["detail"]["reason"], (request, body)
+        no_key = UPGRADE.format(port=s.port).replace("Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n", "").encode()
+        status, ctype, body = raw_answer(s.port, no_key)
+        assert (status, ctype, body["error"]) == (400, "application/json", "bad request") and "Sec-WebSocket-Key" in body["detail"]["reason"]
+        for path in ("/health", "/nope"):
+            status, ctype, body = raw_answer(s.port, UPGRADE.format(port=s.port).replace("GET /ws ", f"GET {path} ").encode())
+            assert (status, ctype, body) == (404, "application/json", {"error": "not found", "detail": {"path": path, "hint": "the WebSocket endpoint is /ws"}})
+        no_traceback(s)
+
+
+def test_a_text_frame_that_is_not_utf8_is_closed_1007_without_a_traceback(tmp_path: Path) -> None:
+    # Before: uvicorn logged "Invalid UTF-8 sequence received from client." with a traceback.
+    with served(tmp_path, "[processes]\nenabled = false\n") as s:
+        for _ in range(3):
+            with socket.create_connection(("127.0.0.1", s.port)) as sock:
+                sock.settimeout(WAIT_SECS)
+                sock.sendall(UPGRADE.format(port=s.port).encode())
+                head = b""
+                while b"\r\n\r\n" not in head:
+                    head += sock.recv(1)
+                key = os.urandom(4)
+                sock.sendall(bytes([0x81, 0x82]) + key + bytes(b ^ key[i] for i, b in enumerate(b"\xff\xfe")))
+                data = b""
+                while b"\x88" not in data[:1]:
+                    data = sock.recv(65536)
+                    data = data[data.find(b"\x88") :] if b"\x88" in data else data
+                assert struct.unpack("!H", data[2:4])[0] == 1007, data[:40]
+        assert httpx.get(f"{s.base}/health").status_code == 200
+        no_traceback(s)
+        assert "not UTF-8" in s.text()

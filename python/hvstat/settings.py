@@ -9,6 +9,7 @@ the one entry point the CLI and the SIGHUP reload use."""
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 import re
 import tomllib
@@ -505,19 +506,59 @@ def read_settings(path: str | os.PathLike[str] | None = None, environ: dict[str,
             raise ConfigError(f"config file {path}: not UTF-8 text (byte {e.start}: {e.object[e.start : e.start + 1]!r}); TOML files are UTF-8") from None
         except (OSError, tomllib.TOMLDecodeError) as e:
             raise ConfigError(f"config file {path}: {e}") from None
+        except RecursionError:  # arrays or tables nested past the parser's depth
+            raise ConfigError(f"config file {path}: arrays or tables nested too deeply") from None
     origins = _apply_env(data, environ)
+    _check_values(data, origins, path)
     try:
         # Lax conversion so that environment strings like "9200" or "true" become numbers/bools.
         settings = msgspec.convert(data, Settings, strict=False)
     except msgspec.ValidationError as e:
         raise ConfigError(_name_rule(_explain(str(e), origins, path), data)) from None
-    _check_alerts(settings.alerts, path)
-    _check_remote_write(settings.remote_write, path)
-    _check_server(settings.server, path)
-    _check_storage(settings.storage, path)
+    try:
+        _check_alerts(settings.alerts, path)
+        _check_remote_write(settings.remote_write, path)
+        _check_server(settings.server, path)
+        _check_storage(settings.storage, path)
+    except ConfigError as e:
+        raise ConfigError(_from_variable(str(e), origins, path)) from None
     if settings.storage.path is None:
         settings = msgspec.structs.replace(settings, storage=msgspec.structs.replace(settings.storage, path=default_storage_path(environ)))
     return settings
+
+
+def _check_values(data: dict[str, Any], origins: dict[str, str], path: object) -> None:
+    """What no key takes, whatever its type: a NUL character in a string (no file name, host or
+    header can hold one; the OS refuses it with a ValueError) and a number that is not finite
+    (TOML's nan and inf: no limit, interval or threshold means anything with them). A loop, not a
+    recursion: a file may nest tables thousands deep."""
+    stack: list[tuple[str, Any]] = [(str(k), v) for k, v in data.items()]
+    while stack:
+        key, value = stack.pop()
+        if isinstance(value, dict):
+            stack.extend((f"{key}.{k}", v) for k, v in value.items())
+            continue
+        if isinstance(value, list):
+            stack.extend((f"{key}[{i}]", v) for i, v in enumerate(value))
+            continue
+        problem = None
+        if isinstance(value, str) and "\x00" in value:
+            problem = "holds a NUL character"
+        elif isinstance(value, float) and not math.isfinite(value):
+            problem = f"{value} is not a finite number"
+        if problem is not None:
+            top = ".".join(re.sub(r"\[\d+\]", "", key).split(".")[:2])
+            source = f" (from {origins[top]})" if top in origins else (f" (in {path})" if path else "")
+            raise ConfigError(f"config key {key}{source}: {problem}")
+
+
+def _from_variable(msg: str, origins: dict[str, str], path: object) -> str:
+    """A check's message about a key an ``HVSTAT_*`` variable set names the variable, not the file."""
+    m = re.match(r"config key ([\w.]+)", msg)
+    origin = origins.get(".".join(m[1].split(".")[:2])) if m else None
+    if origin and path:
+        return msg.replace(f" (in {path})", f" (from {origin})", 1)
+    return msg
 
 
 def _check_storage(storage: StorageSettings, path: object) -> None:
@@ -541,7 +582,8 @@ def _check_server(server: ServerSettings, path: object) -> None:
     formed. (Tokens: hvstat.config.load_settings.)"""
     where = f" (in {path})" if path else ""
     if (server.tls_cert is None) != (server.tls_key is None):
-        raise ConfigError(f"config key server.{'tls_key' if server.tls_key is None else 'tls_cert'}{where}: tls_cert and tls_key go together")
+        given, missing = ("tls_cert", "tls_key") if server.tls_key is None else ("tls_key", "tls_cert")
+        raise ConfigError(f"config key server.{given}{where}: server.{missing} is not set; tls_cert and tls_key go together")
     for key in ("tls_cert", "tls_key"):
         file = getattr(server, key)
         if file is not None and not os.access(file, os.R_OK):
@@ -666,5 +708,8 @@ def _explain(msg: str, origins: dict[str, str], path: object) -> str:
     if text.startswith("Object contains unknown field"):
         field = text.split("`")[1] if "`" in text else "?"
         key, text = f"{key}.{field}", "unknown key"
-    source = f" (from {origins[key]})" if key in origins else (f" (in {path})" if path else "")
+    # A variable sets a whole key of a table: "storage.tiers[0].span" came from HVSTAT_STORAGE_TIERS.
+    top = ".".join(re.sub(r"\[\d+\]", "", key).split(".")[:2])
+    origin = origins.get(key) or origins.get(top)
+    source = f" (from {origin})" if origin else (f" (in {path})" if path else "")
     return f"config key {key}{source}: {text}"

@@ -287,7 +287,25 @@ class SecurityMiddleware:
                 given = values[-1] if values else None
             state = "pending" if not given else ("ok" if self.tokens.valid(given) else "invalid")
         scope[WS_AUTH_KEY] = _WsAuth(state, self.tokens, self.ws_auth_timeout)
-        await self.app(scope, receive, send)
+        await self.app(scope, receive, _routed_websocket(scope, send))
+
+
+def _routed_websocket(scope: Scope, send: Send) -> Send:
+    """``send`` for a WebSocket handshake, where a close before the accept (the router's answer to
+    a path with no WebSocket route: /ws accepts first, and refuses after) is a 404 with the JSON
+    error body rather than uvicorn's bare 403."""
+    answered = False
+
+    async def routed(message: Message) -> None:
+        nonlocal answered
+        if not answered and message["type"] == "websocket.close":
+            answered = True
+            await _deny(scope, send, 404, "not found", {"path": scope["path"], "hint": "the WebSocket endpoint is /ws"})
+            return
+        answered = answered or message["type"] in ("websocket.accept", "websocket.http.response.start")
+        await send(message)
+
+    return routed
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:

@@ -19,13 +19,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import socket
 import struct
+import sys
+from collections.abc import Callable
 from typing import Any
 
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.http11 import Response
+from websockets.typing import StatusLike
 
 from hvstat.models import ErrorBody, encoder
 
@@ -40,6 +45,14 @@ def reset(transport: asyncio.BaseTransport) -> None:
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     transport.abort()  # type: ignore[attr-defined]  # every stream transport has it; BaseTransport's stub does not
+
+
+def _write_error(transport: asyncio.WriteTransport, status: int, phrase: str, error: str, detail: Any) -> None:
+    """A whole HTTP/1.1 answer with the JSON error body, written as bytes (for answers given
+    outside h11's state machine: the request could not be parsed, or never arrived)."""
+    body = encoder.encode(ErrorBody(error=error, detail=detail))
+    head = f"HTTP/1.1 {status} {phrase}\r\ncontent-type: application/json\r\ncontent-length: {len(body)}\r\nconnection: close\r\n\r\n"
+    transport.write(head.encode() + body)
 
 
 def http_protocol(request_timeout: float) -> type[H11Protocol]:
@@ -76,20 +89,22 @@ def http_protocol(request_timeout: float) -> type[H11Protocol]:
             if not self.transport.is_closing():
                 self._arm()  # the next request on this connection has as long
 
+        def send_400_response(self, msg: str) -> None:
+            # uvicorn's answer to what h11 cannot parse (a bad request line, a header too long or
+            # repeated, no Host) is text/plain; hvstat's every refusal is the JSON error body.
+            # Called from uvicorn's `except h11.RemoteProtocolError`: the exception says what.
+            exc = sys.exc_info()[1]
+            _write_error(self.transport, 400, "Bad Request", "bad request", {"reason": str(exc) if exc is not None and str(exc) else msg})
+            self.transport.close()
+
         def _expired(self) -> None:
             self._deadline = None
             if self.transport.is_closing() or self.conn.their_state in (h11.DONE, h11.MUST_CLOSE, h11.CLOSED):
                 return
             started = self.cycle is not None and not self.cycle.response_complete and self.cycle.response_started
             if not started and (self.conn.their_state is not h11.IDLE or self.conn.trailing_data[0]):
-                body = encoder.encode(
-                    ErrorBody(
-                        error="request timeout",
-                        detail={"secs": request_timeout, "setting": "server.request_timeout", "hint": "send the whole request in time"},
-                    )
-                )
-                head = f"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\ncontent-length: {len(body)}\r\nconnection: close\r\n\r\n"
-                self.transport.write(head.encode() + body)
+                detail = {"secs": request_timeout, "setting": "server.request_timeout", "hint": "send the whole request in time"}
+                _write_error(self.transport, 408, "Request Timeout", "request timeout", detail)
             if self.cycle is not None and not self.cycle.response_complete:
                 # The app (waiting for the body) gets http.disconnect, and what it sends is dropped.
                 self.cycle.disconnected = True
@@ -99,6 +114,19 @@ def http_protocol(request_timeout: float) -> type[H11Protocol]:
     return TimedH11Protocol
 
 
+def _json_reject(reject: Callable[[StatusLike, str], Response]) -> Callable[[StatusLike, str], Response]:
+    def json_reject(status: StatusLike, text: str) -> Response:
+        response = reject(status, text)
+        error = {403: "forbidden", 500: "internal error"}.get(response.status_code, response.reason_phrase.lower())
+        body = encoder.encode(ErrorBody(error=error, detail={"reason": text.strip()} if text.strip() else None))
+        del response.headers["Content-Type"], response.headers["Content-Length"]
+        response.headers["Content-Type"] = "application/json"
+        response.headers["Content-Length"] = str(len(body))
+        return dataclasses.replace(response, body=body)
+
+    return json_reject
+
+
 class WebSocketProtocol(WebSocketsSansIOProtocol):
     """uvicorn's WebSocket protocol, resetting a connection whose close does not complete (see
     the module docstring)."""
@@ -106,6 +134,10 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.close_timeout = CLOSE_TIMEOUT_SECS
+        # Every handshake the websockets package refuses itself (no Sec-WebSocket-Key, a wrong
+        # version, a head it cannot parse) or uvicorn refuses for the app is built by `reject`,
+        # as text/plain: made the JSON error body here, like every other refusal of hvstat's.
+        self.conn.reject = _json_reject(self.conn.reject)  # type: ignore[method-assign, assignment]  # per connection
 
     async def send(self, message: Any) -> None:
         if (
@@ -133,6 +165,22 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
             # uvicorn's timer closes the transport, which waits for the unsent data to leave first.
             self.close_timer.cancel()
             self.close_timer = self.loop.call_later(self.close_timeout, self._reset)
+
+    def send_receive_event_to_app(self) -> None:
+        # A text message that is not UTF-8 is the client's error: closed 1007 (invalid data) as
+        # uvicorn does, but without uvicorn's ERROR line and traceback in the log, which any
+        # client could write there at will.
+        if self.curr_msg_data_type == "text" and not self.close_sent:
+            data = b"".join(self.frames)
+            try:
+                data.decode()
+            except UnicodeDecodeError as e:
+                self.frames = []
+                self.logger.info("WebSocket client %s: a text message that is not UTF-8 (%s): closed 1007", self.client, e.reason)
+                self.conn.send_close(1007, "text message not UTF-8")
+                self.handle_parser_exception()
+                return
+        super().send_receive_event_to_app()
 
     def keepalive_timeout(self) -> None:
         super().keepalive_timeout()
