@@ -88,7 +88,6 @@ def sample(ts: float, users: list[dict[str, Any]], processes: list[dict[str, Any
             "users": users,
             "guests": [],
             "processes": procs,
-            "total": len(procs),
             "unavailable": {},
         },
         ProcessesSample,

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
+import os
+import resource
 import ssl
 import time
 import urllib.parse
@@ -321,9 +324,30 @@ class _Bus:
         self.publish(samples)
 
 
+def raise_fd_limit() -> tuple[int, int]:
+    """The soft RLIMIT_NOFILE raised to the hard one, as ``hvstat serve`` does at start (app.py):
+    the container sampler keeps ~20 files per guest open, so a shell's usual soft limit of 1024
+    runs out at ~50 guests. Returns (before, now)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return soft, resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+# Descriptors held back from the samplers for this process (Textual, imports, the samplers' own
+# per-tick opens): released one at a time when an open fails for want of them.
+FD_RESERVE = 32
+
+
 class DirectFeed:
     """The machine sampled by this process: the service's own sources (node, containers, VMs,
-    processes, as the config enables them), every ``interval`` seconds, without a server."""
+    processes, as the config enables them), every ``interval`` seconds, without a server.
+
+    The samplers keep files open (about 20 per container, 1-2 per process within half the soft
+    RLIMIT_NOFILE): with as many guests as the limit allows, nothing else in this process could
+    open a file, and guests past it read as empty. So the soft limit is raised to the hard one, a
+    reserve of descriptors is kept, and when the samplers run out a banner says so."""
 
     def __init__(self, settings: Settings, interval: float) -> None:
         self.settings, self.interval = settings, interval
@@ -331,6 +355,8 @@ class DirectFeed:
         self._changed: Changed | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._sources: dict[str, Any] = {}
+        self._reserve: list[int] = []
+        self.fd_note: str | None = None
 
     @property
     def label(self) -> str:
@@ -343,6 +369,10 @@ class DirectFeed:
         state.source = self.label
         state.alerts_note = "evaluated by hvstat serve only"
         state.processes_note = "process monitoring is off ([processes] enabled)" if not self.settings.processes.enabled else "waiting for the first process sample"
+        raise_fd_limit()
+        with contextlib.suppress(OSError):
+            for _ in range(FD_RESERVE):
+                self._reserve.append(os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC))
         self._sources = build_sources(self.settings)
         bus = _Bus(self)
         for src in self._sources.values():
@@ -356,6 +386,30 @@ class DirectFeed:
             for src in self._sources.values():
                 with contextlib.suppress(Exception):
                     await src.close()
+            for fd in self._reserve:
+                os.close(fd)
+            self._reserve = []
+
+    def _check_fds(self, state: State) -> None:
+        """After a sample: can this process still open a file? If not, the samplers took every
+        descriptor (guests past that point read as empty): say so, and give back part of the
+        reserve so that the terminal side keeps working."""
+        try:
+            os.close(os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC))
+            return
+        except OSError as e:
+            if e.errno not in (errno.EMFILE, errno.ENFILE):
+                return
+        for _ in range(min(8, len(self._reserve))):
+            os.close(self._reserve.pop())
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        note = (
+            f"out of file descriptors (limit {soft}): the samplers keep ~20 files per container open, "
+            f"so some guests read as empty; raise the hard limit (ulimit -Hn) or use hvstat serve"
+        )
+        if state.banner is None or state.banner == self.fd_note:
+            state.banner = note
+        self.fd_note = note
 
     async def _start(self, name: str, src: Any) -> None:
         try:
@@ -379,14 +433,16 @@ class DirectFeed:
             summaries: list[ContainerSummary] = [CONTAINERS.summary(c) for c in s.containers]  # type: ignore[misc]
             state.set_containers(summaries)
             state.container_detail = {c.id: c for c in s.containers}
-            changed({"containers", "detail"})
+            banner = state.banner
+            self._check_fds(state)
+            changed({"containers", "detail"} | ({"banner"} if state.banner != banner else set()))
         elif isinstance(s, VmsSample):
             vms: list[VmSummary] = [VMS.summary(v) for v in s.vms]  # type: ignore[misc]
             state.set_vms(vms)
             state.vm_detail = {v.id: v for v in s.vms}
             changed({"vms", "detail"})
         elif isinstance(s, ProcessesSample):
-            state.processes, state.processes_total, state.process_host = s.processes, s.total, s.host
+            state.processes, state.processes_total, state.process_host = s.processes, len(s.processes), s.host
             state.users, state.load_status = s.users, s.status
             state.processes_note = None
             changed({"processes", "users", "node"})

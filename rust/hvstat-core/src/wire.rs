@@ -1,7 +1,7 @@
 //! The wire types' JSON Schema: the one definition of every type that crosses into Python.
 //!
 //! The samples the core writes ([`NodeMetrics`], [`ContainersSample`], [`VmsSample`],
-//! [`ProcessesSample`], [`ProcessView`] and every
+//! [`ProcessesSample`] and every
 //! type inside them) and the input the Python collectors hand to the VM sampler
 //! ([`VmObservations`]) derive `schemars::JsonSchema` next to their serde derives, so the schema
 //! says what serde writes and reads: field names after `rename`, `flatten`ed fields inline, the
@@ -18,12 +18,11 @@ use serde_json::{Map, Value};
 
 use crate::cgroup::model::ContainersSample;
 use crate::node::model::NodeMetrics;
-use crate::procs::model::ProcessView;
 use crate::procs::ProcessesSample;
 use crate::vm::{VmObservations, VmsSample};
 
 /// Types the core serializes for Python (every field is written, `null` included).
-pub const OUTPUT: &[&str] = &["NodeMetrics", "ContainersSample", "VmsSample", "ProcessesSample", "ProcessView"];
+pub const OUTPUT: &[&str] = &["NodeMetrics", "ContainersSample", "VmsSample", "ProcessesSample"];
 /// Types the core deserializes from Python (a field with a default may be left out).
 pub const INPUT: &[&str] = &["VmObservations"];
 
@@ -37,7 +36,6 @@ pub fn schema() -> Value {
         out.subschema_for::<ContainersSample>(),
         out.subschema_for::<VmsSample>(),
         out.subschema_for::<ProcessesSample>(),
-        out.subschema_for::<ProcessView>(),
     ] {
         debug_assert!(root.get("$ref").is_some());
     }
