@@ -88,6 +88,7 @@ def sample(ts: float, users: list[dict[str, Any]], processes: list[dict[str, Any
             "users": users,
             "guests": [],
             "processes": procs,
+            "total": len(procs),
             "unavailable": {},
         },
         ProcessesSample,

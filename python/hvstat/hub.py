@@ -501,7 +501,7 @@ class Hub:
                 interval_secs=interval,
                 host=sample.host,
                 status=sample.status,
-                total=len(sample.processes),
+                total=sample.total,
                 processes=top,
             )
             self._fan_out(on_processes, message)

@@ -117,6 +117,9 @@ from hvstat.wire import (
     ProcessMetrics as ProcessMetrics,
 )
 from hvstat.wire import (
+    ProcessView as ProcessView,
+)
+from hvstat.wire import (
     Runtime as Runtime,
 )
 from hvstat.wire import (
@@ -632,4 +635,5 @@ node_metrics_decoder = msgspec.json.Decoder(NodeMetrics)
 containers_sample_decoder = msgspec.json.Decoder(ContainersSample)
 vms_sample_decoder = msgspec.json.Decoder(VmsSample)
 processes_sample_decoder = msgspec.json.Decoder(ProcessesSample)
+process_view_decoder = msgspec.json.Decoder(ProcessView)
 encoder = msgspec.json.Encoder()

@@ -645,8 +645,11 @@ class ProcessesSample(Wire, kw_only=True):
     users: list[UserMetrics]
     # Containers and VMs with processes, by CPU, highest first.
     guests: list[GuestProcesses]
-    # Every process but the ignored ones, by CPU (then RSS), highest first.
+    # Every process but the ignored ones, by CPU (then RSS), highest first; when the sampler was asked for the
+    # top N only, the first N of them (`total` says how many there are).
     processes: list[ProcessMetrics]
+    # Processes listed but the ignored ones, before any top-N cut (`processes`' full length).
+    total: int
     # Field -> why it is null (or incomplete) in this sample.
     unavailable: dict[str, str]
 
@@ -789,6 +792,17 @@ class ProcessMetrics(Wire, kw_only=True):
     runtime: Runtime | None
 
 
+class ProcessView(Wire, kw_only=True):
+    """What a [`ProcessQuery`] answers, from the latest sample."""
+
+    # The sample's timestamp and interval.
+    timestamp: float
+    interval_secs: float | None
+    # Processes matching the filters, before `limit`.
+    total: int
+    processes: list[ProcessMetrics]
+
+
 class VmObservations(Wire, kw_only=True):
     """One tick's input to the core: every VM that the collectors know."""
 
@@ -928,6 +942,7 @@ __all__ = [
     "ProcessGuestKind",
     "ProcessHost",
     "ProcessMetrics",
+    "ProcessView",
     "ProcessesSample",
     "Runtime",
     "Swap",

@@ -2,14 +2,15 @@
 ``/api/users/{name}/metrics``, ``/api/users/{name}/history`` and ``/status`` (SysMedic's question in one object: the load status
 with its rule, the top users, the persistent heavy users, the active alerts).
 
-Everything is read from the store's latest ``ProcessesSample``; the routes filter, sort and cut.
+The users, the host and the status are read from the store's latest ``ProcessesSample``; the
+processes, which the sample carries only the top of, are asked of the source's core table (filtered,
+sorted and cut there, in a thread: the core releases the GIL).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -20,16 +21,14 @@ from hvstat.api.history import PARAMS as HISTORY_PARAMS
 from hvstat.api.history import answer_history, history_service, history_store
 from hvstat.api.responses import ApiError, MsgspecResponse, check_params
 from hvstat.guests import CONTAINERS, VMS, GuestLookupError
-from hvstat.models import Alert, LoadStatus, ProcessesSample, ProcessHost, ProcessMetrics, UserMetrics, Wire
+from hvstat.models import Alert, LoadStatus, ProcessesSample, ProcessHost, ProcessMetrics, ProcessView, UserMetrics, Wire
+from hvstat.sources.processes import ProcessSource
 from hvstat.state import AppState
 
-SORTS: dict[str, tuple[Callable[[ProcessMetrics], Any], bool]] = {
-    # key, highest first; an unknown rate sorts last.
-    "cpu": (lambda p: (p.cpu_percent if p.cpu_percent is not None else -1.0, p.rss_bytes or 0), True),
-    "memory": (lambda p: (p.rss_bytes or 0, p.cpu_percent or 0.0), True),
-    "io": (lambda p: ((p.read_bytes_per_sec or 0.0) + (p.write_bytes_per_sec or 0.0), p.cpu_percent or 0.0), True),
-    "pid": (lambda p: p.pid, False),
-}
+# The core's sorts (ProcessQuery): cpu, the sample's order (CPU, then RSS, highest first, unknown
+# last); memory (RSS, then CPU) and io (read + write bytes/s, then CPU), highest first, ties in the
+# CPU order; pid, lowest first.
+SORTS = ("cpu", "io", "memory", "pid")
 PROCESS_FIELDS = tuple(f.name for f in msgspec.structs.fields(ProcessMetrics))
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 100_000
@@ -97,11 +96,7 @@ def _int_param(request: Request, name: str, default: int, lo: int, hi: int) -> i
     return v
 
 
-def _matches_user(p: ProcessMetrics, ref: str) -> bool:
-    return p.user == ref or (p.uid is not None and str(p.uid) == ref)
-
-
-def _container_filter(state: AppState, ref: str) -> Callable[[ProcessMetrics], bool]:
+def _container_filter(state: AppState, ref: str) -> dict[str, Any]:
     """A container by id, unique 12+ character id prefix or name (as /api/containers/{ref}), else
     by the id the process's cgroup gives (any prefix of 12+ characters)."""
     try:
@@ -110,12 +105,10 @@ def _container_filter(state: AppState, ref: str) -> Callable[[ProcessMetrics], b
         if e.ambiguous:
             raise
         cid = ref
-    if len(cid) >= 12:
-        return lambda p: p.container is not None and p.container.startswith(cid)
-    return lambda p: p.container == cid
+    return {"container": cid, "container_prefix": len(cid) >= 12}
 
 
-def _vm_filter(state: AppState, ref: str) -> Callable[[ProcessMetrics], bool]:
+def _vm_filter(state: AppState, ref: str) -> dict[str, Any]:
     """A VM by UUID, id or name (as /api/vms/{ref}): the processes in its cgroup scope, or its QEMU
     process; else by the scope's id the process's cgroup gives (libvirt's machine, Proxmox's vmid)."""
     try:
@@ -123,10 +116,18 @@ def _vm_filter(state: AppState, ref: str) -> Callable[[ProcessMetrics], bool]:
     except GuestLookupError as e:
         if e.ambiguous:
             raise
-        return lambda p: p.vm == ref
+        return {"vm": ref}
     scope = vm.cgroup.cgroup_path if vm.cgroup is not None else None
     pid = vm.process.pid if vm.process is not None else None
-    return lambda p: p.pid == pid or (scope is not None and p.cgroup is not None and (p.cgroup == scope or p.cgroup.startswith(scope + "/")))
+    if scope is None and pid is None:
+        return {"vm_pid": 0}  # a VM with neither: no process matches (pid 0 is never listed)
+    return {"vm_pid": pid, "vm_scope": scope}
+
+
+async def _query(state: AppState, **query: Any) -> ProcessView:
+    source = state.sources["processes"]
+    assert isinstance(source, ProcessSource)
+    return await asyncio.to_thread(source.query, **query)
 
 
 async def list_processes(request: Request) -> MsgspecResponse:
@@ -135,7 +136,7 @@ async def list_processes(request: Request) -> MsgspecResponse:
     state, sample = _sample(request)
     sort = request.query_params.get("sort", "cpu")
     if sort not in SORTS:
-        raise ApiError(400, "unknown sort", {"sort": sort, "allowed": sorted(SORTS)})
+        raise ApiError(400, "unknown sort", {"sort": sort, "allowed": list(SORTS)})
     limit = _int_param(request, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
     fields: list[str] | None = None
     if "fields" in request.query_params:
@@ -143,31 +144,26 @@ async def list_processes(request: Request) -> MsgspecResponse:
         unknown = sorted({f for f in fields if f not in PROCESS_FIELDS})
         if unknown or not all(fields):
             raise ApiError(400, "unknown field", {"unknown": unknown or [""], "allowed": list(PROCESS_FIELDS)})
-    keep: list[Callable[[ProcessMetrics], bool]] = []
-    if (user := request.query_params.get("user")) is not None:
-        keep.append(lambda p: _matches_user(p, user))
+    query: dict[str, Any] = {"sort": sort, "limit": limit, "user": request.query_params.get("user")}
     if (container := request.query_params.get("container")) is not None:
-        keep.append(_container_filter(state, container))
+        query |= _container_filter(state, container)
     if (vm := request.query_params.get("vm")) is not None:
-        keep.append(_vm_filter(state, vm))
-    chosen = [p for p in sample.processes if all(k(p) for k in keep)]
-    key, reverse = SORTS[sort]
-    if sort != "cpu":  # the sample is by CPU already
-        chosen.sort(key=key, reverse=reverse)
-    cut = chosen[:limit]
-    body: list[Any] = cut
+        query |= _vm_filter(state, vm)
+    view = await _query(state, **query)
+    body: list[Any] = view.processes
     if fields is not None:
-        body = [{f: getattr(p, f) for f in fields} for p in cut]
-    return MsgspecResponse(ProcessList(timestamp=sample.timestamp, interval_secs=sample.interval_secs, total=len(chosen), processes=body))
+        body = [{f: getattr(p, f) for f in fields} for p in view.processes]
+    return MsgspecResponse(ProcessList(timestamp=view.timestamp, interval_secs=view.interval_secs, total=view.total, processes=body))
 
 
 async def one_process(request: Request) -> MsgspecResponse:
     check_params(request, set())
-    _, sample = _sample(request)
+    state, _ = _sample(request)
     raw = request.path_params["pid"]
-    for p in sample.processes:
-        if str(p.pid) == raw:
-            return MsgspecResponse(p)
+    if raw.isascii() and raw.isdigit() and str(int(raw)) == raw and int(raw) < 1 << 32:
+        view = await _query(state, pid=int(raw), limit=1)
+        if view.processes:
+            return MsgspecResponse(view.processes[0])
     raise ApiError(404, "no such process", {"pid": raw, "hint": "a pid from GET /api/processes (ignored processes are not listed)"})
 
 
@@ -180,12 +176,12 @@ async def list_users(request: Request) -> MsgspecResponse:
 async def user_metrics(request: Request) -> MsgspecResponse:
     """One user by name (or uid)."""
     check_params(request, set())
-    _, sample = _sample(request)
+    state, sample = _sample(request)
     ref = request.path_params["name"]
     for u in sample.users:
         if u.user == ref or str(u.uid) == ref:
-            procs = [p for p in sample.processes if p.uid == u.uid]
-            return MsgspecResponse(UserDetail(timestamp=sample.timestamp, user=u, processes=procs))
+            view = await _query(state, uid=u.uid)
+            return MsgspecResponse(UserDetail(timestamp=sample.timestamp, user=u, processes=view.processes))
     raise ApiError(
         404,
         "no such user",
@@ -265,7 +261,7 @@ def openapi_paths(
             "get": {
                 "summary": "Every process (but processes.ignore_processes), sorted and filtered",
                 "parameters": [
-                    q("sort", "cpu (default), memory, io (read+write bytes/s): highest first; pid: lowest first", {"enum": sorted(SORTS)}),
+                    q("sort", "cpu (default), memory, io (read+write bytes/s): highest first; pid: lowest first", {"enum": list(SORTS)}),
                     q("limit", f"At most this many (default {DEFAULT_LIMIT})", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT}),
                     q("user", "A user name or uid", {"type": "string"}),
                     q("container", "A container id, 12+ character id prefix or name", {"type": "string"}),

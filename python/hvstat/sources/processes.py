@@ -3,17 +3,24 @@
 Each tick the core's ProcessSampler reads every /proc/<pid> (kept-open stat, and io when the CPU time
 moved or every 12th tick, within an fd budget of half the soft RLIMIT_NOFILE, which the app's lifespan
 raises to the hard limit first),
-and returns the processes with their rates, the per-user and per-guest sums, the persistent heavy
-users and the load status, as one ``ProcessesSample``.
+and returns the per-user and per-guest sums, the persistent heavy users, the load status and the
+top processes by CPU, as one ``ProcessesSample``. Only the processes something reads every tick are
+handed to Python in full: the ``[processes] top`` of the /ws topic, the ``prometheus_top`` of
+/metrics, or every process when an alert rule is on ``process.<field>``. The rest stay in the core's
+table, which ``query`` filters, sorts and cuts on demand (``GET /api/processes``, ``/api/processes/{pid}``,
+``/api/users/{name}/metrics``) with the GIL released.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
+
+import msgspec
 
 from hvstat._native import ProcessSampler
-from hvstat.models import ProcessesSample, processes_sample_decoder
+from hvstat.models import ProcessesSample, ProcessView, process_view_decoder, processes_sample_decoder
 from hvstat.settings import NodeSettings, ProcessSettings
 from hvstat.sources.base import Source
 
@@ -26,9 +33,12 @@ PRIME_SECS = 0.5
 class ProcessSource(Source):
     name = "processes"
 
-    def __init__(self, settings: ProcessSettings, node: NodeSettings, interval_secs: float) -> None:
+    def __init__(self, settings: ProcessSettings, node: NodeSettings, interval_secs: float, *, every_process: bool = False) -> None:
+        """``every_process``: hand every process to Python each tick (an alert rule on
+        ``process.<field>`` judges each one); else only the top ``max(top, prometheus_top)``."""
         super().__init__(interval_secs)
         self.settings = settings
+        self.top: int | None = None if every_process else max(settings.top, settings.prometheus_top)
         self._sampler = ProcessSampler(settings.core_config_json(node))
 
     async def start(self) -> None:
@@ -40,7 +50,14 @@ class ProcessSource(Source):
         return [self.sample()]
 
     def sample(self) -> ProcessesSample:
-        return processes_sample_decoder.decode(self._sampler.sample())
+        return processes_sample_decoder.decode(self._sampler.sample(self.top))
+
+    def query(self, **query: Any) -> ProcessView:
+        """The latest sample's processes filtered, sorted and cut by the core (keys of its
+        ``ProcessQuery``: sort, limit, pid, uid, user, container, container_prefix, vm, vm_pid,
+        vm_scope; None values left out). Blocks on a sample in progress: call it in a thread."""
+        body = msgspec.json.encode({k: v for k, v in query.items() if v is not None})
+        return process_view_decoder.decode(self._sampler.query(body))
 
     def paths(self) -> list[str]:
         return self._sampler.paths()

@@ -6,6 +6,7 @@ more entry. Each entry names the source, says whether the settings enable it, an
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -39,9 +40,15 @@ REGISTRY: tuple[SourceKind, ...] = (
         "processes",
         "processes.enabled",
         lambda s: s.processes.enabled,
-        lambda s: ProcessSource(s.processes, s.node, s.processes.interval_secs(s.monitoring)),
+        lambda s: ProcessSource(s.processes, s.node, s.processes.interval_secs(s.monitoring), every_process=_process_rules(s)),
     ),
 )
+
+
+def _process_rules(settings: Settings) -> bool:
+    """Whether an alert rule judges processes (``process.<field>``, ``process[<pid>].<field>``): then
+    the process source hands every process to Python each tick, not only the top ones."""
+    return settings.alerts.enabled and any(re.match(r"\s*process\b", r.metric) for r in settings.alerts.rules)
 
 
 def build_sources(settings: Settings) -> dict[str, Source]:

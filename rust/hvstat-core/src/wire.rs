@@ -1,7 +1,7 @@
 //! The wire types' JSON Schema: the one definition of every type that crosses into Python.
 //!
 //! The samples the core writes ([`NodeMetrics`], [`ContainersSample`], [`VmsSample`],
-//! [`ProcessesSample`] and every
+//! [`ProcessesSample`], [`ProcessView`] and every
 //! type inside them) and the input the Python collectors hand to the VM sampler
 //! ([`VmObservations`]) derive `schemars::JsonSchema` next to their serde derives, so the schema
 //! says what serde writes and reads: field names after `rename`, `flatten`ed fields inline, the
@@ -18,11 +18,12 @@ use serde_json::{Map, Value};
 
 use crate::cgroup::model::ContainersSample;
 use crate::node::model::NodeMetrics;
+use crate::procs::model::ProcessView;
 use crate::procs::ProcessesSample;
 use crate::vm::{VmObservations, VmsSample};
 
 /// Types the core serializes for Python (every field is written, `null` included).
-pub const OUTPUT: &[&str] = &["NodeMetrics", "ContainersSample", "VmsSample", "ProcessesSample"];
+pub const OUTPUT: &[&str] = &["NodeMetrics", "ContainersSample", "VmsSample", "ProcessesSample", "ProcessView"];
 /// Types the core deserializes from Python (a field with a default may be left out).
 pub const INPUT: &[&str] = &["VmObservations"];
 
@@ -36,6 +37,7 @@ pub fn schema() -> Value {
         out.subschema_for::<ContainersSample>(),
         out.subschema_for::<VmsSample>(),
         out.subschema_for::<ProcessesSample>(),
+        out.subschema_for::<ProcessView>(),
     ] {
         debug_assert!(root.get("$ref").is_some());
     }

@@ -193,14 +193,30 @@ impl ProcessSampler {
         Ok(ProcessSampler { inner: Mutex::new(sampler), json: Mutex::new(Vec::new()) })
     }
 
-    /// Read every process, derive rates against the previous call; the `ProcessesSample` as JSON bytes.
-    fn sample<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+    /// Read every process, derive rates against the previous call; the `ProcessesSample` as JSON
+    /// bytes, with the first `top` processes by CPU in full (every process when `top` is None: the
+    /// rest stay in the core for `query`).
+    #[pyo3(signature = (top = None))]
+    fn sample<'py>(&self, py: Python<'py>, top: Option<usize>) -> PyResult<Bound<'py, PyBytes>> {
         let mut json = std::mem::take(&mut *lock(&self.json));
         json.clear();
-        let r = py.detach(|| serde_json::to_writer(&mut json, &lock(&self.inner).sample()));
+        let r = py.detach(|| serde_json::to_writer(&mut json, &lock(&self.inner).sample_top(top)));
         let out = r.map(|()| PyBytes::new(py, &json)).map_err(BindError::Encode);
         *lock(&self.json) = json;
         Ok(out?)
+    }
+
+    /// `query_json`: a `ProcessQuery` (sort, limit, pid, uid, user, container, container_prefix,
+    /// vm, vm_pid, vm_scope; every key optional) as JSON. The latest sample's processes filtered,
+    /// sorted and cut, as a `ProcessView`'s JSON bytes (the GIL released while it is built).
+    fn query<'py>(&self, py: Python<'py>, query_json: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
+        let json = py.detach(|| -> Result<Vec<u8>, BindError> {
+            let q: hvstat_core::procs::model::ProcessQuery =
+                serde_json::from_slice(query_json).map_err(|e| BindError::Input(format!("process query: {e}")))?;
+            let view = lock(&self.inner).query(&q);
+            serde_json::to_vec(&view).map_err(BindError::Encode)
+        })?;
+        Ok(PyBytes::new(py, &json))
     }
 
     /// Every file one sample reads (as of the latest sample).

@@ -141,8 +141,17 @@ fn base<'a>(prev: Previous<'a>, f: impl Fn(&'a RawProcess) -> Option<u64>) -> Op
     }
 }
 
-/// The reported process and its deltas over `dt` seconds.
-pub fn process(cur: &RawProcess, prev: Previous<'_>, dt: f64, host: &Host, user: Option<String>) -> (ProcessMetrics, Deltas) {
+/// A process's rates over the interval: all the per-process work a tick does for every process
+/// (the reported record is built only for the processes that are handed out).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Rates {
+    pub cpu_percent: Option<f64>,
+    pub read_bytes_per_sec: Option<f64>,
+    pub write_bytes_per_sec: Option<f64>,
+}
+
+/// The rates and deltas of `cur` over `dt` seconds.
+pub fn rates(cur: &RawProcess, prev: Previous<'_>, dt: f64, host: &Host) -> (Rates, Deltas) {
     let hz = host.hz.max(1) as f64;
     let d = Deltas {
         cpu_ticks: base(prev, |p| Some(p.cpu_ticks)).and_then(|b| delta(Some(b), cur.cpu_ticks)),
@@ -153,8 +162,18 @@ pub fn process(cur: &RawProcess, prev: Previous<'_>, dt: f64, host: &Host, user:
     let rate = |v: Option<u64>| v.filter(|_| valid_dt).map(|v| v as f64 / dt);
     let io_dt = cur.io_secs.filter(|s| *s > 0.0 && s.is_finite()).unwrap_or(dt);
     let io_rate = |v: Option<u64>| v.filter(|_| valid_dt).map(|v| v as f64 / io_dt);
-    let cpu_percent = rate(d.cpu_ticks).map(|t| t / hz * 100.0);
-    let m = ProcessMetrics {
+    let r = Rates {
+        cpu_percent: rate(d.cpu_ticks).map(|t| t / hz * 100.0),
+        read_bytes_per_sec: io_rate(d.read_bytes),
+        write_bytes_per_sec: io_rate(d.write_bytes),
+    };
+    (r, d)
+}
+
+/// The reported process from its reading and rates.
+pub fn metrics(cur: &RawProcess, r: &Rates, host: &Host, user: Option<String>) -> ProcessMetrics {
+    let hz = host.hz.max(1) as f64;
+    ProcessMetrics {
         pid: cur.pid,
         ppid: cur.ppid,
         name: cur.comm.clone(),
@@ -163,21 +182,26 @@ pub fn process(cur: &RawProcess, prev: Previous<'_>, dt: f64, host: &Host, user:
         user,
         started_at: host.btime.map(|b| b as f64 + cur.starttime_ticks as f64 / hz),
         threads: cur.threads,
-        cpu_percent,
-        cpu_host_percent: cpu_percent.zip(host.cpus).and_then(|(c, n)| percent(c / 100.0, n as f64)),
+        cpu_percent: r.cpu_percent,
+        cpu_host_percent: r.cpu_percent.zip(host.cpus).and_then(|(c, n)| percent(c / 100.0, n as f64)),
         cpu_seconds_total: cur.cpu_ticks as f64 / hz,
         rss_bytes: cur.rss_bytes,
         memory_percent: cur.rss_bytes.zip(host.memory_total_bytes).and_then(|(r, t)| percent(r as f64, t as f64)),
-        read_bytes_per_sec: io_rate(d.read_bytes),
-        write_bytes_per_sec: io_rate(d.write_bytes),
+        read_bytes_per_sec: r.read_bytes_per_sec,
+        write_bytes_per_sec: r.write_bytes_per_sec,
         read_bytes_total: cur.io.map(|i| i.read_bytes),
         write_bytes_total: cur.io.map(|i| i.write_bytes),
         cgroup: cur.cgroup.clone(),
         container: cur.guest.as_ref().filter(|g| g.kind == ProcessGuestKind::Container).map(|g| g.id.clone()),
         vm: cur.guest.as_ref().filter(|g| g.kind == ProcessGuestKind::Vm).map(|g| g.id.clone()),
         runtime: cur.guest.as_ref().map(|g| g.runtime),
-    };
-    (m, d)
+    }
+}
+
+/// The reported process and its deltas over `dt` seconds.
+pub fn process(cur: &RawProcess, prev: Previous<'_>, dt: f64, host: &Host, user: Option<String>) -> (ProcessMetrics, Deltas) {
+    let (r, d) = rates(cur, prev, dt, host);
+    (metrics(cur, &r, host, user), d)
 }
 
 /// Sums over a set of processes (a user, a guest, the host).
@@ -203,14 +227,14 @@ fn add(acc: &mut Option<f64>, v: Option<f64>) {
 }
 
 impl Sums {
-    pub fn add(&mut self, p: &ProcessMetrics, d: &Deltas) {
+    pub fn add(&mut self, p: &RawProcess, r: &Rates, d: &Deltas) {
         self.processes += 1;
         self.threads += p.threads;
-        add(&mut self.cpu_percent, p.cpu_percent);
+        add(&mut self.cpu_percent, r.cpu_percent);
         self.rss_bytes += p.rss_bytes.unwrap_or(0);
-        add(&mut self.read_bytes_per_sec, p.read_bytes_per_sec);
-        add(&mut self.write_bytes_per_sec, p.write_bytes_per_sec);
-        if p.read_bytes_total.is_none() {
+        add(&mut self.read_bytes_per_sec, r.read_bytes_per_sec);
+        add(&mut self.write_bytes_per_sec, r.write_bytes_per_sec);
+        if p.io.is_none() {
             self.io_unreadable += 1;
         }
         self.cpu_ticks += d.cpu_ticks.unwrap_or(0);
@@ -404,10 +428,59 @@ pub struct ProcessesSample {
     pub users: Vec<UserMetrics>,
     /// Containers and VMs with processes, by CPU, highest first.
     pub guests: Vec<GuestProcesses>,
-    /// Every process but the ignored ones, by CPU (then RSS), highest first.
+    /// Every process but the ignored ones, by CPU (then RSS), highest first; when the sampler was
+    /// asked for the top N only, the first N of them (`total` says how many there are).
     pub processes: Vec<ProcessMetrics>,
+    /// Processes listed but the ignored ones, before any top-N cut (`processes`' full length).
+    pub total: u64,
     /// Field -> why it is null (or incomplete) in this sample.
     pub unavailable: BTreeMap<String, String>,
+}
+
+/// A filtered, sorted, limited view of the latest sample's processes (`GET /api/processes`).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProcessQuery {
+    /// `cpu` (the sample's order), `memory` (RSS, then CPU), `io` (read + write bytes/s, then CPU):
+    /// highest first, ties in CPU order; `pid`: lowest first.
+    pub sort: ProcessSort,
+    /// At most this many (none: every match).
+    pub limit: Option<usize>,
+    /// This pid only.
+    pub pid: Option<u32>,
+    /// A uid only.
+    pub uid: Option<u32>,
+    /// A user name or a uid as text.
+    pub user: Option<String>,
+    /// The container id the cgroup gives: equal to it, or starting with it when `container_prefix`.
+    pub container: Option<String>,
+    pub container_prefix: bool,
+    /// The VM id the cgroup gives (an unresolved VM reference).
+    pub vm: Option<String>,
+    /// A resolved VM: its QEMU process, or the processes in its cgroup scope (the scope or below).
+    pub vm_pid: Option<u32>,
+    pub vm_scope: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProcessSort {
+    #[default]
+    Cpu,
+    Memory,
+    Io,
+    Pid,
+}
+
+/// What a [`ProcessQuery`] answers, from the latest sample.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct ProcessView {
+    /// The sample's timestamp and interval.
+    pub timestamp: f64,
+    pub interval_secs: Option<f64>,
+    /// Processes matching the filters, before `limit`.
+    pub total: u64,
+    pub processes: Vec<ProcessMetrics>,
 }
 
 /// Highest CPU first (unknown last), then the larger RSS, then the lower pid.

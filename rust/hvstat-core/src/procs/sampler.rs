@@ -30,8 +30,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 use super::model::{
-    self, by_cpu, Attribution, Deltas, ProcessGuestKind, GuestProcesses, Host, LoadStatus, Previous, ProcessHost, ProcessMetrics,
-    ProcessesSample, RawProcess, StatusRule, Sums, UserMetrics,
+    self, by_cpu, Attribution, Deltas, GuestProcesses, Host, LoadStatus, Previous, ProcessGuestKind, ProcessHost, ProcessMetrics,
+    ProcessQuery, ProcessSort, ProcessView, ProcessesSample, Rates, RawProcess, StatusRule, Sums, UserMetrics,
 };
 use super::passwd::UserNames;
 use crate::cgroup::discover::classify;
@@ -248,6 +248,19 @@ pub struct ProcessSampler {
     kept_fds: usize,
     /// Scratch buffer for every read of a tick.
     buf: Vec<u8>,
+    /// The latest tick's processes (the ignored ones left out) by CPU, highest first: what
+    /// [`ProcessSampler::query`] filters and sorts; each one's reading is its `Tracked::previous`.
+    table: Vec<Row>,
+    /// The latest tick's timestamp, interval and host.
+    view: Option<(f64, Option<f64>, Host)>,
+}
+
+/// One process of the latest tick's table.
+#[derive(Debug, Clone, Copy)]
+struct Row {
+    pid: u32,
+    rss_bytes: u64,
+    rates: Rates,
 }
 
 /// Half the soft RLIMIT_NOFILE, in fds: the rest stays for sockets, the other samplers and Python.
@@ -350,6 +363,8 @@ impl ProcessSampler {
             kept: 0,
             kept_fds: 0,
             buf: vec![0; 4096],
+            table: Vec::new(),
+            view: None,
             config,
         })
     }
@@ -597,7 +612,20 @@ impl ProcessSampler {
         )
     }
 
+    /// The reported record of one row of the table.
+    fn metrics(&self, row: &Row, host: &Host) -> Option<ProcessMetrics> {
+        let raw = self.tracked.get(&row.pid)?.previous.as_ref()?;
+        Some(model::metrics(raw, &row.rates, host, raw.uid.map(|u| self.user_name(u))))
+    }
+
+    /// A sample with every process in full.
     pub fn sample(&mut self) -> ProcessesSample {
+        self.sample_top(None)
+    }
+
+    /// A sample with the first `top` processes by CPU in full (every one with `None`); the rest
+    /// stay in the table [`ProcessSampler::query`] answers from until the next sample.
+    pub fn sample_top(&mut self, top: Option<usize>) -> ProcessesSample {
         let mut notes: BTreeMap<String, String> = BTreeMap::new();
         let now = (self.clock)();
         let timestamp = unix_now();
@@ -648,8 +676,11 @@ impl ProcessSampler {
         let (mut running, mut blocked, mut zombies) = (0u64, 0u64, 0u64);
         let mut per_user: HashMap<u32, Sums, PidHash> = HashMap::default();
         let mut per_guest: HashMap<Attribution, Sums> = HashMap::new();
-        let mut processes: Vec<ProcessMetrics> = Vec::with_capacity(raws.len());
+        let mut table: Vec<Row> = std::mem::take(&mut self.table);
+        table.clear();
         let excluded: HashSet<&str> = self.config.exclude_users.iter().map(String::as_str).collect();
+        // Per uid: whether it is in the per-user view (its name looked up once per tick, not per process).
+        let mut in_view: HashMap<u32, bool, PidHash> = HashMap::default();
         for raw in &raws {
             let prev = match self.tracked.get(&raw.pid).and_then(|t| t.previous.as_ref()) {
                 Some(p) => Previous::Reading(p),
@@ -657,39 +688,49 @@ impl ProcessSampler {
                 None if born_after.is_some_and(|up| raw.starttime_ticks as f64 / hz > up) => Previous::Born,
                 None => Previous::None,
             };
-            let user = raw.uid.map(|u| self.user_name(u));
-            let (m, d): (ProcessMetrics, Deltas) = model::process(raw, prev, dt.unwrap_or(0.0), &host, user);
-            host_sums.add(&m, &d);
+            let (r, d): (Rates, Deltas) = model::rates(raw, prev, dt.unwrap_or(0.0), &host);
+            host_sums.add(raw, &r, &d);
             match raw.state {
                 'R' => running += 1,
                 'D' => blocked += 1,
                 'Z' => zombies += 1,
                 _ => {}
             }
-            if self.ignore.iter().any(|g| g.matches(&raw.comm)) {
+            if !self.ignore.is_empty() && self.ignore.iter().any(|g| g.matches(&raw.comm)) {
                 continue;
             }
             if let Some(uid) = raw.uid {
-                let name = m.user.as_deref().unwrap_or_default();
-                if uid >= self.config.min_uid && !excluded.contains(name) {
-                    per_user.entry(uid).or_default().add(&m, &d);
+                let names = &self.names;
+                let min_uid = self.config.min_uid;
+                let listed = *in_view.entry(uid).or_insert_with(|| {
+                    uid >= min_uid
+                        && !match names.name(uid) {
+                            Some(n) => excluded.contains(n),
+                            None => excluded.contains(uid.to_string().as_str()),
+                        }
+                });
+                if listed {
+                    per_user.entry(uid).or_default().add(raw, &r, &d);
                 }
             }
             if let Some(g) = &raw.guest {
-                per_guest.entry(g.clone()).or_default().add(&m, &d);
+                match per_guest.get_mut(g) {
+                    Some(s) => s.add(raw, &r, &d),
+                    None => per_guest.entry(g.clone()).or_default().add(raw, &r, &d),
+                }
             }
-            processes.push(m);
+            table.push(Row { pid: raw.pid, rss_bytes: raw.rss_bytes.unwrap_or(0), rates: r });
         }
         for raw in raws {
             if let Some(t) = self.tracked.get_mut(&raw.pid) {
                 t.previous = Some(raw);
             }
         }
-        // Sorted by key, then each process moved once (sorting the large structs moves them many times).
-        let mut keys: Vec<(Option<f64>, u64, u32, usize)> = processes.iter().enumerate().map(|(i, p)| (p.cpu_percent, p.rss_bytes.unwrap_or(0), p.pid, i)).collect();
-        keys.sort_unstable_by(|a, b| by_cpu((a.0, a.1, a.2), (b.0, b.1, b.2)));
-        let mut slots: Vec<Option<ProcessMetrics>> = processes.into_iter().map(Some).collect();
-        let processes: Vec<ProcessMetrics> = keys.iter().filter_map(|k| slots.get_mut(k.3).and_then(Option::take)).collect();
+        table.sort_unstable_by(|a, b| by_cpu((a.rates.cpu_percent, a.rss_bytes, a.pid), (b.rates.cpu_percent, b.rss_bytes, b.pid)));
+        let total = table.len() as u64;
+        let keep = top.map_or(table.len(), |n| n.min(table.len()));
+        let processes: Vec<ProcessMetrics> = table.get(..keep).unwrap_or_default().iter().filter_map(|row| self.metrics(row, &host)).collect();
+        self.table = table;
 
         let persistent_after = Duration::from_secs_f64(self.config.persistent_time_secs);
         let mut users = Vec::with_capacity(per_user.len());
@@ -774,6 +815,7 @@ impl ProcessSampler {
         debug_assert_eq!(self.kept_fds, self.tracked.values().map(|t| usize::from(t.stat.is_open()) + usize::from(t.io.is_open())).sum::<usize>());
         let kept_open_fds = self.kept_fds as u64;
         self.previous_at = Some((now, uptime));
+        self.view = Some((timestamp, dt, host));
         ProcessesSample {
             timestamp,
             interval_secs: dt,
@@ -798,8 +840,71 @@ impl ProcessSampler {
             users,
             guests,
             processes,
+            total,
             unavailable: notes,
         }
+    }
+
+    /// The latest sample's processes filtered, sorted and cut as `q` asks (an empty view before
+    /// the first sample).
+    pub fn query(&self, q: &ProcessQuery) -> ProcessView {
+        let Some((timestamp, interval_secs, host)) = self.view else {
+            return ProcessView { timestamp: 0.0, interval_secs: None, total: 0, processes: Vec::new() };
+        };
+        let keep = |row: &&Row| -> bool {
+            if q.pid.is_some_and(|p| p != row.pid) {
+                return false;
+            }
+            let Some(raw) = self.tracked.get(&row.pid).and_then(|t| t.previous.as_ref()) else {
+                return false;
+            };
+            if q.uid.is_some() && raw.uid != q.uid {
+                return false;
+            }
+            if let Some(user) = &q.user {
+                let by_uid = raw.uid.is_some_and(|u| u.to_string() == *user);
+                let by_name = raw.uid.is_some_and(|u| self.names.name(u).map_or_else(|| u.to_string() == *user, |n| n == user));
+                if !(by_uid || by_name) {
+                    return false;
+                }
+            }
+            let guest = |kind: ProcessGuestKind| raw.guest.as_ref().filter(|g| g.kind == kind).map(|g| g.id.as_str());
+            if let Some(c) = &q.container {
+                let id = guest(ProcessGuestKind::Container);
+                let ok = if q.container_prefix { id.is_some_and(|i| i.starts_with(c.as_str())) } else { id == Some(c.as_str()) };
+                if !ok {
+                    return false;
+                }
+            }
+            if let Some(v) = &q.vm {
+                if guest(ProcessGuestKind::Vm) != Some(v.as_str()) {
+                    return false;
+                }
+            }
+            if q.vm_pid.is_some() || q.vm_scope.is_some() {
+                let in_scope = q.vm_scope.as_deref().is_some_and(|scope| {
+                    raw.cgroup.as_deref().is_some_and(|c| c == scope || c.strip_prefix(scope).is_some_and(|rest| rest.starts_with('/')))
+                });
+                if !(q.vm_pid == Some(row.pid) || in_scope) {
+                    return false;
+                }
+            }
+            true
+        };
+        let mut chosen: Vec<&Row> = self.table.iter().filter(keep).collect();
+        let io = |r: &Row| r.rates.read_bytes_per_sec.unwrap_or(0.0) + r.rates.write_bytes_per_sec.unwrap_or(0.0);
+        let cpu0 = |r: &Row| r.rates.cpu_percent.unwrap_or(0.0);
+        // Stable sorts over the CPU order: ties stay in it (as the service's Python sort did).
+        match q.sort {
+            ProcessSort::Cpu => {}
+            ProcessSort::Memory => chosen.sort_by(|a, b| b.rss_bytes.cmp(&a.rss_bytes).then(cpu0(b).total_cmp(&cpu0(a)))),
+            ProcessSort::Io => chosen.sort_by(|a, b| io(b).total_cmp(&io(a)).then(cpu0(b).total_cmp(&cpu0(a)))),
+            ProcessSort::Pid => chosen.sort_by_key(|r| r.pid),
+        }
+        let total = chosen.len() as u64;
+        let n = q.limit.map_or(chosen.len(), |l| l.min(chosen.len()));
+        let processes = chosen.get(..n).unwrap_or_default().iter().filter_map(|row| self.metrics(row, &host)).collect();
+        ProcessView { timestamp, interval_secs, total, processes }
     }
 }
 
