@@ -30,7 +30,7 @@ from conftest import free_port
 from helpers import WAIT_SECS, clean_env, http_ok, hvstat_exe, wait_ready
 from hvstat._core import NodeSampler
 from hvstat.models import ContainerSummary, node_metrics_decoder
-from hvstat.top.model import CONTAINERS, State, arrange, fmt_bytes, spark_text
+from hvstat.top.model import CONTAINERS, PROCESSES, VIEWS, State, arrange, fmt_bytes, spark_text
 
 TMUX = shutil.which("tmux")
 needs_tmux = pytest.mark.skipif(TMUX is None, reason="tmux is not installed (scripts/setup)")
@@ -75,6 +75,18 @@ def test_format_and_header_fit_80_columns() -> None:
     assert any(line.startswith("Mem ") and "Load " in line for line in lines)
     assert any(line.startswith("PSI ") and "Disk " in line and "Net " in line for line in lines)
     assert lines[-1].startswith("Alerts: ")
+
+
+@pytest.mark.unit
+def test_every_view_fits_80_columns() -> None:
+    """Each column takes its width plus DataTable's padding (one cell either side), the scrollbar
+    one more: at 80 columns no view is cut off (the processes view leaves READ and WRITE out), and
+    at 120 every column is back."""
+    for view in VIEWS:
+        shown = view.fit(80)
+        assert sum(c.width + 2 for c in shown) + 1 <= 80, (view.name, [c.key for c in shown])
+        assert view.fit(120) == view.columns, view.name
+    assert [c.key for c in PROCESSES.fit(80)] == ["pid", "user", "name", "cpu", "rss", "mem", "guest"]
 
 
 @pytest.mark.unit
@@ -239,6 +251,9 @@ def exercise_tables(t: Terminal, busy: str, idle: str) -> None:
     # Views.
     t.keys("2")
     t.wait("VM view", lambda s: "[2 VMs" in s and "ORIGIN" in s)
+    t.keys("3")
+    # At 80 columns every column of the header is whole, GUEST (the last) included.
+    t.wait("processes view, GUEST in sight", lambda s: "[3 Processes]" in s and re.search(r"^ *PID +USER +COMMAND .* GUEST *$", s, re.M))
     t.keys("4")
     # (Its rows are the users at or above [processes] min_uid: root is not one of them.)
     t.wait("users view", lambda s: "[4 Users]" in s and "PROCS" in s)

@@ -14,6 +14,7 @@ from textual import on
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
+from textual.coordinate import Coordinate
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Static
 
@@ -108,6 +109,10 @@ class TopApp(App[None]):
         self.per_core = False
         self.detail: str | None = None
         self._row_keys: list[str] = []
+        # The text of every row now in the table, in its order (for updating only what changed).
+        self._cells: list[tuple[str, ...]] = []
+        # The view's columns that fit the terminal's width (View.fit).
+        self._shown = VIEWS[0].columns
         self._feed_task: asyncio.Task[None] | None = None
 
     @property
@@ -140,6 +145,12 @@ class TopApp(App[None]):
         for sig in (signal.SIGHUP, signal.SIGTERM):
             loop.add_signal_handler(sig, self.exit)
         self._feed_task = loop.create_task(self.feed.run(self.state, self.changed))
+
+    def on_resize(self, event: Any) -> None:
+        # Columns are dropped or brought back as the terminal narrows or widens.
+        if self.view.fit(self.size.width) != self._shown:
+            self._columns()
+            self._rows()
 
     async def on_unmount(self) -> None:
         if self._feed_task is not None:
@@ -187,7 +198,8 @@ class TopApp(App[None]):
         table = self._main.query_one("#table", DataTable)
         table.clear(columns=True)
         sort, desc = self.sort[self.view.name]
-        for c in self.view.columns:
+        self._shown = self.view.fit(self.size.width)
+        for c in self._shown:
             # The sort column is marked where the mark fits (the tabs line always names it).
             label = c.label + ("▼" if desc else "▲") if c.key == sort and len(c.label) < c.width else c.label
             table.add_column(label.rjust(c.width) if c.numeric else label, width=c.width, key=c.key)
@@ -197,21 +209,33 @@ class TopApp(App[None]):
         view = self.view
         if view.name in ("processes", "users") and self.state.processes_note is not None and not view.rows(self.state):
             self._row_keys = []
+            self._cells = []
             table.clear()
-            table.add_row(*([self.state.processes_note] + [""] * (len(view.columns) - 1)), key="-")
+            table.add_row(*([self.state.processes_note] + [""] * (len(self._shown) - 1)), key="-")
             return
         sort, desc = self.sort[view.name]
         rows = arrange(view, view.rows(self.state), sort, desc, self.query_text)
         current = self._row_keys[table.cursor_row] if 0 <= table.cursor_row < len(self._row_keys) else None
         scroll_y = table.scroll_y
         keys = [view.key(r) for r in rows]
-        widths = [c.width for c in view.columns]
-        numeric = [c.numeric for c in view.columns]
+        shown = self._shown
+        widths = [c.width for c in shown]
+        numeric = [c.numeric for c in shown]
+        texts = [tuple(t.rjust(w) if n else t for t, w, n in zip(cells(shown, r), widths, numeric)) for r in rows]
+        if keys == self._row_keys and len(self._cells) == len(texts) and table.row_count == len(texts):
+            # The same rows in the same order (the usual tick: most guests idle, the sort stable):
+            # only the cells that changed are replaced, not the whole table rebuilt.
+            for i, (old_row, new_row) in enumerate(zip(self._cells, texts)):
+                if old_row != new_row:
+                    for j, (a, b) in enumerate(zip(old_row, new_row)):
+                        if a != b:
+                            table.update_cell_at(Coordinate(i, j), b)
+            self._cells = texts
+            return
         table.clear()
-        table.add_rows(
-            [tuple(t.rjust(w) if n else t for t, w, n in zip(cells(view, r), widths, numeric)) for r in rows],
-        )
+        table.add_rows(texts)
         self._row_keys = keys
+        self._cells = texts
         if current is not None and current in keys:
             table.move_cursor(row=keys.index(current), animate=False, scroll=False)
         table.scroll_to(y=scroll_y, animate=False)
@@ -223,6 +247,7 @@ class TopApp(App[None]):
             return
         self.view_index = index
         self._row_keys = []
+        self._cells = []
         self._columns()
         self._tabs()
         self._rows()

@@ -118,12 +118,26 @@ class View:
     key: Callable[[Any], str]
     search: Callable[[Any], str]
     detail: bool
+    # Columns left out, in this order, while the table is wider than the terminal (a group of
+    # keys goes together, so READ is not shown without WRITE).
+    drop: tuple[tuple[str, ...], ...] = ()
 
     def column(self, key: str) -> Column:
         for c in self.columns:
             if c.key == key:
                 return c
         return self.columns[0]
+
+    def fit(self, width: int) -> tuple[Column, ...]:
+        """The columns shown in ``width`` terminal cells: each takes its width plus one cell of
+        padding on either side (DataTable's), the scrollbar one more; the ``drop`` groups are
+        left out in order until the rest fits."""
+        cols = self.columns
+        for group in self.drop:
+            if sum(c.width + 2 for c in cols) + 1 <= width:
+                break
+            cols = tuple(c for c in cols if c.key not in group)
+        return cols
 
 
 CONTAINERS = View(
@@ -197,6 +211,7 @@ PROCESSES = View(
     key=lambda r: str(r.pid),
     search=lambda r: f"{r.pid} {r.user} {r.name} {r.container or ''} {r.vm or ''}".lower(),
     detail=False,
+    drop=(("read", "write"), ("mem",), ("rss",)),
 )
 
 USERS = View(
@@ -241,8 +256,8 @@ def arrange(view: View, rows: Sequence[Any], sort: str, descending: bool, query:
     return known + unknown
 
 
-def cells(view: View, row: Any) -> tuple[str, ...]:
-    return tuple(c.text(row) for c in view.columns)
+def cells(columns: Sequence[Column], row: Any) -> tuple[str, ...]:
+    return tuple(c.text(row) for c in columns)
 
 
 # --- state ------------------------------------------------------------------------------------------
