@@ -442,7 +442,7 @@ class DirectFeed:
             state.vm_detail = {v.id: v for v in s.vms}
             changed({"vms", "detail"})
         elif isinstance(s, ProcessesSample):
-            state.processes, state.processes_total, state.process_host = s.processes, len(s.processes), s.host
+            state.processes, state.processes_total, state.process_host = s.processes, s.total, s.host
             state.users, state.load_status = s.users, s.status
             state.processes_note = None
             changed({"processes", "users", "node"})
