@@ -57,8 +57,14 @@ class Source(ABC):
     def attach(self, bus: Bus) -> None:
         self.bus = bus
 
-    async def close(self) -> None:  # noqa: B027 - an optional hook, not abstract: most sources open nothing (only vms does)
-        """Let go of what ``start`` opened (connections); the service is stopping. Nothing, by default."""
+    async def close(self) -> None:
+        """The service is stopping: let go of the sampler (``_sampler``, where the source has one),
+        and with it the files its readers keep open, hundreds of descriptors with many processes
+        or guests. The source object may outlive the service (a test's app, a restarted lifespan
+        in one process): it must not keep them. A subclass that opened more (connections) closes
+        that too and calls this. A tick still running in a worker thread holds its own reference
+        and finishes first."""
+        vars(self).pop("_sampler", None)
 
     async def start(self) -> None:
         """Prepare and take the first sample, so the API never serves an empty store."""

@@ -108,6 +108,7 @@ class VmSource(Source):
             await self.qmp.close()
         if self.libvirt is not None:
             await asyncio.to_thread(self.libvirt.close)
+        await super().close()
 
     def _first_reading(self) -> None:
         first = self.sample()
