@@ -109,13 +109,13 @@ def _serve(settings: Settings, reload_settings: Callable[[], Settings] | None = 
         problem = check_buffer_dir(settings.remote_write)
         if problem is not None:
             raise ConfigError(f"config key remote_write.buffer_dir: {problem}")
-    from hvstat.logs import configure_logging
     if settings.storage.path:
         from hvstat.rollups import check_lock
 
         problem = check_lock(settings.storage.path)
         if problem is not None:
             raise ConfigError(f"config key storage.path: {problem}")
+    from hvstat.logs import configure_logging
 
     # Text or JSON lines ([logging] format), for hvstat's loggers and uvicorn's alike.
     configure_logging(settings.logging)
