@@ -622,7 +622,7 @@ def test_prometheus_rate_of_node_cpu_seconds(stack: Stack) -> None:
 @pytest.mark.cgroups
 def test_prometheus_sees_sources_up(stack: Stack) -> None:
     result = stack.query("hvstat_source_up")
-    assert {s["metric"]["source"]: s["value"][1] for s in result} == {"node": "1", "containers": "1", "vms": "1"}
+    assert {s["metric"]["source"]: s["value"][1] for s in result} == {"node": "1", "containers": "1", "vms": "1", "processes": "1"}
     assert stack.query('up{job="hvstat"}')[0]["value"][1] == "1"
 
 
