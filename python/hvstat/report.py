@@ -10,7 +10,6 @@ period (an alert still firing is on disk only once it resolves)."""
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from collections.abc import Sequence
@@ -21,7 +20,7 @@ import msgspec
 from hvstat.models import Alert
 from hvstat.rollups import RollupReader, Tier, tiers_of
 from hvstat.settings import Settings
-from hvstat.tools import parse_since
+from hvstat.tools import database_path, parse_since
 from hvstat.top.model import fmt_bytes, fmt_rate
 
 TOP_N = 10
@@ -283,12 +282,8 @@ def render_markdown(rep: Report) -> str:
 
 
 def report_command(settings: Settings, args: argparse.Namespace) -> int:
-    path: str | None = args.db or settings.storage.path
-    if not path:
-        print("hvstat: no database: [storage] path is empty (history in memory only); give --db", file=sys.stderr)
-        return 1
-    if not os.path.exists(path):
-        print(f"hvstat: {path} does not exist", file=sys.stderr)
+    path = database_path(settings, args)
+    if path is None:
         return 1
     now = time.time()
     try:

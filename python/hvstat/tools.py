@@ -38,7 +38,8 @@ def parse_since(raw: str, now: float) -> float:
     return now - value * UNITS[m[2] or "s"]
 
 
-def _db(settings: Settings, args: argparse.Namespace) -> str | None:
+def database_path(settings: Settings, args: argparse.Namespace) -> str | None:
+    """The history database ``--db`` or ``[storage] path`` names, or None (said on stderr) when there is none."""
     path: str | None = args.db or settings.storage.path
     if not path:
         print("hvstat: no database: [storage] path is empty (history in memory only); give --db", file=sys.stderr)
@@ -50,7 +51,7 @@ def _db(settings: Settings, args: argparse.Namespace) -> str | None:
 
 
 def history_command(settings: Settings, args: argparse.Namespace) -> int:
-    path = _db(settings, args)
+    path = database_path(settings, args)
     if path is None:
         return 1
     kind_name, _, key = args.entity.partition(":")
@@ -101,7 +102,7 @@ def history_command(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def backup_command(settings: Settings, args: argparse.Namespace) -> int:
-    path = _db(settings, args)
+    path = database_path(settings, args)
     if path is None:
         return 1
     try:
