@@ -56,7 +56,15 @@ import msgspec
 
 from hvstat.models import Alert, ContainersSample, NodeMetrics, ProcessesSample, StorageHealth, VmsSample, VmStatusChangedMessage
 from hvstat.settings import StorageSettings
-from hvstat.store import CONTAINER_HISTORY_FIELDS, NODE_HISTORY_FIELDS, USER_HISTORY_FIELDS, VM_HISTORY_FIELDS, HistoryField, Kind
+from hvstat.store import (
+    CONTAINER_HISTORY_FIELDS,
+    NODE_HISTORY_FIELDS,
+    USER_HISTORY_FIELDS,
+    VM_HISTORY_FIELDS,
+    HistoryField,
+    Kind,
+    accumulate,
+)
 
 log = logging.getLogger(__name__)
 
@@ -192,18 +200,7 @@ class Acc:
 
     def add(self, values: Sequence[float]) -> None:
         self.n += 1
-        mn, mx, sm, ct = self.mn, self.mx, self.sm, self.ct
-        for j, v in enumerate(values):
-            if v == v:
-                if ct[j]:
-                    if v < mn[j]:
-                        mn[j] = v
-                    if v > mx[j]:
-                        mx[j] = v
-                else:
-                    mn[j] = mx[j] = v
-                sm[j] += v
-                ct[j] += 1
+        accumulate(self.mn, self.mx, self.sm, self.ct, values)
 
     def fold(self, other: Acc) -> None:
         self.n += other.n

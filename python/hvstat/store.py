@@ -246,6 +246,22 @@ def _ring(a: array, start: int) -> array:  # type: ignore[type-arg]
     return a[start:] + a[:start] if start else a[:]
 
 
+def accumulate(mn: array[float], mx: array[float], sm: array[float], ct: array[int], values: Sequence[float]) -> None:
+    """Fold one sample into a bucket's per-field min, max, sum and count; a NaN (null) is skipped.
+    The in-memory buckets here and the on-disk rollups (hvstat.rollups) both accumulate this way."""
+    for j, v in enumerate(values):
+        if v == v:
+            if ct[j]:
+                if v < mn[j]:
+                    mn[j] = v
+                if v > mx[j]:
+                    mx[j] = v
+            else:
+                mn[j] = mx[j] = v
+            sm[j] += v
+            ct[j] += 1
+
+
 class Series:
     """The history of one entity: the full-resolution ring and the min/avg/max bucket ring.
 
@@ -330,18 +346,7 @@ class Series:
                 if self.open_at == self.open_at:  # not NaN: a bucket is open
                     self._close_bucket()
                 self.open_at = at
-            amin, amax, asum, acnt = self.amin, self.amax, self.asum, self.acnt
-            for j, v in enumerate(values):
-                if v == v:
-                    if acnt[j]:
-                        if v < amin[j]:
-                            amin[j] = v
-                        if v > amax[j]:
-                            amax[j] = v
-                    else:
-                        amin[j] = amax[j] = v
-                    asum[j] += v
-                    acnt[j] += 1
+            accumulate(self.amin, self.amax, self.asum, self.acnt, values)
 
     def _close_bucket(self) -> None:
         n, cap = self.nfields, self.coarse_cap
