@@ -9,7 +9,6 @@ min/avg/max buckets), ``fields`` (comma-separated; default all of the kind's his
 from __future__ import annotations
 
 import asyncio
-import math
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -17,7 +16,7 @@ from starlette.requests import Request
 from starlette.routing import Route
 
 from hvstat.api.guests import REF, source_of
-from hvstat.api.responses import ApiError, MsgspecResponse, check_params
+from hvstat.api.responses import ApiError, MsgspecResponse, check_params, number_param
 from hvstat.guests import KINDS, GuestKind
 from hvstat.history import HistoryService
 from hvstat.models import History
@@ -27,19 +26,6 @@ from hvstat.store import HistoryQueryError, Kind, Series, Store
 PARAMS = {"since", "until", "step", "fields"}
 # The range when `since` is not given: this long before `until`.
 DEFAULT_RANGE_SECS = 3600.0
-
-
-def _number(request: Request, name: str, error: str) -> float | None:
-    raw = request.query_params.get(name)
-    if raw is None:
-        return None
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ApiError(400, error, {name: raw, "reason": "not a number"}) from None
-    if not math.isfinite(value):
-        raise ApiError(400, error, {name: raw, "reason": "not a finite number"})
-    return value
 
 
 def _fields(request: Request, kind: Kind) -> list[str]:
@@ -60,9 +46,9 @@ async def answer_history(request: Request, store: Store, kind: Kind, series: Ser
     """The History body of one entity (``entity`` "node" or "<kind>:<key>") from the request's
     range, step and fields: memory or disk, as the HistoryService decides."""
     fields = _fields(request, kind)
-    since = _number(request, "since", "bad range")
-    until = _number(request, "until", "bad range")
-    step = _number(request, "step", "bad step")
+    since = number_param(request, "since", "bad range")
+    until = number_param(request, "until", "bad range")
+    step = number_param(request, "step", "bad step")
     if until is None:
         until = store.clock()
     if since is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -60,3 +61,18 @@ def check_params(request: Request, allowed: set[str]) -> None:
     repeated = sorted(k for k in allowed if len(request.query_params.getlist(k)) > 1)
     if repeated:
         raise ApiError(400, "query parameter given more than once", {"parameters": repeated})
+
+
+def number_param(request: Request, name: str, error: str) -> float | None:
+    """The query parameter ``name`` as a finite number, None when absent; anything else is a 400
+    ``error`` saying why (unix seconds and steps: NaN and infinity mean nothing there)."""
+    raw = request.query_params.get(name)
+    if raw is None:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ApiError(400, error, {name: raw, "reason": "not a number"}) from None
+    if not math.isfinite(value):
+        raise ApiError(400, error, {name: raw, "reason": "not a finite number"})
+    return value

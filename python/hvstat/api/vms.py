@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import math
-
 from starlette.requests import Request
 from starlette.routing import Route
 
 from hvstat.api.guests import source_of
-from hvstat.api.responses import ApiError, MsgspecResponse, check_params
+from hvstat.api.responses import MsgspecResponse, check_params, number_param
 from hvstat.guests import VMS
 from hvstat.models import VmStatusChangedMessage
 
@@ -17,15 +15,9 @@ async def vm_events(request: Request) -> MsgspecResponse:
     """Recent VmStatusChanged events (the same messages /ws sends), oldest first; `?since=`."""
     check_params(request, {"since"})
     state, _ = source_of(request, VMS)
-    raw = request.query_params.get("since")
+    since = number_param(request, "since", "bad since")
     events: list[VmStatusChangedMessage] = state.store.vm_events()
-    if raw is not None:
-        try:
-            since = float(raw)
-        except ValueError:
-            raise ApiError(400, "bad since", {"since": raw, "reason": "not a number"}) from None
-        if not math.isfinite(since):
-            raise ApiError(400, "bad since", {"since": raw, "reason": "not a finite number"})
+    if since is not None:
         events = [e for e in events if e.timestamp >= since]
     return MsgspecResponse(events)
 
