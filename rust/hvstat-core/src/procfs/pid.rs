@@ -110,6 +110,69 @@ pub fn parse_stat(buf: &[u8]) -> ParseResult<PidStat> {
     })
 }
 
+/// The fields of /proc/<pid>/stat a process sampler needs each tick (2 to 24), the command name
+/// borrowed from the buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StatHead<'a> {
+    pub pid: u32,
+    /// The raw bytes between the first `(` and the last `)`.
+    pub comm: &'a [u8],
+    pub state: u8,
+    pub ppid: u32,
+    pub utime_ticks: u64,
+    pub stime_ticks: u64,
+    pub num_threads: u64,
+    pub starttime_ticks: u64,
+    pub rss_pages: u64,
+}
+
+/// [`parse_stat`]'s fields 1 to 24 in one pass that allocates nothing and stops at field 24 (a
+/// process sampler's hot path reads this file for every process every tick). `None` where
+/// [`parse_stat`] would fail on these fields; it is laxer only past field 24 and on what follows,
+/// so a caller wanting the reason parses again with [`parse_stat`].
+pub fn parse_stat_head(buf: &[u8]) -> Option<StatHead<'_>> {
+    let open = buf.iter().position(|&b| b == b'(')?;
+    let close = buf.iter().rposition(|&b| b == b')')?;
+    let comm = buf.get(open + 1..close)?;
+    let mut head = fields(buf.get(..open)?);
+    let pid = u32::try_from(crate::parse::u64_of(head.next()?)?).ok()?;
+    if head.next().is_some() {
+        return None;
+    }
+    let mut tail = buf.get(close + 1..)?;
+    if let Some(stripped) = tail.strip_suffix(b"\n") {
+        tail = stripped;
+    }
+    // Fields 3..=24, in order; a newline among them means a malformed file.
+    let mut values = [0u64; 22];
+    let mut state = 0u8;
+    let mut it = tail.split(|&b| b == b' ' || b == b'\t').filter(|f| !f.is_empty());
+    for (k, slot) in values.iter_mut().enumerate() {
+        let f = it.next()?;
+        if k == 0 {
+            match f {
+                [c] if c.is_ascii_alphabetic() => state = *c,
+                _ => return None,
+            }
+        } else if matches!(k + 3, 4 | 10 | 12 | 14 | 15 | 20 | 22 | 23 | 24) {
+            *slot = crate::parse::u64_of(f)?;
+        } else if f.contains(&b'\n') {
+            return None;
+        }
+    }
+    Some(StatHead {
+        pid,
+        comm,
+        state,
+        ppid: u32::try_from(values[1]).ok()?,
+        utime_ticks: values[11],
+        stime_ticks: values[12],
+        num_threads: values[17],
+        starttime_ticks: values[19],
+        rss_pages: values[21],
+    })
+}
+
 /// The keys of /proc/<pid>/status hvstat uses; `kB` values converted to bytes.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PidStatus {
@@ -920,6 +983,25 @@ nonvoluntary_ctxt_switches:\t89012
             prop_assert_eq!(s.processor.map(u64::from), (fields >= 39).then_some(v[9]));
             prop_assert_eq!(s.delayacct_blkio_ticks, (fields >= 42).then_some(v[10]));
             prop_assert_eq!(s.guest_time_ticks, (fields >= 43).then_some(v[11]));
+        }
+
+        #[test]
+        fn stat_head_agrees_with_the_full_parse(pid in any::<u32>(), comm in "[^\u{0}]{0,24}", state in "[A-Za-z]", v in proptest::array::uniform12(any::<u32>()), extra in 0usize..29, cut in any::<prop::sample::Index>(), noise in any::<u8>()) {
+            let v = v.map(u64::from);
+            let text = render_stat(pid, &comm, state.chars().next().unwrap(), &v, extra);
+            // The whole line, a cut of it and a one-byte change of it: wherever the full parse
+            // succeeds the head has the same fields.
+            let mut bytes = text.clone().into_bytes();
+            let at = cut.index(bytes.len());
+            bytes[at] = noise;
+            for b in [text.as_bytes(), &text.as_bytes()[..at], &bytes] {
+                if let Ok(s) = parse_stat(b) {
+                    let h = parse_stat_head(b).expect("the head parses wherever the whole file does");
+                    prop_assert_eq!(String::from_utf8_lossy(h.comm), s.comm.as_str());
+                    prop_assert_eq!((h.pid, char::from(h.state), h.ppid), (s.pid, s.state, s.ppid));
+                    prop_assert_eq!([h.utime_ticks, h.stime_ticks, h.num_threads, h.starttime_ticks, h.rss_pages], [s.utime_ticks, s.stime_ticks, s.num_threads, s.starttime_ticks, s.rss_pages]);
+                }
+            }
         }
 
         #[test]

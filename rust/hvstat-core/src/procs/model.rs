@@ -3,6 +3,7 @@
 //! known is null (the sample's `unavailable` says why), never 0.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -51,8 +52,9 @@ pub struct RawProcess {
     /// Seconds since the io reading before this one, when io was read this tick after ticks that did
     /// not read it; `None`: the interval's (the I/O rates' time base).
     pub io_secs: Option<f64>,
-    pub cgroup: Option<String>,
-    pub guest: Option<Attribution>,
+    /// Shared with the process's tracked state (read once per exec or minute, not per tick).
+    pub cgroup: Option<Arc<str>>,
+    pub guest: Option<Arc<Attribution>>,
 }
 
 /// What a process's rates are taken against.
@@ -191,7 +193,7 @@ pub fn metrics(cur: &RawProcess, r: &Rates, host: &Host, user: Option<String>) -
         write_bytes_per_sec: r.write_bytes_per_sec,
         read_bytes_total: cur.io.map(|i| i.read_bytes),
         write_bytes_total: cur.io.map(|i| i.write_bytes),
-        cgroup: cur.cgroup.clone(),
+        cgroup: cur.cgroup.as_deref().map(str::to_owned),
         container: cur.guest.as_ref().filter(|g| g.kind == ProcessGuestKind::Container).map(|g| g.id.clone()),
         vm: cur.guest.as_ref().filter(|g| g.kind == ProcessGuestKind::Vm).map(|g| g.id.clone()),
         runtime: cur.guest.as_ref().map(|g| g.runtime),
@@ -202,6 +204,23 @@ pub fn metrics(cur: &RawProcess, r: &Rates, host: &Host, user: Option<String>) -
 pub fn process(cur: &RawProcess, prev: Previous<'_>, dt: f64, host: &Host, user: Option<String>) -> (ProcessMetrics, Deltas) {
     let (r, d) = rates(cur, prev, dt, host);
     (metrics(cur, &r, host, user), d)
+}
+
+/// One process's part of a tick's sums (a user's, a guest's, the host's).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Share {
+    pub threads: u64,
+    pub rss_bytes: Option<u64>,
+    /// Its io was read (now or at an earlier tick).
+    pub io_known: bool,
+    pub rates: Rates,
+    pub deltas: Deltas,
+}
+
+impl Share {
+    pub fn of(p: &RawProcess, rates: Rates, deltas: Deltas) -> Share {
+        Share { threads: p.threads, rss_bytes: p.rss_bytes, io_known: p.io.is_some(), rates, deltas }
+    }
 }
 
 /// Sums over a set of processes (a user, a guest, the host).
@@ -227,17 +246,17 @@ fn add(acc: &mut Option<f64>, v: Option<f64>) {
 }
 
 impl Sums {
-    pub fn add(&mut self, p: &RawProcess, r: &Rates, d: &Deltas) {
+    pub fn add(&mut self, s: &Share) {
         self.processes += 1;
-        self.threads += p.threads;
-        add(&mut self.cpu_percent, r.cpu_percent);
-        self.rss_bytes += p.rss_bytes.unwrap_or(0);
-        add(&mut self.read_bytes_per_sec, r.read_bytes_per_sec);
-        add(&mut self.write_bytes_per_sec, r.write_bytes_per_sec);
-        if p.io.is_none() {
+        self.threads += s.threads;
+        add(&mut self.cpu_percent, s.rates.cpu_percent);
+        self.rss_bytes += s.rss_bytes.unwrap_or(0);
+        add(&mut self.read_bytes_per_sec, s.rates.read_bytes_per_sec);
+        add(&mut self.write_bytes_per_sec, s.rates.write_bytes_per_sec);
+        if !s.io_known {
             self.io_unreadable += 1;
         }
-        self.cpu_ticks += d.cpu_ticks.unwrap_or(0);
+        self.cpu_ticks += s.deltas.cpu_ticks.unwrap_or(0);
     }
 
     pub fn cpu_percent(&self) -> Option<f64> {

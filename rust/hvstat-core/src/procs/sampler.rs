@@ -20,7 +20,9 @@
 //! in `host.unreadable`; io that may not be read (it needs ptrace access) is null. Nothing here is
 //! fatal: one process's error never fails the tick.
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
@@ -30,12 +32,13 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 use super::model::{
-    self, by_cpu, Attribution, Deltas, GuestProcesses, Host, LoadStatus, Previous, ProcessGuestKind, ProcessHost, ProcessMetrics,
-    ProcessQuery, ProcessSort, ProcessView, ProcessesSample, Rates, RawProcess, StatusRule, Sums, UserMetrics,
+    self, by_cpu, Attribution, GuestProcesses, Host, LoadStatus, Previous, ProcessGuestKind, ProcessHost, ProcessMetrics,
+    ProcessQuery, ProcessSort, ProcessView, ProcessesSample, Rates, RawProcess, Share, StatusRule, Sums, UserMetrics,
 };
 use super::passwd::UserNames;
 use crate::cgroup::discover::classify;
 use crate::filter::Glob;
+use crate::parse::name_of;
 use crate::host;
 use crate::procfs::{meminfo, pid, stat, uptime};
 use crate::rate::percent;
@@ -195,9 +198,51 @@ impl PidFile {
 /// The uid and cgroup of a process, and when they were read.
 struct Ident {
     uid: Option<u32>,
-    cgroup: Option<String>,
-    guest: Option<Attribution>,
+    cgroup: Option<Arc<str>>,
+    guest: Option<Arc<Attribution>>,
     read_at: Instant,
+}
+
+/// Reads a process's effective uid (status) and cgroup, and the guest that cgroup puts it in.
+fn read_ident(root: &Path, pid_: u32, now: Instant) -> Ident {
+    let dir = pid_path(root, pid_, "");
+    let uid = match std::fs::read(dir.join("status")) {
+        Ok(b) => pid::parse_status_uids(&b).ok().map(|u| u.effective),
+        Err(_) => None,
+    };
+    let cgroup = std::fs::read(dir.join("cgroup")).ok().and_then(|b| pid::parse_cgroup(&b).ok()).and_then(|l| pick_cgroup_path(&l));
+    let guest = cgroup.as_deref().and_then(attribute).map(Arc::new);
+    Ident { uid, cgroup: cgroup.map(Arc::from), guest, read_at: now }
+}
+
+/// Counts a forgotten process's kept slot and fds out (its fds close as it drops).
+fn release(kept: &mut usize, kept_fds: &mut usize, t: Tracked) {
+    if t.kept {
+        *kept -= 1;
+    }
+    *kept_fds -= usize::from(t.stat.is_open()) + usize::from(t.io.is_open());
+}
+
+/// What every process's read in one tick needs to know.
+struct TickContext {
+    now: Instant,
+    tick: u64,
+    /// Seconds since the previous tick (0 on the first).
+    dt: f64,
+    /// The previous tick's uptime: a process started after it was born within the interval.
+    born_after: Option<f64>,
+    host: Host,
+}
+
+/// One process as a tick's sums and table need it (so that they run without looking it up again).
+struct Seen {
+    pid: u32,
+    uid: Option<u32>,
+    state: char,
+    guest: Option<Arc<Attribution>>,
+    /// Its command name matches `ignore_processes`.
+    ignored: bool,
+    share: Share,
 }
 
 /// What the sampler keeps per pid between ticks.
@@ -215,6 +260,25 @@ struct Tracked {
     previous: Option<RawProcess>,
     /// The tick that last saw it.
     seen: u64,
+    /// Its command name matches `ignore_processes` (set when the name changes).
+    ignored: bool,
+}
+
+impl Tracked {
+    fn new(starttime_ticks: u64, kept: bool, ident: Ident) -> Tracked {
+        Tracked {
+            starttime_ticks,
+            stat: PidFile::new(),
+            io: PidFile::new(),
+            io_denied: false,
+            io_read: None,
+            kept,
+            ident,
+            previous: None,
+            seen: 0,
+            ignored: false,
+        }
+    }
 }
 
 /// Per user across ticks: the CPU counter and how long it has been over a threshold.
@@ -403,120 +467,114 @@ impl ProcessSampler {
         self.names.name(uid).map_or_else(|| uid.to_string(), str::to_owned)
     }
 
-    fn read_ident(&mut self, dir: &Path, now: Instant) -> Ident {
-        let uid = match std::fs::read(dir.join("status")) {
-            Ok(b) => pid::parse_status_uids(&b).ok().map(|u| u.effective),
-            Err(_) => None,
-        };
-        let cgroup = std::fs::read(dir.join("cgroup")).ok().and_then(|b| pid::parse_cgroup(&b).ok()).and_then(|l| pick_cgroup_path(&l));
-        let guest = cgroup.as_deref().and_then(attribute);
-        Ident { uid, cgroup, guest, read_at: now }
-    }
-
-    /// Read one process. `None`: gone, or its stat unreadable (counted in `unreadable`).
-    fn read_process(&mut self, pid_: u32, now: Instant, unreadable: &mut u64, errors: &mut Vec<String>) -> Option<RawProcess> {
+    /// Reads one process and folds it into its tracked state: its rates are taken against the
+    /// previous reading, which the new one then replaces. `None`: gone, or its stat unreadable
+    /// (counted in `unreadable`).
+    fn read_process(&mut self, pid_: u32, cx: &TickContext, unreadable: &mut u64, errors: &mut Vec<String>) -> Option<Seen> {
         let mut buf = std::mem::take(&mut self.buf);
-        let result = self.read_process_with(pid_, now, unreadable, errors, &mut buf);
+        let result = self.read_process_with(pid_, cx, unreadable, errors, &mut buf);
         self.buf = buf;
         result
     }
 
     /// Forgets a process: its kept fds closed and counted out.
-    fn release(&mut self, t: Tracked) {
-        if t.kept {
-            self.kept -= 1;
+    fn forget(&mut self, pid_: u32) -> Option<Seen> {
+        if let Some(t) = self.tracked.remove(&pid_) {
+            release(&mut self.kept, &mut self.kept_fds, t);
         }
-        self.kept_fds -= usize::from(t.stat.is_open()) + usize::from(t.io.is_open());
+        None
     }
 
-    fn read_process_with(&mut self, pid_: u32, now: Instant, unreadable: &mut u64, errors: &mut Vec<String>, buf: &mut Vec<u8>) -> Option<RawProcess> {
-        let (kept_before, had) = match self.tracked.get(&pid_) {
-            Some(t) => (t.kept, true),
-            None => (false, false),
+    /// The per-process work of a tick, with one hash lookup for a process already tracked and no
+    /// allocation unless it is new, exec'd or due for its uid and cgroup.
+    fn read_process_with(&mut self, pid_: u32, cx: &TickContext, unreadable: &mut u64, errors: &mut Vec<String>, buf: &mut Vec<u8>) -> Option<Seen> {
+        let root = &self.config.proc_root;
+        let stat_path = || pid_path(root, pid_, "stat");
+        let mut entry = self.tracked.entry(pid_);
+        let (mut stat_file, keep, had) = match &mut entry {
+            Entry::Occupied(o) => {
+                let t = o.get_mut();
+                (std::mem::replace(&mut t.stat, PidFile::new()), t.kept, true)
+            }
+            Entry::Vacant(_) => (PidFile::new(), self.kept < self.kept_budget && self.kept_fds < self.fd_budget, false),
         };
-        let keep = if had { kept_before } else { self.kept < self.kept_budget && self.kept_fds < self.fd_budget };
-        // stat, with one retry through a fresh open: a kept fd of a reaped process fails (ESRCH)
-        // even when its pid was reused by a process in the listing now.
-        let mut stat_file = self.tracked.get_mut(&pid_).map_or(PidFile::new(), |t| std::mem::replace(&mut t.stat, PidFile::new()));
         if stat_file.is_open() {
             self.kept_fds -= 1;
         }
-        let root = &self.config.proc_root;
-        let stat_path = || pid_path(root, pid_, "stat");
+        // stat, with one retry through a fresh open: a kept fd of a reaped process fails (ESRCH)
+        // even when its pid was reused by a process in the listing now.
         let mut r = stat_file.read(stat_path, keep, buf);
         if matches!(r, Err(ReadError::Gone)) && had {
             r = stat_file.read(stat_path, keep, buf);
         }
-        let n = match r {
-            Ok(n) => n,
-            Err(ReadError::Gone) => return self.forget(pid_),
+        let (n, failed) = match r {
+            Ok(n) => (n, None),
+            Err(ReadError::Gone) => (0, Some(None)),
             Err(ReadError::Denied) => {
                 *unreadable += 1;
-                return self.forget(pid_);
+                (0, Some(None))
             }
-            Err(ReadError::Other(e)) => {
-                errors.push(format!("{}: {e}", stat_path().display()));
-                return self.forget(pid_);
+            Err(ReadError::Other(e)) => (0, Some(Some(format!("{}: {e}", stat_path().display())))),
+        };
+        let bytes = buf.get(..n).unwrap_or_default();
+        let head = if failed.is_none() { pid::parse_stat_head(bytes) } else { None };
+        let Some(pid::StatHead { comm, state, ppid, utime_ticks, stime_ticks, num_threads, starttime_ticks, rss_pages, .. }) = head else {
+            let error = match failed {
+                Some(e) => e,
+                // The one-pass parse refused it: the full parse says why.
+                None => Some(match pid::parse_stat(bytes) {
+                    Err(e) => crate::Error::parse(&stat_path(), e).to_string(),
+                    Ok(_) => format!("{}: fields 1 to 24 unparsable", stat_path().display()),
+                }),
+            };
+            errors.extend(error);
+            drop(stat_file);
+            if let Entry::Occupied(o) = entry {
+                release(&mut self.kept, &mut self.kept_fds, o.remove());
+            }
+            return None;
+        };
+        let now = cx.now;
+        let t: &mut Tracked = match entry {
+            Entry::Occupied(o) => {
+                let t = o.into_mut();
+                if t.starttime_ticks != starttime_ticks {
+                    // The pid was reused: a fresh record in the same kept slot.
+                    self.kept_fds -= usize::from(t.io.is_open());
+                    *t = Tracked::new(starttime_ticks, t.kept, read_ident(root, pid_, now));
+                }
+                t
+            }
+            Entry::Vacant(v) => {
+                self.kept += usize::from(keep);
+                v.insert(Tracked::new(starttime_ticks, keep, read_ident(root, pid_, now)))
             }
         };
-        if stat_file.is_open() {
-            self.kept_fds += 1;
+        // The command name: the previous reading's string while it is the same (no allocation);
+        // a new one means an exec, and the uid and cgroup are read again.
+        let same_comm = t.previous.as_ref().is_some_and(|p| p.comm.as_bytes() == comm);
+        if now.saturating_duration_since(t.ident.read_at) >= IDENT_REREAD || (t.previous.is_some() && !same_comm) {
+            t.ident = read_ident(root, pid_, now);
         }
-        let st = match pid::parse_stat(buf.get(..n).unwrap_or_default()) {
-            Ok(st) => st,
-            Err(e) => {
-                errors.push(crate::Error::parse(&stat_path(), e).to_string());
-                self.kept_fds -= usize::from(stat_file.is_open());
-                return self.forget(pid_);
+        let comm = match t.previous.as_mut() {
+            Some(p) if same_comm => std::mem::take(&mut p.comm),
+            _ => {
+                let c = name_of(comm);
+                t.ignored = self.ignore.iter().any(|g| g.matches(&c));
+                c
             }
         };
-        let same = self.tracked.get(&pid_).is_some_and(|t| t.starttime_ticks == st.starttime_ticks);
-        if !same {
-            let ident = self.read_ident(&pid_path(&self.config.proc_root, pid_, ""), now);
-            if let Some(old) = self.tracked.remove(&pid_) {
-                self.release(old);
-            }
-            if keep {
-                self.kept += 1;
-            }
-            self.tracked.insert(
-                pid_,
-                Tracked {
-                    starttime_ticks: st.starttime_ticks,
-                    stat: PidFile::new(),
-                    io: PidFile::new(),
-                    io_denied: false,
-                    io_read: None,
-                    kept: keep,
-                    ident,
-                    previous: None,
-                    seen: 0,
-                },
-            );
-        }
-        let exec_or_stale = self.tracked.get(&pid_).is_some_and(|t| {
-            now.saturating_duration_since(t.ident.read_at) >= IDENT_REREAD
-                || t.previous.as_ref().is_some_and(|p| p.comm != st.comm)
-        });
-        if exec_or_stale {
-            let ident = self.read_ident(&pid_path(&self.config.proc_root, pid_, ""), now);
-            if let Some(t) = self.tracked.get_mut(&pid_) {
-                t.ident = ident;
-            }
-        }
-        let tick = self.tick;
-        let root = &self.config.proc_root;
-        let t = self.tracked.get_mut(&pid_)?;
         t.stat = stat_file;
-        t.seen = tick;
-        let cpu_ticks = st.utime_ticks.saturating_add(st.stime_ticks);
+        self.kept_fds += usize::from(t.stat.is_open());
+        t.seen = cx.tick;
+        let cpu_ticks = utime_ticks.saturating_add(stime_ticks);
         // stat's rss (field 24) is statm's resident: get_mm_rss() of the process, 0 for a zombie or
         // a kernel thread (no memory map).
-        let rss_bytes = Some(st.rss_pages.saturating_mul(self.page_size_bytes));
+        let rss_bytes = Some(rss_pages.saturating_mul(self.page_size_bytes));
         // io: read when it may have moved (CPU time moved, or never read) and every
         // IO_REFRESH_TICKS ticks; else the previous reading stands (no I/O in this interval).
         let active = t.previous.as_ref().is_some_and(|p| p.cpu_ticks != cpu_ticks);
-        let due = t.io_read.is_none() || active || (u64::from(pid_) + tick) % IO_REFRESH_TICKS == 0;
+        let due = t.io_read.is_none() || active || (u64::from(pid_) + cx.tick) % IO_REFRESH_TICKS == 0;
         let (io, io_secs) = if t.io_denied {
             (None, None)
         } else if !due {
@@ -534,7 +592,7 @@ impl ProcessSampler {
             match r {
                 Ok(n) => match pid::parse_io(buf.get(..n).unwrap_or_default()) {
                     Ok(io) => {
-                        t.io_read = Some((now, tick));
+                        t.io_read = Some((now, cx.tick));
                         (Some(io), since)
                     }
                     Err(e) => {
@@ -553,28 +611,38 @@ impl ProcessSampler {
                 }
             }
         };
-        Some(RawProcess {
+        let raw = RawProcess {
             pid: pid_,
-            ppid: st.ppid,
-            comm: st.comm,
-            state: st.state,
+            ppid,
+            comm,
+            state: char::from(state),
             uid: t.ident.uid,
-            starttime_ticks: st.starttime_ticks,
+            starttime_ticks,
             cpu_ticks,
-            threads: st.num_threads,
+            threads: num_threads,
             rss_bytes,
             io,
             io_secs,
             cgroup: t.ident.cgroup.clone(),
             guest: t.ident.guest.clone(),
-        })
-    }
-
-    fn forget(&mut self, pid_: u32) -> Option<RawProcess> {
-        if let Some(t) = self.tracked.remove(&pid_) {
-            self.release(t);
-        }
-        None
+        };
+        let prev = match &t.previous {
+            Some(p) => Previous::Reading(p),
+            // Started after the previous tick's uptime: all its counters are this interval's.
+            None if cx.born_after.is_some_and(|up| starttime_ticks as f64 / cx.host.hz.max(1) as f64 > up) => Previous::Born,
+            None => Previous::None,
+        };
+        let (rates, deltas) = model::rates(&raw, prev, cx.dt, &cx.host);
+        let seen = Seen {
+            pid: pid_,
+            uid: raw.uid,
+            state: raw.state,
+            guest: raw.guest.clone(),
+            ignored: t.ignored,
+            share: Share::of(&raw, rates, deltas),
+        };
+        t.previous = Some(raw);
+        Some(seen)
     }
 
     /// The pids in /proc now (numeric directory names): one opendir/readdir pass, nothing
@@ -658,10 +726,11 @@ impl ProcessSampler {
         };
         let mut unreadable = 0u64;
         let mut errors = Vec::new();
-        let mut raws = Vec::with_capacity(pids.len());
+        let cx = TickContext { now, tick: self.tick, dt: dt.unwrap_or(0.0), born_after, host };
+        let mut seen = Vec::with_capacity(pids.len());
         for p in pids {
-            if let Some(r) = self.read_process(p, now, &mut unreadable, &mut errors) {
-                raws.push(r);
+            if let Some(s) = self.read_process(p, &cx, &mut unreadable, &mut errors) {
+                seen.push(s);
             }
         }
         // Vanished processes: dropped with their fds.
@@ -675,31 +744,24 @@ impl ProcessSampler {
         let mut host_sums = Sums::default();
         let (mut running, mut blocked, mut zombies) = (0u64, 0u64, 0u64);
         let mut per_user: HashMap<u32, Sums, PidHash> = HashMap::default();
-        let mut per_guest: HashMap<Attribution, Sums> = HashMap::new();
+        let mut per_guest: HashMap<Arc<Attribution>, Sums> = HashMap::new();
         let mut table: Vec<Row> = std::mem::take(&mut self.table);
         table.clear();
         let excluded: HashSet<&str> = self.config.exclude_users.iter().map(String::as_str).collect();
         // Per uid: whether it is in the per-user view (its name looked up once per tick, not per process).
         let mut in_view: HashMap<u32, bool, PidHash> = HashMap::default();
-        for raw in &raws {
-            let prev = match self.tracked.get(&raw.pid).and_then(|t| t.previous.as_ref()) {
-                Some(p) => Previous::Reading(p),
-                // Started after the previous tick's uptime: all its counters are this interval's.
-                None if born_after.is_some_and(|up| raw.starttime_ticks as f64 / hz > up) => Previous::Born,
-                None => Previous::None,
-            };
-            let (r, d): (Rates, Deltas) = model::rates(raw, prev, dt.unwrap_or(0.0), &host);
-            host_sums.add(raw, &r, &d);
-            match raw.state {
+        for s in &seen {
+            host_sums.add(&s.share);
+            match s.state {
                 'R' => running += 1,
                 'D' => blocked += 1,
                 'Z' => zombies += 1,
                 _ => {}
             }
-            if !self.ignore.is_empty() && self.ignore.iter().any(|g| g.matches(&raw.comm)) {
+            if s.ignored {
                 continue;
             }
-            if let Some(uid) = raw.uid {
+            if let Some(uid) = s.uid {
                 let names = &self.names;
                 let min_uid = self.config.min_uid;
                 let listed = *in_view.entry(uid).or_insert_with(|| {
@@ -710,21 +772,13 @@ impl ProcessSampler {
                         }
                 });
                 if listed {
-                    per_user.entry(uid).or_default().add(raw, &r, &d);
+                    per_user.entry(uid).or_default().add(&s.share);
                 }
             }
-            if let Some(g) = &raw.guest {
-                match per_guest.get_mut(g) {
-                    Some(s) => s.add(raw, &r, &d),
-                    None => per_guest.entry(g.clone()).or_default().add(raw, &r, &d),
-                }
+            if let Some(g) = &s.guest {
+                per_guest.entry(Arc::clone(g)).or_default().add(&s.share);
             }
-            table.push(Row { pid: raw.pid, rss_bytes: raw.rss_bytes.unwrap_or(0), rates: r });
-        }
-        for raw in raws {
-            if let Some(t) = self.tracked.get_mut(&raw.pid) {
-                t.previous = Some(raw);
-            }
+            table.push(Row { pid: s.pid, rss_bytes: s.share.rss_bytes.unwrap_or(0), rates: s.share.rates });
         }
         table.sort_unstable_by(|a, b| by_cpu((a.rates.cpu_percent, a.rss_bytes, a.pid), (b.rates.cpu_percent, b.rss_bytes, b.pid)));
         let total = table.len() as u64;
@@ -777,7 +831,7 @@ impl ProcessSampler {
             .map(|(g, s)| GuestProcesses {
                 kind: g.kind,
                 runtime: g.runtime,
-                id: g.id,
+                id: g.id.clone(),
                 processes: s.processes,
                 threads: s.threads,
                 cpu_percent: s.cpu_percent(),
