@@ -400,3 +400,90 @@ def test_top_direct_with_hundreds_of_containers(tmp_path: Path, fake_containers:
         soft = int(next(line.split()[3] for line in Path(f"/proc/{top_pid}/limits").read_text().splitlines() if line.startswith("Max open files")))
         assert soft > 1024 and fds < soft, (fds, soft)
         quit_and_check_restored(t)
+
+
+def vm_row(screen: str, token: str) -> str | None:
+    """The VMs table row of the test domain ``hvstat-test-<token>`` (its NAME cell may be cut short
+    at 80 columns, so the row is found by the filter leaving it alone: the one line starting with
+    ``hvstat-te``)."""
+    rows = [line for line in screen.splitlines() if line.lstrip().startswith("hvstat-te")]
+    return rows[0] if len(rows) == 1 else None
+
+
+def exercise_vm(t: Terminal, token: str) -> None:
+    """The VMs view shows the libvirt guest with a CPU number; its detail view has its full sample."""
+    t.keys("2")
+    t.keys("/")
+    t.type(token)
+    t.keys("Enter")
+    # NAME ORIGIN STATUS VCPU CPU% ...: running under libvirt, 1 vCPU, a CPU percentage (a number).
+    s = t.wait("the guest's row with its CPU", lambda s: (r := vm_row(s, token)) is not None and re.search(r"libvirt +running +1 +\d+\.\d", r))
+    t.keys("Enter")
+    s = t.wait("the VM detail view", lambda s: f"VM hvstat-test-{token}" in s and "vCPUs" in s and "Disk read" in s)
+    assert "1 vCPUs" in s, s
+    t.keys("Escape")
+    t.wait("back to the VMs table", lambda s: "[2 VMs" in s)
+
+
+@needs_tmux
+@pytest.mark.terminal
+@pytest.mark.server
+@pytest.mark.libvirt
+def test_top_shows_a_libvirt_guest(tmp_path: Path, libvirt_uri: str) -> None:
+    """A real libvirt guest (TCG, busy) in the VMs view, through a real server's /ws and sampled
+    directly."""
+    import virt
+
+    config = tmp_path / "hvstat.toml"
+    config.write_text(
+        "[monitoring]\nnode_metrics_interval = 1\nvm_metrics_interval = 1\n\n[containers]\nenabled = false\n\n"
+        f'[vms]\nlibvirt = "on"\nlibvirt_uri = "{libvirt_uri}"\n'
+    )
+    with virt.libvirt_domain(mode="busy", vcpus=1) as dom:
+        dom.wait_ready()
+        port = free_port()
+        url = f"ws://127.0.0.1:{port}/ws"
+        with server_on(port, config, tmp_path / "serve.log"), terminal(tmp_path, [*hvstat_exe(), "top", "--url", url]) as t:
+            t.wait("the header", lambda s: f"server {url}" in s and "CPU " in s)
+            exercise_vm(t, dom.token)
+            quit_and_check_restored(t)
+        argv = [*hvstat_exe(), "top", "--direct", "--interval", "1", "--config", str(config)]
+        with terminal(tmp_path, argv) as t:
+            t.wait("the header", lambda s: "direct sampling every 1s" in s)
+            exercise_vm(t, dom.token)
+            quit_and_check_restored(t)
+
+
+@pytest.mark.unit
+def test_banner_shows_a_warning_for_a_while_and_the_feeds_own_first() -> None:
+    from hvstat.top.model import WARNING_SHOWN_SECS
+
+    st = State(source="test")
+    assert st.banner_text() is None
+    st.warning = (1000.0, "sources.vms_libvirt: cannot connect")
+    assert "cannot connect" in (st.banner_text(now=1001.0) or "")
+    assert st.banner_text(now=1000.0 + WARNING_SHOWN_SECS + 1) is None
+    st.banner = "connection lost"
+    assert st.banner_text(now=1001.0) == "connection lost"
+
+
+@needs_tmux
+@pytest.mark.terminal
+def test_top_shows_a_failing_source_in_the_banner(tmp_path: Path) -> None:
+    """A source that fails while top samples directly (libvirt required, nothing listening) is a
+    warning in the banner, not text over the screen; after quitting, top says what it warned of."""
+    pytest.importorskip("libvirt")
+    config = tmp_path / "hvstat.toml"
+    config.write_text(
+        f"[monitoring]\nnode_metrics_interval = 1\n\n[containers]\nenabled = false\n\n"
+        f'[vms]\nlibvirt = "on"\nlibvirt_uri = "qemu+tcp://127.0.0.1:{free_port()}/system"\n'
+    )
+    argv = [*hvstat_exe(), "top", "--direct", "--interval", "1", "--config", str(config)]
+    with terminal(tmp_path, argv) as t:
+        s = t.wait("the warning banner", lambda s: re.search(r"^ *warning \d\d:\d\d:\d\d: sources\.vms_libvirt: libvirt", s, re.M) and "cannot connect" in s)
+        # Only top's own lines: libvirt's C library no longer writes its error over the screen.
+        assert "XML-RPC error" not in s, s
+        t.keys("q")
+        s = t.wait("top exited", lambda s: "TOP-EXITED" in s)
+        assert "TOP-EXITED 0" in s, s
+        assert re.search(r"hvstat top: \d+ warning\(s\) while running; the last: sources\.vms_libvirt", s), s

@@ -83,6 +83,11 @@ Lifecycle = Callable[[str, str, "VmStatus | None", str], None]
 """(uuid, name, new status or None when undefined, event name) from libvirt's event thread."""
 
 
+def _libvirt_error(ctx: object, err: Any) -> None:
+    """libvirt's error callback: the error as a debug record (the caller's exception says the same)."""
+    log.debug("libvirt error: %s", err[2] if isinstance(err, (list, tuple)) and len(err) > 2 else err)
+
+
 def _start_event_loop() -> None:
     """Register libvirt's default event loop and run it in a daemon thread: it carries keepalive,
     the close callback and domain events. Must happen before the first connection is opened."""
@@ -91,6 +96,10 @@ def _start_event_loop() -> None:
         if _event_loop_started:
             return
         libvirt.virEventRegisterDefaultImpl()
+        # libvirt's default error handler writes every error to fd 2 ("libvirt: XML-RPC error :
+        # ..."), beside the warning hvstat logs for the same failure: into the journal as a stray
+        # line, and over the screen of `hvstat top`. Its errors go to this logger instead.
+        libvirt.registerErrorHandler(_libvirt_error, None)
 
         def run() -> None:
             while True:
@@ -312,7 +321,12 @@ class LibvirtCollector:
             try:
                 self._conn = self._connect()
             except libvirt.libvirtError as e:
-                self._drop(f"cannot connect: {e.get_error_message() or e}")
+                error = f"cannot connect: {e.get_error_message() or e}"
+                # Logged once per new error (not at every retry), when it is a problem: "on", or
+                # a libvirtd that had answered ("auto" on a host without one stays quiet).
+                if error != self.last_error and (self.required or self._ever_connected):
+                    log.warning("libvirt %s: %s; retrying with backoff", self.uri, error)
+                self._drop(error)
                 return []
             self._lost = None
             self._backoff = BACKOFF_MIN_SECS

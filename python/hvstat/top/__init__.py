@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import sys
 
 from hvstat.settings import Settings
 
@@ -31,5 +32,9 @@ def top_command(settings: Settings, args: argparse.Namespace) -> int:
 
     from hvstat.top.app import TopApp
 
-    TopApp(feed).run()
+    app = TopApp(feed)
+    app.run()
+    summary = app.warnings_summary()
+    if summary:
+        print(summary, file=sys.stderr)
     return 0

@@ -6,6 +6,7 @@ redraws, so an idle screen costs nothing and the CPU it takes scales with the sa
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import signal
 from typing import Any, ClassVar
@@ -20,6 +21,30 @@ from textual.widgets import DataTable, Footer, Input, Static
 
 from hvstat.top.feed import DirectFeed, ServerFeed
 from hvstat.top.model import VIEWS, State, View, arrange, cells, spark_text
+
+
+class WarningsToBanner(logging.Handler):
+    """hvstat's warnings while top runs (a source failing, libvirt lost): shown in the banner.
+    Logging's own stderr output would draw over the screen or be swallowed by Textual. Records
+    may come from worker threads: they reach the app on its event loop."""
+
+    def __init__(self, app: TopApp, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(logging.WARNING)
+        self.app, self.loop = app, loop
+        self.count = 0
+        self.last: str | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = f"{record.name.removeprefix('hvstat.')}: {record.getMessage()}"
+        except Exception:  # noqa: BLE001 - a record with bad arguments still says something
+            text = f"{record.name}: {record.msg!r}"
+        self.count += 1
+        self.last = text
+        try:
+            self.loop.call_soon_threadsafe(self.app.show_warning, record.created, text)
+        except RuntimeError:  # the loop is closed: top is exiting
+            pass
 
 
 class DetailScreen(Screen[None]):
@@ -55,8 +80,9 @@ class DetailScreen(Screen[None]):
         assert isinstance(app, TopApp)
         state = app.state
         banner = self.query_one("#dbanner", Static)
-        banner.display = state.banner is not None
-        banner.update(state.banner or "")
+        text = state.banner_text()
+        banner.display = text is not None
+        banner.update(text or "")
         self.query_one("#dbody", Static).update("\n".join(state.detail_lines(self.entity)))
         points = list(state.spark.get(self.entity, ()))
         known = [v for v in points if not math.isnan(v)]
@@ -114,6 +140,7 @@ class TopApp(App[None]):
         # The view's columns that fit the terminal's width (View.fit).
         self._shown = VIEWS[0].columns
         self._feed_task: asyncio.Task[None] | None = None
+        self._warnings: WarningsToBanner | None = None
 
     @property
     def _main(self) -> Screen[Any]:
@@ -144,7 +171,13 @@ class TopApp(App[None]):
         # running without a terminal to draw on.
         for sig in (signal.SIGHUP, signal.SIGTERM):
             loop.add_signal_handler(sig, self.exit)
+        self._warnings = WarningsToBanner(self, loop)
+        logging.getLogger("hvstat").addHandler(self._warnings)
         self._feed_task = loop.create_task(self.feed.run(self.state, self.changed))
+
+    def show_warning(self, at: float, text: str) -> None:
+        self.state.warning = (at, text)
+        self.redraw({"banner"})
 
     def on_resize(self, event: Any) -> None:
         # Columns are dropped or brought back as the terminal narrows or widens.
@@ -158,6 +191,15 @@ class TopApp(App[None]):
             with_suppress = asyncio.gather(self._feed_task, return_exceptions=True)
             await with_suppress
         await self.feed.close()
+        if self._warnings is not None:
+            logging.getLogger("hvstat").removeHandler(self._warnings)
+
+    def warnings_summary(self) -> str | None:
+        """After the screen is restored: how many warnings were shown, and the last one."""
+        w = self._warnings
+        if w is None or not w.count:
+            return None
+        return f"hvstat top: {w.count} warning(s) while running; the last: {w.last}"
 
     # --- drawing ---
 
@@ -177,8 +219,9 @@ class TopApp(App[None]):
 
     def _header(self) -> None:
         banner = self._main.query_one("#banner", Static)
-        banner.display = self.state.banner is not None
-        banner.update(self.state.banner or "")
+        text = self.state.banner_text()
+        banner.display = text is not None
+        banner.update(text or "")
         width = max(40, self.size.width - 2)
         self._main.query_one("#header", Static).update("\n".join(self.state.header(width, self.per_core)))
 

@@ -79,6 +79,10 @@ def spark_text(points: Sequence[float], width: int, height: int = 3) -> list[str
 # --- tables -----------------------------------------------------------------------------------------
 
 
+# How long a logged warning stays in the banner (a repeat shows it again).
+WARNING_SHOWN_SECS = 60.0
+
+
 @dataclass(frozen=True)
 class Column:
     key: str
@@ -286,7 +290,20 @@ class State:
     # Each guest's recent CPU percent, oldest first (entity "container:<id>"/"vm:<id>").
     spark: dict[str, deque[float]] = field(default_factory=dict)
     banner: str | None = None
+    # The latest warning logged in this process (unix time, text): the banner shows it for a while.
+    warning: tuple[float, str] | None = None
     updated: float = 0.0
+
+    def banner_text(self, now: float | None = None) -> str | None:
+        """The banner line: the feed's own (a lost server, no file descriptors left), else the
+        latest warning logged here within the last WARNING_SHOWN_SECS."""
+        if self.banner is not None:
+            return self.banner
+        if self.warning is not None:
+            at, text = self.warning
+            if (time.time() if now is None else now) - at < WARNING_SHOWN_SECS:
+                return f"warning {time.strftime('%H:%M:%S', time.localtime(at))}: {text}"
+        return None
 
     # --- what the feeds call ---
 
