@@ -66,7 +66,7 @@ def server(workdir: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
         deadline = time.monotonic() + 300
         while True:
             try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1).read()
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=10).read()
                 break
             except urllib.error.HTTPError:
                 break  # 503 degraded (a slow tick with 1000 guests) is a server that answers

@@ -15,14 +15,58 @@
 //!
 //! A file that disappeared (ENOENT, ENODEV, ESRCH) yields [`Error::Gone`] and its fd is closed; the
 //! next read tries to open it again, so a file that comes back (a re-created cgroup) is picked up.
+//!
+//! Kept fds come out of one budget for the whole process ([`reserve_kept_fd`]): the soft
+//! RLIMIT_NOFILE less a reserve for everything else (the listening socket, clients, the history
+//! database, the output files). Past it a reader opens its file for each read and closes it after:
+//! slower, never wrong. Without it a host with enough containers and processes took every fd at
+//! start, and the service's listening socket could not be made (asyncio then serves on no socket,
+//! silently).
 
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::error::{Error, Result};
 use crate::parse::ParseResult;
+
+/// Fds kept open by this process's readers (every FileReader and the process sampler's files).
+static KEPT_FDS: AtomicUsize = AtomicUsize::new(0);
+
+/// The soft RLIMIT_NOFILE (0 when it cannot be read).
+pub fn soft_nofile() -> usize {
+    let mut r = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: a valid out-pointer.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) } != 0 {
+        return 0;
+    }
+    usize::try_from(r.rlim_cur).unwrap_or(usize::MAX)
+}
+
+/// Fds readers may keep open: the soft limit less a reserve of an eighth of it, at least 256, that
+/// is never taken by a kept file.
+pub fn keep_limit() -> usize {
+    let soft = soft_nofile();
+    soft.saturating_sub((soft / 8).max(256))
+}
+
+/// Takes one fd of the keep budget; false when it is spent (the caller then reads by opening the
+/// file each time). Every `true` is matched by one [`release_kept_fd`] when the fd closes.
+pub fn reserve_kept_fd() -> bool {
+    let limit = keep_limit();
+    KEPT_FDS.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| (n < limit).then_some(n + 1)).is_ok()
+}
+
+pub fn release_kept_fd() {
+    let _ = KEPT_FDS.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+}
+
+/// Fds the readers of this process keep open now.
+pub fn kept_fds() -> usize {
+    KEPT_FDS.load(Ordering::Relaxed)
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Shape {
@@ -45,6 +89,9 @@ pub struct FileReader {
     on_procfs: bool,
     /// Close after each read, for files whose content is tied to the open file (v1 cgroup.procs).
     reopen: bool,
+    /// The open file holds one fd of the keep budget; an open file that does not is closed after
+    /// its read.
+    counted: bool,
     /// A read has succeeded at least once: the file exists (or existed) here.
     has_read: bool,
     buf: Vec<u8>,
@@ -60,7 +107,7 @@ impl FileReader {
     /// For files with a preferred and a fallback location (pid 1's view of the host, else ours).
     pub fn first_of(candidates: Vec<PathBuf>, shape: Shape) -> Self {
         let path = candidates.first().cloned().unwrap_or_default();
-        FileReader { candidates, path, shape, file: None, on_procfs: false, reopen: false, has_read: false, buf: vec![0; INITIAL_CAPACITY], len: 0 }
+        FileReader { candidates, path, shape, file: None, on_procfs: false, reopen: false, counted: false, has_read: false, buf: vec![0; INITIAL_CAPACITY], len: 0 }
     }
 
     pub fn path(&self) -> &Path {
@@ -98,15 +145,15 @@ impl FileReader {
             Ok(n) => {
                 self.len = n;
                 self.has_read = true;
-                if self.reopen {
-                    self.file = None;
+                if !self.counted {
+                    self.close();
                 }
                 Ok(&self.buf[..n])
             }
             Err(e) => {
                 // Closing on any error means the next tick re-opens: a vanished file stays
                 // "gone" until it comes back, a transient EIO does not poison the fd forever.
-                self.file = None;
+                self.close();
                 Err(Error::io(&self.path, e))
             }
         }
@@ -124,6 +171,7 @@ impl FileReader {
             self.on_procfs = is_procfs(&file);
             self.file = Some(file);
             self.path = path;
+            self.counted = !self.reopen && reserve_kept_fd();
         }
         let Some(file) = self.file.as_ref() else { return Err(io::ErrorKind::NotFound.into()) };
         match self.shape {
@@ -174,6 +222,24 @@ impl FileReader {
     /// The content of the last successful read.
     pub fn last(&self) -> &[u8] {
         &self.buf[..self.len]
+    }
+
+    /// Whether the file is kept open between reads now.
+    pub fn is_kept(&self) -> bool {
+        self.file.is_some() && self.counted
+    }
+
+    fn close(&mut self) {
+        if self.file.take().is_some() && self.counted {
+            release_kept_fd();
+        }
+        self.counted = false;
+    }
+}
+
+impl Drop for FileReader {
+    fn drop(&mut self) {
+        self.close();
     }
 }
 

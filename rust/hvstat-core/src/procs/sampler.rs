@@ -42,7 +42,7 @@ use crate::parse::name_of;
 use crate::host;
 use crate::procfs::{meminfo, pid, stat, uptime};
 use crate::rate::percent;
-use crate::read::{FileReader, Shape};
+use crate::read::{self, FileReader, Shape};
 use crate::vm::process::pick_cgroup_path;
 
 /// How often a process's uid and cgroup are read again when nothing (an exec) says they changed:
@@ -166,32 +166,44 @@ impl PidFile {
     }
 
     /// Reads the whole file into `buf` (grown if a read fills it: these are single_open files, so
-    /// a read that does not fill the buffer is all of it) and returns its length.
+    /// a read that does not fill the buffer is all of it) and returns its length. The file stays
+    /// open after it when `keep` and the process's keep budget ([`read::reserve_kept_fd`]) allow.
     fn read(&mut self, path: impl FnOnce() -> PathBuf, keep: bool, buf: &mut Vec<u8>) -> Result<usize, ReadError> {
-        let file = match self.file.take() {
-            Some(f) => f,
-            None => File::open(path()).map_err(classify_err)?,
+        let (file, counted) = match self.file.take() {
+            Some(f) => (f, true),
+            None => (File::open(path()).map_err(classify_err)?, false),
         };
         let n = loop {
             match file.read_at(buf, 0) {
-                Ok(n) if n < buf.len() => break n,
+                Ok(n) if n < buf.len() => break Ok(n),
                 Ok(_) if buf.len() < (1 << 20) => {
                     let grown = buf.len() * 2;
                     buf.resize(grown, 0);
                 }
-                Ok(n) => break n,
+                Ok(n) => break Ok(n),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(classify_err(e)),
+                Err(e) => break Err(classify_err(e)),
             }
         };
-        if keep {
+        if n.is_ok() && keep && (counted || read::reserve_kept_fd()) {
             self.file = Some(file);
+        } else if counted {
+            read::release_kept_fd();
         }
-        Ok(n)
+        n
     }
 
     fn is_open(&self) -> bool {
         self.file.is_some()
+    }
+}
+
+impl Drop for PidFile {
+    fn drop(&mut self) {
+        // An open PidFile always holds one fd of the keep budget.
+        if self.file.is_some() {
+            read::release_kept_fd();
+        }
     }
 }
 
