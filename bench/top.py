@@ -87,7 +87,9 @@ def top_in_tmux(workdir: Path, argv: list[str], width: int, height: int) -> Iter
     pidfile = workdir / "top.pid"
     cmd = " ".join(f"'{a}'" for a in argv)
     # Without the HVSTAT_BENCH_* variables of bench/containers.py --exec (hvstat refuses unknown HVSTAT_ ones).
-    shell = f"echo $$ > {pidfile}; exec env -u HVSTAT_BENCH_N -u HVSTAT_BENCH_VARIANT TERM=xterm-256color {cmd}"
+    # top runs as the shell's child (no job control in sh -c: it stays in the terminal's
+    # foreground group) so that the pane outlives it: if top dies, its last words stay readable.
+    shell = f"env -u HVSTAT_BENCH_N -u HVSTAT_BENCH_VARIANT TERM=xterm-256color {cmd} & echo $! > {pidfile}; wait $!; echo TOP-EXITED $?; sleep 3600"
     subprocess.run(["tmux", "-S", sock, "new-session", "-d", "-s", "b", "-x", str(width), "-y", str(height), shell], check=True)
     try:
         deadline = time.monotonic() + 30
@@ -107,9 +109,12 @@ def screen(sock: str) -> str:
 def measure(pid: int, sock: str, warmup: float, seconds: float, others: dict[str, int]) -> dict[str, object]:
     time.sleep(warmup)
     first = screen(sock)
-    n0, o0, t0 = cpu_ns(pid), {k: cpu_ns(p) for k, p in others.items()}, time.monotonic()
-    time.sleep(seconds)
-    n1, o1, t1 = cpu_ns(pid), {k: cpu_ns(p) for k, p in others.items()}, time.monotonic()
+    try:
+        n0, o0, t0 = cpu_ns(pid), {k: cpu_ns(p) for k, p in others.items()}, time.monotonic()
+        time.sleep(seconds)
+        n1, o1, t1 = cpu_ns(pid), {k: cpu_ns(p) for k, p in others.items()}, time.monotonic()
+    except FileNotFoundError:
+        raise SystemExit(f"hvstat top (pid {pid}) exited during the run; its terminal:\n{screen(sock)}") from None
     secs = t1 - t0
     out: dict[str, object] = {"seconds": round(secs, 1), "top_percent_of_a_core": round((n1 - n0) / 1e9 / secs * 100, 2)}
     for k in others:
