@@ -26,11 +26,12 @@ from hvstat.api.auth import SecurityMiddleware, security_middleware_options
 from hvstat.api.openapi import openapi
 from hvstat.api.responses import ApiError, MsgspecResponse, check_params, error_response, on_api_error, on_http_exception, on_unexpected
 from hvstat.bus import SampleBus
+from hvstat.file_sink import FileSink
 from hvstat.guests import KINDS, GuestLookupError
 from hvstat.history import HistoryService
 from hvstat.hub import Hub
 from hvstat.models import SourceHealth
-from hvstat.reload import Reloader
+from hvstat.reload import Builders, Reloader
 from hvstat.remote_write import RemoteWriter
 from hvstat.rollups import RollupWriter
 from hvstat.settings import Settings
@@ -101,6 +102,12 @@ def remote_writer(
     return writer
 
 
+def file_sink(settings: Settings, node_id: str) -> FileSink | None:
+    """``[outputs.file]``'s sink, or None when it is off."""
+    f = settings.outputs.file
+    return FileSink(f, node_id=node_id) if f.enabled else None
+
+
 def create_app(settings: Settings, reload_settings: Callable[[], Settings] | None = None) -> Starlette:
     """``reload_settings`` (``hvstat serve`` passes it) loads the config again on SIGHUP (hvstat/reload.py)."""
     # Tokens are read once, here (load_settings validated them already); the middleware checks
@@ -159,7 +166,9 @@ async def running(settings: Settings, reload_settings: Callable[[], Settings] | 
         rollups.start()  # StorageLockedError when another process holds the path: no start
         if alerts is not None:
             alerts.on_resolved = rollups.record_alert
-    remote_write = remote_writer(settings, lambda: [s.health() for s in sources.values()], alerts, rollups)
+    health = lambda: [s.health() for s in sources.values()]  # noqa: E731 - handed to remote write, now and after a reload
+    remote_write = remote_writer(settings, health, alerts, rollups)
+    file_output = file_sink(settings, hub.node_id)
     bus = SampleBus(store)
     bus.subscribe("hub", hub)
     if rollups is not None:
@@ -168,6 +177,9 @@ async def running(settings: Settings, reload_settings: Callable[[], Settings] | 
         bus.subscribe("alerts", alerts)
     if remote_write is not None:
         bus.subscribe("remote_write", remote_write)  # queued for its next batch
+    if file_output is not None:
+        file_output.start()
+        bus.subscribe("file_output", file_output)  # queued for its thread
     for s in sources.values():
         s.attach(bus)
     # Every source takes its first sample before the server accepts requests.
@@ -183,11 +195,19 @@ async def running(settings: Settings, reload_settings: Callable[[], Settings] | 
             alerts.restore_history(history.resolved_alerts([], settings.alerts.history_size))
         for event in history.vm_events([], None, VM_EVENTS_KEPT):
             store.put_vm_event(event)
-    state = AppState(settings, store, sources, __version__, time.monotonic(), hub, bus, alerts=alerts, remote_write=remote_write, history=history, rollups=rollups)
+    state = AppState(
+        settings, store, sources, __version__, time.monotonic(), hub, bus,
+        alerts=alerts, remote_write=remote_write, history=history, rollups=rollups, file_output=file_output,
+    )  # fmt: skip
     tasks = [asyncio.create_task(s.run(), name=f"source:{s.name}") for s in sources.values()]
     tasks.append(asyncio.create_task(hub.pace_gc(), name="hub:gc"))  # full GCs between fan-outs
     log.info("hvstat %s: sources started: %s", __version__, ", ".join(sources))
-    reloader = Reloader(reload_settings, settings, hub) if reload_settings is not None else None
+    builders = Builders(
+        remote_writer=lambda s: remote_writer(s, health, alerts, rollups),
+        file_sink=lambda s: file_sink(s, hub.node_id),
+        version=__version__,
+    )
+    reloader = Reloader(reload_settings, state, builders, notifiers) if reload_settings is not None else None
     if reloader is not None and reloader.install():
         log.info("SIGHUP reloads the configuration")
     try:
@@ -199,8 +219,11 @@ async def running(settings: Settings, reload_settings: Callable[[], Settings] | 
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await asyncio.gather(*(s.close() for s in sources.values()), return_exceptions=True)
-        if remote_write is not None:
-            await remote_write.aclose()  # what is still queued goes to the buffer, for the next start
+        # A reload may have replaced remote write and the file output: the state has the ones running.
+        if state.remote_write is not None:
+            await state.remote_write.aclose()  # what is still queued goes to the buffer, for the next start
+        if state.file_output is not None:
+            await asyncio.to_thread(state.file_output.close)  # what is queued is written
         if rollups is not None:
             await asyncio.to_thread(rollups.close)  # pending and open buckets to disk
         # Queued notifications get a short grace to go out.

@@ -276,6 +276,22 @@ class StorageHealth(Wire, kw_only=True):
     pending_buckets: int = 0
 
 
+class FileOutputHealth(Wire, kw_only=True):
+    """``GET /health`` ``file_output``: the ``[outputs.file]`` sink. ``degraded`` while the file cannot
+    be written (a full disk, a read-only or missing directory): ``error`` says why; the samples of
+    that time are not written (``samples_dropped`` counts them) and live metrics go on."""
+
+    status: Literal["ok", "degraded"]
+    path: str
+    error: str | None = None
+    samples_written: int
+    # Not written: the disk refused them, or the writer's queue was full.
+    samples_dropped: int
+    bytes: int  # of the current file
+    rotations: int
+    last_write: float | None = None
+
+
 class Health(Wire, kw_only=True):
     """``GET /health``."""
 
@@ -285,6 +301,7 @@ class Health(Wire, kw_only=True):
     sources: list[SourceHealth]
     remote_write: RemoteWriteHealth | None = None  # null when [remote_write] is off
     storage: StorageHealth | None = None  # null when [storage] path = "" (history in memory only)
+    file_output: FileOutputHealth | None = None  # null when [outputs.file] is off
 
 
 class ErrorBody(Wire, kw_only=True):
@@ -401,7 +418,7 @@ AlertSeverity = Literal["critical", "high", "medium", "low"]
 AlertOp = Literal[">", ">=", "<", "<=", "==", "!="]
 # Why an alert ended: its condition cleared, its entity (or list item) vanished, or its metric had no
 # value for several evaluations in a row.
-AlertEndReason = Literal["cleared", "vanished", "no_data"]
+AlertEndReason = Literal["cleared", "vanished", "no_data", "rule_removed"]
 
 
 class Alert(Wire, kw_only=True):

@@ -421,6 +421,16 @@ class RemoteWriter:
         self.last_failure: float | None = None
         self.last_error: str | None = None  # of the last failed send; None after a success
 
+    def carry_counts(self, before: RemoteWriter) -> None:
+        """A reload replaced ``before`` with this writer: its counters go on here, so that the
+        ``hvstat_remote_write_*_total`` counters do not reset."""
+        self.samples_sent += before.samples_sent
+        self.samples_failed += before.samples_failed
+        self.retries += before.retries
+        self.last_success = self.last_success or before.last_success
+        self.buffer.dropped_samples += before.buffer.dropped_samples
+        self.buffer.dropped_batches += before.buffer.dropped_batches
+
     def on_sample(self, sample: Sample) -> None:
         """A listener on the sample bus: on the event loop, O(1)."""
         if isinstance(sample, P.WALKED):

@@ -386,6 +386,37 @@ class RemoteWriteSettings(_Table, frozen=True, kw_only=True):
     ca_file: str | None = None
 
 
+FileOutputKind = Literal["node", "containers", "vms", "vm_status", "processes"]
+FILE_OUTPUT_KINDS: tuple[FileOutputKind, ...] = ("node", "containers", "vms", "vm_status", "processes")
+
+
+class FileOutputSettings(_Table, frozen=True, kw_only=True):
+    """``[outputs.file]``: every published sample as one JSON line in a file, rotated by size and age
+    (hvstat/file_sink.py, docs/operations.md "Outputs")."""
+
+    enabled: bool = False
+    # The file being written; rotated files sit beside it as <stem>-<UTC time>.jsonl[.gz].
+    path: str = "/var/lib/hvstat/samples.jsonl"
+    # Rotate before a line would take the file past this many bytes.
+    max_bytes: Annotated[int, msgspec.Meta(ge=1 << 12, le=1 << 40)] = 100 << 20
+    # Rotate when the file's first line is older than this many seconds; 0: by size only.
+    max_age: Annotated[float, msgspec.Meta(ge=0, le=366 * 86400)] = 86400.0
+    # Rotated files kept (the newest); older ones are deleted. 0: none (the current file only).
+    keep: Annotated[int, msgspec.Meta(ge=0, le=100_000)] = 7
+    # gzip each rotated file (in the writer's thread).
+    compress: bool = False
+    # Which samples: node, containers, vms, vm_status (VmStatusChanged events), processes.
+    kinds: list[FileOutputKind] = msgspec.field(default_factory=lambda: list(FILE_OUTPUT_KINDS))
+    # Samples waiting for the writer's thread; one more is dropped (and counted).
+    queue_size: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 1000
+
+
+class OutputSettings(_Table, frozen=True, kw_only=True):
+    """``[outputs]``: where samples are written besides the API (one sub-table per kind of output)."""
+
+    file: FileOutputSettings = FileOutputSettings()
+
+
 class StorageTier(_Table, frozen=True, kw_only=True):
     """One ``[[storage.tiers]]`` table: min/avg/max buckets of ``bucket`` seconds kept for ``span`` seconds."""
 
@@ -433,6 +464,7 @@ class Settings(_Table, frozen=True, kw_only=True):
     alerts: AlertSettings = AlertSettings()
     remote_write: RemoteWriteSettings = RemoteWriteSettings()
     storage: StorageSettings = StorageSettings()
+    outputs: OutputSettings = OutputSettings()
 
 
 _TABLES = {f.name: f.type for f in msgspec.structs.fields(Settings)}
@@ -462,7 +494,7 @@ def _env_value(raw: str, annotation: Any) -> Any:
 
 
 # Keys without an environment variable: tables of tables, set in the file (packaging/hvstat.toml).
-FILE_ONLY = frozenset(("alerts.rules", "alerts.webhook", "alerts.email"))
+FILE_ONLY = frozenset(("alerts.rules", "alerts.webhook", "alerts.email", "outputs.file"))
 
 
 def _apply_env(data: dict[str, Any], environ: dict[str, str]) -> dict[str, str]:
@@ -520,6 +552,7 @@ def read_settings(path: str | os.PathLike[str] | None = None, environ: dict[str,
         _check_remote_write(settings.remote_write, path)
         _check_server(settings.server, path)
         _check_storage(settings.storage, path)
+        _check_outputs(settings, path)
     except ConfigError as e:
         raise ConfigError(_from_variable(str(e), origins, path)) from None
     if settings.storage.path is None:
@@ -575,6 +608,22 @@ def _check_storage(storage: StorageSettings, path: object) -> None:
             raise ConfigError(f"config key storage.tiers[{i}].bucket{where}: {t.bucket} is not a larger multiple of the previous tier's ({tiers[i - 1].bucket})")
         if i and t.span <= tiers[i - 1].span:
             raise ConfigError(f"config key storage.tiers[{i}].span{where}: {t.span} is not longer than the previous tier's ({tiers[i - 1].span})")
+
+
+def _check_outputs(settings: Settings, path: object) -> None:
+    """What the types cannot say: a file path that is a file's (not a directory's, not the history
+    database's), and each kind named once."""
+    where = f" (in {path})" if path else ""
+    f = settings.outputs.file
+    if not f.path or f.path.endswith("/") or os.path.isdir(f.path):
+        raise ConfigError(f"config key outputs.file.path{where}: {f.path!r} is not a file name")
+    if settings.storage.path and os.path.abspath(f.path) == os.path.abspath(settings.storage.path):
+        raise ConfigError(f"config key outputs.file.path{where}: {f.path!r} is the history database ([storage] path)")
+    if not f.kinds:
+        raise ConfigError(f"config key outputs.file.kinds{where}: empty; name at least one of {', '.join(FILE_OUTPUT_KINDS)}")
+    twice = sorted({k for k in f.kinds if f.kinds.count(k) > 1})
+    if twice:
+        raise ConfigError(f"config key outputs.file.kinds{where}: named more than once: {', '.join(twice)}")
 
 
 def _check_server(server: ServerSettings, path: object) -> None:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from hvstat.alerts.engine import AlertEngine
 from hvstat.bus import SampleBus
+from hvstat.file_sink import FileSink
 from hvstat.history import HistoryService
 from hvstat.hub import Hub
 from hvstat.remote_write import RemoteWriter
@@ -16,8 +17,11 @@ from hvstat.sources.base import Source
 from hvstat.store import Store
 
 
-@dataclass(frozen=True)
+@dataclass
 class AppState:
+    """Not frozen: a reload (hvstat/reload.py) swaps ``settings`` for the ones in effect and turns
+    ``remote_write`` and ``file_output`` on, off or over to new ones; routes read them per request."""
+
     settings: Settings
     store: Store
     # The running sources by name (hvstat.sources.registry): "node", and "containers" and "vms"
@@ -35,3 +39,5 @@ class AppState:
     # [storage] path = "".
     history: HistoryService | None = None
     rollups: RollupWriter | None = None
+    # None when [outputs.file] enabled = false.
+    file_output: FileSink | None = None

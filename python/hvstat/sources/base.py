@@ -53,9 +53,25 @@ class Source(ABC):
         # The first reading's (``prepare``) or the last tick's collection, while it may still run.
         self._inflight: asyncio.Future[Sequence[Sample]] | asyncio.Future[object] | None = None
         self._inflight_since = 0.0
+        # Set by ``reschedule``: the run loop starts its grid over with the new interval.
+        self._rescheduled = asyncio.Event()
 
     def attach(self, bus: Bus) -> None:
         self.bus = bus
+
+    def reschedule(self, interval_secs: float) -> None:
+        """A new interval (SIGHUP): the next tick comes one new interval from now, then every
+        interval; a tick in progress finishes."""
+        self.interval_secs = interval_secs
+        self.tick_timeout_secs = max(interval_secs, MIN_TICK_TIMEOUT_SECS)
+        self._rescheduled.set()
+
+    async def reconfigure(self, config_json: str) -> bool:
+        """Sample with a sampler built from ``config_json`` (the core's settings of this source)
+        from the next tick on; False when this source cannot (a restart applies it). A source that
+        can builds and primes the new sampler in a worker thread (raising the core's ConfigError
+        for a bad config) and swaps it in: a tick in progress keeps the old one."""
+        return False
 
     async def close(self) -> None:
         """The service is stopping: let go of the sampler (``_sampler``, where the source has one),
@@ -136,7 +152,15 @@ class Source(ABC):
         """Tick every interval on a fixed grid; a slow tick skips the slots it overran."""
         next_at = time.monotonic() + self.interval_secs
         while True:
-            await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+            try:
+                async with asyncio.timeout(max(0.0, next_at - time.monotonic())):
+                    await self._rescheduled.wait()
+            except TimeoutError:
+                pass
+            else:
+                self._rescheduled.clear()
+                next_at = time.monotonic() + self.interval_secs
+                continue
             await self.tick()
             now = time.monotonic()
             next_at += self.interval_secs

@@ -37,6 +37,18 @@ class ContainerSource(Source):
         first = self.sample()
         log.info("tracking %d containers: %s", len(first.containers), ", ".join(c.name for c in first.containers) or "none")
 
+    async def reconfigure(self, config_json: str) -> bool:
+        self._sampler = await asyncio.to_thread(self._discovered, config_json)
+        return True
+
+    @staticmethod
+    def _discovered(config_json: str) -> ContainerSampler:
+        """A new sampler after its first reading: the guests found (not reported as appeared by
+        the next tick) and its rates based."""
+        sampler = ContainerSampler(config_json)
+        sampler.sample()
+        return sampler
+
     def collect(self) -> list[ContainersSample]:
         sample = self.sample()
         for cid in sample.appeared:

@@ -26,6 +26,16 @@ class NodeSource(Source):
         await asyncio.sleep(PRIME_SECS)
         await super().start()
 
+    async def reconfigure(self, config_json: str) -> bool:
+        self._sampler = await asyncio.to_thread(self._primed, config_json)
+        return True
+
+    @staticmethod
+    def _primed(config_json: str) -> NodeSampler:
+        sampler = NodeSampler(config_json)
+        sampler.prime()
+        return sampler
+
     def collect(self) -> list[NodeMetrics]:
         return [self.sample()]
 

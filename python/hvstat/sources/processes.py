@@ -37,14 +37,29 @@ class ProcessSource(Source):
         """``every_process``: hand every process to Python each tick (an alert rule on
         ``process.<field>`` judges each one); else only the top ``max(top, prometheus_top)``."""
         super().__init__(interval_secs)
-        self.settings = settings
-        self.top: int | None = None if every_process else max(settings.top, settings.prometheus_top)
+        self.top: int | None = None
+        self.set_view(settings, every_process=every_process)
         self._sampler = ProcessSampler(settings.core_config_json(node))
 
     async def start(self) -> None:
         await self.prepare(self._sampler.sample)
         await asyncio.sleep(PRIME_SECS)
         await super().start()
+
+    async def reconfigure(self, config_json: str) -> bool:
+        self._sampler = await asyncio.to_thread(self._primed, config_json)
+        return True
+
+    @staticmethod
+    def _primed(config_json: str) -> ProcessSampler:
+        sampler = ProcessSampler(config_json)
+        sampler.sample()
+        return sampler
+
+    def set_view(self, settings: ProcessSettings, *, every_process: bool) -> None:
+        """What each tick hands to Python (``__init__``), after a reload."""
+        self.settings = settings
+        self.top = None if every_process else max(settings.top, settings.prometheus_top)
 
     def collect(self) -> list[ProcessesSample]:
         return [self.sample()]
