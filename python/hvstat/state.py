@@ -9,6 +9,7 @@ from hvstat.alerts.engine import AlertEngine
 from hvstat.bus import SampleBus
 from hvstat.history import HistoryService
 from hvstat.hub import Hub
+from hvstat.identity import NodeIdentity
 from hvstat.remote_write import RemoteWriter
 from hvstat.rollups import RollupWriter
 from hvstat.settings import Settings
@@ -27,6 +28,8 @@ class AppState:
     started: float
     hub: Hub
     bus: SampleBus
+    # The node's name, [labels] and machine id (hvstat/identity.py).
+    identity: NodeIdentity
     # None when [alerts] enabled = false.
     alerts: AlertEngine | None = None
     # None when [remote_write] enabled = false.
