@@ -18,7 +18,7 @@ ROOT = Path(hvstat.__file__).parent
 
 # Lowest first. A module may import its own layer and the ones before it.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("types and bindings", ("hvstat", "hvstat.alerts", "hvstat.api", "hvstat.sources", "hvstat._native", "hvstat._core", "hvstat.models", "hvstat.wire", "hvstat.identity", "hvstat.qmp")),
+    ("types and bindings", ("hvstat", "hvstat.alerts", "hvstat.api", "hvstat.sources", "hvstat._native", "hvstat._core", "hvstat.models", "hvstat.wire", "hvstat.identity", "hvstat.meta", "hvstat.qmp")),
     ("settings", ("hvstat.settings", "hvstat.tokens", "hvstat.alerts.rules")),
     ("sources", ("hvstat.sources.*",)),
     ("store", ("hvstat.store",)),

@@ -30,6 +30,7 @@ from hvstat.guests import KINDS, GuestLookupError
 from hvstat.history import HistoryService
 from hvstat.hub import Hub
 from hvstat.identity import NodeIdentity
+from hvstat.meta import SourceStats
 from hvstat.models import SourceHealth
 from hvstat.reload import Reloader
 from hvstat.remote_write import RemoteWriter
@@ -94,6 +95,7 @@ def remote_writer(
     alerts: AlertEngine | None,
     rollups: RollupWriter | None = None,
     identity: NodeIdentity | None = None,
+    stats: Callable[[], list[SourceStats]] = list,
 ) -> RemoteWriter | None:
     """``[remote_write]``'s writer, or None when it is off. Its batches come every
     ``remote_write.interval`` seconds (default: the node's interval)."""
@@ -101,7 +103,7 @@ def remote_writer(
     if not rw.enabled:
         return None
     interval = rw.interval if rw.interval is not None else settings.monitoring.node_metrics_interval
-    writer = RemoteWriter(rw, interval, version=__version__, sources=sources, alerts=alerts, storage=None if rollups is None else rollups.counts, identity=identity)
+    writer = RemoteWriter(rw, interval, version=__version__, sources=sources, alerts=alerts, storage=None if rollups is None else rollups.counts, identity=identity, stats=stats)
     log.info("remote write to %s every %gs, buffered in %s", rw.url, interval, rw.buffer_dir)
     return writer
 
@@ -168,7 +170,9 @@ async def running(settings: Settings, reload_settings: Callable[[], Settings] | 
         rollups.start()  # StorageLockedError when another process holds the path: no start
         if alerts is not None:
             alerts.on_resolved = rollups.record_alert
-    remote_write = remote_writer(settings, lambda: [s.health() for s in sources.values()], alerts, rollups, identity)
+    remote_write = remote_writer(
+        settings, lambda: [s.health() for s in sources.values()], alerts, rollups, identity, lambda: [s.stats() for s in sources.values()]
+    )
     bus = SampleBus(store)
     bus.subscribe("hub", hub)
     if rollups is not None:
