@@ -23,7 +23,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("sources", ("hvstat.sources.*",)),
     ("store", ("hvstat.store",)),
     ("bus, guest kinds, series model", ("hvstat.bus", "hvstat.guests", "hvstat.exposition")),
-    ("sinks", ("hvstat.hub", "hvstat.alerts.engine", "hvstat.alerts.notify", "hvstat.remote_write", "hvstat.rollups")),
+    ("sinks", ("hvstat.hub", "hvstat.alerts.engine", "hvstat.alerts.notify", "hvstat.remote_write", "hvstat.rollups", "hvstat.clock")),
     ("wiring", ("hvstat.config", "hvstat.state", "hvstat.logs", "hvstat.reload", "hvstat.history")),
     ("routes", ("hvstat.api.*",)),
     ("entry points", ("hvstat.app", "hvstat.cli", "hvstat.tools", "hvstat.top", "hvstat.top.*", "hvstat.report")),

@@ -107,6 +107,22 @@ class StorageCounts(Protocol):
     def errors(self) -> int: ...
 
 
+class ClockCounts(Protocol):
+    """What the clock watch tells /metrics."""
+
+    steps: int
+
+    @property
+    def last_step(self) -> Any: ...  # hvstat.clock.Step | None: .at, .seconds
+
+    def drift_ppm(self) -> float | None: ...
+
+    def sync(self) -> Any: ...  # hvstat.clock.SyncState
+
+    @property
+    def receiver_offset(self) -> tuple[float, float] | None: ...
+
+
 CONTENT_TYPE_TEXT = "text/plain; version=0.0.4; charset=utf-8"
 CONTENT_TYPE_OPENMETRICS = "application/openmetrics-text; version=1.0.0; charset=utf-8"
 
@@ -1073,9 +1089,10 @@ def walk_own(
     storage: StorageCounts | None = None,
     identity: NodeIdentity | None = None,
     stats: Iterable[SourceStats] = (),
+    clock: ClockCounts | None = None,
 ) -> None:
     """hvstat's own series: alerts, source health and collection, build info, the node's
-    identity, remote write, the WebSocket hub, the on-disk history."""
+    identity, the clock, remote write, the WebSocket hub, the on-disk history."""
     if alerts is not None:
         _alerts(out, alerts)
     _sources(out, sources)
@@ -1084,12 +1101,71 @@ def walk_own(
     out.one(BUILD_INFO, 1, out.key(version=b.version, core_version=b.core_version, python=b.python))
     if identity is not None:
         _node_info(out, identity)
+    if clock is not None:
+        _clock(out, clock)
     if remote_write is not None:
         _remote_write(out, remote_write)
     if hub is not None:
         _hub(out, hub)
     if storage is not None:
         _storage(out, storage)
+
+
+CLOCK_STEPS = counter(
+    "hvstat_clock_steps_total",
+    "Steps of the wall clock: (wall - monotonic) moved by 0.1 s or more between two node ticks.",
+    unit="steps",
+    source="/health clock.steps",
+)
+CLOCK_STEP = gauge(
+    "hvstat_clock_step_seconds",
+    "The last step of the wall clock: how far it moved beyond the monotonic clock (negative: back); absent until one.",
+    unit="seconds",
+    source="/health clock.last_step_seconds",
+)
+CLOCK_STEP_AT = gauge(
+    "hvstat_clock_last_step_timestamp_seconds", "When the wall clock last stepped, unix seconds; absent until it has.", unit="seconds", source="/health clock.last_step_at"
+)
+CLOCK_DRIFT = gauge(
+    "hvstat_clock_drift_ppm",
+    "Changes of (wall - monotonic) below a step over the last 10 minutes, per second, in ppm; absent for the first minute.",
+    unit="ppm",
+    source="/health clock.drift_ppm",
+)
+CLOCK_SYNCED = gauge(
+    "hvstat_clock_synchronized", "1 if the kernel says NTP has the clock synchronised (adjtimex), else 0.", unit="boolean", source="/health clock.synchronized"
+)
+CLOCK_MAX_ERROR = gauge(
+    "hvstat_clock_max_error_seconds", "The kernel's maximum error of the clock (adjtimex maxerror), seconds.", unit="seconds", source="/health clock.max_error_secs"
+)
+CLOCK_EST_ERROR = gauge(
+    "hvstat_clock_estimated_error_seconds",
+    "The kernel's estimated error of the clock (adjtimex esterror), seconds.",
+    unit="seconds",
+    source="/health clock.estimated_error_secs",
+)
+
+CLOCK_RECEIVER_OFFSET = gauge(
+    "hvstat_clock_receiver_offset_seconds",
+    "The remote-write receiver's clock (its Date header) minus this one, seconds, known to 0.5 s plus half the round trip.",
+    unit="seconds",
+    source="/health clock.receiver_offset_secs",
+)
+
+def _clock(out: Sink, clock: ClockCounts) -> None:
+    out.one(CLOCK_STEPS, clock.steps)
+    step = clock.last_step
+    if step is not None:
+        out.one(CLOCK_STEP, step.seconds)
+        out.one(CLOCK_STEP_AT, step.at)
+    out.one(CLOCK_DRIFT, clock.drift_ppm())
+    sync = clock.sync()
+    out.one(CLOCK_SYNCED, None if sync.synchronized is None else int(sync.synchronized))
+    out.one(CLOCK_MAX_ERROR, sync.max_error_secs)
+    out.one(CLOCK_EST_ERROR, sync.estimated_error_secs)
+    rx = clock.receiver_offset
+    if rx is not None:
+        out.one(CLOCK_RECEIVER_OFFSET, rx[0])
 
 
 def own_label_names() -> frozenset[str]:
@@ -1134,6 +1210,7 @@ def collect(
     storage: StorageCounts | None = None,
     identity: NodeIdentity | None = None,
     stats: Iterable[SourceStats] = (),
+    clock: ClockCounts | None = None,
 ) -> None:
     """Every series of one scrape into ``out``: node, containers, VMs, users, hvstat's own."""
     if node is not None:
@@ -1142,7 +1219,7 @@ def collect(
     walk_vms(out, vms)
     if processes is not None:
         walk_processes(out, processes, processes_top)
-    walk_own(out, sources, version, alerts, remote_write, hub, storage, identity, stats)
+    walk_own(out, sources, version, alerts, remote_write, hub, storage, identity, stats, clock)
 
 
 def render(
@@ -1160,9 +1237,10 @@ def render(
     storage: StorageCounts | None = None,
     identity: NodeIdentity | None = None,
     stats: Iterable[SourceStats] = (),
+    clock: ClockCounts | None = None,
     openmetrics: bool = False,
 ) -> bytes:
     """The whole exposition of one scrape: node, containers, VMs, hvstat's own health."""
     out = _Exposition(openmetrics)
-    collect(out, node, containers, sources, version, vms=vms, processes=processes, processes_top=processes_top, alerts=alerts, remote_write=remote_write, hub=hub, storage=storage, identity=identity, stats=stats)
+    collect(out, node, containers, sources, version, vms=vms, processes=processes, processes_top=processes_top, alerts=alerts, remote_write=remote_write, hub=hub, storage=storage, identity=identity, stats=stats, clock=clock)
     return out.finish()

@@ -403,6 +403,8 @@ class RemoteWriter:
         storage: P.StorageCounts | None = None,
         identity: NodeIdentity | None = None,
         stats: Callable[[], Sequence[SourceStats]] = lambda: (),
+        clock: P.ClockCounts | None = None,
+        on_date: Callable[[str, float], None] | None = None,
     ) -> None:
         if SNAPPY_MISSING is not None:
             raise RuntimeError(SNAPPY_MISSING)
@@ -419,6 +421,9 @@ class RemoteWriter:
         # hvstat_node_info in every batch; its name and [labels] on every series.
         self._identity = identity
         self._stats = stats
+        self._clock = clock
+        # Each answer's Date header and the round trip, for the clock watch (hvstat/clock.py).
+        self._on_date = on_date
         self._send_durations = Histogram(SEND_BUCKETS)
         self.external_labels = identity.external_labels() if identity is not None else ()
         self.buffer = Buffer(settings.buffer_dir, settings.buffer_max_bytes)
@@ -499,7 +504,7 @@ class RemoteWriter:
 
     def _own(self, now: float) -> Group:
         sink = P.SeriesSink()
-        P.walk_own(sink, self._sources(), self.version, self._alerts, self.status(), storage=self._storage, identity=self._identity, stats=self._stats())
+        P.walk_own(sink, self._sources(), self.version, self._alerts, self.status(), storage=self._storage, identity=self._identity, stats=self._stats(), clock=self._clock)
         return timestamp_ms(now), sink.series
 
     async def flush(self) -> Batch | None:
@@ -576,7 +581,11 @@ class RemoteWriter:
             self._send_durations.observe(time.monotonic() - started)
             self._note_failure(f"{type(e).__name__}: {e}")
             return True
-        self._send_durations.observe(time.monotonic() - started)
+        rtt = time.monotonic() - started
+        self._send_durations.observe(rtt)
+        date = r.headers.get("date")
+        if date is not None and self._on_date is not None:
+            self._on_date(date, rtt)
         if 200 <= r.status_code < 300:
             self.samples_sent += batch.samples
             self.last_success = time.time()
