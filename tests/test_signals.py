@@ -249,6 +249,24 @@ def test_sighup_moves_remote_write_to_a_new_receiver_with_its_buffer(tmp_path: P
         assert httpx.get(f"{s.base}/health", timeout=10).json()["remote_write"] is None
 
 
+def test_sighup_applies_labels_to_node_info_and_remote_write(tmp_path: Path) -> None:
+    rw = '[remote_write]\nenabled = true\nurl = "{}"\nbuffer_dir = "{}"\n'
+    config = BASE + "[monitoring]\nnode_metrics_interval = 0.5\n"
+    with Receiver() as rx, serve(tmp_path, config + rw.format(rx.url, tmp_path / "buffer") + '[labels]\nrack = "r1"\n') as s:
+
+        def racks() -> set[str | None]:
+            with rx.lock:
+                return {ls.get("rack") for request in rx.accepted for ls, _ in request if ls["__name__"] == "hvstat_node_load1"}
+
+        wait_ready(lambda: "r1" in racks(), "a batch labelled rack=r1", timeout=20, proc=s.proc, log=s.text)
+        s.reload(config + rw.format(rx.url, tmp_path / "buffer") + '[labels]\nrack = "r2"\nsite = "s1"\n', r"config reloaded: labels\.site changed")
+        assert httpx.get(f"{s.base}/health", timeout=10).json()["node"]["labels"] == {"rack": "r2", "site": "s1"}
+        info = [line for line in httpx.get(f"{s.base}/metrics", timeout=10).text.splitlines() if line.startswith("hvstat_node_info{")]
+        assert len(info) == 1 and 'rack="r2"' in info[0] and 'site="s1"' in info[0], info
+        wait_ready(lambda: "r2" in racks(), "a batch labelled rack=r2", timeout=20, proc=s.proc, log=s.text)
+        assert "config reloaded: labels.rack changed" in s.text()
+
+
 @pytest.mark.parametrize(
     ("bad", "why"),
     [

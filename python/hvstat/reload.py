@@ -20,7 +20,8 @@ running configuration stays. Of a config that loads, every changed key is either
 - ``remote_write.*``: the writer is stopped (what it queued goes into its on-disk buffer), the
   buffer's batches move to the new ``buffer_dir`` if that changed, and a new writer sends them
   first, to the new receiver; on/off too. A batch being sent at that moment may be sent twice;
-- ``outputs.file``: the file sink is stopped (what it queued is written) and a new one started; on/off.
+- ``outputs.file``: the file sink is stopped (what it queued is written) and a new one started; on/off;
+- ``[labels]``: on hvstat_node_info and /health at once, on remote write's next batch.
 
 Everything else is baked in at start: the bound sockets, TLS and tokens (server.*), the store's
 history sizes, the storage path, which sources run (``*.enabled``), the sampler roots, the VM
@@ -30,6 +31,7 @@ collectors' connections (vms.*), the log format. See docs/operations.md, "Reload
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import shutil
 import signal
@@ -71,6 +73,7 @@ RELOADABLE = (
     "alerts.history_size",
     "remote_write.*",
     "outputs.*",
+    "labels.*",
 )
 INTERVAL_KEYS = frozenset(("monitoring.node_metrics_interval", "monitoring.vm_metrics_interval", "processes.interval"))
 # Keys whose old and new values are logged (never a secret; the others are only named).
@@ -222,6 +225,7 @@ class Reloader:
         add(keys("logging.level"), partial(self._logging, new))
         add(keys("monitoring.max_ws_clients"), partial(self._ws_clients, new))
         add(keys("monitoring.history_max_points"), _nothing)  # read per request from state.settings
+        add(keys("labels."), partial(self._labels, new))  # before remote write: a new writer takes them
         intervals = [k for k in applied if k in INTERVAL_KEYS]
         samplers = [k for k in applied if k.split(".")[0] in ("node", "containers", "processes") and k not in INTERVAL_KEYS]
         for kind in REGISTRY:
@@ -250,6 +254,14 @@ class Reloader:
 
     async def _ws_clients(self, new: Settings) -> None:
         self._state.hub.max_clients = new.monitoring.max_ws_clients
+
+    async def _labels(self, new: Settings) -> None:
+        """``[labels]``: hvstat_node_info and /health from the next request, remote write from its
+        next batch (batches already in its buffer keep the labels they were written with)."""
+        state = self._state
+        state.identity = dataclasses.replace(state.identity, labels=tuple(sorted(new.labels.items())))
+        if state.remote_write is not None:
+            state.remote_write.external_labels = state.identity.external_labels()
 
     async def _remote_write_interval(self, interval: float) -> None:
         """Only the batch interval changed (it follows the node's): the next batch comes on it."""

@@ -7,9 +7,11 @@ from dataclasses import dataclass
 
 from hvstat.alerts.engine import AlertEngine
 from hvstat.bus import SampleBus
+from hvstat.clock import ClockWatch
 from hvstat.file_sink import FileSink
 from hvstat.history import HistoryService
 from hvstat.hub import Hub
+from hvstat.identity import NodeIdentity
 from hvstat.remote_write import RemoteWriter
 from hvstat.rollups import RollupWriter
 from hvstat.settings import Settings
@@ -31,6 +33,10 @@ class AppState:
     started: float
     hub: Hub
     bus: SampleBus
+    # The node's name, [labels] and machine id (hvstat/identity.py).
+    identity: NodeIdentity
+    # The wall clock against the monotonic clock, checked at every node sample (hvstat/clock.py).
+    clock: ClockWatch
     # None when [alerts] enabled = false.
     alerts: AlertEngine | None = None
     # None when [remote_write] enabled = false.

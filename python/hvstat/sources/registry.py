@@ -52,7 +52,7 @@ REGISTRY: tuple[SourceKind, ...] = (
         "vms",
         "vms.enabled",
         lambda s: s.vms.enabled,
-        lambda s: VmSource(s.vms, s.node, s.monitoring.vm_metrics_interval),
+        lambda s: VmSource(s.vms, s.node, s.monitoring.vm_metrics_interval, s.server.node_name),
         lambda s: s.monitoring.vm_metrics_interval,
         lambda s: s.vms.core_config_json(s.node),
     ),
