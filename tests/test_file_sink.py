@@ -22,6 +22,7 @@ from websockets.sync.client import connect
 
 from conftest import free_port
 from helpers import WAIT_SECS, clean_env, http_ok, hvstat_exe, wait_ready
+from hvstat import exposition as P
 from hvstat._native import NodeSampler
 from hvstat.config import ConfigError, load_settings
 from hvstat.file_sink import FileSink, rotated_pattern
@@ -153,6 +154,11 @@ def test_kinds_filter_and_a_full_queue_drops_and_counts(tmp_path: Path) -> None:
     s.close()
     assert len(read_lines(tmp_path / "s.jsonl")) == 2
     assert s.health().samples_written == 2
+    # The same counts on /metrics.
+    text = P.render(None, [], [], "1.0", file_output=s).decode()
+    assert "hvstat_file_output_up 1" in text and "hvstat_file_output_samples_written_total 2" in text, text
+    assert "hvstat_file_output_samples_dropped_total 1" in text and "hvstat_file_output_rotations_total 0" in text
+    assert f"hvstat_file_output_bytes {(tmp_path / 's.jsonl').stat().st_size}" in text
 
 
 @pytest.mark.unit
@@ -234,6 +240,13 @@ def file_output(base: str) -> dict[str, Any]:
     return {**health["file_output"], "overall": health["status"]}
 
 
+def metric(base: str, name: str) -> float | None:
+    for line in httpx.get(f"{base}/metrics", timeout=10).text.splitlines():
+        if line.startswith(f"{name} "):
+            return float(line.split()[1])
+    return None
+
+
 def live_service_goes_on(base: str) -> None:
     assert httpx.get(f"{base}/api/monitoring/node/metrics", timeout=5).status_code == 200
     r = httpx.get(f"{base}/metrics", timeout=5)
@@ -277,6 +290,7 @@ keep = 2
             live_service_goes_on(base)
             wait_ready(lambda: file_output(base)["samples_dropped"] >= 3, "samples dropped while the disk is full", proc=proc, log=log_path)
             live_service_goes_on(base)
+            assert metric(base, "hvstat_file_output_up") == 0 and (metric(base, "hvstat_file_output_samples_dropped_total") or 0) >= 3
             # Every line in the files is whole: a write that did not fit was cut back.
             for p in mnt.glob("samples*"):
                 for line in read_lines(p):
@@ -285,6 +299,7 @@ keep = 2
             filler.unlink()
             f = wait_ready(lambda: (f := file_output(base))["status"] == "ok" and f, "file output ok again", proc=proc, log=log_path)
             written = f["samples_written"]
+            assert metric(base, "hvstat_file_output_up") == 1
             wait_ready(lambda: file_output(base)["samples_written"] > written + 2, "writing again", proc=proc, log=log_path)
             text = log_path.read_text()
             assert "file output: cannot write" in text and "No space left on device" in text, text[-3000:]

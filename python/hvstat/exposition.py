@@ -94,6 +94,21 @@ class RemoteWriteCounts(Protocol):
     def send_duration(self) -> HistogramSnapshot: ...
 
 
+class FileOutputCounts(Protocol):
+    """What the file output (``[outputs.file]``, hvstat/file_sink.py) tells /metrics."""
+
+    @property
+    def samples_written(self) -> int: ...
+    @property
+    def samples_dropped(self) -> int: ...
+    @property
+    def rotations(self) -> int: ...
+    @property
+    def size_bytes(self) -> int: ...
+    @property
+    def error(self) -> str | None: ...
+
+
 class StorageCounts(Protocol):
     """What the on-disk history (``[storage]``, its writer's counters) tells /metrics."""
 
@@ -1072,6 +1087,46 @@ STORAGE_ERRORS = counter(
 )
 
 
+FILE_OUTPUT_UP = gauge(
+    "hvstat_file_output_up",
+    "1 while the file output writes its samples, 0 while the disk refuses them (/health file_output.error says why).",
+    unit="boolean",
+    source="/health file_output.status",
+)
+FILE_OUTPUT_WRITTEN = counter(
+    "hvstat_file_output_samples_written_total",
+    "Samples the file output wrote, one JSON line each, since the start.",
+    unit="samples",
+    source="/health file_output.samples_written",
+)
+FILE_OUTPUT_DROPPED = counter(
+    "hvstat_file_output_samples_dropped_total",
+    "Samples the file output did not write: the disk refused them, or its queue was full.",
+    unit="samples",
+    source="/health file_output.samples_dropped",
+)
+FILE_OUTPUT_ROTATIONS = counter(
+    "hvstat_file_output_rotations_total",
+    "Files the file output rotated (by size or age) since the start.",
+    unit="files",
+    source="/health file_output.rotations",
+)
+FILE_OUTPUT_BYTES = gauge(
+    "hvstat_file_output_bytes",
+    "Bytes of the file being written.",
+    unit="bytes",
+    source="/health file_output.bytes",
+)
+
+
+def _file_output(out: Sink, f: FileOutputCounts) -> None:
+    out.one(FILE_OUTPUT_UP, 0 if f.error else 1)
+    out.one(FILE_OUTPUT_WRITTEN, f.samples_written)
+    out.one(FILE_OUTPUT_DROPPED, f.samples_dropped)
+    out.one(FILE_OUTPUT_ROTATIONS, f.rotations)
+    out.one(FILE_OUTPUT_BYTES, f.size_bytes)
+
+
 def _storage(out: Sink, st: StorageCounts) -> None:
     out.one(STORAGE_BYTES, st.bytes)
     out.one(STORAGE_WRITE_SECONDS, st.write_seconds_sum)
@@ -1090,9 +1145,10 @@ def walk_own(
     identity: NodeIdentity | None = None,
     stats: Iterable[SourceStats] = (),
     clock: ClockCounts | None = None,
+    file_output: FileOutputCounts | None = None,
 ) -> None:
     """hvstat's own series: alerts, source health and collection, build info, the node's
-    identity, the clock, remote write, the WebSocket hub, the on-disk history."""
+    identity, the clock, remote write, the WebSocket hub, the on-disk history, the file output."""
     if alerts is not None:
         _alerts(out, alerts)
     _sources(out, sources)
@@ -1109,6 +1165,8 @@ def walk_own(
         _hub(out, hub)
     if storage is not None:
         _storage(out, storage)
+    if file_output is not None:
+        _file_output(out, file_output)
 
 
 CLOCK_STEPS = counter(
@@ -1211,6 +1269,7 @@ def collect(
     identity: NodeIdentity | None = None,
     stats: Iterable[SourceStats] = (),
     clock: ClockCounts | None = None,
+    file_output: FileOutputCounts | None = None,
 ) -> None:
     """Every series of one scrape into ``out``: node, containers, VMs, users, hvstat's own."""
     if node is not None:
@@ -1219,7 +1278,7 @@ def collect(
     walk_vms(out, vms)
     if processes is not None:
         walk_processes(out, processes, processes_top)
-    walk_own(out, sources, version, alerts, remote_write, hub, storage, identity, stats, clock)
+    walk_own(out, sources, version, alerts, remote_write, hub, storage, identity, stats, clock, file_output)
 
 
 def render(
@@ -1238,9 +1297,10 @@ def render(
     identity: NodeIdentity | None = None,
     stats: Iterable[SourceStats] = (),
     clock: ClockCounts | None = None,
+    file_output: FileOutputCounts | None = None,
     openmetrics: bool = False,
 ) -> bytes:
     """The whole exposition of one scrape: node, containers, VMs, hvstat's own health."""
     out = _Exposition(openmetrics)
-    collect(out, node, containers, sources, version, vms=vms, processes=processes, processes_top=processes_top, alerts=alerts, remote_write=remote_write, hub=hub, storage=storage, identity=identity, stats=stats, clock=clock)
+    collect(out, node, containers, sources, version, vms=vms, processes=processes, processes_top=processes_top, alerts=alerts, remote_write=remote_write, hub=hub, storage=storage, identity=identity, stats=stats, clock=clock, file_output=file_output)
     return out.finish()

@@ -163,7 +163,12 @@ class FileSink:
                 self._queue_full = True
                 log.warning("file output: %d samples wait for the writer (queue_size): dropping new ones until it catches up", self.settings.queue_size)
 
-    # --- health ---
+    # --- health and metrics ---
+
+    @property
+    def size_bytes(self) -> int:
+        """Of the file being written."""
+        return self._size
 
     def health(self) -> FileOutputHealth:
         return FileOutputHealth(
@@ -172,7 +177,7 @@ class FileSink:
             error=self.error,
             samples_written=self.samples_written,
             samples_dropped=self.samples_dropped,
-            bytes=self._size,
+            bytes=self.size_bytes,
             rotations=self.rotations,
             last_write=self.last_write,
         )
