@@ -196,7 +196,7 @@ class Reloader:
             try:
                 await step()
             except Exception as e:  # noqa: BLE001 - one part that cannot change keeps its config; the others go on
-                log.error("config reloaded: could not apply %s (they keep their running values): %s: %s", ", ".join(keys), type(e).__name__, e)
+                log.error("config reloaded: could not apply %s (the settings in effect keep their old values): %s: %s", ", ".join(keys), type(e).__name__, e)
                 failed.extend(keys)
         applied = [k for k in applied if k not in failed]
         self._state.settings = merge(old, new, applied)
