@@ -274,8 +274,10 @@ def test_sighup_applies_labels_to_node_info_and_remote_write(tmp_path: Path) -> 
         ("[monitoring]\nmax_ws_clients = -1\n", r"config not reloaded.*monitoring\.max_ws_clients"),
         ("[monitoring]\nmax_ws_clent = 1\n", r"config not reloaded.*monitoring\.max_ws_clent.*unknown key"),
         ('[node]\ndisk_exclude = ["sd[a"]\n', r"config not reloaded.*node\.disk_exclude"),
+        ('[outputs.file]\nenabled = true\nkinds = []\n', r"config not reloaded.*outputs\.file\.kinds"),
+        ('[[alerts.rules]]\nname = "x"\nmetric = "node.nope"\nop = ">"\nthreshold = 1\nseverity = "low"\n', r"config not reloaded.*alerts\.rules\[0\]"),
     ],
-    ids=["toml", "value", "unknown-key", "core-check"],
+    ids=["toml", "value", "unknown-key", "core-check", "file-output", "alert-rule"],
 )
 def test_sighup_with_an_invalid_config_is_logged_and_ignored(tmp_path: Path, bad: str, why: str) -> None:
     start = BASE + "[monitoring]\nmax_ws_clients = 5\n"
