@@ -281,7 +281,7 @@ class FileSink:
         os.rename(self.path, target)
         self.rotations += 1
         self._size, self._first_at = 0, None
-        if self.settings.compress:
+        if self.settings.compress and self.settings.keep > 0:  # keep = 0 deletes it at once
             self._compress(target)
         self._prune(directory)
 
