@@ -902,7 +902,11 @@ SOURCE_DURATION = histogram(
     "every tick's duration (/health sources[].last_duration_secs is the last one)",
 )
 SOURCE_SAMPLES = counter(
-    "hvstat_source_samples_total", "Ticks of the source that took and stored a sample.", SOURCE_LABELS, "samples", "ticks that succeeded, since the start"
+    "hvstat_source_samples_total",
+    "Ticks of the source that succeeded: a sample taken and stored within the tick timeout.",
+    SOURCE_LABELS,
+    "samples",
+    "ticks that succeeded, since the start",
 )
 SOURCE_FAILED = counter(
     "hvstat_source_failures_total",
