@@ -26,11 +26,15 @@ from hvstat.api.auth import SecurityMiddleware, security_middleware_options
 from hvstat.api.openapi import openapi
 from hvstat.api.responses import ApiError, MsgspecResponse, check_params, error_response, on_api_error, on_http_exception, on_unexpected
 from hvstat.bus import SampleBus
+from hvstat.clock import Clock, ClockWatch, SystemClock
+from hvstat.file_sink import FileSink
 from hvstat.guests import KINDS, GuestLookupError
 from hvstat.history import HistoryService
 from hvstat.hub import Hub
+from hvstat.identity import NodeIdentity
+from hvstat.meta import SourceStats
 from hvstat.models import SourceHealth
-from hvstat.reload import Reloader
+from hvstat.reload import Builders, Reloader
 from hvstat.remote_write import RemoteWriter
 from hvstat.rollups import RollupWriter
 from hvstat.settings import Settings
@@ -88,7 +92,13 @@ def alert_engine(settings: Settings, hub: Hub, notifiers: list[QueueNotifier]) -
 
 
 def remote_writer(
-    settings: Settings, sources: Callable[[], list[SourceHealth]], alerts: AlertEngine | None, rollups: RollupWriter | None = None
+    settings: Settings,
+    sources: Callable[[], list[SourceHealth]],
+    alerts: AlertEngine | None,
+    rollups: RollupWriter | None = None,
+    identity: NodeIdentity | None = None,
+    stats: Callable[[], list[SourceStats]] = list,
+    clock: ClockWatch | None = None,
 ) -> RemoteWriter | None:
     """``[remote_write]``'s writer, or None when it is off. Its batches come every
     ``remote_write.interval`` seconds (default: the node's interval)."""
@@ -96,13 +106,31 @@ def remote_writer(
     if not rw.enabled:
         return None
     interval = rw.interval if rw.interval is not None else settings.monitoring.node_metrics_interval
-    writer = RemoteWriter(rw, interval, version=__version__, sources=sources, alerts=alerts, storage=None if rollups is None else rollups.counts)
+    writer = RemoteWriter(
+        rw,
+        interval,
+        version=__version__,
+        sources=sources,
+        alerts=alerts,
+        storage=None if rollups is None else rollups.counts,
+        identity=identity,
+        stats=stats,
+        clock=clock,
+        on_date=None if clock is None else clock.note_receiver_date,
+    )
     log.info("remote write to %s every %gs, buffered in %s", rw.url, interval, rw.buffer_dir)
     return writer
 
 
-def create_app(settings: Settings, reload_settings: Callable[[], Settings] | None = None) -> Starlette:
-    """``reload_settings`` (``hvstat serve`` passes it) loads the config again on SIGHUP (hvstat/reload.py)."""
+def file_sink(settings: Settings, node_id: str) -> FileSink | None:
+    """``[outputs.file]``'s sink, or None when it is off."""
+    f = settings.outputs.file
+    return FileSink(f, node_id=node_id) if f.enabled else None
+
+
+def create_app(settings: Settings, reload_settings: Callable[[], Settings] | None = None, *, clock: Clock | None = None) -> Starlette:
+    """``reload_settings`` (``hvstat serve`` passes it) loads the config again on SIGHUP (hvstat/reload.py).
+    ``clock``: the clocks the service watches (hvstat/clock.py; tests step a fake one), else the machine's."""
     # Tokens are read once, here (load_settings validated them already); the middleware checks
     # every request before any route runs (hvstat/api/auth.py).
     tokens = load_tokens(settings.server)
@@ -112,7 +140,7 @@ def create_app(settings: Settings, reload_settings: Callable[[], Settings] | Non
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         raise_fd_limit()
-        async with running(settings, reload_settings) as state:
+        async with running(settings, reload_settings, clock) as state:
             app.state.hvstat = state
             yield
 
@@ -136,10 +164,14 @@ def create_app(settings: Settings, reload_settings: Callable[[], Settings] | Non
 
 
 @contextlib.asynccontextmanager
-async def running(settings: Settings, reload_settings: Callable[[], Settings] | None = None) -> AsyncIterator[AppState]:
+async def running(settings: Settings, reload_settings: Callable[[], Settings] | None = None, clock: Clock | None = None) -> AsyncIterator[AppState]:
     """The whole data path, running: sources -> store -> bus -> hub, alerts, remote write; every
     source has its first sample when this yields, and everything is stopped when it returns."""
     m = settings.monitoring
+    identity = NodeIdentity.of(settings.server.node_name, settings.labels)
+    clock_watch = ClockWatch(clock or SystemClock())
+    if identity.machine_id.error is not None:
+        log.warning("no machine id: %s", identity.machine_id.error)
     store = Store.from_settings(m, user_interval=settings.processes.interval_secs(m))
     sources = build_sources(settings)
     hub = Hub(
@@ -149,6 +181,7 @@ async def running(settings: Settings, reload_settings: Callable[[], Settings] | 
         queue_size=m.ws_queue_size,
         kinds=[k for k in KINDS if k.plural in sources],
         processes_top=settings.processes.top if "processes" in sources else None,
+        node_name=identity.name,
     )
     notifiers = build_notifiers(settings.alerts, version=__version__) if settings.alerts.enabled else []
     alerts = alert_engine(settings, hub, notifiers)
@@ -159,15 +192,22 @@ async def running(settings: Settings, reload_settings: Callable[[], Settings] | 
         rollups.start()  # StorageLockedError when another process holds the path: no start
         if alerts is not None:
             alerts.on_resolved = rollups.record_alert
-    remote_write = remote_writer(settings, lambda: [s.health() for s in sources.values()], alerts, rollups)
+    health = lambda: [s.health() for s in sources.values()]  # noqa: E731 - handed to remote write, now and after a reload
+    stats = lambda: [s.stats() for s in sources.values()]  # noqa: E731
+    remote_write = remote_writer(settings, health, alerts, rollups, identity, stats, clock_watch)
+    file_output = file_sink(settings, hub.node_id)
     bus = SampleBus(store)
     bus.subscribe("hub", hub)
+    bus.subscribe("clock", clock_watch)  # each node sample checks the clocks
     if rollups is not None:
         bus.subscribe("rollups", rollups)  # queued for its thread
     if alerts is not None:
         bus.subscribe("alerts", alerts)
     if remote_write is not None:
         bus.subscribe("remote_write", remote_write)  # queued for its next batch
+    if file_output is not None:
+        file_output.start()
+        bus.subscribe("file_output", file_output)  # queued for its thread
     for s in sources.values():
         s.attach(bus)
     # Every source takes its first sample before the server accepts requests.
@@ -183,11 +223,19 @@ async def running(settings: Settings, reload_settings: Callable[[], Settings] | 
             alerts.restore_history(history.resolved_alerts([], settings.alerts.history_size))
         for event in history.vm_events([], None, VM_EVENTS_KEPT):
             store.put_vm_event(event)
-    state = AppState(settings, store, sources, __version__, time.monotonic(), hub, bus, alerts=alerts, remote_write=remote_write, history=history, rollups=rollups)
+    state = AppState(
+        settings, store, sources, __version__, time.monotonic(), hub, bus, identity, clock_watch,
+        alerts=alerts, remote_write=remote_write, history=history, rollups=rollups, file_output=file_output,
+    )  # fmt: skip
     tasks = [asyncio.create_task(s.run(), name=f"source:{s.name}") for s in sources.values()]
     tasks.append(asyncio.create_task(hub.pace_gc(), name="hub:gc"))  # full GCs between fan-outs
-    log.info("hvstat %s: sources started: %s", __version__, ", ".join(sources))
-    reloader = Reloader(reload_settings, settings, hub) if reload_settings is not None else None
+    log.info("hvstat %s on node %s: sources started: %s", __version__, identity.name, ", ".join(sources))
+    builders = Builders(
+        remote_writer=lambda s: remote_writer(s, health, alerts, rollups, state.identity, stats, clock_watch),  # [labels] as reloaded
+        file_sink=lambda s: file_sink(s, hub.node_id),
+        version=__version__,
+    )
+    reloader = Reloader(reload_settings, state, builders, notifiers) if reload_settings is not None else None
     if reloader is not None and reloader.install():
         log.info("SIGHUP reloads the configuration")
     try:
@@ -199,8 +247,11 @@ async def running(settings: Settings, reload_settings: Callable[[], Settings] | 
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await asyncio.gather(*(s.close() for s in sources.values()), return_exceptions=True)
-        if remote_write is not None:
-            await remote_write.aclose()  # what is still queued goes to the buffer, for the next start
+        # A reload may have replaced remote write and the file output: the state has the ones running.
+        if state.remote_write is not None:
+            await state.remote_write.aclose()  # what is still queued goes to the buffer, for the next start
+        if state.file_output is not None:
+            await asyncio.to_thread(state.file_output.close)  # what is queued is written
         if rollups is not None:
             await asyncio.to_thread(rollups.close)  # pending and open buckets to disk
         # Queued notifications get a short grace to go out.

@@ -42,7 +42,11 @@ class SampleBus:
 
     def subscribe(self, name: str, listener: Listener) -> None:
         self._listeners.append((name, listener))
-        self.failures[name] = 0
+        self.failures.setdefault(name, 0)
+
+    def unsubscribe(self, name: str) -> None:
+        """Stop handing samples to ``name`` (a sink a reload turned off or replaced)."""
+        self._listeners = [(n, listener) for n, listener in self._listeners if n != name]
 
     @property
     def listeners(self) -> list[str]:

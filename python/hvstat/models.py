@@ -276,15 +276,63 @@ class StorageHealth(Wire, kw_only=True):
     pending_buckets: int = 0
 
 
+class FileOutputHealth(Wire, kw_only=True):
+    """``GET /health`` ``file_output``: the ``[outputs.file]`` sink. ``degraded`` while the file cannot
+    be written (a full disk, a read-only or missing directory): ``error`` says why; the samples of
+    that time are not written (``samples_dropped`` counts them) and live metrics go on."""
+
+    status: Literal["ok", "degraded"]
+    path: str
+    error: str | None = None
+    samples_written: int
+    # Not written: the disk refused them, or the writer's queue was full.
+    samples_dropped: int
+    bytes: int  # of the current file
+    rotations: int
+    last_write: float | None = None
+
+
+class NodeInfo(Wire, kw_only=True):
+    """``GET /health`` ``node``: who this node is (hvstat/identity.py, docs/operations.md "Node
+    identity")."""
+
+    name: str  # [server] node_name, else the hostname: the node_id of every /ws message
+    machine_id: str | None  # /etc/machine-id; null when absent or unreadable (unavailable says why)
+    labels: dict[str, str]  # [labels]
+    unavailable: dict[str, str] = {}
+
+
+class ClockHealth(Wire, kw_only=True):
+    """``GET /health`` ``clock``: the wall clock against the monotonic clock and the kernel's NTP
+    state (hvstat/clock.py, docs/operations.md "Clock"). ``degraded`` for 10 minutes after a step,
+    while the clock drifts past 100 ppm, and while the remote-write receiver's Date is more than 2 s
+    beyond its uncertainty away; an unsynchronised clock alone is not degraded."""
+
+    status: Literal["ok", "degraded"]
+    error: str | None = None  # why it is degraded
+    steps: int  # steps seen since the start
+    last_step_seconds: float | None = None  # the last step: how far the wall clock moved (negative: back)
+    last_step_at: float | None = None  # unix seconds, after the step
+    drift_ppm: float | None = None  # sub-step changes of wall - monotonic over the last 10 minutes
+    synchronized: bool | None = None  # adjtimex: NTP has the clock synchronised
+    max_error_secs: float | None = None  # adjtimex maxerror
+    estimated_error_secs: float | None = None  # adjtimex esterror
+    receiver_offset_secs: float | None = None  # the remote-write receiver's Date minus this clock
+    unavailable: dict[str, str] = {}
+
+
 class Health(Wire, kw_only=True):
     """``GET /health``."""
 
     status: Literal["ok", "degraded", "error"]
     version: str
     uptime_secs: float
+    node: NodeInfo
     sources: list[SourceHealth]
     remote_write: RemoteWriteHealth | None = None  # null when [remote_write] is off
     storage: StorageHealth | None = None  # null when [storage] path = "" (history in memory only)
+    clock: ClockHealth | None = None  # null only outside the service (a Health built by hand)
+    file_output: FileOutputHealth | None = None  # null when [outputs.file] is off
 
 
 class ErrorBody(Wire, kw_only=True):
@@ -401,7 +449,7 @@ AlertSeverity = Literal["critical", "high", "medium", "low"]
 AlertOp = Literal[">", ">=", "<", "<=", "==", "!="]
 # Why an alert ended: its condition cleared, its entity (or list item) vanished, or its metric had no
 # value for several evaluations in a row.
-AlertEndReason = Literal["cleared", "vanished", "no_data"]
+AlertEndReason = Literal["cleared", "vanished", "no_data", "rule_removed"]
 
 
 class Alert(Wire, kw_only=True):

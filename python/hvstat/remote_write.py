@@ -4,7 +4,8 @@ What is sent: every sample a source publishes (node, containers, VMs), once, wit
 timestamp, walked into series by the same code as /metrics (``hvstat.exposition.walk_sample`` into
 a ``SeriesSink``); plus, once per batch, hvstat's own series (source health, alerts, build info,
 remote write's counters) at the batch's time. A scrape of /metrics and the pushed series are the
-same names, labels and values.
+same names, labels and values, plus the external labels: ``node`` (``[server] node_name``) and the
+``[labels]`` on every series (hvstat/identity.py).
 
 The wire (https://prometheus.io/docs/specs/remote_write_spec/, version 1.0): one ``WriteRequest``
 protobuf per POST, snappy block-compressed, with ``Content-Encoding: snappy``,
@@ -58,6 +59,8 @@ import httpx
 import msgspec
 
 from hvstat import exposition as P
+from hvstat.identity import NodeIdentity
+from hvstat.meta import SEND_BUCKETS, Histogram, HistogramSnapshot, SourceStats
 from hvstat.models import RemoteWriteHealth
 from hvstat.settings import RemoteWriteSettings
 
@@ -122,9 +125,11 @@ Labels = tuple[tuple[str, str], ...]
 Group = tuple[int, list[tuple[str, Labels, Any]]]
 
 
-def encode_write_request(groups: Iterable[Group]) -> tuple[bytes, int]:
+def encode_write_request(groups: Iterable[Group], external: Labels = ()) -> tuple[bytes, int]:
     """The WriteRequest of ``groups``, and how many samples it holds. The samples of one series
-    (same name and labels) across groups become one TimeSeries with its samples in group order."""
+    (same name and labels) across groups become one TimeSeries with its samples in group order.
+    ``external`` labels (the node's name and ``[labels]``) are added to every series that does not
+    have a label of that name already (Prometheus's external_labels rule)."""
     by_series: dict[tuple[str, Labels], list[bytes]] = {}
     count = 0
     for ts, series in groups:
@@ -147,7 +152,8 @@ def encode_write_request(groups: Iterable[Group]) -> tuple[bytes, int]:
     for (name, labels), samples in by_series.items():
         pairs = labels_cache.get(labels)
         if pairs is None:
-            pairs = labels_cache[labels] = sorted(labels)
+            own = {k for k, _ in labels}
+            pairs = labels_cache[labels] = sorted(labels + tuple(e for e in external if e[0] not in own))
         parts = []
         for pair in (("__name__", name), *pairs):
             enc = label_cache.get(pair)
@@ -375,6 +381,7 @@ class RemoteWriteStatus(msgspec.Struct, frozen=True, kw_only=True):
     buffer_bytes: int
     buffer_samples: int
     last_success: float | None
+    send_duration: HistogramSnapshot
 
 
 def timestamp_ms(secs: float) -> int:
@@ -394,6 +401,10 @@ class RemoteWriter:
         sources: Callable[[], Sequence[SourceHealth]] = lambda: (),
         alerts: P.AlertCounts | None = None,
         storage: P.StorageCounts | None = None,
+        identity: NodeIdentity | None = None,
+        stats: Callable[[], Sequence[SourceStats]] = lambda: (),
+        clock: P.ClockCounts | None = None,
+        on_date: Callable[[str, float], None] | None = None,
     ) -> None:
         if SNAPPY_MISSING is not None:
             raise RuntimeError(SNAPPY_MISSING)
@@ -407,6 +418,14 @@ class RemoteWriter:
         self._sources = sources
         self._alerts = alerts
         self._storage = storage
+        # hvstat_node_info in every batch; its name and [labels] on every series.
+        self._identity = identity
+        self._stats = stats
+        self._clock = clock
+        # Each answer's Date header and the round trip, for the clock watch (hvstat/clock.py).
+        self._on_date = on_date
+        self._send_durations = Histogram(SEND_BUCKETS)
+        self.external_labels = identity.external_labels() if identity is not None else ()
         self.buffer = Buffer(settings.buffer_dir, settings.buffer_max_bytes)
         if len(self.buffer):
             log.info("remote write: %d batches (%d samples) from before the restart are sent first", len(self.buffer), self.buffer.samples)
@@ -420,6 +439,16 @@ class RemoteWriter:
         self.last_success: float | None = None
         self.last_failure: float | None = None
         self.last_error: str | None = None  # of the last failed send; None after a success
+
+    def carry_counts(self, before: RemoteWriter) -> None:
+        """A reload replaced ``before`` with this writer: its counters go on here, so that the
+        ``hvstat_remote_write_*_total`` counters do not reset."""
+        self.samples_sent += before.samples_sent
+        self.samples_failed += before.samples_failed
+        self.retries += before.retries
+        self.last_success = self.last_success or before.last_success
+        self.buffer.dropped_samples += before.buffer.dropped_samples
+        self.buffer.dropped_batches += before.buffer.dropped_batches
 
     def on_sample(self, sample: Sample) -> None:
         """A listener on the sample bus: on the event loop, O(1)."""
@@ -436,6 +465,7 @@ class RemoteWriter:
             buffer_bytes=b.bytes,
             buffer_samples=b.samples,
             last_success=self.last_success,
+            send_duration=self._send_durations.snapshot(),
         )
 
     def health(self) -> RemoteWriteHealth:
@@ -484,7 +514,7 @@ class RemoteWriter:
 
     def _own(self, now: float) -> Group:
         sink = P.SeriesSink()
-        P.walk_own(sink, self._sources(), self.version, self._alerts, self.status(), storage=self._storage)
+        P.walk_own(sink, self._sources(), self.version, self._alerts, self.status(), storage=self._storage, identity=self._identity, stats=self._stats(), clock=self._clock)
         return timestamp_ms(now), sink.series
 
     async def flush(self) -> Batch | None:
@@ -503,7 +533,7 @@ class RemoteWriter:
             P.walk_sample(sink, sample)
             groups.append((timestamp_ms(sample.timestamp), sink.series))
         groups.append(own)
-        request, count = encode_write_request(groups)
+        request, count = encode_write_request(groups, self.external_labels)
         return self.buffer.append(snappy_compress(request), count)
 
     async def _batch_loop(self) -> None:
@@ -554,11 +584,18 @@ class RemoteWriter:
     async def _post(self, batch: Batch, payload: bytes) -> bool:
         """Send one batch; True if it should be retried."""
         assert self._client is not None
+        started = time.monotonic()
         try:
             r = await self._client.post(self.url, content=payload)
         except httpx.HTTPError as e:
+            self._send_durations.observe(time.monotonic() - started)
             self._note_failure(f"{type(e).__name__}: {e}")
             return True
+        rtt = time.monotonic() - started
+        self._send_durations.observe(rtt)
+        date = r.headers.get("date")
+        if date is not None and self._on_date is not None:
+            self._on_date(date, rtt)
         if 200 <= r.status_code < 300:
             self.samples_sent += batch.samples
             self.last_success = time.time()

@@ -7,8 +7,11 @@ from dataclasses import dataclass
 
 from hvstat.alerts.engine import AlertEngine
 from hvstat.bus import SampleBus
+from hvstat.clock import ClockWatch
+from hvstat.file_sink import FileSink
 from hvstat.history import HistoryService
 from hvstat.hub import Hub
+from hvstat.identity import NodeIdentity
 from hvstat.remote_write import RemoteWriter
 from hvstat.rollups import RollupWriter
 from hvstat.settings import Settings
@@ -16,8 +19,11 @@ from hvstat.sources.base import Source
 from hvstat.store import Store
 
 
-@dataclass(frozen=True)
+@dataclass
 class AppState:
+    """Not frozen: a reload (hvstat/reload.py) swaps ``settings`` for the ones in effect and turns
+    ``remote_write`` and ``file_output`` on, off or over to new ones; routes read them per request."""
+
     settings: Settings
     store: Store
     # The running sources by name (hvstat.sources.registry): "node", and "containers" and "vms"
@@ -27,6 +33,10 @@ class AppState:
     started: float
     hub: Hub
     bus: SampleBus
+    # The node's name, [labels] and machine id (hvstat/identity.py).
+    identity: NodeIdentity
+    # The wall clock against the monotonic clock, checked at every node sample (hvstat/clock.py).
+    clock: ClockWatch
     # None when [alerts] enabled = false.
     alerts: AlertEngine | None = None
     # None when [remote_write] enabled = false.
@@ -35,3 +45,5 @@ class AppState:
     # [storage] path = "".
     history: HistoryService | None = None
     rollups: RollupWriter | None = None
+    # None when [outputs.file] enabled = false.
+    file_output: FileSink | None = None

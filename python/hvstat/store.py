@@ -348,6 +348,18 @@ class Series:
                 self.open_at = at
             accumulate(self.amin, self.amax, self.asum, self.acnt, values)
 
+    def resize_full(self, cap: int) -> None:
+        """A new full-resolution capacity (the source's interval changed): the newest ``cap``
+        samples are kept, in order; the ring grows again by append up to ``cap``."""
+        if cap == self.full_cap:
+            return
+        keep = min(len(self.ts), cap)
+        drop = len(self.ts) - keep
+        self.ts = _ring(self.ts, self.start)[drop:]
+        for j, c in enumerate(self.cols):
+            self.cols[j] = _ring(c, self.start)[drop:]
+        self.start, self.full_cap = 0, cap
+
     def _close_bucket(self) -> None:
         n, cap = self.nfields, self.coarse_cap
         if len(self.bts) < cap:
@@ -473,6 +485,24 @@ class Store:
             user_interval=user_interval,
             clock=clock,
         )
+
+    def set_interval(self, kind: Kind, interval: float) -> None:
+        """``kind``'s source samples every ``interval`` from now on (SIGHUP): the full-resolution
+        rings of its entities are resized to cover ``history_full_resolution`` at that interval."""
+        with self._lock:
+            kind.interval = interval
+            h = self.history_config
+            if h is None:
+                return
+            cap = h.full_capacity(interval)
+            series: list[Series] = []
+            if kind is self.node_kind and self._node_history is not None:
+                series.append(self._node_history)
+            for k, entities in ((self.container_kind, self._container_history), (self.vm_kind, self._vm_history), (self.user_kind, self._user_history)):
+                if kind is k:
+                    series.extend(entities.values())
+            for s in series:
+                s.resize_full(cap)
 
     def _new_series(self, kind: Kind, name: str | None = None) -> Series:
         h = self.history_config

@@ -91,15 +91,14 @@ class AlertEngine:
         clock: Callable[[], float] = time.time,
         history_size: int = 500,
     ) -> None:
-        self.rules = list(rules)
         self.node_id = node_id
         self._publish = publish
         self.notifiers = list(notifiers)
         self.clock = clock
-        self._by_kind: dict[str, list[Rule]] = {"node": [], "container": [], "vm": [], "user": [], "process": []}
-        for r in self.rules:
-            self._by_kind[r.kind].append(r)
-        self._tracks: dict[str, dict[Key, _Track]] = {r.name: {} for r in self.rules}
+        self.rules: list[Rule] = []
+        self._by_kind: dict[str, list[Rule]] = {}
+        self._tracks: dict[str, dict[Key, _Track]] = {}
+        self.set_rules(rules)
         self._history: deque[Alert] = deque(maxlen=history_size)
         # Called with each resolved alert as it enters the history (the on-disk history keeps it).
         self.on_resolved: Callable[[Alert], None] | None = None
@@ -107,6 +106,28 @@ class AlertEngine:
         self.triggered = 0
         self.resolved = 0
         self.evaluation_errors = 0
+
+    def set_rules(self, rules: Sequence[Rule]) -> None:
+        """The rules to evaluate from now on (at start, and on SIGHUP). A rule kept by name keeps its
+        pending and firing alerts, judged by its new definition from the next sample on (a firing
+        alert whose new threshold no longer holds resolves as ``cleared``); the firing alerts of a
+        rule that is gone resolve at once, reason ``rule_removed``."""
+        names = {r.name for r in rules}
+        now = self.clock()
+        for old in self.rules:
+            if old.name not in names:
+                tracks = self._tracks[old.name]
+                for key in list(tracks):
+                    self._end(old, tracks, key, now, "rule_removed", None)
+        self.rules = list(rules)
+        self._by_kind = {"node": [], "container": [], "vm": [], "user": [], "process": []}
+        for r in self.rules:
+            self._by_kind[r.kind].append(r)
+        self._tracks = {r.name: self._tracks.get(r.name, {}) for r in self.rules}
+
+    def set_history_size(self, size: int) -> None:
+        """Resolved alerts kept (SIGHUP): the newest stay."""
+        self._history = deque(self._history, maxlen=size)
 
     # --- a listener on the sample bus (on the event loop) ---
 

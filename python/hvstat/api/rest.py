@@ -47,9 +47,24 @@ async def health(request: Request) -> MsgspecResponse:
     storage = state.rollups.health() if state.rollups is not None else None
     if storage is not None:
         statuses.append(storage.status)
+    # The file output: degraded while its file cannot be written (its samples are dropped, counted).
+    file_output = state.file_output.health() if state.file_output is not None else None
+    if file_output is not None:
+        statuses.append(file_output.status)
+    # The wall clock: degraded after a step or while it drifts (hvstat/clock.py).
+    clock = state.clock.health()
+    statuses.append(clock.status)
     status: Literal["ok", "degraded", "error"] = max(statuses, key=["ok", "degraded", "error"].index, default="ok")
     body = Health(
-        status=status, version=state.version, uptime_secs=time.monotonic() - state.started, sources=sources, remote_write=remote_write, storage=storage
+        status=status,
+        version=state.version,
+        uptime_secs=time.monotonic() - state.started,
+        node=state.identity.info(),
+        sources=sources,
+        remote_write=remote_write,
+        storage=storage,
+        clock=clock,
+        file_output=file_output,
     )
     return MsgspecResponse(body, status_code=200 if status != "error" else 503)
 

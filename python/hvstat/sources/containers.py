@@ -17,6 +17,20 @@ log = logging.getLogger(__name__)
 
 class ContainerSource(Source):
     name = "containers"
+    # Discovery (mountinfo and the cgroup walk) and each cgroup controller's files, with their keys
+    # in the sample's and every container's ``unavailable`` (docs/api.md, "Container unavailable
+    # keys"): a reader is failing when it failed for any container this tick.
+    READERS = {
+        "discovery": ("containers",),
+        "cpu": ("cpu", "cpu_limit", "cpu_throttled_percent"),
+        "memory": ("memory", "memory_limit", "memory_swap"),
+        "io": ("block", "block_ops"),
+        "pids": ("pids",),
+        "procs": ("processes",),
+        "state": ("state",),
+        "pressure": ("pressure",),
+        "network": ("network",),
+    }
 
     def __init__(
         self,
@@ -36,6 +50,18 @@ class ContainerSource(Source):
     def _first_reading(self) -> None:
         first = self.sample()
         log.info("tracking %d containers: %s", len(first.containers), ", ".join(c.name for c in first.containers) or "none")
+
+    async def reconfigure(self, config_json: str) -> bool:
+        self._sampler = await asyncio.to_thread(self._discovered, config_json)
+        return True
+
+    @staticmethod
+    def _discovered(config_json: str) -> ContainerSampler:
+        """A new sampler after its first reading: the guests found (not reported as appeared by
+        the next tick) and its rates based."""
+        sampler = ContainerSampler(config_json)
+        sampler.sample()
+        return sampler
 
     def collect(self) -> list[ContainersSample]:
         sample = self.sample()

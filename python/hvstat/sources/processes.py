@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import msgspec
@@ -22,7 +23,7 @@ import msgspec
 from hvstat._native import ProcessSampler
 from hvstat.models import ProcessesSample, ProcessView, process_view_decoder, processes_sample_decoder
 from hvstat.settings import NodeSettings, ProcessSettings
-from hvstat.sources.base import Source
+from hvstat.sources.base import Sample, Source
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +38,8 @@ class ProcessSource(Source):
         """``every_process``: hand every process to Python each tick (an alert rule on
         ``process.<field>`` judges each one); else only the top ``max(top, prometheus_top)``."""
         super().__init__(interval_secs)
-        self.settings = settings
-        self.top: int | None = None if every_process else max(settings.top, settings.prometheus_top)
+        self.top: int | None = None
+        self.set_view(settings, every_process=every_process)
         self._sampler = ProcessSampler(settings.core_config_json(node))
 
     async def start(self) -> None:
@@ -46,8 +47,30 @@ class ProcessSource(Source):
         await asyncio.sleep(PRIME_SECS)
         await super().start()
 
+    async def reconfigure(self, config_json: str) -> bool:
+        self._sampler = await asyncio.to_thread(self._primed, config_json)
+        return True
+
+    @staticmethod
+    def _primed(config_json: str) -> ProcessSampler:
+        sampler = ProcessSampler(config_json)
+        sampler.sample()
+        return sampler
+
+    def set_view(self, settings: ProcessSettings, *, every_process: bool) -> None:
+        """What each tick hands to Python (``__init__``), after a reload."""
+        self.settings = settings
+        self.top = None if every_process else max(settings.top, settings.prometheus_top)
+
     def collect(self) -> list[ProcessesSample]:
         return [self.sample()]
+
+    def readers(self, samples: Sequence[Sample]) -> dict[str, str | None]:
+        """/proc (the process directories), /etc/passwd (user names), /proc/meminfo (the host's
+        memory): each note the core writes under their keys is a read error."""
+        notes = {k: v for s in samples if isinstance(s, ProcessesSample) for k, v in s.unavailable.items()}
+        keys = {"proc": "processes", "passwd": "users.user", "meminfo": "host.memory_total_bytes"}
+        return {reader: (f"{key}: {notes[key]}" if key in notes else None) for reader, key in keys.items()}
 
     def sample(self) -> ProcessesSample:
         return processes_sample_decoder.decode(self._sampler.sample(self.top))

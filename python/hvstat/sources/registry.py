@@ -25,27 +25,49 @@ class SourceKind:
     setting: str
     enabled: Callable[[Settings], bool]
     build: Callable[[Settings], Source]
+    # Its interval, and the core's settings its sampler is built from (a SIGHUP that changes them
+    # reschedules the source / swaps its sampler: hvstat/reload.py).
+    interval: Callable[[Settings], float]
+    sampler_config: Callable[[Settings], str]
 
 
 REGISTRY: tuple[SourceKind, ...] = (
-    SourceKind("node", "", lambda s: True, lambda s: NodeSource(s.node, s.monitoring.node_metrics_interval)),
+    SourceKind(
+        "node",
+        "",
+        lambda s: True,
+        lambda s: NodeSource(s.node, s.monitoring.node_metrics_interval),
+        lambda s: s.monitoring.node_metrics_interval,
+        lambda s: s.node.core_config_json(),
+    ),
     SourceKind(
         "containers",
         "containers.enabled",
         lambda s: s.containers.enabled,
         lambda s: ContainerSource(s.containers, s.node, s.monitoring.vm_metrics_interval),
+        lambda s: s.monitoring.vm_metrics_interval,
+        lambda s: s.containers.core_config_json(s.node),
     ),
-    SourceKind("vms", "vms.enabled", lambda s: s.vms.enabled, lambda s: VmSource(s.vms, s.node, s.monitoring.vm_metrics_interval)),
+    SourceKind(
+        "vms",
+        "vms.enabled",
+        lambda s: s.vms.enabled,
+        lambda s: VmSource(s.vms, s.node, s.monitoring.vm_metrics_interval, s.server.node_name),
+        lambda s: s.monitoring.vm_metrics_interval,
+        lambda s: s.vms.core_config_json(s.node),
+    ),
     SourceKind(
         "processes",
         "processes.enabled",
         lambda s: s.processes.enabled,
-        lambda s: ProcessSource(s.processes, s.node, s.processes.interval_secs(s.monitoring), every_process=_process_rules(s)),
+        lambda s: ProcessSource(s.processes, s.node, s.processes.interval_secs(s.monitoring), every_process=process_rules(s)),
+        lambda s: s.processes.interval_secs(s.monitoring),
+        lambda s: s.processes.core_config_json(s.node),
     ),
 )
 
 
-def _process_rules(settings: Settings) -> bool:
+def process_rules(settings: Settings) -> bool:
     """Whether an alert rule judges processes (``process.<field>``, ``process[<pid>].<field>``): then
     the process source hands every process to Python each tick, not only the top ones."""
     return settings.alerts.enabled and any(re.match(r"\s*process\b", r.metric) for r in settings.alerts.rules)
