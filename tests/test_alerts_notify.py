@@ -232,7 +232,9 @@ def test_webhook_slow_receiver_times_out_and_is_retried() -> None:
                 n.submit(triggered())
                 await settle(n, lambda: n.failed == 1)
             await n.aclose()
-            assert lag.worst < 0.25, f"the event loop was blocked for {lag.worst:.3f}s"
+            # Waiting for the receiver would block for its 2 s delay; a bound of half that holds on
+            # a loaded 2-core machine, where the loop can be preempted for a few hundred ms.
+            assert lag.worst < 1.0, f"the event loop was blocked for {lag.worst:.3f}s"
             return n
 
         n = run(main())
@@ -436,10 +438,12 @@ def test_engine_never_waits_for_notifiers(tmp_path: Path) -> None:
                     await asyncio.sleep(0.001)
             for n in notifiers:
                 await n.aclose(grace=0)
-            assert lag.worst < 0.25, f"the event loop was blocked for {lag.worst:.3f}s"
+            # Waiting for the receiver would block for its 2 s delay; a bound of half that holds on
+            # a loaded 2-core machine, where the loop can be preempted for a few hundred ms.
+            assert lag.worst < 1.0, f"the event loop was blocked for {lag.worst:.3f}s"
             return e, worst
 
     e, worst = run(main())
     assert e.triggered == 100 and e.resolved == 100
     # Microseconds in fact; the bound only has to tell "queued" from "waited for a receiver" (seconds).
-    assert worst < 0.05, f"one evaluation took {worst * 1000:.1f} ms"
+    assert worst < 0.5, f"one evaluation took {worst * 1000:.1f} ms"
