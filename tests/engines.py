@@ -25,6 +25,9 @@ import pytest
 from helpers import WAIT_SECS, http_ok, log_tail, wait_ready
 
 ENGINES = ("prometheus", "victoriametrics")
+# For @pytest.mark.parametrize: each engine's test carries its marker, so that
+# `-m "not victoriametrics"` leaves out what needs one.
+PARAMS = [pytest.param("prometheus", marks=pytest.mark.prometheus), pytest.param("victoriametrics", marks=pytest.mark.victoriametrics)]
 
 
 @dataclass(frozen=True)

@@ -363,8 +363,7 @@ def test_restart_sends_the_buffer_of_the_previous_run_first(tmp_path: Path) -> N
 
 # --- the real engines: Prometheus and VictoriaMetrics (tests/engines.py) ------------------------------
 
-# Each engine's test carries its marker, so that `-m "not prometheus"` leaves out what needs one.
-ENGINE_PARAMS = [pytest.param("prometheus", marks=pytest.mark.prometheus), pytest.param("victoriametrics", marks=pytest.mark.victoriametrics)]
+ENGINE_PARAMS = engines.PARAMS
 
 
 def node_sample_pinned(base: str) -> tuple[float, str]:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from hvstat.alerts.engine import AlertEngine
 from hvstat.bus import SampleBus
+from hvstat.fleet import FleetView
 from hvstat.history import HistoryService
 from hvstat.hub import Hub
 from hvstat.remote_write import RemoteWriter
@@ -35,3 +36,5 @@ class AppState:
     # [storage] path = "".
     history: HistoryService | None = None
     rollups: RollupWriter | None = None
+    # The fleet view's queries against the engine; None while [fleet] query_url is unset.
+    fleet: FleetView | None = None
