@@ -23,6 +23,10 @@ HISTORY_PARAMS = {"since", "until", "step", "fields"}
 # The range when `since` is not given: this long before `until`.
 DEFAULT_RANGE_SECS = 3600.0
 MAX_WITHIN_SECS = 30 * 86400.0
+# The engines' durations are int64 nanoseconds (about 292 years): a range, and so each query's
+# window, stays well inside; times end with the year 9999.
+MAX_SPAN_SECS = 20 * 366 * 86400.0
+MAX_TIME = 253402300799.0
 
 
 def fleet_view(request: Request) -> FleetView:
@@ -75,10 +79,12 @@ async def fleet_node_history(request: Request) -> MsgspecResponse:
     if since is None:
         since = max(0.0, until - DEFAULT_RANGE_SECS)
     for key, value in (("since", since), ("until", until)):
-        if value < 0:
-            raise ApiError(400, "bad range", {key: value, "reason": "since and until are unix seconds, >= 0"})
+        if not 0 <= value <= MAX_TIME:
+            raise ApiError(400, "bad range", {key: value, "reason": f"since and until are unix seconds, from 0 to {MAX_TIME:.0f}"})
     if since > until:
         raise ApiError(400, "bad range", {"since": since, "until": until, "reason": "since is after until"})
+    if until - since > MAX_SPAN_SECS:
+        raise ApiError(400, "bad range", {"since": since, "until": until, "reason": f"longer than {MAX_SPAN_SECS:.0f} seconds (20 years)"})
     if step is not None and not 0.001 <= step <= 86400 * 366:
         raise ApiError(400, "bad step", {"step": step, "reason": "seconds, from 0.001 to a year"})
     try:
@@ -110,7 +116,7 @@ def openapi_paths(ref_template: str, error: dict[str, Any]) -> tuple[dict[str, A
         "503": js(error, "the engine is unreachable"),
         "504": js(error, "the engine did not answer within fleet.timeout"),
     }
-    number = {"type": "number", "minimum": 0}
+    number = {"type": "number", "minimum": 0, "maximum": MAX_TIME}
     fields = q("fields", "History fields; default: all", {"type": "array", "minItems": 1, "items": {"enum": sorted(HISTORY_FIELDS)}})
     fields |= {"style": "form", "explode": False}
     paths = {
@@ -133,7 +139,7 @@ def openapi_paths(ref_template: str, error: dict[str, Any]) -> tuple[dict[str, A
                 ],
                 "responses": {
                     "200": js(history, "the history"),
-                    "400": js(error, "unknown parameter, bad range, bad step, too many points, unknown field"),
+                    "400": js(error, "unknown parameter, bad range (also: longer than 20 years, no step multiple in it), bad step, too many points, unknown field"),
                     "404": js(error, "the fleet view is disabled, or no such node in the range"),
                     **engine,
                 },
