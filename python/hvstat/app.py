@@ -31,6 +31,7 @@ from hvstat.fleet import FleetView
 from hvstat.guests import KINDS, GuestLookupError
 from hvstat.history import HistoryService
 from hvstat.hub import Hub
+from hvstat.identity import NodeIdentity
 from hvstat.models import SourceHealth
 from hvstat.reload import Reloader
 from hvstat.remote_write import RemoteWriter
@@ -90,7 +91,11 @@ def alert_engine(settings: Settings, hub: Hub, notifiers: list[QueueNotifier]) -
 
 
 def remote_writer(
-    settings: Settings, sources: Callable[[], list[SourceHealth]], alerts: AlertEngine | None, rollups: RollupWriter | None = None
+    settings: Settings,
+    sources: Callable[[], list[SourceHealth]],
+    alerts: AlertEngine | None,
+    rollups: RollupWriter | None = None,
+    identity: NodeIdentity | None = None,
 ) -> RemoteWriter | None:
     """``[remote_write]``'s writer, or None when it is off. Its batches come every
     ``remote_write.interval`` seconds (default: the node's interval)."""
@@ -98,7 +103,7 @@ def remote_writer(
     if not rw.enabled:
         return None
     interval = rw.interval if rw.interval is not None else settings.monitoring.node_metrics_interval
-    writer = RemoteWriter(rw, interval, version=__version__, sources=sources, alerts=alerts, storage=None if rollups is None else rollups.counts)
+    writer = RemoteWriter(rw, interval, version=__version__, sources=sources, alerts=alerts, storage=None if rollups is None else rollups.counts, identity=identity)
     log.info("remote write to %s every %gs, buffered in %s", rw.url, interval, rw.buffer_dir)
     return writer
 
@@ -143,6 +148,9 @@ async def running(settings: Settings, reload_settings: Callable[[], Settings] | 
     """The whole data path, running: sources -> store -> bus -> hub, alerts, remote write; every
     source has its first sample when this yields, and everything is stopped when it returns."""
     m = settings.monitoring
+    identity = NodeIdentity.of(settings.server.node_name, settings.labels)
+    if identity.machine_id.error is not None:
+        log.warning("no machine id: %s", identity.machine_id.error)
     store = Store.from_settings(m, user_interval=settings.processes.interval_secs(m))
     sources = build_sources(settings)
     hub = Hub(
@@ -152,6 +160,7 @@ async def running(settings: Settings, reload_settings: Callable[[], Settings] | 
         queue_size=m.ws_queue_size,
         kinds=[k for k in KINDS if k.plural in sources],
         processes_top=settings.processes.top if "processes" in sources else None,
+        node_name=identity.name,
     )
     notifiers = build_notifiers(settings.alerts, version=__version__) if settings.alerts.enabled else []
     alerts = alert_engine(settings, hub, notifiers)
@@ -162,7 +171,7 @@ async def running(settings: Settings, reload_settings: Callable[[], Settings] | 
         rollups.start()  # StorageLockedError when another process holds the path: no start
         if alerts is not None:
             alerts.on_resolved = rollups.record_alert
-    remote_write = remote_writer(settings, lambda: [s.health() for s in sources.values()], alerts, rollups)
+    remote_write = remote_writer(settings, lambda: [s.health() for s in sources.values()], alerts, rollups, identity)
     bus = SampleBus(store)
     bus.subscribe("hub", hub)
     if rollups is not None:
@@ -188,11 +197,11 @@ async def running(settings: Settings, reload_settings: Callable[[], Settings] | 
             store.put_vm_event(event)
     fleet = FleetView(settings.fleet) if settings.fleet.query_url is not None else None
     state = AppState(
-        settings, store, sources, __version__, time.monotonic(), hub, bus, alerts=alerts, remote_write=remote_write, history=history, rollups=rollups, fleet=fleet
+        settings, store, sources, __version__, time.monotonic(), hub, bus, identity, alerts=alerts, remote_write=remote_write, history=history, rollups=rollups, fleet=fleet
     )
     tasks = [asyncio.create_task(s.run(), name=f"source:{s.name}") for s in sources.values()]
     tasks.append(asyncio.create_task(hub.pace_gc(), name="hub:gc"))  # full GCs between fan-outs
-    log.info("hvstat %s: sources started: %s", __version__, ", ".join(sources))
+    log.info("hvstat %s on node %s: sources started: %s", __version__, identity.name, ", ".join(sources))
     reloader = Reloader(reload_settings, settings, hub) if reload_settings is not None else None
     if reloader is not None and reloader.install():
         log.info("SIGHUP reloads the configuration")

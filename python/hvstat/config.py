@@ -20,6 +20,7 @@ from collections.abc import Callable
 from hvstat._native import ConfigError as CoreConfigError
 from hvstat._native import ContainerSampler, NodeSampler, ProcessSampler, VmSampler
 from hvstat.alerts.rules import RulesError, compile_rules
+from hvstat.exposition import own_label_names
 from hvstat.settings import (
     AlertRuleSelect,
     AlertRuleSettings,
@@ -93,9 +94,19 @@ def load_settings(
         label = f"alerts.rules[{e.index}]" + (f" (rule {e.name!r})" if e.name else "")
         raise ConfigError(f"config key {label}{where}: {e.problem}") from None
     check_core(settings)
+    _in(where, lambda: check_labels(settings.labels))
     _in(where, lambda: check_tls(settings.server))
     check_bind(settings.server)
     return settings
+
+
+def check_labels(labels: dict[str, str]) -> None:
+    """A ``[labels]`` name that one of hvstat's series uses already would make two labels of one
+    name on that series (on the receiver, or in hvstat_node_info)."""
+    own = own_label_names()
+    for key in labels:
+        if key in own:
+            raise ConfigError(f"config key labels.{key}: {key!r} is a label of hvstat's own series ({', '.join(sorted(own))}); choose another name")
 
 
 def check_tls(server: ServerSettings) -> None:

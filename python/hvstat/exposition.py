@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from itertools import repeat
 from typing import Any, Literal, Protocol
 
+from hvstat.identity import NodeIdentity
 from hvstat.models import (
     ContainerMetrics,
     ContainersSample,
@@ -831,6 +832,19 @@ SOURCE_FAILURES = gauge(
     "hvstat_source_consecutive_failures", "Ticks of the source that failed in a row (0 after a success).", SOURCE_LABELS, "ticks", "/health sources[].consecutive_failures"
 )
 BUILD_INFO = info("hvstat_build_info", "1, with the version of hvstat as a label.", ("version",), "hvstat.__version__")
+NODE_INFO = info(
+    "hvstat_node_info",
+    "1, with this node's name, its machine id (left out when unknown) and the [labels] as labels.",
+    ("node", "machine_id"),
+    "[server] node_name (default: the hostname), /etc/machine-id, [labels]",
+)
+
+
+def _node_info(out: Sink, node: NodeIdentity) -> None:
+    labels = {"node": node.name}
+    if node.machine_id.value is not None:
+        labels["machine_id"] = node.machine_id.value
+    out.one(NODE_INFO, 1, out.key(**labels, **dict(node.labels)))
 
 
 def _sources(out: Sink, sources: Iterable[SourceHealth]) -> None:
@@ -970,19 +984,28 @@ def walk_own(
     remote_write: RemoteWriteCounts | None = None,
     hub: HubCounts | None = None,
     storage: StorageCounts | None = None,
+    identity: NodeIdentity | None = None,
 ) -> None:
-    """hvstat's own series: alerts, source health, build info, remote write, the WebSocket hub,
-    the on-disk history."""
+    """hvstat's own series: alerts, source health, build info, the node's identity, remote write,
+    the WebSocket hub, the on-disk history."""
     if alerts is not None:
         _alerts(out, alerts)
     _sources(out, sources)
     out.one(BUILD_INFO, 1, out.key(version=version))
+    if identity is not None:
+        _node_info(out, identity)
     if remote_write is not None:
         _remote_write(out, remote_write)
     if hub is not None:
         _hub(out, hub)
     if storage is not None:
         _storage(out, storage)
+
+
+def own_label_names() -> frozenset[str]:
+    """Every label name hvstat's series use (``[labels]`` may not take one of them), and those
+    Prometheus gives a meaning: ``le`` and ``quantile`` (histograms, summaries)."""
+    return frozenset(label for f in FAMILIES for label in f.labels) | {"le", "quantile"}
 
 
 # --- the endpoint ------------------------------------------------------------------------------------
@@ -1019,6 +1042,7 @@ def collect(
     remote_write: RemoteWriteCounts | None = None,
     hub: HubCounts | None = None,
     storage: StorageCounts | None = None,
+    identity: NodeIdentity | None = None,
 ) -> None:
     """Every series of one scrape into ``out``: node, containers, VMs, users, hvstat's own."""
     if node is not None:
@@ -1027,7 +1051,7 @@ def collect(
     walk_vms(out, vms)
     if processes is not None:
         walk_processes(out, processes, processes_top)
-    walk_own(out, sources, version, alerts, remote_write, hub, storage)
+    walk_own(out, sources, version, alerts, remote_write, hub, storage, identity)
 
 
 def render(
@@ -1043,9 +1067,10 @@ def render(
     remote_write: RemoteWriteCounts | None = None,
     hub: HubCounts | None = None,
     storage: StorageCounts | None = None,
+    identity: NodeIdentity | None = None,
     openmetrics: bool = False,
 ) -> bytes:
     """The whole exposition of one scrape: node, containers, VMs, hvstat's own health."""
     out = _Exposition(openmetrics)
-    collect(out, node, containers, sources, version, vms=vms, processes=processes, processes_top=processes_top, alerts=alerts, remote_write=remote_write, hub=hub, storage=storage)
+    collect(out, node, containers, sources, version, vms=vms, processes=processes, processes_top=processes_top, alerts=alerts, remote_write=remote_write, hub=hub, storage=storage, identity=identity)
     return out.finish()

@@ -33,6 +33,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from hvstat.identity import node_name_problem
 from hvstat.models import FleetHistory, FleetNode, FleetNodeList
 from hvstat.promql import Labels, Point, QueryClient
 from hvstat.settings import FleetSettings
@@ -46,9 +47,6 @@ LOOKBACK = 300.0
 # guest_nice are already in user and nice.
 BUSY = "user|nice|system|irq|softirq|steal"
 ALL_CPU = BUSY + "|idle|iowait"
-# The same characters as a node name may hold (hvstat/identity.py), so a name is a safe PromQL
-# string and URL segment.
-NODE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,252}")
 # Prometheus refuses a range query of more than 11000 points per series.
 MAX_POINTS = 11000
 
@@ -72,8 +70,9 @@ def cpu_expr(selector: str, window: str) -> str:
 
 
 def node_selector(name: str) -> str:
-    """``node="<name>",`` for a selector; ``name`` matched NODE_NAME (nothing to escape)."""
-    assert NODE_NAME.fullmatch(name), name
+    """``node="<name>",`` for a selector; ``name`` is a node name (identity.node_name_problem:
+    letters, digits, '.', '_', '-': nothing to escape)."""
+    assert node_name_problem(name) is None, name
     return f'{NODE}="{name}",'
 
 

@@ -276,12 +276,23 @@ class StorageHealth(Wire, kw_only=True):
     pending_buckets: int = 0
 
 
+class NodeInfo(Wire, kw_only=True):
+    """``GET /health`` ``node``: who this node is (hvstat/identity.py, docs/operations.md "Node
+    identity")."""
+
+    name: str  # [server] node_name, else the hostname: the node_id of every /ws message
+    machine_id: str | None  # /etc/machine-id; null when absent or unreadable (unavailable says why)
+    labels: dict[str, str]  # [labels]
+    unavailable: dict[str, str] = {}
+
+
 class Health(Wire, kw_only=True):
     """``GET /health``."""
 
     status: Literal["ok", "degraded", "error"]
     version: str
     uptime_secs: float
+    node: NodeInfo
     sources: list[SourceHealth]
     remote_write: RemoteWriteHealth | None = None  # null when [remote_write] is off
     storage: StorageHealth | None = None  # null when [storage] path = "" (history in memory only)

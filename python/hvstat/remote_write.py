@@ -58,6 +58,7 @@ import httpx
 import msgspec
 
 from hvstat import exposition as P
+from hvstat.identity import NodeIdentity
 from hvstat.models import RemoteWriteHealth
 from hvstat.settings import RemoteWriteSettings
 
@@ -122,9 +123,11 @@ Labels = tuple[tuple[str, str], ...]
 Group = tuple[int, list[tuple[str, Labels, Any]]]
 
 
-def encode_write_request(groups: Iterable[Group]) -> tuple[bytes, int]:
+def encode_write_request(groups: Iterable[Group], external: Labels = ()) -> tuple[bytes, int]:
     """The WriteRequest of ``groups``, and how many samples it holds. The samples of one series
-    (same name and labels) across groups become one TimeSeries with its samples in group order."""
+    (same name and labels) across groups become one TimeSeries with its samples in group order.
+    ``external`` labels (the node's name and ``[labels]``) are added to every series that does not
+    have a label of that name already (Prometheus's external_labels rule)."""
     by_series: dict[tuple[str, Labels], list[bytes]] = {}
     count = 0
     for ts, series in groups:
@@ -147,7 +150,8 @@ def encode_write_request(groups: Iterable[Group]) -> tuple[bytes, int]:
     for (name, labels), samples in by_series.items():
         pairs = labels_cache.get(labels)
         if pairs is None:
-            pairs = labels_cache[labels] = sorted(labels)
+            own = {k for k, _ in labels}
+            pairs = labels_cache[labels] = sorted(labels + tuple(e for e in external if e[0] not in own))
         parts = []
         for pair in (("__name__", name), *pairs):
             enc = label_cache.get(pair)
@@ -394,6 +398,7 @@ class RemoteWriter:
         sources: Callable[[], Sequence[SourceHealth]] = lambda: (),
         alerts: P.AlertCounts | None = None,
         storage: P.StorageCounts | None = None,
+        identity: NodeIdentity | None = None,
     ) -> None:
         if SNAPPY_MISSING is not None:
             raise RuntimeError(SNAPPY_MISSING)
@@ -407,6 +412,9 @@ class RemoteWriter:
         self._sources = sources
         self._alerts = alerts
         self._storage = storage
+        # hvstat_node_info in every batch; its name and [labels] on every series.
+        self._identity = identity
+        self.external_labels = identity.external_labels() if identity is not None else ()
         self.buffer = Buffer(settings.buffer_dir, settings.buffer_max_bytes)
         if len(self.buffer):
             log.info("remote write: %d batches (%d samples) from before the restart are sent first", len(self.buffer), self.buffer.samples)
@@ -484,7 +492,7 @@ class RemoteWriter:
 
     def _own(self, now: float) -> Group:
         sink = P.SeriesSink()
-        P.walk_own(sink, self._sources(), self.version, self._alerts, self.status(), storage=self._storage)
+        P.walk_own(sink, self._sources(), self.version, self._alerts, self.status(), storage=self._storage, identity=self._identity)
         return timestamp_ms(now), sink.series
 
     async def flush(self) -> Batch | None:
@@ -503,7 +511,7 @@ class RemoteWriter:
             P.walk_sample(sink, sample)
             groups.append((timestamp_ms(sample.timestamp), sink.series))
         groups.append(own)
-        request, count = encode_write_request(groups)
+        request, count = encode_write_request(groups, self.external_labels)
         return self.buffer.append(snappy_compress(request), count)
 
     async def _batch_loop(self) -> None:

@@ -19,6 +19,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from hvstat.identity import MAX_LABELS, hostname, label_problem, node_name_problem
 from hvstat.models import AlertOp, AlertSeverity
 
 DEFAULT_CONFIG_PATH = Path("/etc/hvstat/hvstat.toml")
@@ -47,6 +48,9 @@ class _Table(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
 
 
 class ServerSettings(_Table, frozen=True, kw_only=True):
+    # This node's name in every /ws message (node_id), hvstat_node_info and remote write's "node"
+    # label (hvstat/identity.py); unset: the hostname.
+    node_name: str | None = None
     host: str = "127.0.0.1"
     port: Port = 9106
     # API tokens (docs/operations.md, "Security"). With any token set, every request needs one
@@ -456,9 +460,14 @@ class Settings(_Table, frozen=True, kw_only=True):
     remote_write: RemoteWriteSettings = RemoteWriteSettings()
     storage: StorageSettings = StorageSettings()
     fleet: FleetSettings = FleetSettings()
+    # [labels]: name = "value" pairs on hvstat_node_info and on every remote-write series
+    # (docs/operations.md, "Node identity").
+    labels: dict[str, str] = {}
 
 
 _TABLES = {f.name: f.type for f in msgspec.structs.fields(Settings)}
+# Tables of free keys (not a Struct): one variable for the whole table, HVSTAT_LABELS, a JSON object.
+_FREE_TABLES = frozenset(("labels",))
 
 
 def _env_key(table: str, key: str) -> str:
@@ -492,11 +501,17 @@ def _apply_env(data: dict[str, Any], environ: dict[str, str]) -> dict[str, str]:
     """Merge ``HVSTAT_*`` variables into ``data``; return key path -> variable name for messages."""
     known: dict[str, tuple[str, str, Any]] = {}
     for table, table_type in _TABLES.items():
-        for f in msgspec.structs.fields(table_type):
-            known[_env_key(table, f.name)] = (table, f.name, f.type)
+        if table not in _FREE_TABLES:
+            for f in msgspec.structs.fields(table_type):
+                known[_env_key(table, f.name)] = (table, f.name, f.type)
     origins: dict[str, str] = {}
     for name, raw in environ.items():
         if not name.startswith(ENV_PREFIX) or name == ENV_CONFIG:
+            continue
+        if name[len(ENV_PREFIX) :].lower() in _FREE_TABLES:
+            table = name[len(ENV_PREFIX) :].lower()
+            data[table] = _env_value(raw, dict)
+            origins[table] = name
             continue
         if name not in known:
             raise ConfigError(f"unknown environment variable {name} (expected HVSTAT_<TABLE>_<KEY>, e.g. HVSTAT_SERVER_PORT)")
@@ -533,6 +548,7 @@ def read_settings(path: str | os.PathLike[str] | None = None, environ: dict[str,
             raise ConfigError(f"config file {path}: arrays or tables nested too deeply") from None
     origins = _apply_env(data, environ)
     _check_values(data, origins, path)
+    _check_label_values(data, origins, path)
     try:
         # Lax conversion so that environment strings like "9200" or "true" become numbers/bools.
         settings = msgspec.convert(data, Settings, strict=False)
@@ -544,6 +560,7 @@ def read_settings(path: str | os.PathLike[str] | None = None, environ: dict[str,
         _check_server(settings.server, path)
         _check_storage(settings.storage, path)
         _check_fleet(settings.fleet, path)
+        _check_identity(settings, path)
     except ConfigError as e:
         raise ConfigError(_from_variable(str(e), origins, path)) from None
     if settings.storage.path is None:
@@ -576,10 +593,20 @@ def _check_values(data: dict[str, Any], origins: dict[str, str], path: object) -
             raise ConfigError(f"config key {key}{source}: {problem}")
 
 
+def _check_label_values(data: dict[str, Any], origins: dict[str, str], path: object) -> None:
+    """``[labels]`` values are strings; msgspec would name a wrong one ``labels[...]``, not the label."""
+    labels = data.get("labels")
+    if isinstance(labels, dict):
+        for key, value in labels.items():
+            if not isinstance(value, str):
+                source = f" (from {origins['labels']})" if "labels" in origins else (f" (in {path})" if path else "")
+                raise ConfigError(f"config key labels.{key}{source}: {value!r} is not a string (label values are quoted)")
+
+
 def _from_variable(msg: str, origins: dict[str, str], path: object) -> str:
     """A check's message about a key an ``HVSTAT_*`` variable set names the variable, not the file."""
     m = re.match(r"config key ([\w.]+)", msg)
-    origin = origins.get(".".join(m[1].split(".")[:2])) if m else None
+    origin = (origins.get(".".join(m[1].split(".")[:2])) or origins.get(m[1].split(".")[0])) if m else None
     if origin and path:
         return msg.replace(f" (in {path})", f" (from {origin})", 1)
     return msg
@@ -599,6 +626,27 @@ def _check_storage(storage: StorageSettings, path: object) -> None:
             raise ConfigError(f"config key storage.tiers[{i}].bucket{where}: {t.bucket} is not a larger multiple of the previous tier's ({tiers[i - 1].bucket})")
         if i and t.span <= tiers[i - 1].span:
             raise ConfigError(f"config key storage.tiers[{i}].span{where}: {t.span} is not longer than the previous tier's ({tiers[i - 1].span})")
+
+
+def _check_identity(settings: Settings, path: object) -> None:
+    """The node name (the hostname when unset) and the [labels] (hvstat/identity.py says what is
+    allowed; hvstat.config adds the clashes with hvstat's own label names)."""
+    where = f" (in {path})" if path else ""
+    name = settings.server.node_name
+    if name is not None:
+        problem = node_name_problem(name)
+        if problem is not None:
+            raise ConfigError(f"config key server.node_name{where}: {problem}")
+    else:
+        problem = node_name_problem(hostname())
+        if problem is not None:
+            raise ConfigError(f"config key server.node_name: unset, and the hostname cannot be the node name ({problem}); set server.node_name")
+    if len(settings.labels) > MAX_LABELS:
+        raise ConfigError(f"config key labels{where}: {len(settings.labels)} labels, more than {MAX_LABELS}")
+    for key, value in settings.labels.items():
+        problem = label_problem(key, value)
+        if problem is not None:
+            raise ConfigError(f"config key labels.{key}{where}: {problem}")
 
 
 def _check_server(server: ServerSettings, path: object) -> None:
@@ -748,6 +796,6 @@ def _explain(msg: str, origins: dict[str, str], path: object) -> str:
         key, text = f"{key}.{field}", "unknown key"
     # A variable sets a whole key of a table: "storage.tiers[0].span" came from HVSTAT_STORAGE_TIERS.
     top = ".".join(re.sub(r"\[\d+\]", "", key).split(".")[:2])
-    origin = origins.get(key) or origins.get(top)
+    origin = origins.get(key) or origins.get(top) or origins.get(key.split(".")[0])  # or a whole table (HVSTAT_LABELS)
     source = f" (from {origin})" if origin else (f" (in {path})" if path else "")
     return f"config key {key}{source}: {text}"

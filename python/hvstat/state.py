@@ -10,6 +10,7 @@ from hvstat.bus import SampleBus
 from hvstat.fleet import FleetView
 from hvstat.history import HistoryService
 from hvstat.hub import Hub
+from hvstat.identity import NodeIdentity
 from hvstat.remote_write import RemoteWriter
 from hvstat.rollups import RollupWriter
 from hvstat.settings import Settings
@@ -28,6 +29,8 @@ class AppState:
     started: float
     hub: Hub
     bus: SampleBus
+    # The node's name, [labels] and machine id (hvstat/identity.py).
+    identity: NodeIdentity
     # None when [alerts] enabled = false.
     alerts: AlertEngine | None = None
     # None when [remote_write] enabled = false.

@@ -14,7 +14,8 @@ from starlette.requests import Request
 from starlette.routing import Route
 
 from hvstat.api.responses import ApiError, MsgspecResponse, check_params, number_param
-from hvstat.fleet import HISTORY_FIELDS, MAX_POINTS, NODE_NAME, FleetQueryError, FleetView
+from hvstat.fleet import HISTORY_FIELDS, MAX_POINTS, FleetQueryError, FleetView
+from hvstat.identity import node_name_problem
 from hvstat.models import FleetHistory, FleetNodeList
 from hvstat.promql import EngineError
 from hvstat.state import AppState
@@ -68,8 +69,9 @@ async def fleet_node_history(request: Request) -> MsgspecResponse:
     check_params(request, HISTORY_PARAMS)
     fleet = fleet_view(request)
     name = request.path_params["name"]
-    if NODE_NAME.fullmatch(name) is None:
-        raise ApiError(404, "no such node", {"node": name, "reason": "not a node name (letters, digits, '.', '_', '-')"})
+    problem = node_name_problem(name)
+    if problem is not None:
+        raise ApiError(404, "no such node", {"node": name, "reason": f"not a node name: {problem}"})
     fields = _fields(request)
     since = number_param(request, "since", "bad range")
     until = number_param(request, "until", "bad range")

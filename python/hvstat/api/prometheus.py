@@ -50,6 +50,7 @@ async def metrics(request: Request) -> Response:
         remote_write=None if state.remote_write is None else state.remote_write.status(),
         hub=state.hub,
         storage=None if state.rollups is None else state.rollups.counts,
+        identity=state.identity,
         openmetrics=om,
     )
     return Response(body, media_type=CONTENT_TYPE_OPENMETRICS if om else CONTENT_TYPE_TEXT)

@@ -49,7 +49,13 @@ async def health(request: Request) -> MsgspecResponse:
         statuses.append(storage.status)
     status: Literal["ok", "degraded", "error"] = max(statuses, key=["ok", "degraded", "error"].index, default="ok")
     body = Health(
-        status=status, version=state.version, uptime_secs=time.monotonic() - state.started, sources=sources, remote_write=remote_write, storage=storage
+        status=status,
+        version=state.version,
+        uptime_secs=time.monotonic() - state.started,
+        node=state.identity.info(),
+        sources=sources,
+        remote_write=remote_write,
+        storage=storage,
     )
     return MsgspecResponse(body, status_code=200 if status != "error" else 503)
 

@@ -35,7 +35,7 @@ REGISTRY: tuple[SourceKind, ...] = (
         lambda s: s.containers.enabled,
         lambda s: ContainerSource(s.containers, s.node, s.monitoring.vm_metrics_interval),
     ),
-    SourceKind("vms", "vms.enabled", lambda s: s.vms.enabled, lambda s: VmSource(s.vms, s.node, s.monitoring.vm_metrics_interval)),
+    SourceKind("vms", "vms.enabled", lambda s: s.vms.enabled, lambda s: VmSource(s.vms, s.node, s.monitoring.vm_metrics_interval, s.server.node_name)),
     SourceKind(
         "processes",
         "processes.enabled",

@@ -53,10 +53,12 @@ class VmSource(Source):
         settings: VmSettings,
         node: NodeSettings,
         interval_secs: float,
+        node_name: str | None = None,
     ) -> None:
         super().__init__(interval_secs)
         self._sampler = VmSampler(settings.core_config_json(node))
-        self._node_id = node_id()
+        # The node_id of VmStatusChanged: [server] node_name, else the hostname.
+        self._node_id = node_name or node_id()
         self._loop: asyncio.AbstractEventLoop | None = None
         # Last known status per VM id, written by ticks (worker thread) and lifecycle events (loop).
         self._known: dict[str, _Known] = {}
