@@ -23,6 +23,7 @@ import json
 import math
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -30,16 +31,20 @@ from typing import Any
 import httpx
 import msgspec
 import pytest
+from prometheus_client.parser import text_string_to_metric_families as parse_text
 from starlette.testclient import TestClient
 
 import engines
-from conftest import free_port
+from conftest import free_port, running_server
+from helpers import wait_ready
 from hvstat.app import create_app
 from hvstat.config import ConfigError, MonitoringSettings, Settings, load_settings
 from hvstat.fleet import LOOKBACK, FleetView
+from hvstat.identity import read_machine_id
 from hvstat.models import FleetHistory, FleetNodeList
 from hvstat.remote_write import HEADERS, encode_write_request, snappy_compress
 from hvstat.settings import FleetSettings, VmSettings
+from test_remote_write import node_sample_pinned
 
 # --- settings and refusals -------------------------------------------------------------------------
 
@@ -327,3 +332,189 @@ def test_the_routes_answer_from_the_engine(engine: engines.Engine) -> None:
         h = msgspec.convert(r.json(), FleetHistory)
         assert h.timestamps == [base, base + 10, base + 20] and h.series == {"memory_used_bytes": [1 << 30, 2 << 30, 4 << 30]}
         _error(c.get("/api/fleet/nodes/nobody/history"), 404, "no such node")
+
+
+# --- three real nodes writing to one engine ---------------------------------------------------------
+
+RUNC_FIXTURE = Path(__file__).resolve().parent / "fixtures" / "hosts" / "cgroup-hybrid-6.18-runc"
+INTERVAL = 0.5
+
+
+def node_config(name: str, rack: str, engine: engines.Engine, workdir: Path, *, containers: bool, rule: str | None, fleet: bool) -> str:
+    """A node sampling every 0.5 s and writing to ``engine`` every 0.5 s. ``containers``: the
+    container source on the recorded runc host (one container, always the same); else off.
+    ``rule``: an alert rule's condition on node.memory_usage. ``fleet``: this node serves the
+    fleet view of ``engine``."""
+    lines = [
+        "[server]",
+        f'node_name = "{name}"',
+        "[monitoring]",
+        f"node_metrics_interval = {INTERVAL}",
+        "vm_metrics_interval = 1",
+        "[vms]",
+        "enabled = false",
+        "[processes]",
+        "enabled = false",
+        "[containers]",
+    ]
+    if containers:
+        lines += [f'{k} = "{RUNC_FIXTURE / v}"' for k, v in (("proc_root", "proc"), ("sys_root", "sys"), ("rootfs", "."))]
+        lines += [f'{k} = "{workdir / "meta" / k}"' for k in ("docker_root", "podman_root", "pods_log_root", "pve_root")]
+    else:
+        lines.append("enabled = false")
+    lines += ["[remote_write]", "enabled = true", f'url = "{engine.write_url}"', f'buffer_dir = "{workdir / "buffer"}"', f"interval = {INTERVAL}"]
+    lines += ["[labels]", f'rack = "{rack}"', f'url = "http://{name}.invalid:9106/"']
+    if rule is not None:
+        op, threshold = rule.split()
+        lines += ["[alerts]", "enabled = true", "[[alerts.rules]]", 'name = "memory"', 'metric = "node.memory_usage"', f'op = "{op}"', f"threshold = {threshold}", 'severity = "low"']
+    if fleet:
+        # lookback 1 s: two or three of a node's samples at each history point.
+        lines += ["[fleet]", f'query_url = "{engine.base}"', "within = 60", "lookback = 1"]
+    return "\n".join(lines) + "\n"
+
+
+def metrics_values(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value for f in parse_text(text) for s in f.samples}
+
+
+def one(values: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str, **labels: str) -> float:
+    got = [v for (n, ls), v in values.items() if n == name and set(labels.items()) <= set(ls)]
+    assert len(got) == 1, (name, labels, got)
+    return got[0]
+
+
+def node_history(base: str, since: float) -> dict[str, Any]:
+    r = httpx.get(f"{base}/api/monitoring/node/history", params={"since": since, "fields": "cpu_usage,memory_usage,disk_usage,load_average_1m"}, timeout=10)
+    body: dict[str, Any] = r.json()
+    assert r.status_code == 200 and body["resolution"] == "full", body
+    return body
+
+
+def consecutive_pins(base: str) -> tuple[tuple[float, str], tuple[float, str]]:
+    """Two /metrics scrapes of two consecutive node samples (no sample between them in the
+    node's own history), each pinned to its sample (test_remote_write.node_sample_pinned)."""
+    deadline = time.monotonic() + 60
+    while True:
+        first = node_sample_pinned(base)
+        second = first
+        while second[0] == first[0]:
+            time.sleep(0.05)
+            second = node_sample_pinned(base)
+        stamps = node_history(base, first[0] - 1)["timestamps"]
+        if first[0] in stamps and second[0] in stamps and stamps.index(second[0]) == stamps.index(first[0]) + 1:
+            return first, second
+        assert time.monotonic() < deadline, "no two consecutive samples pinned"
+
+
+def cpu_between(before: str, after: str) -> float:
+    """CPU busy percent between two scrapes: the busy modes' seconds over busy + idle + iowait,
+    summed over the CPUs (what the fleet view computes)."""
+    busy_modes = {"user", "nice", "system", "irq", "softirq", "steal"}
+
+    def sums(text: str) -> tuple[float, float]:
+        b = t = 0.0
+        for (name, labels), v in metrics_values(text).items():
+            mode = dict(labels).get("mode")
+            if name == "hvstat_node_cpu_seconds_total" and mode in busy_modes | {"idle", "iowait"}:
+                t += v
+                b += v if mode in busy_modes else 0.0
+        return b, t
+
+    (b0, t0), (b1, t1) = sums(before), sums(after)
+    return 100 * (b1 - b0) / (t1 - t0)
+
+
+def fleet_at(view: str, eng: engines.Engine, name: str, t: float) -> dict[str, Any]:
+    """``name`` in GET /api/fleet/nodes?time=t once the engine holds the node's sample of time
+    ``t`` (remote write sends every 0.5 s; VictoriaMetrics shows new samples within a second)."""
+    t_ms = round(t * 1000)
+
+    def stored() -> bool:
+        eng.flush()
+        got = eng.query(f'timestamp(hvstat_node_memory_used_bytes{{node="{name}"}})', time=f"{t_ms / 1000:.3f}")
+        return bool(got) and round(float(got[0]["value"][1]) * 1000) == t_ms
+
+    wait_ready(stored, f"{name}'s sample at {t} in {eng.name}", every=0.25, timeout=20, log=eng.log)
+    r = httpx.get(f"{view}/api/fleet/nodes", params={"time": f"{t_ms / 1000:.3f}"}, timeout=10)
+    assert r.status_code == 200, r.text
+    nodes = {n["name"]: n for n in r.json()["nodes"]}
+    assert name in nodes, (name, sorted(nodes))
+    node: dict[str, Any] = nodes[name]
+    return node
+
+
+@pytest.mark.server
+@pytest.mark.parametrize("engine_name", engines.PARAMS)
+def test_three_nodes_in_the_fleet_view(tmp_path: Path, engine_name: str) -> None:
+    """Three ``hvstat serve`` with their own node names and labels write to one engine; the first
+    also serves the fleet view of it. At the moment of a node's sample (its /metrics pinned to
+    that sample), GET /api/fleet/nodes?time=<that sample> gives that node's numbers as its own
+    /metrics has them; its history gives, at each step, the node's own history sample that was
+    newest then."""
+    tag = uuid.uuid4().hex[:8]
+    names = [f"fleet-{tag}-{x}" for x in ("a", "b", "c")]
+    (tmp_path / "engine").mkdir()
+    with contextlib.ExitStack() as stack:
+        eng = stack.enter_context(engines.engine(engine_name, tmp_path / "engine", free_port()))
+        bases = []
+        for i, (name, containers, rule) in enumerate(zip(names, (False, True, False), ("> 0", None, "> 100.5"), strict=True)):
+            d = tmp_path / name
+            d.mkdir()
+            config = node_config(name, f"r{i}", eng, d, containers=containers, rule=rule, fleet=i == 0)
+            bases.append(stack.enter_context(running_server(d, config)))
+        view = bases[0]
+
+        def listed() -> dict[str, Any] | None:
+            body: dict[str, Any] = httpx.get(f"{view}/api/fleet/nodes", timeout=10).json()
+            nodes = {n["name"]: n for n in body["nodes"]}
+            ready = set(names) <= set(nodes) and all(nodes[n]["cpu_usage"] is not None and "labels" not in nodes[n]["unavailable"] for n in names)
+            return nodes if ready else None
+
+        nodes = wait_ready(listed, "three nodes in the fleet view", every=0.25, log=eng.log)
+        machine_id = read_machine_id().value
+        for i, name in enumerate(names):
+            n = nodes[name]
+            assert n["labels"] == {"rack": f"r{i}", "url": f"http://{name}.invalid:9106/"} and n["url"] == f"http://{name}.invalid:9106/"
+            assert n["machine_id"] == machine_id
+            assert n["vms"] is None and "vms" in n["unavailable"]
+
+        for i, (name, base) in enumerate(zip(names, bases, strict=True)):
+            (t1, before), (t2, text) = consecutive_pins(base)
+            mine = metrics_values(text)
+            n = fleet_at(view, eng, name, t2)
+            assert n["memory_total_bytes"] == one(mine, "hvstat_node_memory_total_bytes")
+            used, total = one(mine, "hvstat_node_memory_used_bytes"), one(mine, "hvstat_node_memory_total_bytes")
+            assert n["memory_usage"] == used / total * 100
+            fs_used, fs_avail = one(mine, "hvstat_node_filesystem_used_bytes", mountpoint="/"), one(mine, "hvstat_node_filesystem_avail_bytes", mountpoint="/")
+            assert n["disk_usage"] == fs_used / (fs_used + fs_avail) * 100
+            for key, series in (("load_average_1m", "hvstat_node_load1"), ("load_average_5m", "hvstat_node_load5"), ("load_average_15m", "hvstat_node_load15")):
+                assert n[key] == one(mine, series), key
+            assert n["cpu_usage"] == pytest.approx(cpu_between(before, text), rel=1e-9, abs=1e-9)
+            # The node's own numbers of that sample: memory and disk are the same percentages.
+            own = node_history(base, t2 - 5)
+            k = own["timestamps"].index(t2)
+            assert n["memory_usage"] == own["series"]["memory_usage"][k] and n["disk_usage"] == own["series"]["disk_usage"][k]
+            assert t2 - 3 < n["last_seen"] <= t2 + 1
+            containers = [v for (name_, _), v in mine.items() if name_ == "hvstat_container_info"]
+            if i == 1:
+                assert n["containers"] == len(containers) == 1
+            else:
+                assert n["containers"] is None and not containers and "containers" in n["unavailable"]
+            firing = [v for (name_, _), v in mine.items() if name_ == "hvstat_alerts_firing"]
+            assert n["alerts_firing"] == (sum(firing) if firing else None) == {0: 1, 1: None, 2: 0}[i]
+
+            # History: each point at a multiple of 0.5 s is the node's newest own sample in the
+            # window (lookback 1 s) before it.
+            r = httpx.get(f"{view}/api/fleet/nodes/{name}/history", params={"since": t2 - 3, "until": t2, "step": INTERVAL}, timeout=10)
+            h = r.json()
+            assert r.status_code == 200 and h["window"] == 1 and h["step"] == INTERVAL, h
+            stamps_ms = [round(t * 1000) for t in own["timestamps"]]
+            for j, p in enumerate(h["timestamps"]):
+                p_ms = round(p * 1000)
+                newest = max((x for x, t in enumerate(stamps_ms) if p_ms - 1000 < t <= p_ms), default=None, key=lambda x: stamps_ms[x])
+                for field in ("memory_usage", "disk_usage", "load_average_1m"):
+                    want = None if newest is None else own["series"][field][newest]
+                    assert h["series"][field][j] == want, (field, p, want, h["series"][field][j])
+                in_window = sum(p_ms - 1000 < t <= p_ms for t in stamps_ms)
+                if in_window == 0 or in_window >= 2:  # CPU needs two (VictoriaMetrics: one, and one before)
+                    assert (h["series"]["cpu_usage"][j] is None) == (in_window == 0), (p, in_window, h["series"]["cpu_usage"][j])

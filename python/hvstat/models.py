@@ -368,7 +368,7 @@ class FleetNode(Wire, kw_only=True):
 
 class FleetNodeList(Wire, kw_only=True):
     """``GET /api/fleet/nodes``: every node whose newest sample is at most ``within`` seconds old
-    at ``timestamp``, by name."""
+    at ``timestamp`` (now, or the request's ``time``), by name."""
 
     engine: str  # the query URL, without user and password
     timestamp: float

@@ -38,15 +38,20 @@ def fleet_view(request: Request) -> FleetView:
 
 
 async def fleet_nodes(request: Request) -> MsgspecResponse:
-    check_params(request, {"within"})
+    check_params(request, {"within", "time"})
     fleet = fleet_view(request)
+    at = number_param(request, "time", "bad time")
+    if at is None:
+        at = time.time()
+    elif not 0 <= at <= MAX_TIME:
+        raise ApiError(400, "bad time", {"time": at, "reason": f"unix seconds, from 0 to {MAX_TIME:.0f}"})
     within = number_param(request, "within", "bad within")
     if within is None:
         within = fleet.settings.within
     elif not 1 <= within <= MAX_WITHIN_SECS:
         raise ApiError(400, "bad within", {"within": within, "reason": f"seconds, from 1 to {MAX_WITHIN_SECS:g}"})
     try:
-        return MsgspecResponse(await fleet.nodes(time.time(), within))
+        return MsgspecResponse(await fleet.nodes(at, within))
     except EngineError as e:
         raise ApiError(e.status, e.error, e.detail) from None
 
@@ -113,20 +118,23 @@ def openapi_paths(ref_template: str, error: dict[str, Any]) -> tuple[dict[str, A
     def q(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
         return {"name": name, "in": "query", "required": False, "description": description, "schema": schema}
 
+    number = {"type": "number", "minimum": 0, "maximum": MAX_TIME}
     engine = {
         "502": js(error, "the engine answered with an error, or not as the Prometheus query API"),
         "503": js(error, "the engine is unreachable"),
         "504": js(error, "the engine did not answer within fleet.timeout"),
     }
-    number = {"type": "number", "minimum": 0, "maximum": MAX_TIME}
     fields = q("fields", "History fields; default: all", {"type": "array", "minItems": 1, "items": {"enum": sorted(HISTORY_FIELDS)}})
     fields |= {"style": "form", "explode": False}
     paths = {
         "/api/fleet/nodes": {
             "get": {
                 "summary": "Every node that wrote to the fleet's engine recently, with its newest numbers (docs/operations.md, Fleet)",
-                "parameters": [q("within", "Seconds: nodes whose newest sample is at most this old; default fleet.within", {"type": "number", "minimum": 1, "maximum": MAX_WITHIN_SECS})],
-                "responses": {"200": js(nodes, "the nodes"), "400": js(error, "unknown parameter, bad within"), "404": js(error, "the fleet view is disabled (no fleet.query_url)"), **engine},
+                "parameters": [
+                    q("within", "Seconds: nodes whose newest sample is at most this old; default fleet.within", {"type": "number", "minimum": 1, "maximum": MAX_WITHIN_SECS}),
+                    q("time", "Unix seconds: the fleet as it was then; default now", number),
+                ],
+                "responses": {"200": js(nodes, "the nodes"), "400": js(error, "unknown parameter, bad within, bad time"), "404": js(error, "the fleet view is disabled (no fleet.query_url)"), **engine},
             }
         },
         "/api/fleet/nodes/{name}/history": {
