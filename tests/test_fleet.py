@@ -43,7 +43,7 @@ from hvstat.fleet import LOOKBACK, FleetView
 from hvstat.identity import read_machine_id
 from hvstat.models import FleetHistory, FleetNodeList
 from hvstat.remote_write import HEADERS, encode_write_request, snappy_compress
-from hvstat.settings import FleetSettings, VmSettings
+from hvstat.settings import ContainerSettings, FleetSettings, ProcessSettings, VmSettings
 from test_remote_write import node_sample_pinned
 
 # --- settings and refusals -------------------------------------------------------------------------
@@ -66,7 +66,9 @@ def test_config_keys_and_environment() -> None:
 
 
 def _settings(query_url: str | None, **fleet: Any) -> Settings:
-    return Settings(monitoring=MonitoringSettings(node_metrics_interval=1), vms=VmSettings(enabled=False), fleet=FleetSettings(query_url=query_url, **fleet))
+    """The node source only (the fleet routes need no other; fewer files kept open)."""
+    off = {"containers": ContainerSettings(enabled=False), "vms": VmSettings(enabled=False), "processes": ProcessSettings(enabled=False)}
+    return Settings(monitoring=MonitoringSettings(node_metrics_interval=1), fleet=FleetSettings(query_url=query_url, **fleet), **off)
 
 
 def _error(r: httpx.Response, status: int, error: str) -> dict[str, Any]:

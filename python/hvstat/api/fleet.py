@@ -49,7 +49,7 @@ async def fleet_nodes(request: Request) -> MsgspecResponse:
     if within is None:
         within = fleet.settings.within
     elif not 1 <= within <= MAX_WITHIN_SECS:
-        raise ApiError(400, "bad within", {"within": within, "reason": f"seconds, from 1 to {MAX_WITHIN_SECS:g}"})
+        raise ApiError(400, "bad within", {"within": within, "reason": f"seconds, from 1 to {MAX_WITHIN_SECS:.0f}"})
     try:
         return MsgspecResponse(await fleet.nodes(at, within))
     except EngineError as e:
