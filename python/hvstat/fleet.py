@@ -151,14 +151,117 @@ def _url(labels: Mapping[str, str]) -> str | None:
     return url if url is not None and re.match(r"https?://[^\s/]", url) else None
 
 
-@dataclass
-class _Answers:
-    """Each node query's answer."""
+# Why a number of a node that wrote within the window is null, when nothing more particular says so.
+MISSING = {
+    "cpu_usage": "fewer than two CPU samples of this node within the window",
+    "memory_usage": "no memory sample of this node within the window",
+    "disk_usage": "no sample of the root filesystem (/) of this node within the window",
+    "load_average_1m": "no load sample of this node within the window",
+}
+STALE = f"the node's newest sample is older than the engine's lookback ({LOOKBACK:g} s)"
 
-    by: dict[str, list[Point]]
 
-    def node(self, key: str) -> dict[str, float | None]:
-        return _by_node(self.by[key])
+@dataclass(frozen=True)
+class _Fleet:
+    """The answers of node_queries, by node."""
+
+    at: float
+    seen: dict[str, float]
+    info: dict[str, Labels]
+    sources: dict[str, set[str]]
+    vms: dict[str, dict[str, int]]  # node -> VM status -> count
+    values: dict[str, dict[str, float | None]]  # query -> node -> value
+
+    @classmethod
+    def of(cls, at: float, answers: dict[str, list[Point]]) -> _Fleet:
+        sources: dict[str, set[str]] = {}
+        for p in answers["sources"]:
+            if NODE in p.labels and "source" in p.labels:
+                sources.setdefault(p.labels[NODE], set()).add(p.labels["source"])
+        vms: dict[str, dict[str, int]] = {}
+        for p in answers["vms"]:
+            if NODE in p.labels and p.value is not None:
+                vms.setdefault(p.labels[NODE], {})[p.labels.get("status", "")] = int(p.value)
+        return cls(
+            at=at,
+            seen={n: t for n, t in _by_node(answers["seen"]).items() if t is not None},
+            info=_newest_info(answers["info"], answers["info_any"]),
+            sources=sources,
+            vms=vms,
+            values={k: _by_node(v) for k, v in answers.items() if k not in ("seen", "info", "info_any", "sources", "vms")},
+        )
+
+    def node(self, name: str) -> FleetNode:
+        v = {k: by.get(name) for k, by in self.values.items()}
+        why: dict[str, str] = {}
+        info = self.info.get(name)
+        if info is None:
+            why["labels"] = "no hvstat_node_info of this node within the window"
+        labels = {k: x for k, x in (info or {}).items() if k not in INFO_OWN}
+        stale = self.at - self.seen[name] > LOOKBACK
+        sources = self.sources.get(name, set())
+
+        def count(value: float | None, source: str, key: str) -> int | None:
+            if source not in sources:
+                why[key] = f"no {source} source on this node (monitoring off, or not reported within the window)"
+            elif stale:
+                why[key] = STALE
+            else:
+                return 0 if value is None else int(value)
+            return None
+
+        alerts: int | None = None
+        if stale:
+            why["alerts_firing"] = STALE
+        elif v["alerts_firing"] is None:
+            why["alerts_firing"] = "no alert rules on this node ([alerts] off or without rules)"
+        else:
+            alerts = int(v["alerts_firing"])
+        vms = self.vms.get(name, {})
+        used, total = v["memory_used_bytes"], v["memory_total_bytes"]
+        disk_used, disk_avail = v["disk_used"], v["disk_avail"]
+        disk_whole = None if disk_used is None or disk_avail is None else disk_used + disk_avail
+        numbers = {
+            "cpu_usage": v["cpu_usage"],
+            # As the node computes its own (rate.rs: part / whole * 100), so the floats agree.
+            "memory_usage": used / total * 100 if used is not None and total else None,
+            "disk_usage": disk_used / disk_whole * 100 if disk_used is not None and disk_whole else None,
+            "load_average_1m": v["load_average_1m"],
+        }
+        why.update({k: MISSING[k] for k, x in numbers.items() if x is None})
+        return FleetNode(
+            name=name,
+            labels=labels,
+            machine_id=(info or {}).get("machine_id"),
+            url=_url(labels),
+            last_seen=self.seen[name],
+            **numbers,
+            memory_used_bytes=_int(used),
+            memory_total_bytes=_int(total),
+            load_average_5m=v["load_average_5m"],
+            load_average_15m=v["load_average_15m"],
+            containers=count(v["containers"], "containers", "containers"),
+            vms=count(float(sum(vms.values())), "vms", "vms"),
+            vms_running=count(float(vms.get("running", 0)), "vms", "vms_running"),
+            alerts_firing=alerts,
+            unavailable=why,
+        )
+
+
+def _newest_info(newest: list[Point], any_: list[Point]) -> dict[str, Labels]:
+    """Per node, the labels of its hvstat_node_info series with the newest sample (``newest``:
+    their timestamps, within the engine's lookback); else one of ``any_`` (within the window)."""
+    best: dict[str, tuple[float, Labels]] = {}
+    for p in newest:
+        name = p.labels.get(NODE)
+        if name is not None and p.value is not None and (name not in best or p.value > best[name][0]):
+            best[name] = (p.value, p.labels)
+    out = {name: labels for name, (_, labels) in best.items()}
+    for p in any_:
+        name = p.labels.get(NODE)
+        if name is not None and name not in out:
+            out[name] = p.labels
+    return out
 
 
 class FleetView:
@@ -172,98 +275,13 @@ class FleetView:
         await self.client.aclose()
 
     async def nodes(self, at: float, within: float) -> FleetNodeList:
+        """Every node whose node source's last success reached the engine within ``within``
+        seconds before ``at``, by name."""
         queries = node_queries(duration(within))
         results = await asyncio.gather(*(self.client.query(q, at) for q in queries.values()))
-        a = _Answers(dict(zip(queries, results, strict=True)))
-        seen = {n: t for n, t in a.node("seen").items() if t is not None}
-        labels = self._labels(a)
-        sources: dict[str, set[str]] = {}
-        for p in a.by["sources"]:
-            if NODE in p.labels and "source" in p.labels:
-                sources.setdefault(p.labels[NODE], set()).add(p.labels["source"])
-        vms: dict[str, dict[str, int]] = {}
-        for p in a.by["vms"]:
-            if NODE in p.labels and p.value is not None:
-                vms.setdefault(p.labels[NODE], {})[p.labels.get("status", "")] = int(p.value)
-        single = {k: a.node(k) for k in queries if k not in ("seen", "info", "info_any", "sources", "vms")}
-        out = []
-        for name in sorted(seen):
-            info = labels.get(name, {})
-            why: dict[str, str] = {}
-            values = {k: v.get(name) for k, v in single.items()}
-            own = {k: v for k, v in info.items() if k not in INFO_OWN}
-            if name not in labels:
-                why["labels"] = "no hvstat_node_info of this node within the window"
-            stale = at - seen[name] > LOOKBACK
-            used, total = values["memory_used_bytes"], values["memory_total_bytes"]
-            disk_used, disk_avail = values["disk_used"], values["disk_avail"]
-            node = FleetNode(
-                name=name,
-                labels=own,
-                machine_id=info.get("machine_id"),
-                url=_url(own),
-                last_seen=seen[name],
-                cpu_usage=values["cpu_usage"],
-                memory_usage=used / total * 100 if used is not None and total else None,
-                memory_used_bytes=_int(used),
-                memory_total_bytes=_int(total),
-                disk_usage=disk_used / (disk_used + disk_avail) * 100 if disk_used is not None and disk_avail is not None and disk_used + disk_avail > 0 else None,
-                load_average_1m=values["load_average_1m"],
-                load_average_5m=values["load_average_5m"],
-                load_average_15m=values["load_average_15m"],
-                containers=self._count(values["containers"], "containers", sources.get(name, set()), stale, why),
-                vms=self._count(float(sum(vms[name].values())) if name in vms else None, "vms", sources.get(name, set()), stale, why),
-                vms_running=self._count(float(vms.get(name, {}).get("running", 0)) if name in vms else None, "vms", sources.get(name, set()), stale, why, "vms_running"),
-                alerts_firing=self._alerts(values["alerts_firing"], stale, why),
-                unavailable=why,
-            )
-            for key in ("cpu_usage", "memory_usage", "disk_usage", "load_average_1m"):
-                if getattr(node, key) is None and key not in why:
-                    why[key] = {
-                        "cpu_usage": "fewer than two CPU samples of this node within the window",
-                        "memory_usage": "no memory sample of this node within the window",
-                        "disk_usage": "no sample of the root filesystem (/) of this node within the window",
-                        "load_average_1m": "no load sample of this node within the window",
-                    }[key]
-            out.append(node)
-        return FleetNodeList(engine=self.client.shown_url, timestamp=at, within=within, nodes=out)
-
-    @staticmethod
-    def _labels(a: _Answers) -> dict[str, dict[str, str]]:
-        """Per node, the labels of its hvstat_node_info series with the newest sample; one of them
-        when none is within the engine's lookback."""
-        newest: dict[str, tuple[float, Labels]] = {}
-        for p in a.by["info"]:
-            name = p.labels.get(NODE)
-            if name is not None and p.value is not None and (name not in newest or p.value > newest[name][0]):
-                newest[name] = (p.value, p.labels)
-        out = {name: labels for name, (_, labels) in newest.items()}
-        for p in a.by["info_any"]:
-            name = p.labels.get(NODE)
-            if name is not None and name not in out:
-                out[name] = p.labels
-        return out
-
-    @staticmethod
-    def _count(value: float | None, source: str, sources: set[str], stale: bool, why: dict[str, str], key: str | None = None) -> int | None:
-        key = key or source
-        if source not in sources:
-            why[key] = f"no {source} source on this node (monitoring off, or not reported within the window)"
-            return None
-        if stale:
-            why[key] = f"the node's newest sample is older than the engine's lookback ({LOOKBACK:g} s)"
-            return None
-        return 0 if value is None else int(value)
-
-    @staticmethod
-    def _alerts(value: float | None, stale: bool, why: dict[str, str]) -> int | None:
-        if stale:
-            why["alerts_firing"] = f"the node's newest sample is older than the engine's lookback ({LOOKBACK:g} s)"
-            return None
-        if value is None:
-            why["alerts_firing"] = "no alert rules on this node ([alerts] off or without rules)"
-            return None
-        return int(value)
+        fleet = _Fleet.of(at, dict(zip(queries, results, strict=True)))
+        nodes = [fleet.node(name) for name in sorted(fleet.seen)]
+        return FleetNodeList(engine=self.client.shown_url, timestamp=at, within=within, nodes=nodes)
 
     async def history(self, name: str, since: float, until: float, step: float | None, fields: list[str]) -> FleetHistory:
         """The node's history from ``since`` to ``until``; ``step`` None: about 300 points.
