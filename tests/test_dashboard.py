@@ -698,7 +698,7 @@ def test_the_fleet_page_lists_sorts_filters_and_opens_a_node(tmp_path: Path, bro
             assert page.is_visible("#overview") and page.is_hidden("#fleet")
             page.click("#view-fleet")
             page.wait_for_selector("#fleet:not([hidden])", timeout=5_000)
-            assert page.is_hidden("#overview") and page.get_attribute("#view-fleet", "aria-current") == "page"
+            assert page.is_hidden("#overview") and page.is_hidden("#range") and page.get_attribute("#view-fleet", "aria-current") == "page"
             page.wait_for_function("document.querySelectorAll('#fleet-nodes tbody tr[data-id]').length === 2", timeout=15_000)
             ids = lambda: page.eval_on_selector_all("#fleet-nodes tbody tr[data-id]", "rs => rs.map(r => r.dataset.id)")  # noqa: E731
             assert ids() == names  # by name, A to Z

@@ -46,7 +46,7 @@ export function startFleet({ token }) {
     onOpen: (id) => {
       const node = table.rows.get(id)?.data;
       if (node?.url) window.open(node.url, "_blank", "noopener");
-      else note(`${id} has no url label: add [labels] url = "http://...:9106/" to its config to link it here.`);
+      else note(`${id} has no url label: set its [labels] url to the address of its hvstat to link it here.`);
     },
     columns: [
       { key: "name", label: "Node", width: "16%", text: (d) => d.name, cls: "name" },
@@ -111,6 +111,9 @@ export function startFleet({ token }) {
     shown = location.hash === "#/fleet";
     $("overview").hidden = shown;
     $("fleet").hidden = !shown;
+    // The charts' time range means nothing on the Fleet page.
+    $("range").hidden = shown;
+    $("range-tier").hidden = shown;
     for (const [el, on] of [
       [$("view-fleet"), shown],
       [$("view-node"), !shown],
