@@ -737,6 +737,7 @@ def test_the_fleet_page_lists_sorts_filters_and_opens_a_node(tmp_path: Path, bro
             assert "fleet engine unreachable" in page.inner_text("#fleet-note")
             assert len(ids()) == 2
             assert all("503" in e for e in errors), errors  # Chromium logs the failed fetch itself
+            page.close()
         finally:
             if not vm_stopped:
                 vm_proc_ctx.__exit__(None, None, None)
