@@ -21,6 +21,7 @@ import contextlib
 import http.server
 import json
 import math
+import subprocess
 import threading
 import time
 import uuid
@@ -36,7 +37,7 @@ from starlette.testclient import TestClient
 
 import engines
 from conftest import free_port, running_server
-from helpers import wait_ready
+from helpers import clean_env, hvstat_exe, wait_ready
 from hvstat.app import create_app
 from hvstat.config import ConfigError, MonitoringSettings, Settings, load_settings
 from hvstat.fleet import LOOKBACK, FleetView
@@ -63,6 +64,17 @@ def test_config_keys_and_environment() -> None:
         load_settings(environ={"HVSTAT_FLEET_CA_FILE": "/nonexistent/ca.pem"})
     with pytest.raises(ConfigError, match="fleet.within"):
         load_settings(environ={"HVSTAT_FLEET_WITHIN": "0"})
+
+
+@pytest.mark.unit
+def test_check_config_hides_the_fleet_secrets(tmp_path: Path) -> None:
+    config = tmp_path / "hvstat.toml"
+    config.write_text('[fleet]\nquery_url = "https://user:pa55@vm.example:8428"\nheaders = { Authorization = "Bearer t0ken" }\n')
+    r = subprocess.run([*hvstat_exe(), "check-config", "--config", str(config)], capture_output=True, text=True, env=clean_env(), timeout=60)
+    assert r.returncode == 0, r.stderr
+    fleet = json.loads(r.stdout)["fleet"]
+    assert fleet["headers"] == {"Authorization": "***"} and fleet["query_url"] == "https://***@vm.example:8428", fleet
+    assert "pa55" not in r.stdout and "t0ken" not in r.stdout
 
 
 def _settings(query_url: str | None, **fleet: Any) -> Settings:
