@@ -56,6 +56,7 @@ from node import busy_secs, machine, own_secs, stats  # noqa: E402
 from hvstat import __version__  # noqa: E402
 from hvstat import exposition as P  # noqa: E402
 from hvstat._core import ContainerSampler, NodeSampler  # noqa: E402
+from hvstat.meta import BuildInfo  # noqa: E402
 from hvstat.models import (  # noqa: E402
     ContainerMetrics,
     NodeMetrics,
@@ -283,7 +284,6 @@ def client_collector(node: NodeMetrics | None, containers: Iterable[ContainerMet
                     yield m
             for f, get in (
                 (P.SOURCE_UP, lambda h: int(h.consecutive_failures == 0 and h.last_success is not None)),
-                (P.SOURCE_DURATION, lambda h: h.last_duration_secs),
                 (P.SOURCE_LAST_SUCCESS, lambda h: h.last_success),
                 (P.SOURCE_FAILURES, lambda h: h.consecutive_failures),
             ):
@@ -294,7 +294,8 @@ def client_collector(node: NodeMetrics | None, containers: Iterable[ContainerMet
                 if m.samples:
                     yield m
             m = family(P.BUILD_INFO)
-            m.add_metric([version], {})
+            b = BuildInfo(version)
+            m.add_metric([b.version, b.core_version, b.python], {})
             yield m
 
     return Collector()

@@ -26,7 +26,7 @@ from hvstat.app import create_app
 from hvstat.config import ConfigError, Settings, load_settings
 from hvstat.identity import MachineId, NodeIdentity, hostname, read_machine_id
 from hvstat.remote_write import decode_write_request, encode_write_request
-from hvstat.settings import MonitoringSettings, ServerSettings, StorageSettings, VmSettings
+from hvstat.settings import ContainerSettings, MonitoringSettings, ProcessSettings, ServerSettings, StorageSettings, VmSettings
 from test_remote_write import Receiver
 
 
@@ -127,7 +127,9 @@ def _settings(name: str, **labels: str) -> Settings:
         server=ServerSettings(node_name=name),
         labels=labels,
         monitoring=MonitoringSettings(node_metrics_interval=0.2),
+        containers=ContainerSettings(enabled=False),
         vms=VmSettings(enabled=False),
+        processes=ProcessSettings(enabled=False),
         storage=StorageSettings(path=""),
     )
 

@@ -18,12 +18,12 @@ ROOT = Path(hvstat.__file__).parent
 
 # Lowest first. A module may import its own layer and the ones before it.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("types and bindings", ("hvstat", "hvstat.alerts", "hvstat.api", "hvstat.sources", "hvstat._native", "hvstat._core", "hvstat.models", "hvstat.wire", "hvstat.identity", "hvstat.qmp")),
+    ("types and bindings", ("hvstat", "hvstat.alerts", "hvstat.api", "hvstat.sources", "hvstat._native", "hvstat._core", "hvstat.models", "hvstat.wire", "hvstat.identity", "hvstat.meta", "hvstat.qmp")),
     ("settings", ("hvstat.settings", "hvstat.tokens", "hvstat.alerts.rules")),
     ("sources", ("hvstat.sources.*",)),
     ("store", ("hvstat.store",)),
     ("bus, guest kinds, series model", ("hvstat.bus", "hvstat.guests", "hvstat.exposition")),
-    ("sinks", ("hvstat.hub", "hvstat.alerts.engine", "hvstat.alerts.notify", "hvstat.remote_write", "hvstat.rollups")),
+    ("sinks", ("hvstat.hub", "hvstat.alerts.engine", "hvstat.alerts.notify", "hvstat.remote_write", "hvstat.rollups", "hvstat.clock")),
     ("wiring", ("hvstat.config", "hvstat.state", "hvstat.logs", "hvstat.reload", "hvstat.history", "hvstat.promql", "hvstat.fleet")),
     ("routes", ("hvstat.api.*",)),
     ("entry points", ("hvstat.app", "hvstat.cli", "hvstat.tools", "hvstat.top", "hvstat.top.*", "hvstat.report")),

@@ -27,11 +27,13 @@ from hvstat.api.auth import SecurityMiddleware, security_middleware_options
 from hvstat.api.openapi import openapi
 from hvstat.api.responses import ApiError, MsgspecResponse, check_params, error_response, on_api_error, on_http_exception, on_unexpected
 from hvstat.bus import SampleBus
+from hvstat.clock import Clock, ClockWatch, SystemClock
 from hvstat.fleet import FleetView
 from hvstat.guests import KINDS, GuestLookupError
 from hvstat.history import HistoryService
 from hvstat.hub import Hub
 from hvstat.identity import NodeIdentity
+from hvstat.meta import SourceStats
 from hvstat.models import SourceHealth
 from hvstat.reload import Reloader
 from hvstat.remote_write import RemoteWriter
@@ -96,6 +98,8 @@ def remote_writer(
     alerts: AlertEngine | None,
     rollups: RollupWriter | None = None,
     identity: NodeIdentity | None = None,
+    stats: Callable[[], list[SourceStats]] = list,
+    clock: ClockWatch | None = None,
 ) -> RemoteWriter | None:
     """``[remote_write]``'s writer, or None when it is off. Its batches come every
     ``remote_write.interval`` seconds (default: the node's interval)."""
@@ -103,13 +107,25 @@ def remote_writer(
     if not rw.enabled:
         return None
     interval = rw.interval if rw.interval is not None else settings.monitoring.node_metrics_interval
-    writer = RemoteWriter(rw, interval, version=__version__, sources=sources, alerts=alerts, storage=None if rollups is None else rollups.counts, identity=identity)
+    writer = RemoteWriter(
+        rw,
+        interval,
+        version=__version__,
+        sources=sources,
+        alerts=alerts,
+        storage=None if rollups is None else rollups.counts,
+        identity=identity,
+        stats=stats,
+        clock=clock,
+        on_date=None if clock is None else clock.note_receiver_date,
+    )
     log.info("remote write to %s every %gs, buffered in %s", rw.url, interval, rw.buffer_dir)
     return writer
 
 
-def create_app(settings: Settings, reload_settings: Callable[[], Settings] | None = None) -> Starlette:
-    """``reload_settings`` (``hvstat serve`` passes it) loads the config again on SIGHUP (hvstat/reload.py)."""
+def create_app(settings: Settings, reload_settings: Callable[[], Settings] | None = None, *, clock: Clock | None = None) -> Starlette:
+    """``reload_settings`` (``hvstat serve`` passes it) loads the config again on SIGHUP (hvstat/reload.py).
+    ``clock``: the clocks the service watches (hvstat/clock.py; tests step a fake one), else the machine's."""
     # Tokens are read once, here (load_settings validated them already); the middleware checks
     # every request before any route runs (hvstat/api/auth.py).
     tokens = load_tokens(settings.server)
@@ -119,7 +135,7 @@ def create_app(settings: Settings, reload_settings: Callable[[], Settings] | Non
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         raise_fd_limit()
-        async with running(settings, reload_settings) as state:
+        async with running(settings, reload_settings, clock) as state:
             app.state.hvstat = state
             yield
 
@@ -144,11 +160,12 @@ def create_app(settings: Settings, reload_settings: Callable[[], Settings] | Non
 
 
 @contextlib.asynccontextmanager
-async def running(settings: Settings, reload_settings: Callable[[], Settings] | None = None) -> AsyncIterator[AppState]:
+async def running(settings: Settings, reload_settings: Callable[[], Settings] | None = None, clock: Clock | None = None) -> AsyncIterator[AppState]:
     """The whole data path, running: sources -> store -> bus -> hub, alerts, remote write; every
     source has its first sample when this yields, and everything is stopped when it returns."""
     m = settings.monitoring
     identity = NodeIdentity.of(settings.server.node_name, settings.labels)
+    clock_watch = ClockWatch(clock or SystemClock())
     if identity.machine_id.error is not None:
         log.warning("no machine id: %s", identity.machine_id.error)
     store = Store.from_settings(m, user_interval=settings.processes.interval_secs(m))
@@ -171,9 +188,12 @@ async def running(settings: Settings, reload_settings: Callable[[], Settings] | 
         rollups.start()  # StorageLockedError when another process holds the path: no start
         if alerts is not None:
             alerts.on_resolved = rollups.record_alert
-    remote_write = remote_writer(settings, lambda: [s.health() for s in sources.values()], alerts, rollups, identity)
+    remote_write = remote_writer(
+        settings, lambda: [s.health() for s in sources.values()], alerts, rollups, identity, lambda: [s.stats() for s in sources.values()], clock_watch
+    )
     bus = SampleBus(store)
     bus.subscribe("hub", hub)
+    bus.subscribe("clock", clock_watch)  # each node sample checks the clocks
     if rollups is not None:
         bus.subscribe("rollups", rollups)  # queued for its thread
     if alerts is not None:
@@ -197,7 +217,7 @@ async def running(settings: Settings, reload_settings: Callable[[], Settings] | 
             store.put_vm_event(event)
     fleet = FleetView(settings.fleet) if settings.fleet.query_url is not None else None
     state = AppState(
-        settings, store, sources, __version__, time.monotonic(), hub, bus, identity, alerts=alerts, remote_write=remote_write, history=history, rollups=rollups, fleet=fleet
+        settings, store, sources, __version__, time.monotonic(), hub, bus, identity, clock_watch, alerts=alerts, remote_write=remote_write, history=history, rollups=rollups, fleet=fleet
     )
     tasks = [asyncio.create_task(s.run(), name=f"source:{s.name}") for s in sources.values()]
     tasks.append(asyncio.create_task(hub.pace_gc(), name="hub:gc"))  # full GCs between fan-outs

@@ -41,6 +41,7 @@ from itertools import repeat
 from typing import Any, Literal, Protocol
 
 from hvstat.identity import NodeIdentity
+from hvstat.meta import BuildInfo, HistogramSnapshot, SourceStats
 from hvstat.models import (
     ContainerMetrics,
     ContainersSample,
@@ -89,6 +90,8 @@ class RemoteWriteCounts(Protocol):
     def buffer_samples(self) -> int: ...
     @property
     def last_success(self) -> float | None: ...
+    @property
+    def send_duration(self) -> HistogramSnapshot: ...
 
 
 class StorageCounts(Protocol):
@@ -104,10 +107,26 @@ class StorageCounts(Protocol):
     def errors(self) -> int: ...
 
 
+class ClockCounts(Protocol):
+    """What the clock watch tells /metrics."""
+
+    steps: int
+
+    @property
+    def last_step(self) -> Any: ...  # hvstat.clock.Step | None: .at, .seconds
+
+    def drift_ppm(self) -> float | None: ...
+
+    def sync(self) -> Any: ...  # hvstat.clock.SyncState
+
+    @property
+    def receiver_offset(self) -> tuple[float, float] | None: ...
+
+
 CONTENT_TYPE_TEXT = "text/plain; version=0.0.4; charset=utf-8"
 CONTENT_TYPE_OPENMETRICS = "application/openmetrics-text; version=1.0.0; charset=utf-8"
 
-Kind = Literal["counter", "gauge", "info"]
+Kind = Literal["counter", "gauge", "info", "histogram"]
 
 
 @dataclass(frozen=True)
@@ -161,6 +180,12 @@ def info(name: str, help: str, labels: tuple[str, ...], source: str = "") -> Fam
     return _family(name, "info", help, labels, "", source)
 
 
+def histogram(name: str, help: str, labels: tuple[str, ...] = (), unit: str = "", source: str = "") -> Family:
+    """Its series are ``<name>_bucket{le=...}`` (cumulative, the last ``le="+Inf"``), ``<name>_sum``
+    and ``<name>_count``."""
+    return _family(name, "histogram", help, labels, unit, source)
+
+
 # --- label values and the two sinks ------------------------------------------------------------------
 
 # A sample's value: a number (an int is exact, as the sample has it), or None / "max" (left out).
@@ -208,6 +233,10 @@ class Sink(Protocol):
 
     def one(self, fam: Family, value: Value, key: Any = None) -> None:
         """One series (unlabelled when ``key`` is None)."""
+        ...
+
+    def histogram(self, fam: Family, pairs: Iterable[tuple[Any, HistogramSnapshot]]) -> None:
+        """A histogram per key (None: unlabelled): its buckets, sum and count."""
         ...
 
 
@@ -275,6 +304,19 @@ class _Exposition:
             self.last = fam
             self.chunks.append(f"{fam.name} {value}\n" if key is None else f"{fam.name}{key}}} {value}\n")
 
+    def histogram(self, fam: Family, pairs: Iterable[tuple[str | None, HistogramSnapshot]]) -> None:
+        lines = []
+        name = fam.name
+        for key, h in pairs:
+            k = "{" if key is None else key + ","
+            close = "" if key is None else key + "}"
+            lines += [f'{name}_bucket{k}le="{le}"}} {c}\n' for le, c in zip(_les(h.bounds), (*h.cumulative, h.count))]
+            lines += [f"{name}_sum{close} {h.sum}\n", f"{name}_count{close} {h.count}\n"]
+        if lines:
+            self.chunks.append(fam.openmetrics_header if self.openmetrics else fam.text_header)
+            self.last = fam
+            self.chunks.extend(lines)
+
     def finish(self) -> bytes:
         if self.openmetrics:
             self.chunks.append("# EOF\n")
@@ -317,6 +359,20 @@ class SeriesSink:
     def one(self, fam: Family, value: Value, key: Labels | None = None) -> None:
         if value is not None:
             self.series.append((fam.name, key or (), value))
+
+    def histogram(self, fam: Family, pairs: Iterable[tuple[Labels | None, HistogramSnapshot]]) -> None:
+        name = fam.name
+        for key, h in pairs:
+            k = key or ()
+            self.series.extend((f"{name}_bucket", (*k, ("le", le)), c) for le, c in zip(_les(h.bounds), (*h.cumulative, h.count)))
+            self.series += [(f"{name}_sum", k, h.sum), (f"{name}_count", k, h.count)]
+
+
+@functools.cache
+def _les(bounds: tuple[float, ...]) -> tuple[str, ...]:
+    """The ``le`` values of a histogram's buckets, +Inf last; as floats (``1.0``, not ``1``): the
+    form OpenMetrics requires and Prometheus writes."""
+    return (*(repr(float(b)) for b in bounds), "+Inf")
 
 
 def _fields(out: Sink, obj: object | None, table: Iterable[tuple[Family, str]]) -> None:
@@ -820,7 +876,37 @@ def _alerts(out: Sink, alerts: AlertCounts) -> None:
 
 SOURCE_LABELS = ("source",)
 SOURCE_UP = gauge("hvstat_source_up", "1 if the source's last tick succeeded, else 0.", SOURCE_LABELS, "boolean", "/health sources[]: consecutive_failures == 0 and last_success set")
-SOURCE_DURATION = gauge("hvstat_source_duration_seconds", "Duration of the source's last tick, seconds.", SOURCE_LABELS, "seconds", "/health sources[].last_duration_secs")
+# A histogram, not the last tick's duration: a scrape every 15 s sees one tick in three of a 5 s
+# source, and a slow tick between two scrapes would never show (the reasoning of
+# hvstat_storage_write_seconds_total below). /health keeps the last one (last_duration_secs).
+SOURCE_DURATION = histogram(
+    "hvstat_source_duration_seconds",
+    "Duration of the source's ticks, seconds (a stuck tick counts as the time it was waited for).",
+    SOURCE_LABELS,
+    "seconds",
+    "every tick's duration (/health sources[].last_duration_secs is the last one)",
+)
+SOURCE_SAMPLES = counter(
+    "hvstat_source_samples_total",
+    "Ticks of the source that succeeded: a sample taken and stored within the tick timeout.",
+    SOURCE_LABELS,
+    "samples",
+    "ticks that succeeded, since the start",
+)
+SOURCE_FAILED = counter(
+    "hvstat_source_failures_total",
+    "Ticks of the source that failed (an error, or a tick that did not finish in time), and a failed first reading.",
+    SOURCE_LABELS,
+    "ticks",
+    "failed ticks, since the start (/health sources[].error says why, while it lasts)",
+)
+READER_UP = gauge(
+    "hvstat_reader_up",
+    "1 if the reader read its files in the source's last tick, 0 if one could not be read or parsed (the reason is in the sample's unavailable).",
+    ("source", "reader"),
+    "boolean",
+    "the last tick's unavailable reasons that name a path",
+)
 SOURCE_LAST_SUCCESS = gauge(
     "hvstat_source_last_success_timestamp_seconds",
     "When the source's last successful tick ended, unix seconds.",
@@ -831,7 +917,12 @@ SOURCE_LAST_SUCCESS = gauge(
 SOURCE_FAILURES = gauge(
     "hvstat_source_consecutive_failures", "Ticks of the source that failed in a row (0 after a success).", SOURCE_LABELS, "ticks", "/health sources[].consecutive_failures"
 )
-BUILD_INFO = info("hvstat_build_info", "1, with the version of hvstat as a label.", ("version",), "hvstat.__version__")
+BUILD_INFO = info(
+    "hvstat_build_info",
+    "1, with the versions of hvstat, of its compiled core and of Python as labels.",
+    ("version", "core_version", "python"),
+    "hvstat.__version__, hvstat._core.__version__, platform.python_version()",
+)
 NODE_INFO = info(
     "hvstat_node_info",
     "1, with this node's name, its machine id (left out when unknown) and the [labels] as labels.",
@@ -851,9 +942,18 @@ def _sources(out: Sink, sources: Iterable[SourceHealth]) -> None:
     hs = list(sources)
     keys = out.keys(SOURCE_LABELS, [(h.name,) for h in hs])
     out.add(SOURCE_UP, zip(keys, [int(h.consecutive_failures == 0 and h.last_success is not None) for h in hs]))
-    out.add(SOURCE_DURATION, zip(keys, [h.last_duration_secs for h in hs]))
     out.add(SOURCE_LAST_SUCCESS, zip(keys, [h.last_success for h in hs]))
     out.add(SOURCE_FAILURES, zip(keys, [h.consecutive_failures for h in hs]))
+
+
+def _source_stats(out: Sink, stats: Iterable[SourceStats]) -> None:
+    ss = list(stats)
+    keys = out.keys(SOURCE_LABELS, [(s.name,) for s in ss])
+    out.add(SOURCE_SAMPLES, zip(keys, [s.samples for s in ss]))
+    out.add(SOURCE_FAILED, zip(keys, [s.failures for s in ss]))
+    out.histogram(SOURCE_DURATION, zip(keys, [s.duration for s in ss]))
+    readers = [(s.name, r, int(problem is None)) for s in ss for r, problem in s.readers]
+    out.add(READER_UP, zip(out.keys(READER_UP.labels, [(s, r) for s, r, _ in readers]), [up for _, _, up in readers]))
 
 
 REMOTE_WRITE_SENT = counter(
@@ -891,6 +991,12 @@ REMOTE_WRITE_BUFFER_SAMPLES = gauge(
     "Samples in the on-disk buffer waiting to be sent.",
     unit="samples",
     source="[remote_write]: samples of the batch files in buffer_dir",
+)
+REMOTE_WRITE_SEND_DURATION = histogram(
+    "hvstat_remote_write_send_duration_seconds",
+    "Duration of each POST of a batch to the receiver, seconds, answered or failed (a timeout counts as the time it took).",
+    unit="seconds",
+    source="[remote_write]: every send attempt",
 )
 REMOTE_WRITE_LAST_SUCCESS = gauge(
     "hvstat_remote_write_last_success_timestamp_seconds",
@@ -936,6 +1042,7 @@ def _remote_write(out: Sink, rw: RemoteWriteCounts) -> None:
     out.one(REMOTE_WRITE_BUFFER_BYTES, rw.buffer_bytes)
     out.one(REMOTE_WRITE_BUFFER_SAMPLES, rw.buffer_samples)
     out.one(REMOTE_WRITE_LAST_SUCCESS, rw.last_success)
+    out.histogram(REMOTE_WRITE_SEND_DURATION, [(None, rw.send_duration)])
 
 
 # A counter of seconds, not the last write's duration: a gauge of the last write shows whatever
@@ -985,21 +1092,84 @@ def walk_own(
     hub: HubCounts | None = None,
     storage: StorageCounts | None = None,
     identity: NodeIdentity | None = None,
+    stats: Iterable[SourceStats] = (),
+    clock: ClockCounts | None = None,
 ) -> None:
-    """hvstat's own series: alerts, source health, build info, the node's identity, remote write,
-    the WebSocket hub, the on-disk history."""
+    """hvstat's own series: alerts, source health and collection, build info, the node's
+    identity, the clock, remote write, the WebSocket hub, the on-disk history."""
     if alerts is not None:
         _alerts(out, alerts)
     _sources(out, sources)
-    out.one(BUILD_INFO, 1, out.key(version=version))
+    _source_stats(out, stats)
+    b = BuildInfo(version)
+    out.one(BUILD_INFO, 1, out.key(version=b.version, core_version=b.core_version, python=b.python))
     if identity is not None:
         _node_info(out, identity)
+    if clock is not None:
+        _clock(out, clock)
     if remote_write is not None:
         _remote_write(out, remote_write)
     if hub is not None:
         _hub(out, hub)
     if storage is not None:
         _storage(out, storage)
+
+
+CLOCK_STEPS = counter(
+    "hvstat_clock_steps_total",
+    "Steps of the wall clock: (wall - monotonic) moved by 0.1 s or more between two node ticks.",
+    unit="steps",
+    source="/health clock.steps",
+)
+CLOCK_STEP = gauge(
+    "hvstat_clock_step_seconds",
+    "The last step of the wall clock: how far it moved beyond the monotonic clock (negative: back); absent until one.",
+    unit="seconds",
+    source="/health clock.last_step_seconds",
+)
+CLOCK_STEP_AT = gauge(
+    "hvstat_clock_last_step_timestamp_seconds", "When the wall clock last stepped, unix seconds; absent until it has.", unit="seconds", source="/health clock.last_step_at"
+)
+CLOCK_DRIFT = gauge(
+    "hvstat_clock_drift_ppm",
+    "Changes of (wall - monotonic) below a step over the last 10 minutes, per second, in ppm; absent for the first minute.",
+    unit="ppm",
+    source="/health clock.drift_ppm",
+)
+CLOCK_SYNCED = gauge(
+    "hvstat_clock_synchronized", "1 if the kernel says NTP has the clock synchronised (adjtimex), else 0.", unit="boolean", source="/health clock.synchronized"
+)
+CLOCK_MAX_ERROR = gauge(
+    "hvstat_clock_max_error_seconds", "The kernel's maximum error of the clock (adjtimex maxerror), seconds.", unit="seconds", source="/health clock.max_error_secs"
+)
+CLOCK_EST_ERROR = gauge(
+    "hvstat_clock_estimated_error_seconds",
+    "The kernel's estimated error of the clock (adjtimex esterror), seconds.",
+    unit="seconds",
+    source="/health clock.estimated_error_secs",
+)
+
+CLOCK_RECEIVER_OFFSET = gauge(
+    "hvstat_clock_receiver_offset_seconds",
+    "The remote-write receiver's clock (its Date header) minus this one, seconds, known to 0.5 s plus half the round trip.",
+    unit="seconds",
+    source="/health clock.receiver_offset_secs",
+)
+
+def _clock(out: Sink, clock: ClockCounts) -> None:
+    out.one(CLOCK_STEPS, clock.steps)
+    step = clock.last_step
+    if step is not None:
+        out.one(CLOCK_STEP, step.seconds)
+        out.one(CLOCK_STEP_AT, step.at)
+    out.one(CLOCK_DRIFT, clock.drift_ppm())
+    sync = clock.sync()
+    out.one(CLOCK_SYNCED, None if sync.synchronized is None else int(sync.synchronized))
+    out.one(CLOCK_MAX_ERROR, sync.max_error_secs)
+    out.one(CLOCK_EST_ERROR, sync.estimated_error_secs)
+    rx = clock.receiver_offset
+    if rx is not None:
+        out.one(CLOCK_RECEIVER_OFFSET, rx[0])
 
 
 def own_label_names() -> frozenset[str]:
@@ -1043,6 +1213,8 @@ def collect(
     hub: HubCounts | None = None,
     storage: StorageCounts | None = None,
     identity: NodeIdentity | None = None,
+    stats: Iterable[SourceStats] = (),
+    clock: ClockCounts | None = None,
 ) -> None:
     """Every series of one scrape into ``out``: node, containers, VMs, users, hvstat's own."""
     if node is not None:
@@ -1051,7 +1223,7 @@ def collect(
     walk_vms(out, vms)
     if processes is not None:
         walk_processes(out, processes, processes_top)
-    walk_own(out, sources, version, alerts, remote_write, hub, storage, identity)
+    walk_own(out, sources, version, alerts, remote_write, hub, storage, identity, stats, clock)
 
 
 def render(
@@ -1068,9 +1240,11 @@ def render(
     hub: HubCounts | None = None,
     storage: StorageCounts | None = None,
     identity: NodeIdentity | None = None,
+    stats: Iterable[SourceStats] = (),
+    clock: ClockCounts | None = None,
     openmetrics: bool = False,
 ) -> bytes:
     """The whole exposition of one scrape: node, containers, VMs, hvstat's own health."""
     out = _Exposition(openmetrics)
-    collect(out, node, containers, sources, version, vms=vms, processes=processes, processes_top=processes_top, alerts=alerts, remote_write=remote_write, hub=hub, storage=storage, identity=identity)
+    collect(out, node, containers, sources, version, vms=vms, processes=processes, processes_top=processes_top, alerts=alerts, remote_write=remote_write, hub=hub, storage=storage, identity=identity, stats=stats, clock=clock)
     return out.finish()

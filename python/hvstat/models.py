@@ -286,6 +286,25 @@ class NodeInfo(Wire, kw_only=True):
     unavailable: dict[str, str] = {}
 
 
+class ClockHealth(Wire, kw_only=True):
+    """``GET /health`` ``clock``: the wall clock against the monotonic clock and the kernel's NTP
+    state (hvstat/clock.py, docs/operations.md "Clock"). ``degraded`` for 10 minutes after a step,
+    while the clock drifts past 100 ppm, and while the remote-write receiver's Date is more than 2 s
+    beyond its uncertainty away; an unsynchronised clock alone is not degraded."""
+
+    status: Literal["ok", "degraded"]
+    error: str | None = None  # why it is degraded
+    steps: int  # steps seen since the start
+    last_step_seconds: float | None = None  # the last step: how far the wall clock moved (negative: back)
+    last_step_at: float | None = None  # unix seconds, after the step
+    drift_ppm: float | None = None  # sub-step changes of wall - monotonic over the last 10 minutes
+    synchronized: bool | None = None  # adjtimex: NTP has the clock synchronised
+    max_error_secs: float | None = None  # adjtimex maxerror
+    estimated_error_secs: float | None = None  # adjtimex esterror
+    receiver_offset_secs: float | None = None  # the remote-write receiver's Date minus this clock
+    unavailable: dict[str, str] = {}
+
+
 class Health(Wire, kw_only=True):
     """``GET /health``."""
 
@@ -296,6 +315,7 @@ class Health(Wire, kw_only=True):
     sources: list[SourceHealth]
     remote_write: RemoteWriteHealth | None = None  # null when [remote_write] is off
     storage: StorageHealth | None = None  # null when [storage] path = "" (history in memory only)
+    clock: ClockHealth | None = None  # null only outside the service (a Health built by hand)
 
 
 class ErrorBody(Wire, kw_only=True):

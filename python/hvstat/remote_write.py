@@ -4,7 +4,8 @@ What is sent: every sample a source publishes (node, containers, VMs), once, wit
 timestamp, walked into series by the same code as /metrics (``hvstat.exposition.walk_sample`` into
 a ``SeriesSink``); plus, once per batch, hvstat's own series (source health, alerts, build info,
 remote write's counters) at the batch's time. A scrape of /metrics and the pushed series are the
-same names, labels and values.
+same names, labels and values, plus the external labels: ``node`` (``[server] node_name``) and the
+``[labels]`` on every series (hvstat/identity.py).
 
 The wire (https://prometheus.io/docs/specs/remote_write_spec/, version 1.0): one ``WriteRequest``
 protobuf per POST, snappy block-compressed, with ``Content-Encoding: snappy``,
@@ -59,6 +60,7 @@ import msgspec
 
 from hvstat import exposition as P
 from hvstat.identity import NodeIdentity
+from hvstat.meta import SEND_BUCKETS, Histogram, HistogramSnapshot, SourceStats
 from hvstat.models import RemoteWriteHealth
 from hvstat.settings import RemoteWriteSettings
 
@@ -379,6 +381,7 @@ class RemoteWriteStatus(msgspec.Struct, frozen=True, kw_only=True):
     buffer_bytes: int
     buffer_samples: int
     last_success: float | None
+    send_duration: HistogramSnapshot
 
 
 def timestamp_ms(secs: float) -> int:
@@ -399,6 +402,9 @@ class RemoteWriter:
         alerts: P.AlertCounts | None = None,
         storage: P.StorageCounts | None = None,
         identity: NodeIdentity | None = None,
+        stats: Callable[[], Sequence[SourceStats]] = lambda: (),
+        clock: P.ClockCounts | None = None,
+        on_date: Callable[[str, float], None] | None = None,
     ) -> None:
         if SNAPPY_MISSING is not None:
             raise RuntimeError(SNAPPY_MISSING)
@@ -414,6 +420,11 @@ class RemoteWriter:
         self._storage = storage
         # hvstat_node_info in every batch; its name and [labels] on every series.
         self._identity = identity
+        self._stats = stats
+        self._clock = clock
+        # Each answer's Date header and the round trip, for the clock watch (hvstat/clock.py).
+        self._on_date = on_date
+        self._send_durations = Histogram(SEND_BUCKETS)
         self.external_labels = identity.external_labels() if identity is not None else ()
         self.buffer = Buffer(settings.buffer_dir, settings.buffer_max_bytes)
         if len(self.buffer):
@@ -444,6 +455,7 @@ class RemoteWriter:
             buffer_bytes=b.bytes,
             buffer_samples=b.samples,
             last_success=self.last_success,
+            send_duration=self._send_durations.snapshot(),
         )
 
     def health(self) -> RemoteWriteHealth:
@@ -492,7 +504,7 @@ class RemoteWriter:
 
     def _own(self, now: float) -> Group:
         sink = P.SeriesSink()
-        P.walk_own(sink, self._sources(), self.version, self._alerts, self.status(), storage=self._storage, identity=self._identity)
+        P.walk_own(sink, self._sources(), self.version, self._alerts, self.status(), storage=self._storage, identity=self._identity, stats=self._stats(), clock=self._clock)
         return timestamp_ms(now), sink.series
 
     async def flush(self) -> Batch | None:
@@ -562,11 +574,18 @@ class RemoteWriter:
     async def _post(self, batch: Batch, payload: bytes) -> bool:
         """Send one batch; True if it should be retried."""
         assert self._client is not None
+        started = time.monotonic()
         try:
             r = await self._client.post(self.url, content=payload)
         except httpx.HTTPError as e:
+            self._send_durations.observe(time.monotonic() - started)
             self._note_failure(f"{type(e).__name__}: {e}")
             return True
+        rtt = time.monotonic() - started
+        self._send_durations.observe(rtt)
+        date = r.headers.get("date")
+        if date is not None and self._on_date is not None:
+            self._on_date(date, rtt)
         if 200 <= r.status_code < 300:
             self.samples_sent += batch.samples
             self.last_success = time.time()

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from hvstat.alerts.engine import AlertEngine
 from hvstat.bus import SampleBus
+from hvstat.clock import ClockWatch
 from hvstat.fleet import FleetView
 from hvstat.history import HistoryService
 from hvstat.hub import Hub
@@ -31,6 +32,8 @@ class AppState:
     bus: SampleBus
     # The node's name, [labels] and machine id (hvstat/identity.py).
     identity: NodeIdentity
+    # The wall clock against the monotonic clock, checked at every node sample (hvstat/clock.py).
+    clock: ClockWatch
     # None when [alerts] enabled = false.
     alerts: AlertEngine | None = None
     # None when [remote_write] enabled = false.

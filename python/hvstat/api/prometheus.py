@@ -51,6 +51,8 @@ async def metrics(request: Request) -> Response:
         hub=state.hub,
         storage=None if state.rollups is None else state.rollups.counts,
         identity=state.identity,
+        stats=[s.stats() for s in state.sources.values()],
+        clock=state.clock,
         openmetrics=om,
     )
     return Response(body, media_type=CONTENT_TYPE_OPENMETRICS if om else CONTENT_TYPE_TEXT)

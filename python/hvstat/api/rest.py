@@ -47,6 +47,9 @@ async def health(request: Request) -> MsgspecResponse:
     storage = state.rollups.health() if state.rollups is not None else None
     if storage is not None:
         statuses.append(storage.status)
+    # The wall clock: degraded after a step or while it drifts (hvstat/clock.py).
+    clock = state.clock.health()
+    statuses.append(clock.status)
     status: Literal["ok", "degraded", "error"] = max(statuses, key=["ok", "degraded", "error"].index, default="ok")
     body = Health(
         status=status,
@@ -56,6 +59,7 @@ async def health(request: Request) -> MsgspecResponse:
         sources=sources,
         remote_write=remote_write,
         storage=storage,
+        clock=clock,
     )
     return MsgspecResponse(body, status_code=200 if status != "error" else 503)
 

@@ -10,9 +10,10 @@ import asyncio
 import logging
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Literal, Protocol
 
+from hvstat.meta import TICK_BUCKETS, Histogram, SourceStats
 from hvstat.models import ContainersSample, NodeMetrics, ProcessesSample, SourceHealth, VmsSample, VmStatusChangedMessage
 
 # What a source produces (the sample bus carries exactly these).
@@ -37,8 +38,52 @@ ERROR_AFTER = 3
 MIN_TICK_TIMEOUT_SECS = 5.0
 
 
+def is_read_failure(reason: str) -> bool:
+    """Whether an ``unavailable`` reason says a file could not be read or parsed. The core writes
+    those as ``<path>: <error>``, ``<path>:<line>: <message>`` or ``<path> does not exist on this
+    system`` (docs/api.md, "unavailable"), and a guest's network namespace as ``cannot read ...``;
+    every other reason is a fixed text about the system, not a failure (no PSI, no limit, a cap,
+    a counter reset, a first sample). A file that vanished under a guest that went away
+    (``...: not present``) is that guest's end, not a reader's failure."""
+    if reason.endswith(": not present"):
+        return False
+    return reason.startswith(("/", "cannot read", "discovery failed"))
+
+
+# A reader's keys in an ``unavailable`` map: "k" the key itself, "k.*" every key under it, "*" any.
+ReaderKeys = Mapping[str, tuple[str, ...]]
+
+
+def reader_failures(readers: ReaderKeys, unavailable: Iterable[Mapping[str, str]]) -> dict[str, str | None]:
+    """Each reader and the first read failure under its keys in any of the ``unavailable`` maps
+    (None: it read fine, or had nothing to read)."""
+    out: dict[str, str | None] = dict.fromkeys(readers)
+    owner: dict[str, str] = {}
+    prefixes: list[tuple[str, str]] = []
+    anything: list[str] = []
+    for reader, keys in readers.items():
+        for k in keys:
+            if k == "*":
+                anything.append(reader)
+            elif k.endswith(".*"):
+                prefixes.append((k[:-1], reader))
+            else:
+                owner[k] = reader
+    for m in unavailable:
+        for key, reason in m.items():
+            if not is_read_failure(reason):
+                continue
+            hit = [owner[key]] if key in owner else [r for p, r in prefixes if key.startswith(p)]
+            for reader in (*hit, *anything):
+                if out[reader] is None:
+                    out[reader] = f"{key}: {reason}"
+    return out
+
+
 class Source(ABC):
     name: str
+    # The readers of this source and their keys in its samples' ``unavailable`` (hvstat_reader_up).
+    READERS: ReaderKeys = {}
 
     def __init__(self, interval_secs: float) -> None:
         self.interval_secs = interval_secs
@@ -53,6 +98,11 @@ class Source(ABC):
         # The first reading's (``prepare``) or the last tick's collection, while it may still run.
         self._inflight: asyncio.Future[Sequence[Sample]] | asyncio.Future[object] | None = None
         self._inflight_since = 0.0
+        # Counters and the duration histogram of hvstat_source_* (hvstat/meta.py).
+        self._samples = 0
+        self._failures_total = 0
+        self._durations = Histogram(TICK_BUCKETS)
+        self._readers: dict[str, str | None] = {}
 
     def attach(self, bus: Bus) -> None:
         self.bus = bus
@@ -89,9 +139,27 @@ class Source(ABC):
 
     def _collect_and_record(self) -> Sequence[Sample]:
         samples = self.collect()
+        self._note_readers(self.readers(samples))
         if self.bus is not None:
             self.bus.record(samples)
         return samples
+
+    def readers(self, samples: Sequence[Sample]) -> dict[str, str | None]:
+        """Each reader's failure in this tick (None: fine), from the samples' ``unavailable``."""
+        if not self.READERS:
+            return {}
+        maps = [m for s in samples for m in _unavailable_maps(s)]
+        return reader_failures(self.READERS, maps)
+
+    def _note_readers(self, now: dict[str, str | None]) -> None:
+        """Keep the readers' state; log a reader that starts or stops failing (once per change)."""
+        for reader, problem in now.items():
+            before = self._readers.get(reader)
+            if problem is not None and before is None:
+                log.warning("source %s: reader %s failing: %s", self.name, reader, problem)
+            elif problem is None and before is not None:
+                log.info("source %s: reader %s reads again", self.name, reader)
+        self._readers = now
 
     async def tick(self) -> None:
         now = time.monotonic()
@@ -119,8 +187,10 @@ class Source(ABC):
             self._failures = 0
             self._error = None
             self._last_success = time.time()
+            self._samples += 1
         finally:
             self._last_duration = time.monotonic() - now
+            self._durations.observe(self._last_duration)
 
     def _published(self, done: asyncio.Future[Sequence[Sample]]) -> None:
         if done.cancelled() or done.exception() is not None or self.bus is None:
@@ -129,6 +199,7 @@ class Source(ABC):
 
     def _failed(self, error: str) -> None:
         self._failures += 1
+        self._failures_total += 1
         self._error = error
         log.warning("source %s: tick failed (%d in a row): %s", self.name, self._failures, error)
 
@@ -163,3 +234,27 @@ class Source(ABC):
             consecutive_failures=self._failures,
             error=self._error,
         )
+
+    def stats(self) -> SourceStats:
+        """For /metrics and remote write: hvstat_source_samples_total, _failures_total, the
+        duration histogram, hvstat_reader_up."""
+        return SourceStats(
+            name=self.name,
+            samples=self._samples,
+            failures=self._failures_total,
+            duration=self._durations.snapshot(),
+            readers=tuple(sorted(self._readers.items())),
+        )
+
+
+def _unavailable_maps(sample: Sample) -> Iterable[Mapping[str, str]]:
+    """A sample's ``unavailable`` maps: its own, and each guest's."""
+    if isinstance(sample, VmStatusChangedMessage):
+        return
+    yield sample.unavailable
+    if isinstance(sample, ContainersSample):
+        for c in sample.containers:
+            yield c.unavailable
+    elif isinstance(sample, VmsSample):
+        for v in sample.vms:
+            yield v.unavailable

@@ -17,6 +17,20 @@ log = logging.getLogger(__name__)
 
 class ContainerSource(Source):
     name = "containers"
+    # Discovery (mountinfo and the cgroup walk) and each cgroup controller's files, with their keys
+    # in the sample's and every container's ``unavailable`` (docs/api.md, "Container unavailable
+    # keys"): a reader is failing when it failed for any container this tick.
+    READERS = {
+        "discovery": ("containers",),
+        "cpu": ("cpu", "cpu_limit", "cpu_throttled_percent"),
+        "memory": ("memory", "memory_limit", "memory_swap"),
+        "io": ("block", "block_ops"),
+        "pids": ("pids",),
+        "procs": ("processes",),
+        "state": ("state",),
+        "pressure": ("pressure",),
+        "network": ("network",),
+    }
 
     def __init__(
         self,

@@ -16,6 +16,22 @@ PRIME_SECS = 0.5
 
 class NodeSource(Source):
     name = "node"
+    # Each file (or call) the node sampler reads and the ``unavailable`` keys its failure writes
+    # (docs/api.md, "unavailable"); a read failure there makes hvstat_reader_up 0.
+    READERS = {
+        "stat": ("cpu",),
+        "meminfo": ("memory",),
+        "loadavg": ("load_average_1m",),
+        "uptime": ("uptime_secs",),
+        "vmstat": ("vm",),
+        "pressure": ("pressure", "pressure.*"),
+        "diskstats": ("disks",),
+        "net_dev": ("interfaces",),
+        "mountinfo": ("filesystems",),
+        "statvfs": ("disk_usage", "filesystems.*"),
+        "ksm": ("ksm",),
+        "thermal": ("temperatures", "temperatures.*"),
+    }
 
     def __init__(self, settings: NodeSettings, interval_secs: float) -> None:
         super().__init__(interval_secs)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import msgspec
@@ -22,7 +23,7 @@ import msgspec
 from hvstat._native import ProcessSampler
 from hvstat.models import ProcessesSample, ProcessView, process_view_decoder, processes_sample_decoder
 from hvstat.settings import NodeSettings, ProcessSettings
-from hvstat.sources.base import Source
+from hvstat.sources.base import Sample, Source
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,13 @@ class ProcessSource(Source):
 
     def collect(self) -> list[ProcessesSample]:
         return [self.sample()]
+
+    def readers(self, samples: Sequence[Sample]) -> dict[str, str | None]:
+        """/proc (the process directories), /etc/passwd (user names), /proc/meminfo (the host's
+        memory): each note the core writes under their keys is a read error."""
+        notes = {k: v for s in samples if isinstance(s, ProcessesSample) for k, v in s.unavailable.items()}
+        keys = {"proc": "processes", "passwd": "users.user", "meminfo": "host.memory_total_bytes"}
+        return {reader: (f"{key}: {notes[key]}" if key in notes else None) for reader, key in keys.items()}
 
     def sample(self) -> ProcessesSample:
         return processes_sample_decoder.decode(self._sampler.sample(self.top))

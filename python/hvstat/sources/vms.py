@@ -13,6 +13,7 @@ import asyncio
 import logging
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import msgspec
@@ -31,7 +32,7 @@ from hvstat.models import (
     vms_sample_decoder,
 )
 from hvstat.settings import NodeSettings, VmSettings
-from hvstat.sources.base import Source
+from hvstat.sources.base import Sample, Source
 from hvstat.sources.node import PRIME_SECS
 from hvstat.sources.vms_libvirt import LibvirtCollector
 
@@ -165,6 +166,15 @@ class VmSource(Source):
         if notes:
             sample = msgspec.structs.replace(sample, unavailable={**sample.unavailable, **notes})
         return sample
+
+    def readers(self, samples: Sequence[Sample]) -> dict[str, str | None]:
+        """libvirt (the connection, when it is in use) and QMP (every socket polled, when on)."""
+        out: dict[str, str | None] = {}
+        if self.libvirt is not None:
+            out["libvirt"] = self.libvirt.problem()
+        if self.qmp is not None:
+            out["qmp"] = next((f"{path}: {why}" for path, why in sorted(self._qmp_problems.items())), None)
+        return out
 
     def problem(self) -> str | None:
         """libvirt unreachable (when it matters) is a degraded source even though ticks succeed."""
