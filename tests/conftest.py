@@ -21,7 +21,7 @@ from hvstat._core import NodeSampler
 # each means). `pytest -m unit` runs anywhere, unprivileged, in seconds.
 
 UNIT = "unit"
-NEEDS = frozenset({"root", "cgroups", "network", "containers", "libvirt", "qemu", "server", "browser", "prometheus", "live", "terminal"})
+NEEDS = frozenset({"root", "cgroups", "network", "containers", "libvirt", "qemu", "server", "browser", "prometheus", "victoriametrics", "live", "terminal"})
 # Needs that only root has on a test machine: a test marked with one of them is also marked `root`
 # here, so that `-m "not root"` leaves it out and an unprivileged run skips it.
 IMPLY_ROOT = frozenset({"cgroups", "network", "containers", "libvirt", "qemu"})

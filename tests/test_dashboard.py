@@ -627,3 +627,117 @@ def test_the_processes_and_users_panel_shows_a_busy_user(tmp_path: Path, browser
         busy.wait()
         subprocess.run(["pkill", "-KILL", "-u", str(pw.pw_uid)], check=False)
         subprocess.run(["userdel", name], check=False)
+
+
+def fleet_node_config(name: str, write_url: str, buffer_dir: Path, url: str | None, query_url: str | None) -> str:
+    lines = [
+        "[server]",
+        f'node_name = "{name}"',
+        "[monitoring]",
+        "node_metrics_interval = 0.5",
+        "[containers]",
+        "enabled = false",
+        "[vms]",
+        "enabled = false",
+        "[processes]",
+        "interval = 2",  # on: the page would log the 404 of /api/processes of a server without it
+        "[remote_write]",
+        "enabled = true",
+        f'url = "{write_url}"',
+        f'buffer_dir = "{buffer_dir}"',
+        "interval = 0.5",
+        "[labels]",
+        f'rack = "{name[-1]}"',
+    ]
+    if url is not None:
+        lines.append(f'url = "{url}"')
+    if query_url is not None:
+        lines += ["[fleet]", f'query_url = "{query_url}"', "within = 60"]
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.browser
+@pytest.mark.victoriametrics
+def test_the_fleet_page_lists_sorts_filters_and_opens_a_node(tmp_path: Path, browser: Any) -> None:
+    """Two ``hvstat serve`` write to a real VictoriaMetrics; the first has the fleet view. Its page
+    shows the Node | Fleet switch; #/fleet lists both nodes with their numbers; a column header
+    sorts; the filter narrows; a click on the node with a `url` label opens that node's own
+    dashboard, a click on the one without says how to link it. The second server (no [fleet])
+    shows no switch. With the engine stopped, the page says it is unreachable and keeps the rows."""
+    import engines
+
+    tag = secrets.token_hex(3)
+    names = [f"dash-{tag}-a", f"dash-{tag}-b"]
+    ports = [free_port(), free_port()]
+    (tmp_path / "engine").mkdir()
+    with contextlib.ExitStack() as stack:
+        vm_proc_ctx = engines.victoria_metrics(tmp_path / "engine", free_port())
+        vm = vm_proc_ctx.__enter__()
+        vm_stopped = False
+        try:
+            for i, name in enumerate(names):
+                d = tmp_path / name
+                d.mkdir()
+                url = f"http://127.0.0.1:{ports[1]}/" if i == 1 else None
+                (d / "hvstat.toml").write_text(fleet_node_config(name, vm.write_url, d / "buffer", url, vm.base if i == 0 else None))
+                stack.enter_context(server_on(ports[i], d, "serve.log"))
+            base = f"http://127.0.0.1:{ports[0]}"
+            wait_ready(
+                lambda: len(httpx.get(f"{base}/api/fleet/nodes", timeout=10).json().get("nodes", [])) == 2,
+                "both nodes in the fleet view",
+                every=0.25,
+                log=vm.log,
+            )
+
+            page = browser.new_page(viewport={"width": 1400, "height": 900}, bypass_csp=True)
+            errors: list[str] = []
+            page.on("console", lambda m: m.type == "error" and errors.append(m.text))
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(base + "/")
+            page.wait_for_selector("#views:not([hidden])", timeout=15_000)
+            assert page.is_visible("#overview") and page.is_hidden("#fleet")
+            page.click("#view-fleet")
+            page.wait_for_selector("#fleet:not([hidden])", timeout=5_000)
+            assert page.is_hidden("#overview") and page.is_hidden("#range") and page.get_attribute("#view-fleet", "aria-current") == "page"
+            page.wait_for_function("document.querySelectorAll('#fleet-nodes tbody tr[data-id]').length === 2", timeout=15_000)
+            ids = lambda: page.eval_on_selector_all("#fleet-nodes tbody tr[data-id]", "rs => rs.map(r => r.dataset.id)")  # noqa: E731
+            assert ids() == names  # by name, A to Z
+            assert page.inner_text("#fleet-count") == "2"
+            row = page.locator(f'#fleet-nodes tr[data-id="{names[1]}"] td')
+            assert row.nth(1).inner_text() == "rack=b"
+            assert row.nth(2).inner_text().endswith("%") and row.nth(3).inner_text().endswith("%")  # CPU, memory: numbers, not the dash
+            assert row.nth(6).inner_text() == "\u2014"  # containers: off on these nodes, unknown, not 0
+            assert "ago" in row.nth(9).inner_text()
+            assert vm.base in page.inner_text("#fleet-note")
+            page.click("#fleet-nodes th:nth-child(1) button")  # Node again: Z to A
+            page.wait_for_function(f"document.querySelector('#fleet-nodes tbody tr[data-id]').dataset.id === '{names[1]}'", timeout=5_000)
+            assert page.get_attribute("#fleet-nodes th:nth-child(1)", "aria-sort") == "descending"
+            page.fill("#fleet-filter", "rack=a")
+            page.wait_for_function("document.querySelectorAll('#fleet-nodes tbody tr[data-id]').length === 1", timeout=5_000)
+            assert ids() == [names[0]] and page.inner_text("#fleet-count") == "1 of 2"
+            page.click(f'#fleet-nodes tr[data-id="{names[0]}"]')
+            assert "no url label" in page.inner_text("#fleet-note")
+            page.fill("#fleet-filter", "")
+            with page.expect_popup() as popup_info:
+                page.click(f'#fleet-nodes tr[data-id="{names[1]}"]')
+            popup = popup_info.value
+            popup.wait_for_selector("#conn[data-state=open]", timeout=15_000)
+            assert popup.url == f"http://127.0.0.1:{ports[1]}/"
+            popup.wait_for_function(f"document.querySelector('#node-name').textContent === '{names[1]}'", timeout=10_000)
+            # B has no fleet view: no switch.
+            popup.wait_for_timeout(500)
+            assert popup.is_hidden("#views")
+            popup.close()
+            assert errors == [], errors
+
+            # The engine goes away: the note says so, the rows stay.
+            vm_proc_ctx.__exit__(None, None, None)
+            vm_stopped = True
+            page.wait_for_selector("#fleet-note[data-level=error]", timeout=15_000)
+            assert "fleet engine unreachable" in page.inner_text("#fleet-note")
+            assert len(ids()) == 2
+            assert all("503" in e for e in errors), errors  # Chromium logs the failed fetch itself
+            page.close()
+        finally:
+            if not vm_stopped:
+                vm_proc_ctx.__exit__(None, None, None)

@@ -19,6 +19,7 @@ from starlette.testclient import TestClient
 from websockets.sync.client import connect
 
 from conftest import free_port, running_server
+from engines import prometheus_receiver
 from helpers import WAIT_SECS
 from hvstat import exposition as P
 from hvstat.app import create_app
@@ -26,7 +27,7 @@ from hvstat.config import ConfigError, Settings, load_settings
 from hvstat.identity import MachineId, NodeIdentity, hostname, read_machine_id
 from hvstat.remote_write import decode_write_request, encode_write_request
 from hvstat.settings import ContainerSettings, MonitoringSettings, ProcessSettings, ServerSettings, StorageSettings, VmSettings
-from test_remote_write import Receiver, prometheus_receiver
+from test_remote_write import Receiver
 
 
 def unique_name() -> str:
@@ -239,7 +240,7 @@ def test_prometheus_keeps_two_nodes_of_one_host_apart(tmp_path: Path) -> None:
         with running_server(dirs[0], _serve_config(names[0], url, dirs[0] / "buffer")), running_server(dirs[1], _serve_config(names[1], url, dirs[1] / "buffer")):
 
             def query(q: str) -> list[dict[str, object]]:
-                body = httpx.get(f"{prom}/api/v1/query", params={"query": q}, timeout=10).json()
+                body = httpx.get(f"{prom.base}/api/v1/query", params={"query": q}, timeout=10).json()
                 assert body["status"] == "success", body
                 return list(body["data"]["result"])
 

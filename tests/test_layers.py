@@ -24,7 +24,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("store", ("hvstat.store",)),
     ("bus, guest kinds, series model", ("hvstat.bus", "hvstat.guests", "hvstat.exposition")),
     ("sinks", ("hvstat.hub", "hvstat.alerts.engine", "hvstat.alerts.notify", "hvstat.remote_write", "hvstat.rollups", "hvstat.file_sink", "hvstat.clock")),
-    ("wiring", ("hvstat.config", "hvstat.state", "hvstat.logs", "hvstat.reload", "hvstat.history")),
+    ("wiring", ("hvstat.config", "hvstat.state", "hvstat.logs", "hvstat.reload", "hvstat.history", "hvstat.promql", "hvstat.fleet")),
     ("routes", ("hvstat.api.*",)),
     ("entry points", ("hvstat.app", "hvstat.cli", "hvstat.tools", "hvstat.top", "hvstat.top.*", "hvstat.report")),
 ]

@@ -1,5 +1,6 @@
 """Every HTTP route fuzzed from its own OpenAPI description (schemathesis, against a real
-``hvstat serve`` with the node, container, VM and alert sources on): no answer is a 5xx, every
+``hvstat serve`` with the node, container, VM and alert sources on, and the fleet view on a real
+VictoriaMetrics that this server writes to): no answer is a 5xx, every
 answer matches the documented status codes, content types and schemas, and what the schema says is
 invalid is refused with a 4xx.
 
@@ -19,9 +20,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import running_server
+import engines
+from conftest import free_port, running_server
 
-pytestmark = pytest.mark.server
+pytestmark = [pytest.mark.server, pytest.mark.victoriametrics]
 
 CONFIG = """
 [monitoring]
@@ -57,10 +59,24 @@ expected-statuses = ["400", "401", "404", "405", "409", "413", "414"]
 """
 
 
+def fleet_config(vm: engines.Engine, tmp_path: Path) -> str:
+    """Remote write to ``vm`` and the fleet view on it: the fleet routes answer from a real engine."""
+    return f'''
+[remote_write]
+enabled = true
+url = "{vm.write_url}"
+buffer_dir = "{tmp_path / "buffer"}"
+
+[fleet]
+query_url = "{vm.base}"
+'''
+
+
 def test_every_route_against_its_openapi_description(tmp_path: Path) -> None:
     settings = tmp_path / "schemathesis.toml"
     settings.write_text(SCHEMATHESIS_TOML)
-    with running_server(tmp_path, CONFIG) as base:
+    (tmp_path / "engine").mkdir()
+    with engines.victoria_metrics(tmp_path / "engine", free_port()) as vm, running_server(tmp_path, CONFIG + fleet_config(vm, tmp_path)) as base:
         run = subprocess.run(
             [
                 schemathesis_exe(),

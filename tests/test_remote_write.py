@@ -9,23 +9,20 @@
   retried with backoff, 4xx dropped and counted, 2xx removes the batch.
 - A real ``hvstat serve`` whose receiver is down buffers; restarted with the receiver up, the
   batches of the first run arrive first.
-- A real Prometheus 2.42 (``--web.enable-remote-write-receiver``) receiving from a real
-  ``hvstat serve`` every 0.5 s; the receiver is stopped mid-run and started again on the same
-  storage, and every node sample hvstat took (its own history API lists them) is in Prometheus.
+- The real engines (tests/engines.py), each receiving from a real ``hvstat serve`` every 0.5 s:
+  Prometheus 2.42 (``--web.enable-remote-write-receiver``) and VictoriaMetrics. Every node series
+  of a /metrics scrape is stored at that sample's timestamp with its value; the receiver is
+  stopped mid-run and started again on the same storage, and every node sample hvstat took (its
+  own history API lists them) is in the engine, once.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import http.server
 import math
-import shutil
-import signal
-import subprocess
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +30,9 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 
+import engines
 from conftest import free_port, running_server
-from helpers import WAIT_SECS
+from helpers import WAIT_SECS, wait_ready
 from hvstat import __version__
 from hvstat import exposition as P
 from hvstat._core import NodeSampler
@@ -276,6 +274,12 @@ def _config(url: str, buffer_dir: Path, **extra: Any) -> str:
         "vm_metrics_interval = 1",
         "[vms]",
         "enabled = false",
+        # Node samples are what these tests follow; a host crowded with other cgroups (another
+        # test's thousand guests) would otherwise take the server's descriptors.
+        "[containers]",
+        "enabled = false",
+        "[processes]",
+        "enabled = false",
         "[remote_write]",
         "enabled = true",
         f'url = "{url}"',
@@ -363,86 +367,86 @@ def test_restart_sends_the_buffer_of_the_previous_run_first(tmp_path: Path) -> N
     assert got[: len(first_run)] == sorted(first_run)
 
 
-# --- a real Prometheus -----------------------------------------------------------------------------
+# --- the real engines: Prometheus and VictoriaMetrics (tests/engines.py) ------------------------------
+
+ENGINE_PARAMS = engines.PARAMS
 
 
-@contextlib.contextmanager
-def prometheus_receiver(workdir: Path, port: int) -> Iterator[str]:
-    """Debian's Prometheus 2.42 on 127.0.0.1:``port`` as a remote-write receiver only (no scrape
-    jobs), its TSDB in ``workdir/tsdb``; stopped with SIGTERM (it then writes its head) and reaped."""
-    exe = shutil.which("prometheus")
-    if exe is None:
-        pytest.skip("the prometheus binary is not installed (Debian package prometheus; scripts/setup)")
-    config = workdir / "prometheus.yml"
-    # Batches buffered during an outage arrive late; within the head block they are in order per
-    # series anyway, and the out-of-order window (2.39+, a config key, not a flag) also takes
-    # samples older than the head's range after a long outage.
-    config.write_text("global:\n  scrape_interval: 1m\nstorage:\n  tsdb:\n    out_of_order_time_window: 1h\n")
-    base = f"http://127.0.0.1:{port}"
-    with open(workdir / "prometheus.log", "ab") as log:
-        proc = subprocess.Popen(
-            [
-                exe,
-                f"--config.file={config}",
-                f"--storage.tsdb.path={workdir / 'tsdb'}",
-                f"--web.listen-address=127.0.0.1:{port}",
-                "--web.enable-remote-write-receiver",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            cwd=workdir,
-        )
-        try:
-            deadline = time.monotonic() + WAIT_SECS
-            while True:
-                if proc.poll() is not None:
-                    raise AssertionError(f"prometheus exited with {proc.returncode}:\n{(workdir / 'prometheus.log').read_text()[-4000:]}")
-                with contextlib.suppress(httpx.TransportError):
-                    if httpx.get(f"{base}/-/ready", timeout=2).status_code == 200:
-                        break
-                if time.monotonic() > deadline:
-                    raise AssertionError(f"prometheus not ready within {WAIT_SECS}s")
-                time.sleep(0.2)
-            yield base
-        finally:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(timeout=WAIT_SECS / 2)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(timeout=WAIT_SECS / 2)
+def node_sample_pinned(base: str) -> tuple[float, str]:
+    """A node sample's timestamp and a /metrics scrape of that same sample: /metrics read between
+    two reads of the node route that name the same sample (retried when a tick fell between)."""
+    deadline = time.monotonic() + WAIT_SECS
+    while True:
+        before = httpx.get(f"{base}/api/monitoring/node/metrics", params={"fields": "timestamp"}, timeout=10).json()["timestamp"]
+        text = httpx.get(f"{base}/metrics", timeout=10).text
+        after = httpx.get(f"{base}/api/monitoring/node/metrics", params={"fields": "timestamp"}, timeout=10).json()["timestamp"]
+        if before == after:
+            return before, text
+        assert time.monotonic() < deadline, "the node sample changed during every read of /metrics"
 
 
-def raw_samples(prom: str, selector: str, window: str = "10m") -> list[int]:
-    """Every raw sample's timestamp (ms) of the one series ``selector`` over the last ``window``."""
-    r = httpx.get(f"{prom}/api/v1/query", params={"query": f"{selector}[{window}]"}, timeout=10)
-    body = r.json()
-    assert body["status"] == "success", body
-    result = body["data"]["result"]
-    assert len(result) <= 1, result
-    return [round(float(t) * 1000) for t, _ in result[0]["values"]] if result else []
-
-
-@pytest.mark.prometheus
 @pytest.mark.server
-def test_prometheus_receiver_outage_loses_no_sample(tmp_path: Path) -> None:
-    if shutil.which("prometheus") is None:
-        pytest.skip("the prometheus binary is not installed (Debian package prometheus; scripts/setup)")
+@pytest.mark.parametrize("engine_name", ENGINE_PARAMS)
+def test_the_engine_stores_the_series_of_metrics(tmp_path: Path, engine_name: str) -> None:
+    """Every node series of one /metrics scrape is in the engine at that sample's timestamp, with
+    the same labels (plus the external ones remote write adds) and the same value, read back
+    raw (Prometheus: a range query; VictoriaMetrics: /api/v1/export); and an instant query at that
+    time answers the same."""
     port = free_port()
-    prom_dir = tmp_path / "prom"
-    prom_dir.mkdir()
+    (tmp_path / "engine").mkdir()
+    (tmp_path / "serve").mkdir()
+    with engines.engine(engine_name, tmp_path / "engine", port) as eng:
+        with running_server(tmp_path / "serve", _config(eng.write_url, tmp_path / "buffer")) as base:
+            ts, text = node_sample_pinned(base)
+            ts_ms = round(ts * 1000)
+            expected = {
+                (s.name, tuple(sorted(s.labels.items()))): s.value
+                for f in parse_text(text)
+                for s in f.samples
+                if s.name.startswith("hvstat_node_") and s.name != "hvstat_node_info"
+            }
+            assert len(expected) > 50, sorted(expected)[:5]
+            selector = '{__name__=~"hvstat_node_.+",__name__!="hvstat_node_info"}'
+
+            def stored_at_ts() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+                got = {}
+                for labels, points in eng.raw(selector, "2m"):
+                    at = [v for t, v in points if t == ts_ms]
+                    assert len(at) <= 1, (labels, at)
+                    if at:
+                        own = {k: v for k, v in labels.items() if k not in EXTERNAL and k != "__name__"}
+                        got[(labels["__name__"], tuple(sorted(own.items())))] = at[0]
+                return got
+
+            got = wait_ready(lambda: (g := stored_at_ts()) and len(g) >= len(expected) and g, f"the sample at {ts_ms} in {engine_name}", log=eng.log)
+            assert got.keys() == expected.keys(), got.keys() ^ expected.keys()
+            assert got == expected
+            # An instant query at the sample's time sees that sample (the newest at or before it).
+            (r,) = eng.query('hvstat_node_memory_used_bytes', time=f"{ts_ms / 1000:.3f}")
+            assert float(r["value"][1]) == expected[("hvstat_node_memory_used_bytes", ())]
+
+
+# The labels remote write adds to every series (hvstat/identity.py): the node's name and [labels].
+EXTERNAL = {"node"}
+
+
+@pytest.mark.server
+@pytest.mark.parametrize("engine_name", ENGINE_PARAMS)
+def test_receiver_outage_loses_no_sample(tmp_path: Path, engine_name: str) -> None:
+    """The engine is stopped mid-run and started again on the same storage: every node sample
+    hvstat took (its own history API lists them) is in the engine once. With VictoriaMetrics the
+    "once" is a real check: it stores a sample sent twice twice (deduplication is off by
+    default), where Prometheus drops an identical sample."""
+    port = free_port()
+    eng_dir = tmp_path / "engine"
+    eng_dir.mkdir()
     serve_dir = tmp_path / "serve"
     serve_dir.mkdir()
     url = f"http://127.0.0.1:{port}/api/v1/write"
     selector = 'hvstat_node_cpu_seconds_total{cpu="0",mode="user"}'
     with running_server(serve_dir, _config(url, tmp_path / "buffer")) as base:
-        with prometheus_receiver(prom_dir, port) as prom:
-            deadline = time.monotonic() + WAIT_SECS
-            while len(raw_samples(prom, selector)) < 4:
-                assert time.monotonic() < deadline, "no samples reached Prometheus"
-                time.sleep(0.25)
+        with engines.engine(engine_name, eng_dir, port) as eng:
+            wait_ready(lambda: len(eng.timestamps(selector)) >= 4, f"samples reaching {engine_name}", every=0.25, log=eng.log)
         # The receiver is down: hvstat goes on sampling every 0.5 s and buffering.
         down_from = time.time()
         time.sleep(4)
@@ -451,16 +455,18 @@ def test_prometheus_receiver_outage_loses_no_sample(tmp_path: Path) -> None:
         rw = httpx.get(f"{base}/health", timeout=10).json()["remote_write"]
         assert rw["status"] == "degraded" and rw["error"] and rw["last_failure"] > down_from, rw
         down_until = time.time()
-        with prometheus_receiver(prom_dir, port) as prom:
-            deadline = time.monotonic() + WAIT_SECS
-            while metric(base, "hvstat_remote_write_buffer_samples") != 0 or (metric(base, "hvstat_remote_write_last_success_timestamp_seconds") or 0) < down_until:
-                assert time.monotonic() < deadline, f"the buffer did not drain:\n{(prom_dir / 'prometheus.log').read_text()[-3000:]}"
-                time.sleep(0.25)
+        with engines.engine(engine_name, eng_dir, port) as eng:
+            wait_ready(
+                lambda: metric(base, "hvstat_remote_write_buffer_samples") == 0 and (metric(base, "hvstat_remote_write_last_success_timestamp_seconds") or 0) >= down_until,
+                "the buffer drained",
+                every=0.25,
+                log=eng.log,
+            )
             produced = node_history(base)
             # The sample taken last may still be queued for the next batch.
             time.sleep(2.5)
-            stored = raw_samples(prom, selector)
-            up = raw_samples(prom, 'hvstat_source_up{source="node"}')
+            stored = eng.timestamps(selector)
+            up = eng.timestamps('hvstat_source_up{source="node"}')
             assert metric(base, "hvstat_remote_write_samples_failed_total") == 0
             assert metric(base, "hvstat_remote_write_samples_dropped_total") == 0
             health = httpx.get(f"{base}/health", timeout=10).json()
@@ -470,16 +476,17 @@ def test_prometheus_receiver_outage_loses_no_sample(tmp_path: Path) -> None:
         serve_stopping = time.monotonic()
     serve_stopped = time.monotonic()
     missing = sorted(set(produced) - set(stored))
-    assert not missing, f"{len(missing)} of {len(produced)} samples missing in Prometheus: {missing[:10]}"
+    assert not missing, f"{len(missing)} of {len(produced)} samples missing in {engine_name}: {missing[:10]}"
     during = [t for t in produced if down_from * 1000 < t < down_until * 1000]
     assert len(during) >= 6, f"only {len(during)} samples were taken while the receiver was down"
-    assert len(stored) == len(set(stored))
+    duplicated = sorted(t for t in set(stored) if stored.count(t) > 1)
+    assert not duplicated, f"{len(duplicated)} samples stored more than once: {duplicated[:10]}"
     # hvstat's own series come once per batch, also for the batches of the outage.
     assert sum(down_from * 1000 < t < down_until * 1000 for t in up) >= 3
-    # Prometheus stopped first (its shutdown takes a while: it writes its head block), then hvstat:
+    # The engine stopped first (its shutdown takes a while: it writes what it holds), then hvstat:
     # what hvstat sampled in between went to the buffer, for its next start, as one batch per
     # second (remote_write.interval) plus the one written at its shutdown; all of it newer than
-    # what Prometheus stored.
+    # what the engine stored.
     left = Buffer(tmp_path / "buffer", max_bytes=1 << 30)
     assert len(left) <= 2 + math.ceil(serve_stopped - receiver_stopping), (len(left), serve_stopping - receiver_stopping)
     while (batch := left.claim_oldest()) is not None:

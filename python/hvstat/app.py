@@ -21,6 +21,7 @@ from hvstat.alerts.engine import AlertEngine
 from hvstat.alerts.notify import QueueNotifier, build_notifiers
 from hvstat.alerts.rules import compile_rules
 from hvstat.api import alerts as alert_routes
+from hvstat.api import fleet as fleet_routes
 from hvstat.api import guests, history, processes, prometheus, rest, ui, vms, ws
 from hvstat.api.auth import SecurityMiddleware, security_middleware_options
 from hvstat.api.openapi import openapi
@@ -28,6 +29,7 @@ from hvstat.api.responses import ApiError, MsgspecResponse, check_params, error_
 from hvstat.bus import SampleBus
 from hvstat.clock import Clock, ClockWatch, SystemClock
 from hvstat.file_sink import FileSink
+from hvstat.fleet import FleetView
 from hvstat.guests import KINDS, GuestLookupError
 from hvstat.history import HistoryService
 from hvstat.hub import Hub
@@ -153,6 +155,7 @@ def create_app(settings: Settings, reload_settings: Callable[[], Settings] | Non
             *processes.routes,
             *history.routes,
             *alert_routes.routes,
+            *fleet_routes.routes,
             *ws.routes,
             Route("/metrics", prometheus.metrics, methods=["GET"]),
             Route("/openapi.json", openapi, methods=["GET"]),
@@ -223,9 +226,10 @@ async def running(settings: Settings, reload_settings: Callable[[], Settings] | 
             alerts.restore_history(history.resolved_alerts([], settings.alerts.history_size))
         for event in history.vm_events([], None, VM_EVENTS_KEPT):
             store.put_vm_event(event)
+    fleet = FleetView(settings.fleet) if settings.fleet.query_url is not None else None
     state = AppState(
         settings, store, sources, __version__, time.monotonic(), hub, bus, identity, clock_watch,
-        alerts=alerts, remote_write=remote_write, history=history, rollups=rollups, file_output=file_output,
+        alerts=alerts, remote_write=remote_write, history=history, rollups=rollups, file_output=file_output, fleet=fleet,
     )  # fmt: skip
     tasks = [asyncio.create_task(s.run(), name=f"source:{s.name}") for s in sources.values()]
     tasks.append(asyncio.create_task(hub.pace_gc(), name="hub:gc"))  # full GCs between fan-outs
@@ -254,6 +258,8 @@ async def running(settings: Settings, reload_settings: Callable[[], Settings] | 
             await asyncio.to_thread(state.file_output.close)  # what is queued is written
         if rollups is not None:
             await asyncio.to_thread(rollups.close)  # pending and open buckets to disk
+        if fleet is not None:
+            await fleet.aclose()
         # Queued notifications get a short grace to go out.
         await asyncio.gather(*(n.aclose() for n in notifiers), return_exceptions=True)
         log.info("sources stopped")

@@ -181,6 +181,8 @@ def _check_config(settings: Settings) -> None:
     effective["remote_write"]["headers"] = dict.fromkeys(settings.remote_write.headers, "***")
     # A user:password@ in a URL is a secret too.
     effective["remote_write"]["url"] = settings.remote_write.url and redact(settings.remote_write.url)
+    effective["fleet"]["headers"] = dict.fromkeys(settings.fleet.headers, "***")
+    effective["fleet"]["query_url"] = settings.fleet.query_url and redact(settings.fleet.query_url)
     if alerts.get("webhook"):
         alerts["webhook"]["url"] = redact(alerts["webhook"]["url"])
     effective["node"] = effective_node

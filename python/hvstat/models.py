@@ -371,6 +371,61 @@ class History(Wire, kw_only=True):
     series: dict[str, list[int | float | None] | SeriesStats]
 
 
+# --- the fleet view: GET /api/fleet/nodes, GET /api/fleet/nodes/{name}/history (hvstat/fleet.py) ----
+# Answered from PromQL queries against the engine every node remote-writes to ([fleet] query_url);
+# nothing of it is stored here.
+
+
+class FleetNode(Wire, kw_only=True):
+    """One node of ``GET /api/fleet/nodes``: its identity and the numbers of its newest sample in
+    the engine. A null number says why in ``unavailable``."""
+
+    name: str  # the node's ``node`` label: its [server] node_name
+    # Its [labels] (hvstat_node_info's labels but node and machine_id).
+    labels: dict[str, str] = {}
+    machine_id: str | None = None
+    # The node's own hvstat, from its ``url`` label when that is an http(s) URL.
+    url: str | None = None
+    # When the node's node source last took a sample that reached the engine, unix seconds.
+    last_seen: float
+    cpu_usage: float | None = None  # percent busy over the last two samples
+    memory_usage: float | None = None  # percent (MemTotal - MemAvailable) / MemTotal
+    memory_used_bytes: int | None = None
+    memory_total_bytes: int | None = None
+    disk_usage: float | None = None  # percent used of the root filesystem, as df
+    load_average_1m: float | None = None
+    load_average_5m: float | None = None
+    load_average_15m: float | None = None
+    containers: int | None = None
+    vms: int | None = None
+    vms_running: int | None = None
+    alerts_firing: int | None = None
+    unavailable: dict[str, str] = {}
+
+
+class FleetNodeList(Wire, kw_only=True):
+    """``GET /api/fleet/nodes``: every node whose newest sample is at most ``within`` seconds old
+    at ``timestamp`` (now, or the request's ``time``), by name."""
+
+    engine: str  # the query URL, without user and password
+    timestamp: float
+    within: float
+    nodes: list[FleetNode]
+
+
+class FleetHistory(Wire, kw_only=True):
+    """``GET /api/fleet/nodes/{name}/history``: ``timestamps[i]`` goes with ``series[f][i]``, the
+    node's newest sample in (t - ``window``, t]; null where it had none."""
+
+    node: str
+    since: float
+    until: float
+    step: float
+    window: float
+    timestamps: list[float]
+    series: dict[str, list[float | None]]
+
+
 # --- WebSocket messages (/ws, docs/websocket.md) ------------------------------------------------------
 # Every message is a JSON object whose "type" names it. The Python class names end in "Message" so
 # they do not clash with the REST bodies they carry (NodeMetrics, ContainerMetrics).

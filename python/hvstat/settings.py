@@ -421,6 +421,28 @@ class OutputSettings(_Table, frozen=True, kw_only=True):
     file: FileOutputSettings = FileOutputSettings()
 
 
+class FleetSettings(_Table, frozen=True, kw_only=True):
+    """``[fleet]``: the fleet view (``GET /api/fleet/...``, the dashboard's Fleet page), PromQL
+    queries against the engine every node remote-writes to (hvstat/fleet.py, docs/operations.md
+    "Fleet"). Off while ``query_url`` is unset."""
+
+    # The engine's Prometheus query API base: http://prom:9090 (Prometheus) or
+    # http://vm:8428 (VictoriaMetrics); hvstat appends /api/v1/query and /api/v1/query_range.
+    query_url: str | None = None
+    # Extra request headers, e.g. Authorization = "Bearer ..." (shown as *** by check-config).
+    headers: dict[str, str] = {}
+    # Seconds per query; more answers the request with 504.
+    timeout: Annotated[float, msgspec.Meta(gt=0, le=300)] = 10.0
+    tls_verify: bool = True
+    # A CA bundle (PEM) to verify the engine with instead of the system's.
+    ca_file: str | None = None
+    # GET /api/fleet/nodes lists the nodes whose last sample is at most this many seconds old.
+    within: Annotated[float, msgspec.Meta(ge=1, le=30 * 86400)] = 300.0
+    # A history point at time t is the node's newest sample in (t - max(step, lookback), t]; CPU
+    # needs two samples in it, so keep it above twice the nodes' node_metrics_interval.
+    lookback: Annotated[float, msgspec.Meta(ge=1, le=86400)] = 60.0
+
+
 class StorageTier(_Table, frozen=True, kw_only=True):
     """One ``[[storage.tiers]]`` table: min/avg/max buckets of ``bucket`` seconds kept for ``span`` seconds."""
 
@@ -468,6 +490,7 @@ class Settings(_Table, frozen=True, kw_only=True):
     alerts: AlertSettings = AlertSettings()
     remote_write: RemoteWriteSettings = RemoteWriteSettings()
     storage: StorageSettings = StorageSettings()
+    fleet: FleetSettings = FleetSettings()
     # [labels]: name = "value" pairs on hvstat_node_info and on every remote-write series
     # (docs/operations.md, "Node identity").
     labels: dict[str, str] = {}
@@ -568,6 +591,7 @@ def read_settings(path: str | os.PathLike[str] | None = None, environ: dict[str,
         _check_remote_write(settings.remote_write, path)
         _check_server(settings.server, path)
         _check_storage(settings.storage, path)
+        _check_fleet(settings.fleet, path)
         _check_identity(settings, path)
         _check_outputs(settings, path)
     except ConfigError as e:
@@ -715,6 +739,20 @@ def _check_remote_write(rw: RemoteWriteSettings, path: object) -> None:
         raise ConfigError(f"config key remote_write.ca_file{where}: cannot read {rw.ca_file}")
     if rw.backoff_max < rw.backoff:
         raise ConfigError(f"config key remote_write.backoff_max{where}: less than backoff ({rw.backoff})")
+
+
+def _check_fleet(fleet: FleetSettings, path: object) -> None:
+    """What the types cannot say: the URL, the headers, the CA file."""
+    where = f" (in {path})" if path else ""
+    if fleet.query_url is not None:
+        url = urllib.parse.urlsplit(fleet.query_url)
+        if url.scheme not in ("http", "https") or not url.hostname or url.query or url.fragment:
+            raise ConfigError(f"config key fleet.query_url{where}: {fleet.query_url!r} is not an http:// or https:// URL without a query")
+    bad = [k for k in fleet.headers if k.lower() in ("content-length", "host") or any(c in k + fleet.headers[k] for c in "\r\n")]
+    if bad:
+        raise ConfigError(f"config key fleet.headers{where}: hvstat sets these itself or they hold a line break: {', '.join(bad)}")
+    if fleet.ca_file is not None and not os.access(fleet.ca_file, os.R_OK):
+        raise ConfigError(f"config key fleet.ca_file{where}: cannot read {fleet.ca_file}")
 
 
 def _name_rule(msg: str, data: dict[str, Any]) -> str:

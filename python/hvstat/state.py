@@ -9,6 +9,7 @@ from hvstat.alerts.engine import AlertEngine
 from hvstat.bus import SampleBus
 from hvstat.clock import ClockWatch
 from hvstat.file_sink import FileSink
+from hvstat.fleet import FleetView
 from hvstat.history import HistoryService
 from hvstat.hub import Hub
 from hvstat.identity import NodeIdentity
@@ -47,3 +48,5 @@ class AppState:
     rollups: RollupWriter | None = None
     # None when [outputs.file] enabled = false.
     file_output: FileSink | None = None
+    # The fleet view's queries against the engine; None while [fleet] query_url is unset.
+    fleet: FleetView | None = None

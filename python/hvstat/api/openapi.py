@@ -9,7 +9,7 @@ from typing import Any
 import msgspec
 from starlette.requests import Request
 
-from hvstat.api import processes
+from hvstat.api import fleet, processes
 from hvstat.api.responses import MsgspecResponse, check_params
 from hvstat.api.rest import NODE_FIELDS
 from hvstat.guests import CONTAINERS, KINDS, VMS, GuestKind
@@ -88,6 +88,9 @@ def document(version: str) -> dict[str, object]:
     paths.update(process_paths)
     components.update(process_components)
     paths.update(_alert_paths(alert_list, alert_rules, error))
+    fleet_paths, fleet_components = fleet.openapi_paths(REF_SCHEMA, error)
+    paths.update(fleet_paths)
+    components.update(fleet_components)
     paths.update(_service_paths(health, error))
     # What the request guard (hvstat/api/auth.py) may answer on any route, before the route runs.
     for path_item in paths.values():

@@ -7,6 +7,7 @@
 
 import { TimeChart } from "./chart.js";
 import { Live } from "./conn.js";
+import { startFleet } from "./fleet.js";
 import * as f from "./format.js";
 import { schedule, setText } from "./frame.js";
 import { GuestTable } from "./table.js";
@@ -877,3 +878,4 @@ $("retry-now").addEventListener("click", () => live.retryNow());
 live.setTopics(BASE_TOPICS);
 live.start();
 route();
+startFleet({ token });
