@@ -567,7 +567,8 @@ def _check_values(data: dict[str, Any], origins: dict[str, str], path: object) -
             problem = f"{value} is not a finite number"
         if problem is not None:
             top = ".".join(re.sub(r"\[\d+\]", "", key).split(".")[:2])
-            source = f" (from {origins[top]})" if top in origins else (f" (in {path})" if path else "")
+            origin = origins.get(top) or origins.get(top.split(".")[0])  # or a whole table (HVSTAT_LABELS)
+            source = f" (from {origin})" if origin else (f" (in {path})" if path else "")
             raise ConfigError(f"config key {key}{source}: {problem}")
 
 
