@@ -146,8 +146,8 @@ def test_kind_comes_from_the_first_path() -> None:
     ("metric", "message"),
     [
         ("", "metric: empty"),
-        ("cpu_usage", "must start with node., container., vm., user. or process."),
-        ("host.cpu_usage", "must start with node., container., vm., user. or process."),
+        ("cpu_usage", "must start with node., container., vm., user., process. or clock."),
+        ("host.cpu_usage", "must start with node., container., vm., user., process. or clock."),
         ("user.cpu", "UserMetrics has no field 'cpu'"),
         ("user[1000].cpu_percent", "takes a quoted user name or *"),
         ('process["nginx"].cpu_percent', "takes a PID or *"),

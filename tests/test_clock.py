@@ -9,6 +9,7 @@ import ctypes
 import logging
 import time
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
@@ -17,9 +18,16 @@ from starlette.testclient import TestClient
 
 from helpers import WAIT_SECS
 from hvstat import exposition as P
+from hvstat._core import NodeSampler
+from hvstat.alerts.engine import AlertEngine
+from hvstat.alerts.rules import RulesError, clock_rules, compile_rules, every_rule
 from hvstat.app import create_app
 from hvstat.clock import DRIFT_MIN_SECS, STA_UNSYNC, STEP_DEGRADED_SECS, TIME_ERROR, ClockWatch, SyncState, SystemClock, _Timex
+from hvstat.models import NodeMetrics, node_metrics_decoder
 from hvstat.settings import (
+    AlertRuleSelect,
+    AlertRuleSettings,
+    AlertSettings,
     ContainerSettings,
     MonitoringSettings,
     ProcessSettings,
@@ -29,6 +37,9 @@ from hvstat.settings import (
     VmSettings,
 )
 from test_remote_write import Receiver
+
+# A real node sample: what the alert engine is handed with each tick (its clock rules do not read it).
+NODE: NodeMetrics = node_metrics_decoder.decode(NodeSampler().sample())
 
 
 class SteppedClock:
@@ -215,8 +226,69 @@ def test_the_remote_write_receivers_date_is_a_second_opinion(tmp_path: Path, cap
             # The two clocks agree again: the next answers clear it.
             clock.offset = 0.0
             deadline = time.monotonic() + WAIT_SECS
-            while (c := client.get("/health").json()["clock"])["receiver_offset_secs"] > 5:
+            # The next answer clears the offset; the next node tick sees the correction as a step.
+            while (c := client.get("/health").json()["clock"])["receiver_offset_secs"] > 5 or c["steps"] == 0:
                 assert time.monotonic() < deadline, c
                 time.sleep(0.05)
-            assert abs(c["receiver_offset_secs"]) <= 1.5 and c["steps"] == 1  # setting it right was a step
+            assert abs(c["receiver_offset_secs"]) <= 1.5 and c["steps"] == 1
         assert "receiver's clock (its Date header) is +" in caplog.text
+
+
+# --- alerts on the clock ---------------------------------------------------------------------------
+
+
+@pytest.mark.unit
+def test_clock_rules_compile_and_refuse_what_they_cannot_read() -> None:
+    rules = compile_rules(every_rule(AlertSettings(clock_rules=True)))
+    assert [(r.name, r.expr.kind, r.for_secs) for r in rules] == [("clock-stepped", "clock", 0.0), ("clock-unsynchronised", "clock", 600.0)]
+    assert every_rule(AlertSettings()) == []
+    for metric, problem in (("clock.status", "number"), ("clock.nope", "no field 'nope'")):
+        with pytest.raises(RulesError) as e:
+            compile_rules([AlertRuleSettings(name="x", metric=metric, op="==", threshold=1, severity="low")])
+        assert problem in str(e.value), str(e.value)
+    with pytest.raises(RulesError) as e:
+        compile_rules([AlertRuleSettings(name="x", metric="clock.steps", op=">", threshold=0, severity="low", select=AlertRuleSelect(name="a"))])
+    assert "there is one clock" in str(e.value)
+
+
+@pytest.mark.unit
+def test_built_in_rules_fire_on_a_step_and_on_a_lasting_unsynchronised_clock() -> None:
+    c = ScriptedClock()  # adjtimex says: not synchronised
+    watch = ClockWatch(c)
+    now = [1_800_000_000.0]
+    published: list[Any] = []
+    engine = AlertEngine(
+        compile_rules(clock_rules()), node_id="hv1", publish=published.append, clock=lambda: now[0], clock_health=watch.health
+    )
+
+    def tick(wall_extra: float = 0.0) -> None:
+        c.advance(5.0, 5.0 + wall_extra)
+        now[0] += 5.0
+        watch.check()
+        engine.on_node(NODE)
+
+    tick()
+    assert not published
+    tick(wall_extra=42.0)  # a step: clock-stepped fires at once
+    (fired,) = published
+    assert fired.rule == "clock-stepped" and fired.entity == "clock" and "wall clock of hv1 was set" in fired.message
+    for _ in range(int(600 / 5)):  # 10 minutes of an unsynchronised clock, and the step grows old
+        tick()
+    names = [(type(m).__name__, m.rule) for m in published]
+    assert ("AlertTriggeredMessage", "clock-unsynchronised") in names
+    assert ("AlertResolvedMessage", "clock-stepped") in names
+
+
+@pytest.mark.unit
+def test_the_service_alerts_on_a_step_of_its_clock() -> None:
+    clock = SteppedClock()
+    settings = msgspec.structs.replace(_settings(), alerts=AlertSettings(clock_rules=True))
+    with TestClient(create_app(settings, clock=clock)) as client:
+        rules = {r["name"]: r for r in client.get("/api/alerts/rules").json()["rules"]}
+        assert rules["clock-stepped"]["kind"] == "clock" and rules["clock-unsynchronised"]["kind"] == "clock"
+        clock.offset = 120.0
+        deadline = time.monotonic() + WAIT_SECS
+        while not (active := client.get("/api/alerts").json()["active"]):
+            assert time.monotonic() < deadline, "clock-stepped did not fire"
+            time.sleep(0.05)
+        assert [(a["rule"], a["state"], a["entity"]) for a in active] == [("clock-stepped", "firing", "clock")], active

@@ -111,6 +111,7 @@ def test_node_name_and_labels_load(tmp_path: Path) -> None:
         ("", {"HVSTAT_LABELS": "rack=r12"}, "(from HVSTAT_LABELS)"),
         ("", {"HVSTAT_LABELS": '{"bad name": "x"}'}, "(from HVSTAT_LABELS)"),
         ("", {"HVSTAT_LABELS": '{"rack": 1}'}, "labels.rack"),
+        ("", {"HVSTAT_LABELS": '{"rack": "a\\u0000b"}'}, "config key labels.rack (from HVSTAT_LABELS): holds a NUL character"),
     ],
 )
 def test_bad_identity_is_a_config_error(tmp_path: Path, text: str, environ: dict[str, str], message: str) -> None:

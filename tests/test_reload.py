@@ -117,3 +117,33 @@ def test_batches_move_to_a_new_buffer_after_the_ones_there(tmp_path: Path) -> No
         moved.remove(b)
     assert payloads == [b"there-before", b"old-0", b"old-1", b"old-2"]
     assert move_batches(tmp_path / "missing", tmp_path / "b") == 0
+
+
+@pytest.mark.unit
+def test_reload_keeps_and_switches_the_built_in_clock_rules() -> None:
+    """[alerts] clock_rules applies on SIGHUP; a reload that changes the other rules keeps the
+    built-in ones (the reloader's own alerts step, on an engine of its state)."""
+    import asyncio
+    import types
+
+    from hvstat.alerts.engine import AlertEngine
+    from hvstat.alerts.rules import compile_rules, every_rule
+    from hvstat.reload import Reloader, reloadable
+    from hvstat.settings import Settings
+
+    assert reloadable("alerts.clock_rules")
+    cpu = {"name": "cpu", "metric": "node.cpu_usage", "op": ">", "threshold": 90, "severity": "high"}
+    on = msgspec.convert({"alerts": {"clock_rules": True, "rules": [cpu]}}, Settings)
+    engine = AlertEngine(compile_rules(every_rule(on.alerts)), node_id="hv1")
+    reloader = Reloader(lambda: on, types.SimpleNamespace(alerts=engine), None, [])  # type: ignore[arg-type]
+    built_in = {"clock-stepped", "clock-unsynchronised"}
+
+    def apply(old: Settings, new: Settings) -> set[str]:
+        asyncio.run(reloader._alerts(old, new))
+        return {r.name for r in engine.rules}
+
+    fewer = msgspec.convert({"alerts": {"clock_rules": True, "rules": []}}, Settings)
+    assert apply(on, fewer) == built_in
+    off = msgspec.convert({"alerts": {"clock_rules": False, "rules": []}}, Settings)
+    assert apply(fewer, off) == set()
+    assert apply(off, on) == built_in | {"cpu"}

@@ -19,7 +19,7 @@ from starlette.routing import Route
 from hvstat import __version__
 from hvstat.alerts.engine import AlertEngine
 from hvstat.alerts.notify import QueueNotifier, build_notifiers
-from hvstat.alerts.rules import compile_rules
+from hvstat.alerts.rules import compile_rules, every_rule
 from hvstat.api import alerts as alert_routes
 from hvstat.api import fleet as fleet_routes
 from hvstat.api import guests, history, processes, prometheus, rest, ui, vms, ws
@@ -73,13 +73,13 @@ def raise_fd_limit() -> None:
             log.warning("could not raise the open-file limit from %d: %s", soft, e)
 
 
-def alert_engine(settings: Settings, hub: Hub, notifiers: list[QueueNotifier]) -> AlertEngine | None:
+def alert_engine(settings: Settings, hub: Hub, notifiers: list[QueueNotifier], clock: ClockWatch | None = None) -> AlertEngine | None:
     """The rules of ``[alerts]`` (validated by load_settings already), publishing their messages on
     the hub's ``alerts`` topic and handing them to ``notifiers``; None when alerts are disabled."""
     a = settings.alerts
     if not a.enabled:
         return None
-    rules = compile_rules(a.rules)
+    rules = compile_rules(every_rule(a))
     off = {"container": not settings.containers.enabled, "vm": not settings.vms.enabled}
     for r in rules:
         if off.get(r.kind):
@@ -90,6 +90,7 @@ def alert_engine(settings: Settings, hub: Hub, notifiers: list[QueueNotifier]) -
         publish=lambda message: hub.publish(message, ("alerts",)),
         notifiers=notifiers,
         history_size=a.history_size,
+        clock_health=None if clock is None else clock.health,
     )
 
 
@@ -187,7 +188,7 @@ async def running(settings: Settings, reload_settings: Callable[[], Settings] | 
         node_name=identity.name,
     )
     notifiers = build_notifiers(settings.alerts, version=__version__) if settings.alerts.enabled else []
-    alerts = alert_engine(settings, hub, notifiers)
+    alerts = alert_engine(settings, hub, notifiers, clock_watch)
     # [storage] path: the on-disk history, one more listener (hvstat/rollups.py); "" or unset
     # (Settings() built in code; load_settings fills in the default path) keeps history in memory.
     rollups = RollupWriter(settings.storage, node_interval=m.node_metrics_interval) if settings.storage.path else None

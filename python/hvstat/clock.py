@@ -261,7 +261,8 @@ class ClockWatch:
         now_mono = reading[1] if reading is not None else (self._last[0] if self._last is not None else None)
         problems = []
         step = self.last_step
-        if step is not None and self._last_step_mono is not None and now_mono is not None and now_mono - self._last_step_mono < STEP_DEGRADED_SECS:
+        stepped = step is not None and self._last_step_mono is not None and now_mono is not None and now_mono - self._last_step_mono < STEP_DEGRADED_SECS
+        if step is not None and stepped:
             when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(step.at))
             problems.append(f"the wall clock stepped {'forward' if step.seconds > 0 else 'back'} by {abs(step.seconds):.3f} s at {when}")
         drift = self.drift_ppm()
@@ -281,6 +282,7 @@ class ClockWatch:
             status=status,
             error="; ".join(problems) or None,
             steps=self.steps,
+            stepped=stepped,
             last_step_seconds=None if step is None else step.seconds,
             last_step_at=None if step is None else step.at,
             drift_ppm=None if drift is None or not math.isfinite(drift) else drift,

@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 from hvstat._native import ConfigError as CoreConfigError
 from hvstat._native import ContainerSampler, NodeSampler, ProcessSampler, VmSampler
-from hvstat.alerts.rules import RulesError, compile_rules
+from hvstat.alerts.rules import RulesError, compile_rules, every_rule
 from hvstat.exposition import own_label_names
 from hvstat.settings import (
     AlertRuleSelect,
@@ -89,7 +89,7 @@ def load_settings(
         variable = "HVSTAT_SERVER_TOKENS" if key == "server.tokens" else "HVSTAT_SERVER_TOKEN_FILE"
         raise ConfigError(f"{e} (from {variable})" if variable in env else f"{e}{where}") from None
     try:
-        compile_rules(settings.alerts.rules)
+        compile_rules(every_rule(settings.alerts))
     except RulesError as e:
         label = f"alerts.rules[{e.index}]" + (f" (rule {e.name!r})" if e.name else "")
         raise ConfigError(f"config key {label}{where}: {e.problem}") from None

@@ -311,6 +311,7 @@ class ClockHealth(Wire, kw_only=True):
     status: Literal["ok", "degraded"]
     error: str | None = None  # why it is degraded
     steps: int  # steps seen since the start
+    stepped: bool = False  # a step in the last 10 minutes (what makes it degraded)
     last_step_seconds: float | None = None  # the last step: how far the wall clock moved (negative: back)
     last_step_at: float | None = None  # unix seconds, after the step
     drift_ppm: float | None = None  # sub-step changes of wall - monotonic over the last 10 minutes
@@ -566,7 +567,7 @@ class AlertRuleInfo(Wire, kw_only=True):
     """One rule of ``GET /api/alerts/rules``, as compiled from the config."""
 
     name: str
-    kind: Literal["node", "container", "vm", "user", "process"]
+    kind: Literal["node", "container", "vm", "user", "process", "clock"]
     metric: str
     op: AlertOp
     threshold: float

@@ -14,7 +14,7 @@ running configuration stays. Of a config that loads, every changed key is either
   ``enabled``): a new sampler of that source is built and primed in a worker thread and takes over
   at the next tick (rates go on from the priming; a process's CPU rate and the heavy-user timers
   start over);
-- ``alerts.rules``, ``alerts.webhook``, ``alerts.email``, ``alerts.history_size``: the engine's rules
+- ``alerts.rules``, ``alerts.clock_rules``, ``alerts.webhook``, ``alerts.email``, ``alerts.history_size``: the engine's rules
   (a rule kept by name keeps its firing alerts; a removed rule's resolve), new notifiers (the old
   ones get their shutdown grace to send what they hold);
 - ``remote_write.*``: the writer is stopped (what it queued goes into its on-disk buffer), the
@@ -45,7 +45,7 @@ from typing import Any
 import msgspec
 
 from hvstat.alerts.notify import QueueNotifier, build_notifiers
-from hvstat.alerts.rules import compile_rules
+from hvstat.alerts.rules import compile_rules, every_rule
 from hvstat.file_sink import FileSink
 from hvstat.remote_write import SUFFIX, RemoteWriter, check_buffer_dir
 from hvstat.settings import Settings
@@ -71,6 +71,7 @@ RELOADABLE = (
     "alerts.webhook",
     "alerts.email",
     "alerts.history_size",
+    "alerts.clock_rules",
     "remote_write.*",
     "outputs.*",
     "labels.*",
@@ -298,8 +299,9 @@ class Reloader:
         if engine is None:
             return  # alerts are off: the rules are kept for when a restart turns them on
         a, b = old.alerts, new.alerts
-        if a.rules != b.rules:
-            engine.set_rules(compile_rules(b.rules))
+        # The configured rules and the built-in ones [alerts] clock_rules turns on.
+        if every_rule(a) != every_rule(b):
+            engine.set_rules(compile_rules(every_rule(b)))
             log.info("config reloaded: %d alert rules: %s", len(engine.rules), ", ".join(r.name for r in engine.rules) or "none")
         if a.history_size != b.history_size:
             engine.set_history_size(b.history_size)

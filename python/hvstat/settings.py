@@ -349,12 +349,14 @@ class EmailSettings(_NotifierTable, frozen=True, kw_only=True):
 
 class AlertSettings(_Table, frozen=True, kw_only=True):
     """``[alerts]``: rules evaluated on every sample, and where notifications go (docs/alerts.md).
-    Rules, webhook and email are set in the file; of this table only ``enabled`` and
-    ``history_size`` have environment overrides."""
+    Rules, webhook and email are set in the file; of this table only ``enabled``,
+    ``history_size`` and ``clock_rules`` have environment overrides."""
 
     enabled: bool = True
     # Resolved alerts kept for GET /api/alerts.
     history_size: Annotated[int, msgspec.Meta(ge=0, le=100_000)] = 500
+    # The built-in clock rules (clock-stepped, clock-unsynchronised; docs/alerts.md, "Clock").
+    clock_rules: bool = False
     rules: list[AlertRuleSettings] = []
     webhook: WebhookSettings | None = None
     email: EmailSettings | None = None
@@ -622,7 +624,8 @@ def _check_values(data: dict[str, Any], origins: dict[str, str], path: object) -
             problem = f"{value} is not a finite number"
         if problem is not None:
             top = ".".join(re.sub(r"\[\d+\]", "", key).split(".")[:2])
-            source = f" (from {origins[top]})" if top in origins else (f" (in {path})" if path else "")
+            origin = origins.get(top) or origins.get(top.split(".")[0])  # or a whole table (HVSTAT_LABELS)
+            source = f" (from {origin})" if origin else (f" (in {path})" if path else "")
             raise ConfigError(f"config key {key}{source}: {problem}")
 
 

@@ -40,6 +40,7 @@ from hvstat.models import (
     AlertResolvedMessage,
     AlertRuleInfo,
     AlertTriggeredMessage,
+    ClockHealth,
     ContainersSample,
     NodeMetrics,
     NotifierStatus,
@@ -90,11 +91,14 @@ class AlertEngine:
         notifiers: Sequence[Notifier] = (),
         clock: Callable[[], float] = time.time,
         history_size: int = 500,
+        clock_health: Callable[[], ClockHealth] | None = None,
     ) -> None:
         self.node_id = node_id
         self._publish = publish
         self.notifiers = list(notifiers)
         self.clock = clock
+        # The clock watch's state for "clock" rules (hvstat/clock.py), read at every node sample.
+        self.clock_health = clock_health
         self.rules: list[Rule] = []
         self._by_kind: dict[str, list[Rule]] = {}
         self._tracks: dict[str, dict[Key, _Track]] = {}
@@ -120,7 +124,7 @@ class AlertEngine:
                 for key in list(tracks):
                     self._end(old, tracks, key, now, "rule_removed", None)
         self.rules = list(rules)
-        self._by_kind = {"node": [], "container": [], "vm": [], "user": [], "process": []}
+        self._by_kind = {"node": [], "container": [], "vm": [], "user": [], "process": [], "clock": []}
         for r in self.rules:
             self._by_kind[r.kind].append(r)
         self._tracks = {r.name: self._tracks.get(r.name, {}) for r in self.rules}
@@ -143,6 +147,8 @@ class AlertEngine:
 
     def on_node(self, sample: NodeMetrics) -> None:
         self._evaluate("node", [("node", self.node_id, sample)])
+        if self._by_kind["clock"] and self.clock_health is not None:
+            self._evaluate("clock", [("clock", self.node_id, self.clock_health())])
 
     def on_containers(self, sample: ContainersSample) -> None:
         self._evaluate("container", [(f"container:{c.id}", c.name, c) for c in sample.containers])

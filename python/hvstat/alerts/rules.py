@@ -51,6 +51,7 @@ from msgspec import inspect as mi
 from hvstat.models import (
     AlertOp,
     AlertSeverity,
+    ClockHealth,
     ContainerMetrics,
     Disk,
     Filesystem,
@@ -69,7 +70,7 @@ from hvstat.models import (
 )
 
 if TYPE_CHECKING:
-    from hvstat.settings import AlertRuleSettings
+    from hvstat.settings import AlertRuleSettings, AlertSettings
 
 SEVERITIES: tuple[str, ...] = get_args(AlertSeverity)
 OPS: dict[str, Callable[[float, float], bool]] = {
@@ -86,6 +87,8 @@ KINDS: dict[str, type[msgspec.Struct]] = {
     "vm": VmMetrics,
     "user": UserMetrics,
     "process": ProcessMetrics,
+    # The wall clock as GET /health shows it (hvstat/clock.py), evaluated at every node sample.
+    "clock": ClockHealth,
 }
 ALIASES: dict[str, dict[str, str]] = {
     "node": {},
@@ -93,12 +96,13 @@ ALIASES: dict[str, dict[str, str]] = {
     "vm": {"cpu_usage": "cpu_usage_percent", "memory_usage": "memory_usage_percent"},
     "user": {"cpu_usage": "cpu_percent", "memory_usage": "memory_percent"},
     "process": {"cpu_usage": "cpu_percent", "memory_usage": "memory_percent"},
+    "clock": {},
 }
 # Kinds whose entity may be named after the kind (user["alice"], process[1234], user[*]): the field
 # that names it. Their entities' names for select.name: the user's name, the process's command name.
 ENTITY_KEYS: dict[str, str] = {"user": "user", "process": "pid"}
 NAME_FIELDS: dict[str, str] = {"container": "name", "vm": "name", "user": "user", "process": "name"}
-KIND_LIST = "node., container., vm., user. or process."
+KIND_LIST = "node., container., vm., user., process. or clock."
 # The field that names an element of a list of Structs, for list["key"] and list[*].
 LIST_KEYS: dict[type[msgspec.Struct], str] = {
     Filesystem: "mount_point",
@@ -640,8 +644,8 @@ def compile_rule(raw: AlertRuleSettings) -> Rule:
     names: tuple[str, ...] = ()
     runtimes: tuple[str, ...] = ()
     if raw.select is not None:
-        if expr.kind == "node":
-            raise RuleError("select: only rules on containers, VMs, users or processes take a selector (there is one node)")
+        if expr.kind in ("node", "clock"):
+            raise RuleError(f"select: only rules on containers, VMs, users or processes take a selector (there is one {expr.kind})")
         names = _str_list(raw.select.name, "select.name")
         runtimes = _str_list(raw.select.runtime, "select.runtime")
         if runtimes and expr.kind not in RUNTIMES:
@@ -674,6 +678,36 @@ class RulesError(ValueError):
         self.index, self.name, self.problem = index, name, problem
         label = f"alerts.rules[{index}]" + (f" ({name!r})" if name else "")
         super().__init__(f"{label}: {problem}")
+
+
+def clock_rules() -> list[AlertRuleSettings]:
+    """The built-in rules of ``[alerts] clock_rules = true`` (docs/alerts.md, "Clock")."""
+    from hvstat.settings import AlertRuleSettings
+
+    return [
+        AlertRuleSettings(
+            name="clock-stepped",
+            metric="clock.stepped",
+            op="==",
+            threshold=1,
+            severity="medium",
+            message="the wall clock of {node} was set (a step) in the last 10 minutes: timestamps around it are not comparable",
+        ),
+        AlertRuleSettings(
+            name="clock-unsynchronised",
+            metric="clock.synchronized",
+            op="==",
+            threshold=0,
+            for_="10m",
+            severity="low",
+            message="the clock of {node} has not been synchronised by NTP for {for} (adjtimex)",
+        ),
+    ]
+
+
+def every_rule(alerts: AlertSettings) -> list[AlertRuleSettings]:
+    """The configured rules, then the built-in ones that ``[alerts]`` turns on."""
+    return [*alerts.rules, *(clock_rules() if alerts.clock_rules else ())]
 
 
 def compile_rules(raws: Sequence[AlertRuleSettings]) -> list[Rule]:
