@@ -48,7 +48,7 @@ GUEST_WAIT = 240.0
 # A busy loop's CPU share, hvstat against podman stats and the cgroup files: percentage points of
 # all the guest's CPUs (the issue's bound).
 CPU_POINTS = 10.0
-MANY = int(os.environ.get("HVSTAT_GUEST_HOST_CONTAINERS", "20"))
+MANY = int(os.environ.get("HVSTAT_GUEST_HOST_CONTAINERS", "50"))
 MiB = 1 << 20
 # hvstat's tick intervals in the guest (a drop-in's environment, as an operator would set them)
 NODE_INTERVAL = 2
@@ -333,9 +333,11 @@ def test_throttled_container(service: Guest) -> None:
     g = service
     with podman(g, "--network none --cpus 0.5", "while :; do :; done") as c:
         first = _container(g, c["id"])
-        t0, a = _read(g, f"cat {c['cgroup']}/cpu.stat")
+        # crun keeps the quota, and so the throttling counters, in the scope's `container` sub-cgroup
+        assert g.out(f"cat {c['cgroup']}/container/cpu.max").split() == ["50000", "100000"]
+        t0, a = _read(g, f"cat {c['cgroup']}/container/cpu.stat")
         x = _container(g, c["id"], newer_than=max(t0, first["timestamp"]))
-        _, b = _read(g, f"cat {c['cgroup']}/cpu.stat")
+        _, b = _read(g, f"cat {c['cgroup']}/container/cpu.stat")
         assert x["cpu_limit_cores"] == 0.5
         _bracket(_kv(a)["nr_throttled"], x["cpu_throttled_periods_total"], _kv(b)["nr_throttled"], "nr_throttled")
         _bracket(_kv(a)["nr_periods"], x["cpu_periods_total"], _kv(b)["nr_periods"], "nr_periods")
@@ -380,7 +382,10 @@ def test_workload_memory_96_mib(service: Guest, workload: dict[str, str]) -> Non
     assert x["memory_usage_bytes"] >= 96 * MiB
     assert x["memory_limit_bytes"] == 512 * MiB
     usage, limit = _pair(stats["mem_usage"])
-    assert abs(usage - x["memory_usage_bytes"]) <= MEMORY_SLACK + 0.001 * usage, (stats["mem_usage"], x["memory_usage_bytes"])
+    # podman 4.3's MEM USAGE here is memory.stat `anon` (it showed 53.25kB with `anon 53248` and
+    # memory.current 102801408 for this workload): the tmpfs file is not in it. So it is compared
+    # with hvstat's memory_rss_bytes (anon), and memory.current with the file above.
+    assert abs(usage - x["memory_rss_bytes"]) <= 512 * 1024 + 0.001 * usage, (stats["mem_usage"], x["memory_rss_bytes"])
     assert limit == pytest.approx(512 * MiB, rel=0.001)
     assert x["memory_cache_bytes"] >= 96 * MiB  # shmem is file-backed in memory.stat's `file`
 
@@ -466,7 +471,7 @@ def test_nspawn_machine_service_and_scope(service: Guest) -> None:
         escaped = machine.replace("-", "\\x2d")
         assert (m["runtime"], m["name"], m["state"]) == ("systemd-nspawn", machine, "running")
         assert m["cgroup_path"] == f"/machine.slice/machine-{escaped}.scope"
-        assert g.out(f"machinectl show -P Unit {machine}").strip() == f"machine-{escaped}.scope"
+        assert g.out(f"machinectl show --property Unit --value {machine}").strip() == f"machine-{escaped}.scope"
         s = by_id[svc]
         assert (s["runtime"], s["name"], s["cgroup_path"]) == ("systemd", svc, f"/system.slice/{svc}.service")
         assert not [x for x in by_id.values() if scope in x["cgroup_path"]], "a scope unit is listed as a container"

@@ -178,7 +178,13 @@ fn pure_v2_podman_crun_limits_live_in_the_container_sub_cgroup() {
         ] {
             write(&format!("{scope}/{file}"), text);
         }
-        for (file, text) in [("cgroup.procs", "4243\n"), ("cpu.max", "50000 100000\n"), ("memory.max", "536870912\n"), ("pids.max", "2048\n")] {
+        for (file, text) in [
+            ("cgroup.procs", "4243\n"),
+            ("cpu.max", "50000 100000\n"),
+            ("memory.max", "536870912\n"),
+            ("pids.max", "2048\n"),
+            ("cpu.stat", "usage_usec 1900000\nuser_usec 1400000\nsystem_usec 500000\nnr_periods 70\nnr_throttled 60\nthrottled_usec 3000000\n"),
+        ] {
             write(&format!("{scope}/container/{file}"), text);
         }
     }
@@ -191,7 +197,11 @@ fn pure_v2_podman_crun_limits_live_in_the_container_sub_cgroup() {
     assert_eq!(c["memory_limit_bytes"], 536870912u64);
     assert_eq!(c["pids_max"], 2048);
     assert_eq!(c["memory_usage_bytes"], 104857600u64, "the scope's (hierarchical) counter");
-    assert_eq!(c["cpu_throttled_periods_total"], 30);
+    // throttling is counted where the quota is: the sub-cgroup's cpu.stat, not the scope's
+    assert_eq!(c["cpu_throttled_periods_total"], 60);
+    assert_eq!(c["cpu_periods_total"], 70);
+    assert_eq!(c["cpu_throttled_secs_total"], 3.0);
+    assert_eq!(c["cpu_usage_secs_total"], 2.0, "CPU time is the scope's (hierarchical)");
     // A cgroup with processes of its own runs under its own limits: the sub-cgroup is not asked.
     let own = by_id(&v, &runc);
     assert!(own["cpu_limit_cores"].is_null());
@@ -204,4 +214,6 @@ fn pure_v2_podman_crun_limits_live_in_the_container_sub_cgroup() {
     let c = by_id(&v, &crun);
     assert_eq!(c["memory_limit_bytes"], 268435456u64);
     assert_eq!(c["cpu_limit_cores"], 0.2);
+    assert_eq!(c["cpu_throttled_periods_total"], 30, "the scope's own quota holds: its counters");
+    assert_eq!(own["cpu_throttled_periods_total"], 30);
 }

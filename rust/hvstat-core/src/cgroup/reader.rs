@@ -48,9 +48,10 @@ struct Files {
     pids_max: Slot,
     /// Pure v2: the limits of the `container` sub-cgroup, where crun under the systemd cgroup
     /// driver puts the processes and the limits (podman's `libpod-<id>.scope/container`), leaving
-    /// the scope's own cpu.max, memory.max and pids.max at `max`. Read only while the cgroup has
-    /// no processes of its own.
-    inner_limits: [Slot; 3],
+    /// the scope's own cpu.max, memory.max and pids.max at `max`; and its cpu.stat, whose
+    /// throttling counters are that quota's (they are per cgroup, not summed up the tree). Read
+    /// only while the cgroup has no processes of its own.
+    inner_limits: [Slot; 4],
     pressure: [Slot; 3],
     cpuacct_usage: Slot,
     cpuacct_stat: Slot,
@@ -109,7 +110,7 @@ impl Files {
             f.pids_current = at(v2.clone(), "pids.current");
             f.pids_max = at(v2.clone(), "pids.max");
             let inner = v2.map(|d| d.join("container"));
-            f.inner_limits = ["cpu.max", "memory.max", "pids.max"].map(|p| at(inner.clone(), p));
+            f.inner_limits = ["cpu.max", "memory.max", "pids.max", "cpu.stat"].map(|p| at(inner.clone(), p));
             return f;
         }
         // The v2 tree's cgroup.procs is built on every read; v1's is cached per open file, so
@@ -284,13 +285,21 @@ impl CgroupReader {
 
 /// The tighter of the cgroup's own limits and those of its `container` sub-cgroup (crun's layout
 /// under the systemd driver: the scope has no processes and no limits of its own; its processes
-/// are all below it, so the sub-cgroup's limits are the ones they run under). A sub-cgroup that is
-/// not there is no error and is looked for again next time (crun makes it just after the scope).
+/// are all below it, so the sub-cgroup's limits are the ones they run under). When the sub-cgroup's
+/// CPU quota is the one that holds, the throttling counters are its too. A sub-cgroup that is not
+/// there is no error and is looked for again next time (crun makes it just after the scope).
 fn tighten_from_inner(f: &mut Files, raw: &mut RawContainer) {
-    let [cpu, memory, pids] = &mut f.inner_limits;
+    let [cpu, memory, pids, cpu_stat] = &mut f.inner_limits;
     let inner_cpu = cpu.as_mut().and_then(|r| r.parse(v2::parse_cpu_max).ok());
     if let Some(m) = inner_cpu {
-        raw.cpu_quota = Some(tighter_quota(raw.cpu_quota, (m.quota_usec, m.period_usec)));
+        let inner = (m.quota_usec, m.period_usec);
+        let chosen = tighter_quota(raw.cpu_quota, inner);
+        if chosen != raw.cpu_quota.unwrap_or((Limit::Max, 0)) && matches!(inner.0, Limit::Value(_)) {
+            if let Some(c) = cpu_stat.as_mut().and_then(|r| r.parse(v2::parse_cpu_stat).ok()) {
+                (raw.nr_periods, raw.nr_throttled, raw.throttled_usec) = (c.nr_periods, c.nr_throttled, c.throttled_usec);
+            }
+        }
+        raw.cpu_quota = Some(chosen);
     }
     if let Some(l) = memory.as_mut().and_then(|r| r.parse(v2::parse_limit).ok()) {
         raw.memory_limit = raw.memory_usage.map(|_| tighter(raw.memory_limit, l));
