@@ -21,12 +21,12 @@ from hvstat._core import NodeSampler
 # each means). `pytest -m unit` runs anywhere, unprivileged, in seconds.
 
 UNIT = "unit"
-NEEDS = frozenset({"root", "cgroups", "network", "containers", "libvirt", "qemu", "server", "browser", "prometheus", "victoriametrics", "live", "terminal"})
+NEEDS = frozenset({"root", "cgroups", "network", "containers", "libvirt", "qemu", "server", "browser", "prometheus", "victoriametrics", "live", "terminal", "guest_host"})
 # Needs that only root has on a test machine: a test marked with one of them is also marked `root`
 # here, so that `-m "not root"` leaves it out and an unprivileged run skips it.
-IMPLY_ROOT = frozenset({"cgroups", "network", "containers", "libvirt", "qemu"})
+IMPLY_ROOT = frozenset({"cgroups", "network", "containers", "libvirt", "qemu", "guest_host"})
 # A fixture that makes a test need something: a test using it must carry the marker.
-FIXTURE_NEEDS = {"fake_containers": "cgroups", "netns_factory": "network", "libvirt_uri": "libvirt", "serve": "server"}
+FIXTURE_NEEDS = {"fake_containers": "cgroups", "netns_factory": "network", "libvirt_uri": "libvirt", "serve": "server", "guest": "guest_host"}
 
 
 def _marker_errors(item: pytest.Item) -> list[str]:

@@ -271,3 +271,14 @@ def test_serve_with_bad_glob_exits_2(tmp_path: Path, free_port: Any) -> None:
     assert r.returncode == 2, (r.returncode, r.stderr[-2000:])
     assert "node.disk_exclude" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_storage_defaults_to_systemds_state_directory(tmp_path: Path) -> None:
+    # packaging/hvstat.service runs as a dynamic user (not root) with StateDirectory=hvstat: systemd
+    # names the directory in $STATE_DIRECTORY (colon-separated when there are several). Found
+    # running the unit under real systemd (tests/test_guest_host.py): the user's $HOME/.local/state
+    # was read-only there and history stayed in memory.
+    env = {"HOME": "/", "STATE_DIRECTORY": "/var/lib/hvstat:/var/lib/other"}
+    assert default_storage_path(env) == "/var/lib/hvstat/history.db"
+    assert load_settings(write(tmp_path, ""), environ=env).storage.path == "/var/lib/hvstat/history.db"
+    assert default_storage_path({"HOME": "/home/u", "STATE_DIRECTORY": ""}) != "/history.db"

@@ -462,8 +462,8 @@ DEFAULT_STORAGE_TIERS = (
 
 class StorageSettings(_Table, frozen=True, kw_only=True):
     """``[storage]``: durable history, rollups in an SQLite file (hvstat/rollups.py, docs/operations.md
-    "Storage"). ``path`` unset: /var/lib/hvstat/history.db as root, else $XDG_STATE_HOME/hvstat/history.db
-    (filled in by read_settings); ``path = ""``: history in memory only."""
+    "Storage"). ``path`` unset: $STATE_DIRECTORY/history.db under systemd, else /var/lib/hvstat/history.db
+    as root, else $XDG_STATE_HOME/hvstat/history.db (filled in by read_settings); ``path = ""``: history in memory only."""
 
     path: str | None = None
     # A hard cap on the database file; the oldest buckets are pruned first to stay under it.
@@ -473,8 +473,12 @@ class StorageSettings(_Table, frozen=True, kw_only=True):
 
 
 def default_storage_path(environ: dict[str, str]) -> str:
-    """Where history goes when ``[storage] path`` is not set: the systemd unit's StateDirectory as
-    root, else the XDG state directory of the user."""
+    """Where history goes when ``[storage] path`` is not set: the state directory systemd made for
+    the unit ($STATE_DIRECTORY, from StateDirectory=; packaging/hvstat.service runs as a dynamic
+    user, not root), else /var/lib/hvstat as root, else the XDG state directory of the user."""
+    systemd_state = environ.get("STATE_DIRECTORY", "").split(":")[0]
+    if systemd_state:
+        return os.path.join(systemd_state, "history.db")
     if os.geteuid() == 0:
         return "/var/lib/hvstat/history.db"
     state = environ.get("XDG_STATE_HOME") or os.path.join(environ.get("HOME") or os.path.expanduser("~"), ".local", "state")

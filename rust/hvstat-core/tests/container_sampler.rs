@@ -147,3 +147,73 @@ fn every_runtime_layout_is_found_named_and_its_nested_processes_seen() {
     let services = sample(&mut ContainerSampler::new(config(true)));
     assert!(services["containers"].as_array().unwrap().iter().any(|c| c["runtime"] == "systemd" && c["name"] == "sshd"));
 }
+
+/// Podman with crun on the systemd cgroup driver (pure v2, seen live in tests/test_guest_host.py):
+/// the scope `libpod-<id>.scope` has no processes and no limits of its own; crun puts both in its
+/// `container` sub-cgroup. The limits reported are that sub-cgroup's (the scope's own are `max`),
+/// the counters the scope's (hierarchical), and a scope with processes of its own keeps its own.
+#[test]
+fn pure_v2_podman_crun_limits_live_in_the_container_sub_cgroup() {
+    let root = tempfile::tempdir().unwrap();
+    let r = root.path();
+    let write = |rel: &str, text: &str| {
+        let p = r.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    };
+    write("proc/self/mountinfo", "34 25 0:29 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime shared:9 - cgroup2 cgroup2 rw,nsdelegate\n");
+    let crun = "a".repeat(64);
+    let runc = "b".repeat(64);
+    for (id, own_procs) in [(&crun, ""), (&runc, "4242\n")] {
+        let scope = format!("sys/fs/cgroup/machine.slice/libpod-{id}.scope");
+        for (file, text) in [
+            ("cgroup.procs", own_procs),
+            ("cgroup.events", "populated 1\nfrozen 0\n"),
+            ("cpu.stat", "usage_usec 2000000\nuser_usec 1500000\nsystem_usec 500000\nnr_periods 40\nnr_throttled 30\nthrottled_usec 900000\n"),
+            ("cpu.max", "max 100000\n"),
+            ("memory.current", "104857600\n"),
+            ("memory.max", "max\n"),
+            ("pids.current", "2\n"),
+            ("pids.max", "max\n"),
+        ] {
+            write(&format!("{scope}/{file}"), text);
+        }
+        for (file, text) in [
+            ("cgroup.procs", "4243\n"),
+            ("cpu.max", "50000 100000\n"),
+            ("memory.max", "536870912\n"),
+            ("pids.max", "2048\n"),
+            ("cpu.stat", "usage_usec 1900000\nuser_usec 1400000\nsystem_usec 500000\nnr_periods 70\nnr_throttled 60\nthrottled_usec 3000000\n"),
+        ] {
+            write(&format!("{scope}/container/{file}"), text);
+        }
+    }
+    let mut s = ContainerSampler::new(ContainerConfig { proc_root: r.join("proc"), sys_root: r.join("sys"), rootfs: r.to_path_buf(), ..Default::default() });
+    let v = sample(&mut s);
+    let c = by_id(&v, &crun);
+    assert_eq!(c["runtime"], "podman");
+    assert_eq!(c["processes"], 1, "the sub-cgroup's process");
+    assert_eq!(c["cpu_limit_cores"], 0.5);
+    assert_eq!(c["memory_limit_bytes"], 536870912u64);
+    assert_eq!(c["pids_max"], 2048);
+    assert_eq!(c["memory_usage_bytes"], 104857600u64, "the scope's (hierarchical) counter");
+    // throttling is counted where the quota is: the sub-cgroup's cpu.stat, not the scope's
+    assert_eq!(c["cpu_throttled_periods_total"], 60);
+    assert_eq!(c["cpu_periods_total"], 70);
+    assert_eq!(c["cpu_throttled_secs_total"], 3.0);
+    assert_eq!(c["cpu_usage_secs_total"], 2.0, "CPU time is the scope's (hierarchical)");
+    // A cgroup with processes of its own runs under its own limits: the sub-cgroup is not asked.
+    let own = by_id(&v, &runc);
+    assert!(own["cpu_limit_cores"].is_null());
+    assert_eq!(own["memory_limit_bytes"], "max");
+    assert_eq!(own["pids_max"], "max");
+    // The scope's own limit, when tighter, wins.
+    write(&format!("sys/fs/cgroup/machine.slice/libpod-{crun}.scope/memory.max"), "268435456\n");
+    write(&format!("sys/fs/cgroup/machine.slice/libpod-{crun}.scope/cpu.max"), "20000 100000\n");
+    let v = sample(&mut s);
+    let c = by_id(&v, &crun);
+    assert_eq!(c["memory_limit_bytes"], 268435456u64);
+    assert_eq!(c["cpu_limit_cores"], 0.2);
+    assert_eq!(c["cpu_throttled_periods_total"], 30, "the scope's own quota holds: its counters");
+    assert_eq!(own["cpu_throttled_periods_total"], 30);
+}

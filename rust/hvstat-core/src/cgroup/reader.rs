@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use super::discover::Hierarchies;
 use super::sampler::{IoDevice, RawContainer};
-use super::{v1, v2};
+use super::{v1, v2, Limit};
 use crate::host;
 use crate::parse::{single_u64, ParseResult};
 use crate::procfs::{pid, pressure};
@@ -46,6 +46,12 @@ struct Files {
     io_stat: Slot,
     pids_current: Slot,
     pids_max: Slot,
+    /// Pure v2: the limits of the `container` sub-cgroup, where crun under the systemd cgroup
+    /// driver puts the processes and the limits (podman's `libpod-<id>.scope/container`), leaving
+    /// the scope's own cpu.max, memory.max and pids.max at `max`; and its cpu.stat, whose
+    /// throttling counters are that quota's (they are per cgroup, not summed up the tree). Read
+    /// only while the cgroup has no processes of its own.
+    inner_limits: [Slot; 4],
     pressure: [Slot; 3],
     cpuacct_usage: Slot,
     cpuacct_stat: Slot,
@@ -102,7 +108,9 @@ impl Files {
             f.swap_current = at(v2.clone(), "memory.swap.current");
             f.io_stat = at(v2.clone(), "io.stat");
             f.pids_current = at(v2.clone(), "pids.current");
-            f.pids_max = at(v2, "pids.max");
+            f.pids_max = at(v2.clone(), "pids.max");
+            let inner = v2.map(|d| d.join("container"));
+            f.inner_limits = ["cpu.max", "memory.max", "pids.max", "cpu.stat"].map(|p| at(inner.clone(), p));
             return f;
         }
         // The v2 tree's cgroup.procs is built on every read; v1's is cached per open file, so
@@ -242,6 +250,7 @@ impl CgroupReader {
         let cpu_v1 = get(&mut f.cpu_stat_v1, v1::parse_cpu_stat, "cpu_throttled_percent", e);
         let io = read_io(f, e);
         let pressure = [0, 1, 2].map(|i| get(&mut f.pressure[i], pressure::parse, "pressure", e));
+        let own_procs = !procs.is_empty();
         let mut raw = RawContainer { procs, pressure, io, ..Default::default() };
         beside_counters(&mut raw, f.procs.as_ref().and_then(|r| r.path().parent()));
         raw.at = Some(Instant::now());
@@ -266,8 +275,61 @@ impl CgroupReader {
         read_memory(f, &mut raw, e);
         raw.pids_current = get(&mut f.pids_current, single_u64, "pids", e);
         raw.pids_max = get(&mut f.pids_max, v2::parse_limit, "pids", e);
+        if !own_procs {
+            tighten_from_inner(f, &mut raw);
+        }
         raw.errors = errors;
         raw
+    }
+}
+
+/// The tighter of the cgroup's own limits and those of its `container` sub-cgroup (crun's layout
+/// under the systemd driver: the scope has no processes and no limits of its own; its processes
+/// are all below it, so the sub-cgroup's limits are the ones they run under). When the sub-cgroup's
+/// CPU quota is the one that holds, the throttling counters are its too. A sub-cgroup that is not
+/// there is no error and is looked for again next time (crun makes it just after the scope).
+fn tighten_from_inner(f: &mut Files, raw: &mut RawContainer) {
+    let [cpu, memory, pids, cpu_stat] = &mut f.inner_limits;
+    let inner_cpu = cpu.as_mut().and_then(|r| r.parse(v2::parse_cpu_max).ok());
+    if let Some(m) = inner_cpu {
+        let inner = (m.quota_usec, m.period_usec);
+        let chosen = tighter_quota(raw.cpu_quota, inner);
+        if chosen != raw.cpu_quota.unwrap_or((Limit::Max, 0)) && matches!(inner.0, Limit::Value(_)) {
+            if let Some(c) = cpu_stat.as_mut().and_then(|r| r.parse(v2::parse_cpu_stat).ok()) {
+                (raw.nr_periods, raw.nr_throttled, raw.throttled_usec) = (c.nr_periods, c.nr_throttled, c.throttled_usec);
+            }
+        }
+        raw.cpu_quota = Some(chosen);
+    }
+    if let Some(l) = memory.as_mut().and_then(|r| r.parse(v2::parse_limit).ok()) {
+        raw.memory_limit = raw.memory_usage.map(|_| tighter(raw.memory_limit, l));
+    }
+    if let Some(l) = pids.as_mut().and_then(|r| r.parse(v2::parse_limit).ok()) {
+        raw.pids_max = Some(tighter(raw.pids_max, l));
+    }
+}
+
+fn tighter(own: Option<Limit>, inner: Limit) -> Limit {
+    match (own, inner) {
+        (Some(Limit::Value(a)), Limit::Value(b)) => Limit::Value(a.min(b)),
+        (Some(Limit::Value(a)), Limit::Max) => Limit::Value(a),
+        (_, l) => l,
+    }
+}
+
+/// The quota with the smaller share of its period (`max` is no limit).
+fn tighter_quota(own: Option<(Limit, u64)>, inner: (Limit, u64)) -> (Limit, u64) {
+    match (own, inner) {
+        (Some((Limit::Value(q), p)), (Limit::Value(iq), ip)) => {
+            // q/p <= iq/ip, in integers
+            if u128::from(q) * u128::from(ip) <= u128::from(iq) * u128::from(p) {
+                (Limit::Value(q), p)
+            } else {
+                inner
+            }
+        }
+        (Some(own @ (Limit::Value(_), _)), (Limit::Max, _)) => own,
+        (_, inner) => inner,
     }
 }
 
