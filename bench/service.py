@@ -39,6 +39,7 @@ import contextlib
 import http.client
 import json
 import os
+import resource
 import signal
 import socket
 import statistics
@@ -74,6 +75,9 @@ def hvstat_exe() -> list[str]:
     return [str(exe)] if exe.exists() else [sys.executable, "-m", "hvstat.cli"]
 
 
+STORAGE = True  # --no-storage: history in memory only
+
+
 def config_text(workdir: Path, *, node: float, guests: float | None, vms: bool = False, processes: bool = False, max_clients: int = 100) -> str:
     """A config for one line; guests None: containers off."""
     return "\n".join(
@@ -89,7 +93,7 @@ def config_text(workdir: Path, *, node: float, guests: float | None, vms: bool =
             "[processes]",
             f"enabled = {str(processes).lower()}",
             "[storage]",
-            f'path = "{workdir / "history.db"}"',
+            f'path = "{workdir / "history.db"}"' if STORAGE else 'path = ""',
             "[logging]",
             'level = "warning"',
             "",
@@ -200,7 +204,7 @@ def thread_time_per_call(fn, n: int, repeats: int = 5) -> tuple[float, float]:
     return min(per), statistics.median(per)
 
 
-def node_core() -> dict[str, float]:
+def node_core(cold_ticks: int) -> dict[str, float]:
     from hvstat._core import NodeSampler
     from hvstat.models import node_metrics_decoder
 
@@ -211,9 +215,18 @@ def node_core() -> dict[str, float]:
     mounts = list(dict.fromkeys(["/", *[f["mount_point"] for f in sample.get("filesystems") or []]]))
     core = thread_time_per_call(s.sample, 500)
     full = thread_time_per_call(lambda: node_metrics_decoder.decode(s.sample()), 500)
+    # The same once a second, as the service samples: caches and branch predictors are cold
+    # again by then on a shared machine, so this, not the back-to-back figure, is what a tick of
+    # the service should be held against.
+    cold = []
+    for _ in range(cold_ticks):
+        time.sleep(1)
+        t0 = time.thread_time_ns()
+        s.sample()
+        cold.append((time.thread_time_ns() - t0) / 1000)
     exe = build_floor()
     floor = [run_floor(floor_argv(exe, paths, mounts, 500, 1, poll_mountinfo=True))["per_sample_us"][0] for _ in range(5)]
-    return {"core_us": core[0], "core_median_us": core[1], "full_us": full[0], "floor_tick_us": min(floor)}
+    return {"core_us": core[0], "core_median_us": core[1], "full_us": full[0], "core_1hz_us": statistics.median(cold), "floor_tick_us": min(floor)}
 
 
 def containers_core(n_ours: int) -> dict[str, float]:
@@ -249,6 +262,21 @@ def containers_core(n_ours: int) -> dict[str, float]:
     exe = build_floor()
     floor = [run_floor([str(exe), "-n", str(reps), "-R", "1", "-l", str(lst)])["per_sample_us"][0] for _ in range(3)]
     return {"guests": guests, "core_us": core[0], "core_median_us": core[1], "full_us": full[0], "floor_tick_us": min(floor), "files": len(floor_paths)}
+
+
+def wait_for_other_guests(limit: float) -> int:
+    """Other users' cgroup guests on this machine (another session's benchmark) are sampled too:
+    they take descriptors (about 20 each, within RLIMIT_NOFILE) and CPU. Wait up to ``limit``
+    seconds for them to go; the count is reported either way."""
+    from containers import other_guests_now
+
+    deadline = time.monotonic() + limit
+    n = other_guests_now()
+    while n and time.monotonic() < deadline:
+        print(f"  {n} guests of others on the machine: waiting", file=sys.stderr, flush=True)
+        time.sleep(15)
+        n = other_guests_now()
+    return n
 
 
 # --- the lines ----------------------------------------------------------------------------------
@@ -398,7 +426,8 @@ def report(r: dict[str, object], args: argparse.Namespace) -> str:
     L: list[str] = []
     m = r["machine"]
     L.append(f"machine : kernel {m['kernel']}, {m['cpu_model']}, {m['cpu_count']} CPUs, Python {m['python']}")
-    L.append(f"run     : {r['started']} UTC, {'full' if args.full else 'quick'}; loadavg at start {r['load_start']:.2f}, at end {r['load_end']:.2f}")
+    L.append(f"guests  : {r.get('other_guests', 0)} cgroup guests of others on the machine during the guest lines")
+    L.append(f"run     : {r['started']} UTC, {'full' if args.full else 'quick'}, storage {'on' if args.storage else 'off'}; loadavg at start {r['load_start']:.2f}, at end {r['load_end']:.2f}")
     L.append("")
     L.append("| line | whole service | core alone | C floor | ratio | load (other CPUs busy) |")
     L.append("|---|---:|---:|---:|---|---:|")
@@ -414,12 +443,19 @@ def report(r: dict[str, object], args: argparse.Namespace) -> str:
     if n and idle:
         added_us = (n["ms_per_s"] - idle["ms_per_s"]) * 1000 / (1 - 1 / 60)
         c = r["node_core"]
-        ratio = added_us / c["core_us"]
+        ratio = added_us / c["core_1hz_us"]
         L.append(
-            f"| node 1 Hz: added per tick | {added_us:.0f} µs | {c['core_us']:.0f} µs (+decode {c['full_us']:.0f}) | {c['floor_tick_us']:.0f} µs | "
-            f"{ratio:.2f}x core, {added_us / c['floor_tick_us']:.2f}x floor | {n['others_cpus']:.2f} |"
+            f"| node 1 Hz: added per tick | {added_us:.0f} µs | {c['core_1hz_us']:.0f} µs at 1 Hz ({c['core_us']:.0f} back to back, +decode {c['full_us']:.0f}) | {c['floor_tick_us']:.0f} µs | "
+            f"{ratio:.2f}x core at 1 Hz, {added_us / c['core_us']:.2f}x core back to back | {n['others_cpus']:.2f} |"
         )
-        g.append(("service CPU added by a node tick / the core's sample", "<= 1.5x", f"{ratio:.2f}x ({added_us:.0f} / {c['core_us']:.0f} µs)", verdict(ratio <= 1.5)))
+        g.append(
+            (
+                "service CPU added by a node tick / the core's sample",
+                "<= 1.5x",
+                f"{ratio:.2f}x ({added_us:.0f} / {c['core_1hz_us']:.0f} µs, the core's sample taken once a second; {added_us / c['core_us']:.2f}x its back-to-back {c['core_us']:.0f} µs)",
+                verdict(ratio <= 1.5),
+            )
+        )
     cc = r.get("containers_core")
     for key, interval in (("containers_1s", 1), ("containers_10s", 10)):
         w = r.get(key)
@@ -507,6 +543,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--churn", type=int, help="guests that come and go (quick 500, full 5000)")
     ap.add_argument("--secs", type=float, help="CPU window per line (quick 15, full 60)")
     ap.add_argument("--only", type=lambda s: s.split(","), default=list(LINES), help=f"comma-separated of {','.join(LINES)}")
+    ap.add_argument("--storage", action=argparse.BooleanOptionalAction, default=True, help="the on-disk history on (the default) or off")
+    ap.add_argument("--wait-others", type=float, default=900, help="seconds to wait for other users' guests to go before the guest lines")
     ap.add_argument("--json", type=Path, help="write the results here too")
     ap.add_argument("--readme", action="store_true", help="put the table into bench/README.md")
     args = ap.parse_args(argv)
@@ -514,12 +552,17 @@ def main(argv: list[str] | None = None) -> int:
     clients = args.clients or (1000 if args.full else 100)
     churn = args.churn or (5000 if args.full else 500)
     secs = args.secs or (60.0 if args.full else 15.0)
+    global STORAGE
+    STORAGE = args.storage
 
     def _term(signum: int, frame: object) -> None:
         raise SystemExit(128 + signum)
 
     signal.signal(signal.SIGTERM, _term)
     signal.signal(signal.SIGHUP, _term)
+    # This process samples the N guests itself (about 20 kept-open files each), as the server does.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     r: dict[str, object] = {"machine": machine(), "started": time.strftime("%Y-%m-%d %H:%M", time.gmtime()), "load_start": os.getloadavg()[0]}
     with tempfile.TemporaryDirectory(prefix="hvstat-service-") as tmp:
         wd = Path(tmp)
@@ -527,6 +570,7 @@ def main(argv: list[str] | None = None) -> int:
         def step(name: str) -> None:
             print(f"-- {name} ...", file=sys.stderr, flush=True)
 
+        r["other_guests"] = wait_for_other_guests(args.wait_others)
         if "idle" in args.only or "node" in args.only:
             step("idle")
             r["idle"] = line_cpu(wd, "idle", config_text(wd, node=60, guests=None), secs, 3)
@@ -535,7 +579,7 @@ def main(argv: list[str] | None = None) -> int:
             r["defaults"] = line_cpu(wd, "defaults", config_text(wd, node=5, guests=10, vms=True, processes=True), secs, 3)
         if "node" in args.only:
             step("node core and floor")
-            r["node_core"] = node_core()
+            r["node_core"] = node_core(30 if args.full else 10)
             step("node 1 Hz")
             r["node"] = line_cpu(wd, "node", config_text(wd, node=1, guests=None), secs, 3)
         if {"containers", "metrics"} & set(args.only):
