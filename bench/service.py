@@ -374,6 +374,8 @@ def ws_line(workdir: Path, clients: int, ticks: int) -> dict[str, object]:
         "first_max_ms": max((f for _, f, _ in w.per_tick), default=None),
         "server_cpu_ms_per_tick": w.server_cpu_ms_per_tick,
         "incomplete": w.incomplete_ticks,
+        # Per tick: delay to the last client, ms, in order (a stall shows as one or a few ticks).
+        "last_per_tick_ms": [last for _, _, last in w.per_tick],
         "machine_busy_cpus": r["others_cpus"],
     }
 
@@ -503,6 +505,9 @@ def report(r: dict[str, object], args: argparse.Namespace) -> str:
             f"| /ws fan-out, {ws['clients']} clients, node 1 s | last client p50 {fmt(ws['last_p50_ms'], 1)} / p99 {fmt(ws['last_p99_ms'], 1)} ms "
             f"(first client max {fmt(ws['first_max_ms'], 1)} ms), server {fmt(ws['server_cpu_ms_per_tick'], 1)} ms CPU per tick | | | {ws['ticks']} ticks, {ws['incomplete']} incomplete | {ws['machine_busy_cpus']:.2f} |"
         )
+        worst = sorted(ws.get("last_per_tick_ms") or [], reverse=True)[:3]
+        if worst:
+            L[-1] = L[-1].replace(" ticks, ", f" ticks (worst: {', '.join(f'{x:.0f}' for x in worst)} ms), ", 1)
         p99 = ws["last_p99_ms"]
         g.append((f"/ws {ws['clients']} clients, p99 sample-to-last-client", "< 30 ms", f"{fmt(p99, 1)} ms", verdict(None if p99 is None else p99 < 30)))
     ch = r.get("churn")
