@@ -425,11 +425,12 @@ def verdict(ok: bool | None) -> str:
 
 
 def report(r: dict[str, object], args: argparse.Namespace) -> str:
-    L: list[str] = []
+    L: list[str] = ["```"]
     m = r["machine"]
     L.append(f"machine : kernel {m['kernel']}, {m['cpu_model']}, {m['cpu_count']} CPUs, Python {m['python']}")
     L.append(f"guests  : {r.get('other_guests', 0)} cgroup guests of others on the machine during the guest lines")
     L.append(f"run     : {r['started']} UTC, {'full' if args.full else 'quick'}, storage {'on' if args.storage else 'off'}; loadavg at start {r['load_start']:.2f}, at end {r['load_end']:.2f}")
+    L.append("```")
     L.append("")
     L.append("| line | whole service | core alone | C floor | ratio | load (other CPUs busy) |")
     L.append("|---|---:|---:|---:|---|---:|")
