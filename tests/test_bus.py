@@ -113,3 +113,74 @@ def test_deliver_stores_and_publishes_what_arrives_between_ticks() -> None:
 def test_the_store_refuses_what_it_does_not_keep() -> None:
     with pytest.raises(TypeError, match="keeps no int"):
         Store().put(3)  # type: ignore[arg-type]
+
+
+class Stuck(Ticker):
+    """A tick that blocks (a hung mount) until ``release`` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = threading.Event()
+
+    def collect(self) -> list[NodeMetrics]:
+        self.release.wait(10)
+        return super().collect()
+
+
+def test_a_tick_past_its_timeout_is_reported_waited_for_and_published_when_it_ends() -> None:
+    """The source's own worker thread (sources/base._Worker): a tick that outlives its timeout is a
+    failure, the next tick does not start a second collection behind it, and the late sample is
+    still stored and published; the thread ends when the source closes."""
+    store = Store()
+    bus = SampleBus(store)
+    recorder = Recorder(store)
+    bus.subscribe("recorder", recorder)
+    source = Stuck()
+    source.attach(bus)
+    source.tick_timeout_secs = 0.2
+
+    async def run() -> None:
+        await source.tick()
+        assert "did not finish within" in (source.health().error or "")
+        await source.tick()
+        assert "previous tick is still running" in (source.health().error or "")
+        assert source.health().consecutive_failures == 2
+        source.release.set()
+        for _ in range(100):
+            if recorder.seen:
+                break
+            await asyncio.sleep(0.02)
+        assert [ts for ts, _, _ in recorder.seen] == [1.0]
+        await source.tick()
+        assert source.health().status == "ok" and source.n == 2
+        worker = [t for t in threading.enumerate() if t.name == "source:Stuck"]
+        assert len(worker) == 1
+        await source.close()
+        worker[0].join(5)
+        assert not worker[0].is_alive()
+
+    asyncio.run(run())
+
+
+@pytest.mark.parametrize(("vanished", "trims"), [(49, 0), (50, 1)])
+def test_the_c_heap_is_trimmed_after_many_guests_vanished(monkeypatch: pytest.MonkeyPatch, vanished: int, trims: int) -> None:
+    """sources/containers: after a tick where TRIM_AFTER_VANISHED guests or more left, the memory
+    the core freed goes back to the kernel (malloc_trim); a few leaving costs nothing."""
+    import msgspec
+
+    from hvstat.models import ContainersSample
+    from hvstat.settings import ContainerSettings, NodeSettings
+    from hvstat.sources import containers
+
+    calls: list[int] = []
+    monkeypatch.setattr(containers, "_malloc_trim", lambda pad: calls.append(pad) or 1)
+    source = containers.ContainerSource(ContainerSettings(), NodeSettings(), 10.0)
+
+    class Sampler:
+        def sample(self) -> bytes:
+            return msgspec.json.encode(ContainersSample(timestamp=1.0, vanished=[f"{i:064x}" for i in range(vanished)]))
+
+    # A stand-in for the core's sample: 50 real guests leaving in one tick is bench/service.py's churn.
+    source._sampler = Sampler()  # type: ignore[assignment]
+    [sample] = source.collect()
+    assert len(sample.vanished) == vanished and len(calls) == trims

@@ -721,3 +721,21 @@ def test_route_processes_and_users(client: TestClient) -> None:
         assert 0 < len(m.processes) <= 20 <= m.total  # [processes] top's default
         u = msgspec.convert(_next_of(ws, "Users"), UsersMessage)
         assert u.timestamp == m.timestamp
+
+
+@pytest.mark.parametrize("size", [0, 125, 126, 65535, 65536, 300_000])
+def test_a_prebuilt_text_frame_is_what_a_websocket_client_reads(size: int) -> None:
+    """api/transport.text_frame (written as is to every client by api/ws.py) parses, with the
+    websockets package's own client, as one text message with the payload unchanged."""
+    from websockets.client import ClientProtocol
+    from websockets.frames import Opcode
+    from websockets.protocol import State
+    from websockets.uri import parse_uri
+
+    from hvstat.api.transport import text_frame
+
+    payload = ("é" * (size // 2) + "x" * (size % 2)).encode()
+    proto = ClientProtocol(parse_uri("ws://127.0.0.1/ws"), state=State.OPEN, max_size=None)
+    proto.receive_data(text_frame(payload))
+    [frame] = proto.events_received()
+    assert frame.opcode is Opcode.TEXT and frame.fin and frame.data == payload

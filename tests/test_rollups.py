@@ -365,3 +365,29 @@ def test_hvstat_history_and_backup_read_the_database_without_a_server(tmp_path: 
         assert sqlite3.connect(tmp_path / "copy.db").execute("SELECT count(*) FROM chunks").fetchone()[0] > 0
     finally:
         w.close()
+
+
+def test_a_vanished_guest_has_its_open_buckets_written_when_due_and_is_then_forgotten(tmp_path: Path) -> None:
+    """Churn: a guest that left the sample keeps its open buckets until their time is over; each is
+    then written as a sample past it would have, and the writer lets go of the guest (a host where
+    thousands of guests come and go holds only those of the last hour here, not every one ever)."""
+    clock = Clock()
+    w = writer(tmp_path / "h.db", clock)
+    gone, stays = "a" * 64, "b" * 64
+    try:
+        for i in range(12):  # two minutes of both, every 10 s
+            clock.now = T0 + 10 * i
+            w.on_sample(ContainersSample(timestamp=clock.now, containers=[container(gone, clock.now, 1.0), container(stays, clock.now, 2.0)]))
+        t = T0 + 120
+        while t < T0 + 3 * 3600 + 60:  # then only `stays`, for three hours
+            clock.now = t
+            w.on_sample(ContainersSample(timestamp=t, containers=[container(stays, t, 2.0)]))
+            t += 10
+        w.flush()
+        assert ("container", gone) not in w._entities and ("container", stays) in w._entities
+        assert w.reader is not None
+        for tier in w.tiers[1:]:  # (the 60 s tier keeps 2 h: the guest's minutes there are pruned by now)
+            b = w.reader.buckets("container", gone, tier, T0, T0 + 3 * 3600, ["cpu_usage_percent"])
+            assert sum(b.counts) == 12 and set(b.avgs[0]) == {1.0}, tier
+    finally:
+        w.close()

@@ -7,6 +7,7 @@ stopping, remote write moving to a new receiver with its buffer."""
 from __future__ import annotations
 
 import contextlib
+import email.utils
 import json
 import re
 import signal
@@ -287,3 +288,40 @@ def test_sighup_with_an_invalid_config_is_logged_and_ignored(tmp_path: Path, bad
         s.reload(start, r"config reloaded: nothing changed")
         s.proc.send_signal(signal.SIGTERM)
         assert s.proc.wait(timeout=WAIT_SECS) == 0, s.text()
+
+
+def _wakeups(pid: int) -> int:
+    """Context switches of every thread of ``pid`` so far: each time one went to sleep or was
+    preempted. A thread that sleeps until there is work adds none while there is none."""
+    n = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(FileNotFoundError):
+            for line in (task / "status").read_text().splitlines():
+                if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")):
+                    n += int(line.split()[1])
+    return n
+
+
+def test_an_idle_server_sleeps_keeps_its_date_header_current_and_stops_at_once(tmp_path: Path) -> None:
+    """Nothing to sample for a minute: no thread wakes up (uvicorn's own server wakes 10 times a
+    second; api/transport.QuietServer does not), yet the Date header is current and SIGTERM is
+    acted on at once (it may land on a sleeping worker thread; the loop is woken anyway)."""
+    idle = BASE + "[processes]\nenabled = false\n[monitoring]\nnode_metrics_interval = 60\n"
+    with serve(tmp_path, idle) as s:
+        pid = s.proc.pid
+        time.sleep(1)
+        before = _wakeups(pid)
+        time.sleep(3)
+        woke = _wakeups(pid) - before
+        assert woke <= 3, f"{woke} context switches in 3 s of nothing to do"
+        first = httpx.get(f"{s.base}/health", timeout=10).headers["date"]
+        time.sleep(1.1)
+        second = httpx.get(f"{s.base}/health", timeout=10).headers["date"]
+        assert first != second
+        assert abs(email.utils.parsedate_to_datetime(second).timestamp() - time.time()) < 5
+        time.sleep(1)
+        t0 = time.monotonic()
+        s.proc.send_signal(signal.SIGTERM)
+        assert s.proc.wait(timeout=WAIT_SECS) == 0, s.text()
+        took = time.monotonic() - t0
+    assert took < 5, f"SIGTERM took {took:.1f}s"

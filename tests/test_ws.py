@@ -63,6 +63,7 @@ STALL_QUEUE = 4
 SERVER_SCRIPT = r"""
 import logging, socket, sys
 import uvicorn
+from hvstat.api.transport import WebSocketProtocol
 from hvstat.app import create_app
 from hvstat.config import load_settings
 port, sndbuf, ping = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
@@ -72,7 +73,9 @@ sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 if sndbuf:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sndbuf)
 sock.bind(("127.0.0.1", port))
-config = uvicorn.Config(create_app(load_settings()), ws_ping_interval=ping, ws_ping_timeout=ping, log_level="info")
+# hvstat serve's WebSocket protocol and options (cli.py): the prebuilt-frame fast path is tested here too.
+config = uvicorn.Config(create_app(load_settings()), ws_ping_interval=ping, ws_ping_timeout=ping, log_level="info",
+                        ws=WebSocketProtocol, ws_per_message_deflate=False)
 uvicorn.Server(config).run(sockets=[sock])
 """
 

@@ -18,6 +18,7 @@ if signal.getsignal(signal.SIGHUP) is signal.SIG_DFL:
     signal.signal(signal.SIGHUP, _sighup_too_early)
 
 import argparse  # noqa: E402 - after the SIGHUP handler, on purpose
+import contextlib  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Callable  # noqa: E402
@@ -100,7 +101,7 @@ def _exit_cleanly(signum: int, frame: FrameType | None) -> None:
 def _serve(settings: Settings, reload_settings: Callable[[], Settings] | None = None) -> None:
     import uvicorn
 
-    from hvstat.api.transport import WebSocketProtocol, http_protocol
+    from hvstat.api.transport import QuietServer, WebSocketProtocol, http_protocol
     from hvstat.app import create_app
 
     if settings.remote_write.enabled:
@@ -131,7 +132,8 @@ def _serve(settings: Settings, reload_settings: Callable[[], Settings] | None = 
     # Python handler, not SIG_IGN, which child processes would inherit).
     signal.signal(signal.SIGTERM, _exit_cleanly)
     signal.signal(signal.SIGHUP, _sighup_too_early)
-    uvicorn.run(
+    # uvicorn.run, with uvicorn's Server replaced by one without a 10 Hz tick (api/transport.py).
+    config = uvicorn.Config(
         create_app(settings, reload_settings=reload_settings),
         host=settings.server.host,
         port=settings.server.port,
@@ -156,6 +158,11 @@ def _serve(settings: Settings, reload_settings: Callable[[], Settings] | None = 
         ws=WebSocketProtocol,
         http=http_protocol(settings.server.request_timeout),
     )
+    server = QuietServer(config)
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run()
+    if not server.started:
+        sys.exit(3)  # uvicorn's STARTUP_FAILURE: the lifespan's startup failed
 
 
 def _snapshot(settings: Settings, interval: float, pretty: bool) -> None:

@@ -44,7 +44,7 @@ import contextlib
 import gc
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import msgspec
@@ -118,11 +118,13 @@ class Frame:
     """One encoded message. ``data`` is what msgspec wrote; ``text`` is the same, decoded once,
     because an ASGI text frame takes a str."""
 
-    __slots__ = ("data", "text")
+    __slots__ = ("data", "text", "wire")
 
     def __init__(self, data: bytes) -> None:
         self.data = data
         self.text = data.decode()
+        # The whole WebSocket frame of it, made by the route on first send (api/ws.py).
+        self.wire: bytes | None = None
 
     @classmethod
     def of(cls, message: WsMessage) -> Frame:
@@ -189,7 +191,7 @@ class TopicError(Exception):
 class Client:
     """One connection as the hub sees it: its topics and its bounded queue of Frames."""
 
-    __slots__ = ("id", "peer", "topics", "guest_ids", "queue", "ended", "close_code", "close_reason")
+    __slots__ = ("id", "peer", "topics", "guest_ids", "queue", "ended", "close_code", "close_reason", "direct")
 
     def __init__(self, cid: int, peer: str, queue_size: int, topics: frozenset[str]) -> None:
         self.id, self.peer = cid, peer
@@ -200,6 +202,9 @@ class Client:
         self.ended = asyncio.Event()
         self.close_code: int | None = None
         self.close_reason = ""
+        # Set by the route when it can write a Frame to the socket at once (True: written): a
+        # Frame offered while nothing waits in the queue skips it, and the sender task's wake-up.
+        self.direct: Callable[[Frame], bool] | None = None
         self.set_topics(topics)
 
     def set_topics(self, topics: frozenset[str]) -> None:
@@ -287,6 +292,9 @@ class Hub:
 
     def _offer(self, client: Client, frame: Frame | Batch) -> None:
         if isinstance(frame, Reply) or client.queue.broadcast < self.queue_size:
+            direct = client.direct
+            if direct is not None and not isinstance(frame, Batch) and client.queue.empty() and direct(frame):
+                return
             client.queue.put_nowait(frame)
         else:
             self.dropped_slow += 1

@@ -47,7 +47,7 @@ import threading
 import time
 import zlib
 from array import array
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -545,6 +545,11 @@ class RollupWriter:
         self._db: sqlite3.Connection | None = None
         self._layout_ids: dict[str, int] = {}
         self._entities: dict[tuple[str, str], _Entity] = {}
+        # Per guest kind, the keys of its latest sample; and the entities that vanished from it,
+        # kept until their open buckets closed (at their end, as if a sample had come) and dropped
+        # then, so that a host with churning guests holds only the guests of the last day or so.
+        self._live: dict[str, set[str]] = {}
+        self._gone: dict[tuple[str, str], _Entity] = {}
         # Open buckets as the API sees them: guarded by _acc_lock (the writer changes them).
         self._acc_lock = threading.Lock()
         # Closed buckets not yet committed: (entity, tier, bucket, data).
@@ -680,10 +685,12 @@ class RollupWriter:
         elif isinstance(item, Alert):
             self._pending_alerts.append(item)
 
-    def _add(self, kind: str, rows: Iterable[tuple[str, str | None, float, Any]]) -> None:
+    def _add(self, kind: str, rows: Sequence[tuple[str, str | None, float, Any]]) -> None:
         values = self.kinds[kind].values
         b0 = self.tiers[0].bucket
         with self._acc_lock:
+            if kind != "node":
+                self._vanished(kind, rows)
             for key, name, ts, sample in rows:
                 e = self._entity(kind, key, name)
                 at = math.floor(ts / b0) * b0
@@ -695,6 +702,37 @@ class RollupWriter:
                         self._close(e, 0, acc)
                     acc = e.accs[0] = Acc(at, e.nfields)
                 acc.add(values(sample))
+
+    def _vanished(self, kind: str, rows: Sequence[tuple[str, str | None, float, Any]]) -> None:
+        """Note the entities of ``kind`` that left its sample, and close what is due of those that
+        left before: a bucket whose time is over is written as if a sample had closed it; an
+        entity without an open bucket is forgotten (caller holds _acc_lock)."""
+        live = {r[0] for r in rows}
+        before = self._live.get(kind)
+        if before is None:  # the first sample since start: open buckets restored from disk too
+            before = {key for k, key in self._entities if k == kind}
+        self._live[kind] = live
+        gone = self._gone
+        for key in before - live:
+            e = self._entities.get((kind, key))
+            if e is not None:
+                gone[(kind, key)] = e
+        if not gone:
+            return
+        for key in live:
+            gone.pop((kind, key), None)
+        now = self.clock()
+        for k, e in list(gone.items()):
+            if k[0] != kind:
+                continue
+            for ti, tier in enumerate(self.tiers):
+                acc = e.accs[ti]
+                if acc is not None and now >= acc.at + tier.bucket:
+                    e.accs[ti] = None
+                    self._close(e, ti, acc)
+            if all(a is None for a in e.accs):
+                del gone[k]
+                del self._entities[k]
 
     def _close(self, e: _Entity, tier: int, acc: Acc) -> None:
         """``acc`` of ``tier`` closed: pending for the disk, folded into the next tier's open bucket."""

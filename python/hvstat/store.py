@@ -81,6 +81,8 @@ class HistoryField:
     get: Callable[[Any], float | int | None]
     # A count (bytes): served as JSON integers (values and min/max; a mean stays a float).
     integer: bool = False
+    # The attribute ``get`` reads, when it reads just one (Kind reads all of those in one call).
+    attr: str | None = None
 
 
 def _network(attr: str) -> Callable[[NodeMetrics], float | None]:
@@ -119,7 +121,7 @@ def _pressure_some_avg10(resource: str) -> Callable[[NodeMetrics], float | None]
 
 NODE_HISTORY_FIELDS: tuple[HistoryField, ...] = (
     *(
-        HistoryField(n, attrgetter(n))
+        HistoryField(n, attrgetter(n), attr=n)
         for n in ("cpu_usage", "memory_usage", "disk_usage", "load_average_1m", "load_average_5m", "load_average_15m")
     ),
     # The CPU modes the dashboard stacks, from cpu.total.
@@ -132,7 +134,7 @@ NODE_HISTORY_FIELDS: tuple[HistoryField, ...] = (
     *(HistoryField(f"pressure_{r}_some_avg10", _pressure_some_avg10(r)) for r in ("cpu", "memory", "io")),
 )
 CONTAINER_HISTORY_FIELDS: tuple[HistoryField, ...] = tuple(
-    HistoryField(n, attrgetter(n), integer=n.endswith("_bytes"))
+    HistoryField(n, attrgetter(n), integer=n.endswith("_bytes"), attr=n)
     for n in (
         "cpu_usage_percent",
         "cpu_cores",
@@ -146,7 +148,7 @@ CONTAINER_HISTORY_FIELDS: tuple[HistoryField, ...] = tuple(
 )
 
 VM_HISTORY_FIELDS: tuple[HistoryField, ...] = tuple(
-    HistoryField(n, attrgetter(n), integer=n.endswith("_bytes"))
+    HistoryField(n, attrgetter(n), integer=n.endswith("_bytes"), attr=n)
     for n in (
         "cpu_usage_percent",
         "cpu_vcpu_percent",
@@ -160,7 +162,7 @@ VM_HISTORY_FIELDS: tuple[HistoryField, ...] = tuple(
 )
 # A user's sums (UserMetrics of the process sample), kept per user name: GET /api/users/{name}/history.
 USER_HISTORY_FIELDS: tuple[HistoryField, ...] = tuple(
-    HistoryField(n, attrgetter(n), integer=n.endswith("_bytes") or n in ("processes", "threads"))
+    HistoryField(n, attrgetter(n), integer=n.endswith("_bytes") or n in ("processes", "threads"), attr=n)
     for n in (
         "cpu_percent",
         "cpu_host_percent",
@@ -435,8 +437,13 @@ class Kind:
         self.field_index = {f.name: i for i, f in enumerate(fields)}
         self.integers = frozenset(f.name for f in fields if f.integer)
         self._getters = tuple(f.get for f in fields)
+        # Every field a plain attribute (guests, users): one attrgetter call reads them all.
+        attrs = [f.attr for f in fields]
+        self._all: Callable[[Any], tuple[Any, ...]] | None = attrgetter(*attrs) if len(attrs) > 1 and None not in attrs else None  # type: ignore[arg-type]  # no None: checked
 
     def values(self, sample: Any) -> list[float]:
+        if self._all is not None:
+            return [NAN if v is None else float(v) for v in self._all(sample)]
         out = []
         for get in self._getters:
             v = get(sample)

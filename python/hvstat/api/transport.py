@@ -13,6 +13,11 @@ by ``hvstat serve`` (docs/operations.md, "Security"):
   close frame is queued after what is waiting, and if the close handshake has not ended
   ``CLOSE_TIMEOUT_SECS`` later (or the keepalive ping timed out), the connection is reset
   (``SO_LINGER`` 0): the fd and the buffers are freed at once.
+
+And the server itself (``QuietServer``): uvicorn's ``Server`` wakes 10 times a second to look at
+its exit flag and to renew the ``Date`` header, which was most of what an idle ``hvstat serve``
+spent (bench/README.md, "Whole service"). Here the main loop sleeps until a signal (or code) sets
+``should_exit``, and the ``Date`` header is renewed by the request that finds it a second old.
 """
 
 from __future__ import annotations
@@ -20,22 +25,43 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import signal
 import socket
 import struct
 import sys
+import threading
+import time
 from collections.abc import Callable
+from email.utils import formatdate
 from typing import Any
 
 import h11
+import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
-from websockets.http11 import Response
+from websockets.http11 import Request, Response
+from websockets.protocol import State
 from websockets.typing import StatusLike
 
 from hvstat.models import ErrorBody, encoder
 
 # Seconds a WebSocket close handshake may take before the connection is reset.
 CLOSE_TIMEOUT_SECS = 5.0
+# The ASGI scope extension under which WebSocketProtocol offers ``write_frame`` to the route.
+WRITE_FRAME = "hvstat.write_frame"
+
+
+def text_frame(payload: bytes) -> bytes:
+    """``payload`` (UTF-8) as one whole WebSocket text frame as a server sends it (RFC 6455 5.2:
+    FIN, opcode 1, no mask): built once per message, written as is to every client."""
+    n = len(payload)
+    if n < 126:
+        head = struct.pack("!BB", 0x81, n)
+    elif n < 1 << 16:
+        head = struct.pack("!BBH", 0x81, 126, n)
+    else:
+        head = struct.pack("!BBQ", 0x81, 127, n)
+    return head + payload
 
 
 def reset(transport: asyncio.BaseTransport) -> None:
@@ -53,6 +79,91 @@ def _write_error(transport: asyncio.WriteTransport, status: int, phrase: str, er
     body = encoder.encode(ErrorBody(error=error, detail=detail))
     head = f"HTTP/1.1 {status} {phrase}\r\ncontent-type: application/json\r\ncontent-length: {len(body)}\r\nconnection: close\r\n\r\n"
     transport.write(head.encode() + body)
+
+
+class _Date:
+    """The ``Date`` header's value for the current second, made when a request finds it stale."""
+
+    second = -1
+    value = b""
+
+    @classmethod
+    def refresh(cls, headers: list[tuple[bytes, bytes]]) -> None:
+        """Renew the ``date`` entry of uvicorn's default headers in place (every protocol object
+        holds that very list; QuietServer sets it once and never replaces it)."""
+        if not headers or headers[0][0] != b"date":
+            return  # date_header off
+        now = int(time.time())
+        if now != cls.second:
+            cls.second, cls.value = now, formatdate(now, usegmt=True).encode()
+        if headers[0][1] is not cls.value:
+            headers[0] = (b"date", cls.value)
+
+
+class QuietServer(uvicorn.Server):
+    """uvicorn's Server without its 10 Hz main-loop tick (see the module docstring): ``main_loop``
+    awaits an event that setting ``should_exit`` sets (uvicorn's signal handler does, so does code
+    that stops a server). A process-directed signal may land on a worker thread while the event
+    loop sleeps in epoll: the loop is woken through ``signal.set_wakeup_fd`` (asyncio's own, when a
+    ``loop.add_signal_handler`` installed one, as the SIGHUP reloader does; else a socket pair of
+    this server's), so the Python handler runs at once. ``limit_max_requests`` and
+    ``callback_notify``, which need the tick, are not supported (hvstat sets neither)."""
+
+    _exit_event: asyncio.Event | None = None
+    _loop: asyncio.AbstractEventLoop | None = None
+    _exit_flag = False
+
+    @property  # uvicorn's plain attribute, made a property that wakes the loop
+    def should_exit(self) -> bool:
+        return self._exit_flag
+
+    @should_exit.setter
+    def should_exit(self, value: bool) -> None:
+        self._exit_flag = value
+        if value and self._loop is not None and self._exit_event is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._exit_event.set)
+
+    async def main_loop(self) -> None:
+        assert self.config.limit_max_requests is None and self.config.callback_notify is None
+        self._loop = asyncio.get_running_loop()
+        self._exit_event = asyncio.Event()
+        await self.on_tick(0)  # the default headers, once: _Date.refresh keeps their Date current
+        with self._signal_wakeup():
+            if not self.should_exit:
+                await self._exit_event.wait()
+
+    @contextlib.contextmanager
+    def _signal_wakeup(self) -> Any:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        assert self._loop is not None
+        r, w = socket.socketpair()
+        r.setblocking(False)
+        w.setblocking(False)
+        old = signal.set_wakeup_fd(w.fileno(), warn_on_full_buffer=False)
+        if old != -1:  # asyncio's (loop.add_signal_handler): it wakes the loop already
+            signal.set_wakeup_fd(old)
+            r.close()
+            w.close()
+            yield
+            return
+
+        def drain() -> None:
+            with contextlib.suppress(OSError):
+                while r.recv(4096):
+                    pass
+
+        self._loop.add_reader(r.fileno(), drain)
+        try:
+            yield
+        finally:
+            current = signal.set_wakeup_fd(-1)
+            if current != w.fileno():
+                signal.set_wakeup_fd(current)  # somebody else's since: theirs stays
+            self._loop.remove_reader(r.fileno())
+            r.close()
+            w.close()
 
 
 def http_protocol(request_timeout: float) -> type[H11Protocol]:
@@ -79,6 +190,7 @@ def http_protocol(request_timeout: float) -> type[H11Protocol]:
             super().connection_lost(exc)
 
         def data_received(self, data: bytes) -> None:
+            _Date.refresh(self.server_state.default_headers)
             super().data_received(data)
             # Upgraded to a WebSocket (the WebSocket protocol has its own timers), or the request is in.
             if self.transport.get_protocol() is not self or self.conn.their_state in (h11.DONE, h11.MUST_CLOSE, h11.CLOSED):
@@ -165,6 +277,30 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
             # uvicorn's timer closes the transport, which waits for the unsent data to leave first.
             self.close_timer.cancel()
             self.close_timer = self.loop.call_later(self.close_timeout, self._reset)
+
+    def handle_connect(self, event: Request) -> None:
+        super().handle_connect(event)
+        scope = getattr(self, "scope", None)  # set unless the handshake was refused
+        if scope is not None:
+            scope["extensions"][WRITE_FRAME] = self.write_frame
+
+    def write_frame(self, frame: bytes) -> bool:
+        """Write a whole frame built by ``text_frame`` now, if the connection is open and its
+        transport takes data without waiting (the route's fast path: no per-client encoding, no
+        ASGI message); False: the caller sends it the ASGI way, which waits for room."""
+        if (
+            self.handshake_complete
+            and self.initial_response is None
+            and not self.close_sent
+            and not self.disconnected
+            and self.writable.is_set()
+            and self.conn.state is State.OPEN
+            and not self.conn.extensions  # frames as built here: no permessage-deflate
+            and not self.transport.is_closing()
+        ):
+            self.transport.write(frame)
+            return True
+        return False
 
     def send_receive_event_to_app(self) -> None:
         # A text message that is not UTF-8 is the client's error: closed 1007 (invalid data) as

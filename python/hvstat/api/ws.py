@@ -3,6 +3,8 @@
 Per connection, three things run together and end together: a sender that moves Frames from the
 client's bounded queue to the socket, a receiver that hands what the client sends to the hub, and
 a watch on the hub letting go of the client (too slow). The first to finish cancels the others.
+Under ``hvstat serve`` each Frame goes out as one WebSocket frame built once for every client
+(``_Writer``): written straight to the socket, by the hub itself when the client's queue is empty.
 A sender stuck on a socket that does not drain is cancelled before it wrote anything, so the close
 frame can follow. Keepalive pings are uvicorn's (``ws_ping_interval`` / ``ws_ping_timeout``, 20 s
 each by default): a peer that stops answering is disconnected by the server, which ends the
@@ -15,6 +17,7 @@ import asyncio
 import contextlib
 import inspect
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -22,7 +25,8 @@ from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket
 
 from hvstat.api.auth import authenticate_websocket
-from hvstat.hub import CLOSE_TOO_MANY, Batch, Client, Hub
+from hvstat.api.transport import WRITE_FRAME, text_frame
+from hvstat.hub import CLOSE_TOO_MANY, Batch, Client, Frame, Hub
 from hvstat.models import CLIENT_MESSAGES, SERVER_MESSAGES
 from hvstat.state import AppState
 
@@ -33,14 +37,40 @@ log = logging.getLogger(__name__)
 CLOSE_TIMEOUT_SECS = 5.0
 
 
-async def _send(websocket: WebSocket, client: Client) -> None:
+def _wire(frame: Frame) -> bytes:
+    wire = frame.wire
+    if wire is None:
+        wire = frame.wire = text_frame(frame.data)
+    return wire
+
+
+class _Writer:
+    """The fast path of one connection (api/transport.WebSocketProtocol.write_frame): a Frame's
+    prebuilt WebSocket frame written to the socket at once, by the hub when nothing waits in the
+    client's queue (``Client.direct``) and by the sender task otherwise; a socket that has no room
+    takes the ASGI way, which waits for it. ``busy`` while the sender waits so: nothing may
+    overtake that frame."""
+
+    __slots__ = ("write", "busy")
+
+    def __init__(self, write: Callable[[bytes], bool]) -> None:
+        self.write = write
+        self.busy = False
+
+    def __call__(self, frame: Frame) -> bool:
+        return not self.busy and self.write(_wire(frame))
+
+
+async def _send(websocket: WebSocket, client: Client, writer: _Writer | None) -> None:
     while True:
         item = await client.next()
-        if isinstance(item, Batch):
-            for frame in item:
+        for frame in item if isinstance(item, Batch) else (item,):
+            if writer is None:
                 await websocket.send_text(frame.text)
-        else:
-            await websocket.send_text(item.text)
+            elif not writer.write(_wire(frame)):
+                writer.busy = True
+                await websocket.send_text(frame.text)
+                writer.busy = False
 
 
 async def _receive(websocket: WebSocket, hub: Hub, client: Client) -> None:
@@ -69,7 +99,10 @@ async def ws_endpoint(websocket: WebSocket) -> None:
         # Accept-then-close rather than an HTTP 503: a browser sees the code and the reason.
         await websocket.close(CLOSE_TOO_MANY, f"too many clients (max_ws_clients = {hub.max_clients}); try again later")
         return
-    sender = asyncio.create_task(_send(websocket, client), name=f"ws-send-{client.id}")
+    write = websocket.scope.get("extensions", {}).get(WRITE_FRAME)  # hvstat serve's protocol; not in TestClient
+    writer = _Writer(write) if write is not None else None
+    client.direct = writer
+    sender = asyncio.create_task(_send(websocket, client, writer), name=f"ws-send-{client.id}")
     receiver = asyncio.create_task(_receive(websocket, hub, client), name=f"ws-receive-{client.id}")
     ended = asyncio.create_task(client.ended.wait(), name=f"ws-ended-{client.id}")
     tasks = (sender, receiver, ended)

@@ -74,7 +74,10 @@ pub enum Shape {
     Records,
 }
 
-const INITIAL_CAPACITY: usize = 4096;
+/// Most files a sampler keeps open per guest or process are a few hundred bytes (cgroup.procs,
+/// cpu.stat, the pressure files, /proc/<pid>/stat): a page each was ~80 KB of buffers per container
+/// (~80 MB with 1000 of them). A bigger file grows its buffer on its first reads and keeps it.
+const INITIAL_CAPACITY: usize = 512;
 /// No file hvstat reads is near this; past it something is wrong and we stop growing.
 const MAX_CAPACITY: usize = 64 << 20;
 

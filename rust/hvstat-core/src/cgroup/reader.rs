@@ -5,10 +5,17 @@
 //! (microsecond CPU time), the pressure files and cgroup.events from it, since those work without
 //! v2 controllers. The reader keeps its previous raw reading, so the caller's model (a pure function
 //! of current and previous, see [`super::model`]) gets both.
+//!
+//! Limits are read less often than counters: `cpu.max` (v1 `cpu.cfs_quota_us` and
+//! `cpu.cfs_period_us`), `memory.max` (v1 `memory.limit_in_bytes`) and `pids.max` change only when
+//! somebody changes the limit, so a reader reads them on its first reading and then at most every
+//! [`LIMITS_EVERY`] (each reader at its own phase, spread by its path, so 1000 guests made at once
+//! do not all re-read on one tick), and whenever the previous read of one failed. Every counter
+//! (CPU, memory usage and stat, I/O, pids.current, pressure, events) is read on every reading.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::discover::Hierarchies;
 use super::sampler::{IoDevice, RawContainer};
@@ -182,6 +189,18 @@ fn get<T>(slot: &mut Slot, parser: impl FnOnce(&[u8]) -> ParseResult<T>, field: 
     }
 }
 
+/// How stale a limit may be: a reader re-reads its limit files when this long has passed since it
+/// last read them (docs/metrics.md, "How fresh each value is").
+pub const LIMITS_EVERY: Duration = Duration::from_secs(30);
+
+/// The limits of the last read of the limit files.
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    cpu_quota: Option<(Limit, u64)>,
+    memory_limit: Option<Limit>,
+    pids_max: Option<Limit>,
+}
+
 /// One cgroup's kept-open files and its previous raw reading.
 pub struct CgroupReader {
     /// The cgroup path (as /proc/<pid>/cgroup shows it).
@@ -189,11 +208,19 @@ pub struct CgroupReader {
     coverage: Coverage,
     files: Files,
     previous: Option<RawContainer>,
+    /// The limits and when they count as read (spread by the path on the first reading).
+    limits: Option<(Instant, Limits)>,
+}
+
+/// Where in [`LIMITS_EVERY`] a reader's limit reads fall: a hash of its path (FNV-1a).
+fn phase(path: &str) -> Duration {
+    let h = path.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3));
+    Duration::from_millis(h % LIMITS_EVERY.as_millis() as u64)
 }
 
 impl CgroupReader {
     pub fn new(h: &Hierarchies, path: &str, coverage: Coverage) -> CgroupReader {
-        CgroupReader { path: path.to_owned(), coverage, files: Files::new(h, path, coverage), previous: None }
+        CgroupReader { path: path.to_owned(), coverage, files: Files::new(h, path, coverage), previous: None, limits: None }
     }
 
     pub fn path(&self) -> &str {
@@ -215,6 +242,7 @@ impl CgroupReader {
     pub fn reopen(&mut self, h: &Hierarchies) {
         self.files = Files::new(h, &self.path, self.coverage);
         self.previous = None;
+        self.limits = None;
     }
 
     /// Build the caller's model from `raw` and the previous reading, then keep `raw` as the
@@ -266,15 +294,22 @@ impl CgroupReader {
             (None, Some(c)) => (c.nr_periods, c.nr_throttled, c.throttled_usec),
             _ => (None, None, None),
         };
-        raw.cpu_quota = match (get(&mut f.cpu_max, v2::parse_cpu_max, "cpu_limit", e), get(&mut f.cfs_quota, v1::parse_cfs_quota, "cpu_limit", e)) {
-            (Some(m), _) => Some((m.quota_usec, m.period_usec)),
-            (None, Some(q)) => get(&mut f.cfs_period, single_u64, "cpu_limit", e).map(|p| (q, p)),
-            _ => None,
-        };
         read_state(f, &mut raw, e);
-        read_memory(f, &mut raw, e);
+        let memory = read_memory(f, &mut raw, e);
         raw.pids_current = get(&mut f.pids_current, single_u64, "pids", e);
-        raw.pids_max = get(&mut f.pids_max, v2::parse_limit, "pids", e);
+        let now = raw.at.unwrap_or_else(Instant::now);
+        let limits = match self.limits {
+            Some((at, limits)) if now.saturating_duration_since(at) < LIMITS_EVERY => limits,
+            cached => {
+                let before = e.len();
+                let limits = read_limits(f, memory, e);
+                // A failed read is tried again next time; the first reading's time is moved back
+                // by the path's phase, so that readers made together spread their next reads.
+                self.limits = (e.len() == before).then(|| (if cached.is_none() { now.checked_sub(phase(&self.path)).unwrap_or(now) } else { now }, limits));
+                limits
+            }
+        };
+        (raw.cpu_quota, raw.memory_limit, raw.pids_max) = (limits.cpu_quota, limits.memory_limit, limits.pids_max);
         if !own_procs {
             tighten_from_inner(f, &mut raw);
         }
@@ -333,6 +368,30 @@ fn tighter_quota(own: Option<(Limit, u64)>, inner: (Limit, u64)) -> (Limit, u64)
     }
 }
 
+/// The limit files (see the module comment for how often); `memory` says which memory files
+/// [`read_memory`] found.
+fn read_limits(f: &mut Files, memory: Memory, e: &mut Vec<(&'static str, String)>) -> Limits {
+    let cpu_quota = match (get(&mut f.cpu_max, v2::parse_cpu_max, "cpu_limit", e), get(&mut f.cfs_quota, v1::parse_cfs_quota, "cpu_limit", e)) {
+        (Some(m), _) => Some((m.quota_usec, m.period_usec)),
+        (None, Some(q)) => get(&mut f.cfs_period, single_u64, "cpu_limit", e).map(|p| (q, p)),
+        _ => None,
+    };
+    let memory_limit = match memory {
+        Memory::V2 => get(&mut f.memory_max, v2::parse_limit, "memory_limit", e),
+        Memory::V1 => get(&mut f.memory_limit_v1, v1::parse_memory_limit, "memory_limit", e),
+        Memory::None => None,
+    };
+    Limits { cpu_quota, memory_limit, pids_max: get(&mut f.pids_max, v2::parse_limit, "pids", e) }
+}
+
+/// Which memory files a reading found.
+#[derive(Debug, Clone, Copy)]
+enum Memory {
+    V2,
+    V1,
+    None,
+}
+
 /// Populated and frozen from cgroup.events, and frozen from the v1 freezer where there is one.
 fn read_state(f: &mut Files, raw: &mut RawContainer, e: &mut Vec<(&'static str, String)>) {
     if let Some(events) = get(&mut f.events, v2::parse_events, "state", e) {
@@ -346,10 +405,9 @@ fn read_state(f: &mut Files, raw: &mut RawContainer, e: &mut Vec<(&'static str, 
 }
 
 /// Memory: v2 files, else v1 (preferring the hierarchical total_* keys of memory.stat).
-fn read_memory(f: &mut Files, raw: &mut RawContainer, e: &mut Vec<(&'static str, String)>) {
+fn read_memory(f: &mut Files, raw: &mut RawContainer, e: &mut Vec<(&'static str, String)>) -> Memory {
     if let Some(cur) = get(&mut f.memory_current, single_u64, "memory", e) {
         raw.memory_usage = Some(cur);
-        raw.memory_limit = get(&mut f.memory_max, v2::parse_limit, "memory_limit", e);
         if let Some(s) = get(&mut f.memory_stat_v2, v2::parse_memory_stat, "memory", e) {
             raw.memory_inactive_file = s.inactive_file;
             raw.memory_rss = s.anon;
@@ -357,9 +415,9 @@ fn read_memory(f: &mut Files, raw: &mut RawContainer, e: &mut Vec<(&'static str,
         }
         raw.memory_swap = get(&mut f.swap_current, single_u64, "memory_swap", e);
         raw.oom_kills = get(&mut f.memory_events, v2::parse_memory_events, "memory", e).and_then(|m| m.oom_kill);
+        Memory::V2
     } else if let Some(usage) = get(&mut f.memory_usage_v1, single_u64, "memory", e) {
         raw.memory_usage = Some(usage);
-        raw.memory_limit = get(&mut f.memory_limit_v1, v1::parse_memory_limit, "memory_limit", e);
         if let Some(s) = get(&mut f.memory_stat_v1, v1::parse_memory_stat, "memory", e) {
             raw.memory_inactive_file = s.total_inactive_file.or(s.inactive_file);
             raw.memory_rss = s.total_rss.or(s.rss);
@@ -368,6 +426,9 @@ fn read_memory(f: &mut Files, raw: &mut RawContainer, e: &mut Vec<(&'static str,
         // memsw counts memory + swap (only with swap accounting on).
         raw.memory_swap = get(&mut f.memsw_usage, single_u64, "memory_swap", e).map(|sw| sw.saturating_sub(usage));
         raw.oom_kills = get(&mut f.oom_control, v1::parse_oom_control, "memory", e).and_then(|o| o.oom_kill);
+        Memory::V1
+    } else {
+        Memory::None
     }
 }
 
@@ -416,4 +477,56 @@ fn read_io(f: &mut Files, e: &mut Vec<(&'static str, String)>) -> Option<Vec<IoD
         }
     }
     Some(by_dev.into_values().collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn guest(dir: &Path) -> (Hierarchies, CgroupReader) {
+        let g = dir.join("cg/guest");
+        std::fs::create_dir_all(&g).unwrap();
+        for (file, text) in [("cgroup.procs", "1\n"), ("memory.current", "100\n"), ("memory.max", "1000\n"), ("pids.max", "max\n"), ("cpu.max", "50000 100000\n")] {
+            std::fs::write(g.join(file), text).unwrap();
+        }
+        let mounts = crate::procfs::mountinfo::parse(b"31 30 0:27 / /cg rw - cgroup2 cgroup2 rw\n").unwrap();
+        let h = Hierarchies::from_mounts(&mounts, dir);
+        let r = CgroupReader::new(&h, "/guest", Coverage::Container);
+        (h, r)
+    }
+
+    #[test]
+    fn limits_are_read_first_then_at_most_every_limits_every_and_after_a_failure() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_h, mut r) = guest(dir.path());
+        let max = dir.path().join("cg/guest/memory.max");
+        let first = r.read(|_, _| ());
+        assert_eq!(first.memory_limit, Some(Limit::Value(1000)));
+        assert_eq!(first.pids_max, Some(Limit::Max));
+        assert_eq!(first.cpu_quota, Some((Limit::Value(50_000), 100_000)));
+        // Changed within LIMITS_EVERY: the reading keeps the limit it read; the counters are new.
+        std::fs::write(&max, "2000\n").unwrap();
+        std::fs::write(dir.path().join("cg/guest/memory.current"), "150\n").unwrap();
+        let second = r.read(|_, _| ());
+        assert_eq!((second.memory_usage, second.memory_limit), (Some(150), Some(Limit::Value(1000))));
+        // LIMITS_EVERY later: read again.
+        let (_, limits) = r.limits.unwrap();
+        r.limits = Some((Instant::now() - LIMITS_EVERY, limits));
+        assert_eq!(r.read(|_, _| ()).memory_limit, Some(Limit::Value(2000)));
+        // A failed read is not kept: the next reading reads again.
+        r.limits = Some((Instant::now() - LIMITS_EVERY, limits));
+        std::fs::write(&max, "lots\n").unwrap();
+        let bad = r.read(|_, _| ());
+        assert_eq!(bad.memory_limit, None);
+        assert!(bad.errors.iter().any(|(field, _)| *field == "memory_limit"), "{:?}", bad.errors);
+        assert!(r.limits.is_none());
+        std::fs::write(&max, "3000\n").unwrap();
+        assert_eq!(r.read(|_, _| ()).memory_limit, Some(Limit::Value(3000)));
+    }
+
+    #[test]
+    fn readers_made_together_spread_their_limit_reads() {
+        let phases: std::collections::BTreeSet<Duration> = (0..100).map(|i| phase(&format!("/docker/{i:064x}"))).collect();
+        assert!(phases.len() > 90 && phases.iter().all(|p| *p < LIMITS_EVERY));
+    }
 }
