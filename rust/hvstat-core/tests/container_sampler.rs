@@ -207,9 +207,11 @@ fn pure_v2_podman_crun_limits_live_in_the_container_sub_cgroup() {
     assert!(own["cpu_limit_cores"].is_null());
     assert_eq!(own["memory_limit_bytes"], "max");
     assert_eq!(own["pids_max"], "max");
-    // The scope's own limit, when tighter, wins.
+    // The scope's own limit, when tighter, wins. (A new sampler: a running one reads limit files
+    // again only every LIMITS_EVERY.)
     write(&format!("sys/fs/cgroup/machine.slice/libpod-{crun}.scope/memory.max"), "268435456\n");
     write(&format!("sys/fs/cgroup/machine.slice/libpod-{crun}.scope/cpu.max"), "20000 100000\n");
+    let mut s = ContainerSampler::new(ContainerConfig { proc_root: r.join("proc"), sys_root: r.join("sys"), rootfs: r.to_path_buf(), ..Default::default() });
     let v = sample(&mut s);
     let c = by_id(&v, &crun);
     assert_eq!(c["memory_limit_bytes"], 268435456u64);
