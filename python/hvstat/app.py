@@ -186,6 +186,7 @@ async def running(settings: Settings, reload_settings: Callable[[], Settings] | 
         kinds=[k for k in KINDS if k.plural in sources],
         processes_top=settings.processes.top if "processes" in sources else None,
         node_name=identity.name,
+        fleet=settings.fleet.query_url is not None,
     )
     notifiers = build_notifiers(settings.alerts, version=__version__) if settings.alerts.enabled else []
     alerts = alert_engine(settings, hub, notifiers, clock_watch)

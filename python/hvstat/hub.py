@@ -235,6 +235,7 @@ class Hub:
         kinds: Sequence[GuestKind[Any, Any]] = KINDS,
         node_name: str | None = None,
         processes_top: int | None = None,
+        fleet: bool = False,
     ) -> None:
         self.store = store
         self.version = version
@@ -246,6 +247,8 @@ class Hub:
         # How many processes a ``Processes`` message carries ([processes] top); None: the process
         # source does not run, and its topics answer "process monitoring is disabled".
         self.processes_top = processes_top
+        # Told in the hello: the dashboard shows its Fleet switch without probing the route.
+        self.fleet = fleet
         self._clients: dict[int, Client] = {}
         self._next_id = 0
         # The hello is the same for everyone who connects between two ticks: encode it once.
@@ -313,6 +316,7 @@ class Hub:
                 node_id=self.node_id,
                 topics=sorted(DEFAULT_TOPICS),
                 queue_size=self.queue_size,
+                fleet=self.fleet,
                 node=self.store.node,
                 # Each kind's list under its plural ("containers": a ContainerList, "vms": a VmList).
                 **{k.plural: k.listing(sample) for k, sample in by_kind.items() if sample is not None},  # type: ignore[arg-type]  # names computed per kind: mypy sees dict[str, Wire]

@@ -643,6 +643,8 @@ class HelloMessage(WsMessage, tag="hello", kw_only=True):
     node_id: str
     topics: list[str]
     queue_size: int
+    # This server serves the fleet view (``[fleet] query_url`` set: ``GET /api/fleet/nodes``).
+    fleet: bool = False
     node: NodeMetrics | None = None
     containers: ContainerList | None = None
     vms: VmList | None = None

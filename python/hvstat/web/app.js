@@ -770,6 +770,7 @@ async function getJSON(url, quiet404 = false) {
 
 function onHello(m) {
   state.hello = m;
+  fleet.onHello(m);
   setText($("node-name"), m.node_id);
   document.title = `${m.node_id} \u00b7 hvstat`;
   $("node-name").title = `hvstat ${m.version}`;
@@ -878,4 +879,4 @@ $("retry-now").addEventListener("click", () => live.retryNow());
 live.setTopics(BASE_TOPICS);
 live.start();
 route();
-startFleet({ token });
+const fleet = startFleet({ token });

@@ -127,9 +127,12 @@ export function startFleet({ token }) {
 
   $("fleet-filter").addEventListener("input", (e) => table.setFilter(e.target.value));
   window.addEventListener("hashchange", route);
-  // The switch shows when this server has a fleet view (anything but a 404), then the route.
-  fetchNodes().then(({ status }) => {
-    $("views").hidden = status === 404;
-    route();
-  });
+  // The server's hello says whether it has a fleet view (no probe of the route, whose 404 would be
+  // an error in the console); the switch shows then, and the route follows the hash.
+  return {
+    onHello(hello) {
+      $("views").hidden = !hello.fleet;
+      route();
+    },
+  };
 }
