@@ -89,7 +89,9 @@ def top_in_tmux(workdir: Path, argv: list[str], width: int, height: int) -> Iter
     # Without the HVSTAT_BENCH_* variables of bench/containers.py --exec (hvstat refuses unknown HVSTAT_ ones).
     # top runs as the shell's child (no job control in sh -c: it stays in the terminal's
     # foreground group) so that the pane outlives it: if top dies, its last words stay readable.
-    shell = f"env -u HVSTAT_BENCH_N -u HVSTAT_BENCH_VARIANT TERM=xterm-256color {cmd} & echo $! > {pidfile}; wait $!; echo TOP-EXITED $?; sleep 3600"
+    # Its stdin is the terminal, passed as fd 3: sh gives a background command /dev/null.
+    shell = (f"exec 3<&0; env -u HVSTAT_BENCH_N -u HVSTAT_BENCH_VARIANT TERM=xterm-256color {cmd} <&3 3<&- & "
+             f"echo $! > {pidfile}; wait $!; echo TOP-EXITED $?; sleep 3600")
     subprocess.run(["tmux", "-S", sock, "new-session", "-d", "-s", "b", "-x", str(width), "-y", str(height), shell], check=True)
     try:
         deadline = time.monotonic() + 30

@@ -487,3 +487,12 @@ def test_top_shows_a_failing_source_in_the_banner(tmp_path: Path) -> None:
         s = t.wait("top exited", lambda s: "TOP-EXITED" in s)
         assert "TOP-EXITED 0" in s, s
         assert re.search(r"hvstat top: \d+ warning\(s\) while running; the last: sources\.vms_libvirt", s), s
+
+
+@pytest.mark.unit
+def test_top_without_a_terminal_says_so() -> None:
+    """Without a terminal (stdin from /dev/null, stdout a pipe), top refuses with a clear error
+    instead of spinning on end-of-file: a whole core, found by the benchmark."""
+    p = subprocess.run([*hvstat_exe(), "top", "--direct"], stdin=subprocess.DEVNULL, capture_output=True, text=True, env=clean_env(), timeout=30)
+    assert p.returncode == 2, p
+    assert "needs a terminal" in p.stderr and "hvstat snapshot" in p.stderr, p.stderr

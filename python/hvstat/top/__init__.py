@@ -13,6 +13,11 @@ from hvstat.settings import Settings
 
 
 def top_command(settings: Settings, args: argparse.Namespace) -> int:
+    # A full-screen program without a terminal: Textual would read end-of-file from a non-terminal
+    # stdin in a busy loop (a whole core) and draw into a pipe.
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        print("hvstat top: needs a terminal (stdin and stdout); for one sample as JSON use `hvstat snapshot`", file=sys.stderr)
+        return 2
     from hvstat.top.feed import DirectFeed, ServerFeed, default_url, server_answers, ssl_context
 
     token = args.token or os.environ.get("HVSTAT_TOKEN") or (settings.server.tokens[0] if settings.server.tokens else None)
