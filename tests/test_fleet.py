@@ -325,7 +325,10 @@ def test_nodes_and_history_from_known_series(engine: engines.Engine) -> None:
     assert h.series["disk_usage"] == [None] * 6 + [30.0, 30.0, 30.0]
     # No step: at most 300 steps; an unknown node: 404; too many points: 400.
     h = _run(history("alpha", base - 3000, t2, None, ["load_average_1m"]))
-    assert h.step == math.ceil(3020 / 300) and len(h.timestamps) == len(h.series["load_average_1m"]) == math.floor(3020 / h.step) + 1
+    # The points are the step's multiples within the range: 274 or 275 of them, by where they fall.
+    multiples = math.floor(t2 / h.step) - math.ceil((base - 3000) / h.step) + 1
+    assert h.step == math.ceil(3020 / 300) and len(h.timestamps) == len(h.series["load_average_1m"]) == multiples
+    assert all(t % h.step == 0 and base - 3000 <= t <= t2 for t in h.timestamps)
     with pytest.raises(Exception, match="no such node"):
         _run(history("nobody", base, t2, 5, ["cpu_usage"]))
     with pytest.raises(Exception, match="too many points"):
