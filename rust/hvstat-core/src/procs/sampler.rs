@@ -341,12 +341,7 @@ struct Row {
 
 /// Half the soft RLIMIT_NOFILE, in fds: the rest stays for sockets, the other samplers and Python.
 fn fd_budget() -> usize {
-    let mut r = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: a valid out-pointer.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) } != 0 {
-        return 0;
-    }
-    usize::try_from(r.rlim_cur / 2).unwrap_or(usize::MAX)
+    read::soft_nofile() / 2
 }
 
 fn unix_now() -> f64 {
